@@ -1,0 +1,1 @@
+"""Apache Beam pipelines: thin DoFns and composite PTransforms around ``wwm_core``."""

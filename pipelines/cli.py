@@ -1,0 +1,190 @@
+"""The ``wwm`` command: ``wwm run`` (the Beam pipeline) and ``wwm inspect`` (decode its output).
+
+Flags are named as in Google's create_pretraining_data.py where one exists. Anything ``wwm run``
+does not know is handed to Beam's PipelineOptions (``--runner``, ``--project``, ...).
+"""
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import sys
+
+from wwm_core.config import RunConfig
+from wwm_core.instances import RECIPES
+from wwm_core.segmentation import SEGMENTERS, SegmenterError, load_segmenter
+from wwm_core.text import INPUT_FORMATS
+from wwm_core.vocab import Vocab, bundled_vocab_bytes
+
+log = logging.getLogger("wwm")
+AUTO_SHARD_INPUT_BYTES = 32 * 1024 * 1024  # ~32 MB of text per shard keeps a bucket's memory bounded
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: printed without a traceback, exit status 2."""
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wwm run", description="Chinese text -> whole-word-masked BERT pretraining TFRecords. "
+        "Unknown flags go to Apache Beam (e.g. --runner, --direct_num_workers, --project).")
+    defaults = RunConfig(input_patterns=("-",), output="-")
+    add = parser.add_argument
+    add("--input", required=True, action="append", help="file glob, local or gs://; may be repeated")
+    add("--output", required=True, help="output folder or gs:// prefix")
+    add("--input_format", choices=INPUT_FORMATS, default=defaults.input_format,
+        help="text: one sentence a line, blank line between documents; jsonl: one JSON document a line")
+    add("--text_field", default=defaults.text_field, help="jsonl: the field holding the document text")
+    add("--vocab_file", help="BERT vocab.txt (local or gs://); default: the bundled vocabulary, whose "
+        "ids do NOT match released checkpoints")
+    add("--do_lower_case", type=_bool, default=defaults.do_lower_case)
+    add("--opencc_config", default=defaults.opencc_config, help="OpenCC config (t2s, tw2s, hk2s, ...) or none")
+    add("--segmenter", choices=SEGMENTERS, default=defaults.segmenter)
+    add("--ltp_model", help="LTP legacy perceptron CWS model file or release folder (local or gs://)")
+    add("--recipe", choices=RECIPES, default=defaults.recipe)
+    add("--max_seq_length", type=int, default=defaults.max_seq_length)
+    add("--max_predictions_per_seq", type=int, default=defaults.max_predictions_per_seq)
+    add("--masked_lm_prob", type=float, default=defaults.masked_lm_prob)
+    add("--short_seq_prob", type=float, default=defaults.short_seq_prob)
+    add("--dupe_factor", type=int, default=defaults.dupe_factor)
+    add("--random_seed", type=int, default=defaults.random_seed)
+    add("--num_shards", type=int, default=defaults.num_shards,
+        help="output shards (= buckets of documents); 0 picks one per ~32 MB of input")
+    add("--max_document_chars", type=int, default=defaults.max_document_chars,
+        help="longer documents are filtered (counted as documents_filtered.too_long)")
+    add("--overwrite", action="store_true", help="replace the output of an earlier run in --output")
+    return parser
+
+
+def _config_from_args(args) -> RunConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)
+              if hasattr(args, f.name) and f.name not in ("input_patterns",)}
+    try:
+        return RunConfig(input_patterns=tuple(args.input), **values)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def _load_vocab(vocab_file) -> Vocab:
+    from pipelines.io_utils import read_bytes
+
+    try:
+        return Vocab.from_bytes(read_bytes(vocab_file) if vocab_file else bundled_vocab_bytes())
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot use --vocab_file {vocab_file}: {error}") from error
+
+
+def _check_segmenter(config: RunConfig) -> None:
+    """Loads the segmenter once here, so a bad model fails before any worker starts."""
+    from pipelines.io_utils import stage_locally
+
+    try:
+        model = None
+        if config.segmenter == "ltp" and config.ltp_model:
+            model = stage_locally(config.ltp_model)
+        load_segmenter(config.segmenter, ltp_model_file=model)
+    except (SegmenterError, OSError) as error:
+        raise UsageError(str(error)) from error
+
+
+def _input_bytes(patterns) -> int:
+    from apache_beam.io.filesystems import FileSystems
+
+    total = 0
+    for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
+        if not result.metadata_list:
+            raise UsageError(f"--input {pattern!r} matches no file")
+        total += sum(m.size_in_bytes for m in result.metadata_list)
+    return total
+
+
+def _prepare_output(output: str, *, overwrite: bool) -> None:
+    from apache_beam.io.filesystems import FileSystems
+    from pipelines import generate_pipeline as gp
+    from pipelines.io_utils import join
+
+    earlier = [m.path for pattern in (join(output, gp.MANIFEST), join(output, "part-*"),
+                                      join(output, gp.VOCAB), join(output, gp.DEAD_LETTER, "*"))
+               for m in FileSystems.match([pattern])[0].metadata_list]
+    if earlier and not overwrite:
+        raise UsageError(f"{output} already holds the output of a run ({len(earlier)} files); "
+                         "pass --overwrite to replace it, or choose another --output")
+    if earlier:
+        log.info("removing %d files of an earlier run in %s", len(earlier), output)
+        FileSystems.delete(earlier)
+
+
+def run(argv) -> dict:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    from pipelines.generate_pipeline import build_pipeline, accounting
+
+    args, beam_args = run_parser().parse_known_args(argv)
+    config = _config_from_args(args)
+    vocab = _load_vocab(config.vocab_file)
+    _check_segmenter(config)
+    input_bytes = _input_bytes(config.input_patterns)
+    num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
+    config = dataclasses.replace(config, num_shards=num_shards)
+    _prepare_output(config.output, overwrite=args.overwrite)
+
+    options = PipelineOptions(beam_args)
+    if options.view_as(StandardOptions).runner is None:
+        # The local runner. Naming it skips Beam's attempt to fetch the Prism runner binary.
+        options.view_as(StandardOptions).runner = "DirectRunner"
+    log.info("reading %d bytes from %s into %d shards at %s", input_bytes, ", ".join(config.input_patterns),
+             num_shards, config.output)
+    with beam.Pipeline(options=options) as pipeline:
+        build_pipeline(pipeline, config=config, vocab=vocab, num_shards=num_shards)
+
+    from pipelines.io_utils import join, read_bytes
+    from pipelines.generate_pipeline import MANIFEST
+
+    manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
+    _print_summary(manifest, accounting(manifest["counters"]))
+    return manifest
+
+
+def _print_summary(manifest: dict, balance: dict) -> None:
+    out = sys.stdout
+    print(f"wrote {manifest['num_instances']} instances in {len(manifest['files'])} shards "
+          f"({manifest['recipe']}, max_seq_length {manifest['max_seq_length']})", file=out)
+    print(f"records in {balance['records_in']} = out {balance['out']} + filtered {balance['filtered']} "
+          f"+ dead-lettered {balance['dead_lettered']}", file=out)
+    for name, value in manifest["counters"].items():
+        print(f"  {name:40s} {value}", file=out)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    commands = {"run": run, "inspect": _inspect}
+    if not argv or argv[0] not in commands:
+        print("usage: wwm {run,inspect} ... (wwm run --help, wwm inspect --help)", file=sys.stderr)
+        return 2
+    try:
+        commands[argv[0]](argv[1:])
+    except UsageError as error:
+        print(f"wwm {argv[0]}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _inspect(argv) -> None:
+    from pipelines.inspect import inspect_main
+
+    inspect_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The ``wwm run`` pipeline: raw text to whole-word-masked TFRecord shards and a manifest.
+
+    files -> ReadDocuments -> BucketDocuments (seeded hash, GroupByKey) -> WriteShards -> WriteManifest
+                  \\-> dead letters ------------------------------------------------^
+
+Each bucket is one output shard: its DoFn tokenizes, segments, makes and writes that shard's
+instances (temporary name, then rename), so shard bytes depend only on the documents hashed
+into it and the seed, not on workers, bundles or retries. Only documents go through the shuffle,
+never the (dupe_factor times larger) instances.
+"""
+import collections
+import json
+import logging
+import uuid
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from wwm_core.generate import ShardMaker
+from wwm_core.hashing import bucket_of
+from wwm_core.text import (BadRecord, ChineseConverter, Document, document_from_json_line,
+                           documents_from_text_lines)
+from wwm_core.vocab import Vocab
+from wwm_core.segmentation import load_segmenter
+from pipelines.io_utils import join, stage_locally, write_bytes
+
+DEAD_LETTER = "dead_letter"
+STATS = "stats"
+MANIFEST = "manifest.json"
+VOCAB = "vocab.txt"
+SHARD_SUFFIX = ".tfrecord"
+NAMESPACE = "wwm"
+
+
+def shard_name(index: int, num_shards: int) -> str:
+    return f"part-{index:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
+
+
+def _count(stats: collections.Counter) -> None:
+    for name, value in stats.items():
+        Metrics.counter(NAMESPACE, name).inc(value)
+
+
+class ParseFile(beam.DoFn):
+    """A matched file -> Documents, plus BadRecords on the dead-letter output and a stats record."""
+
+    def __init__(self, *, input_format: str, text_field: str):
+        self._input_format = input_format
+        self._text_field = text_field
+
+    def process(self, readable_file):
+        path = readable_file.metadata.path
+        stats = collections.Counter()
+        with readable_file.open() as handle:
+            if self._input_format == "text":
+                records = documents_from_text_lines(path, handle)
+            else:
+                records = (document_from_json_line(path, number, line, text_field=self._text_field)
+                           for number, line in enumerate(handle, start=1))
+            for record in records:
+                if record is None:
+                    stats["blank_lines_skipped"] += 1
+                elif isinstance(record, BadRecord):
+                    stats["records_in"] += 1
+                    stats[f"dead_lettered.{record.reason}"] += 1
+                    yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+                else:
+                    stats["records_in"] += 1
+                    yield record
+        stats["files_read"] += 1
+        _count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+class ReadDocuments(beam.PTransform):
+    """File patterns -> PCollection of Document, with DEAD_LETTER and STATS outputs."""
+
+    def __init__(self, patterns, *, input_format: str, text_field: str):
+        super().__init__()
+        self._patterns = list(patterns)
+        self._parse = ParseFile(input_format=input_format, text_field=text_field)
+
+    def expand(self, pipeline):
+        return (
+            pipeline
+            | "Patterns" >> beam.Create(self._patterns)
+            | "Match" >> fileio.MatchAll()
+            | "Open" >> fileio.ReadMatches()
+            | "Parse" >> beam.ParDo(self._parse).with_outputs(DEAD_LETTER, STATS, main="documents")
+        )
+
+
+class WriteShard(beam.DoFn):
+    """(bucket, documents) -> one TFRecord shard written under a temporary name, then renamed."""
+
+    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int):
+        self._config = config
+        self._vocab_bytes = vocab_bytes
+        self._num_shards = num_shards
+
+    def setup(self):
+        config = self._config
+        model = stage_locally(config.ltp_model) if config.segmenter == "ltp" else None
+        self._maker = ShardMaker(
+            config=config,
+            vocab=Vocab.from_bytes(self._vocab_bytes),
+            converter=ChineseConverter(config.opencc_config),
+            segmenter=load_segmenter(config.segmenter, ltp_model_file=model),
+        )
+
+    def process(self, bucket_and_documents):
+        bucket, documents = bucket_and_documents
+        records, stats = self._maker.shard_records(list(documents), shard_index=bucket)
+        name = shard_name(bucket, self._num_shards)
+        final_path = join(self._config.output, name)
+        temporary_path = f"{final_path}.tmp-{uuid.uuid4().hex}"
+        write_bytes(temporary_path, b"".join(records))
+        FileSystems.rename([temporary_path], [final_path])
+        stats["shards_written"] += 1
+        _count(stats)
+        logging.info("wrote %s: %d instances from %d documents", name, stats["instances"], stats["documents_out"])
+        yield {"file": name, "num_instances": stats["instances"]}
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+class WriteShards(beam.PTransform):
+    """Documents -> written shard descriptions, with a STATS output."""
+
+    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int):
+        super().__init__()
+        self._config = config
+        self._write = WriteShard(config=config, vocab_bytes=vocab_bytes, num_shards=num_shards)
+        self._num_shards = num_shards
+
+    def expand(self, documents):
+        seed, num_shards = self._config.random_seed, self._num_shards
+        return (
+            documents
+            | "KeyByBucket" >> beam.Map(lambda d: (bucket_of(d.id, seed=seed, num_buckets=num_shards), d))
+            | "GroupByBucket" >> beam.GroupByKey()
+            | "MakeAndWrite" >> beam.ParDo(self._write).with_outputs(STATS, main="shards")
+        )
+
+
+def _dead_letter_json(record: BadRecord) -> str:
+    return json.dumps({"id": record.id, "reason": record.reason, "detail": record.detail, "raw": record.raw},
+                      ensure_ascii=False)
+
+
+class SumCounters(beam.CombineFn):
+    def create_accumulator(self):
+        return collections.Counter()
+
+    def add_input(self, accumulator, counter):
+        accumulator.update(counter)
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        total = collections.Counter()
+        for accumulator in accumulators:
+            total.update(accumulator)
+        return total
+
+    def extract_output(self, accumulator):
+        return dict(sorted(accumulator.items()))
+
+
+def accounting(counters: dict) -> dict:
+    """records in = out + filtered + dead-lettered, from the counters."""
+    filtered = sum(v for k, v in counters.items() if k.startswith("documents_filtered."))
+    dead = sum(v for k, v in counters.items() if k.startswith("dead_lettered."))
+    records_in, out = counters.get("records_in", 0), counters.get("documents_out", 0)
+    return {"records_in": records_in, "out": out, "filtered": filtered, "dead_lettered": dead,
+            "balanced": records_in == out + filtered + dead}
+
+
+def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files):
+    """Runs once, after every shard and the dead letters are written: vocab.txt, then manifest.json."""
+    balance = accounting(counters)
+    if not balance["balanced"]:
+        raise RuntimeError(f"records are unaccounted for: {balance}; refusing to write a manifest")
+    shards = sorted(shards, key=lambda s: s["file"])
+    write_bytes(join(config.output, VOCAB), vocab.to_bytes())
+    manifest = {
+        "format": "wwm-tfrecord/1",
+        "files": [s["file"] for s in shards],
+        "instances_per_file": {s["file"]: s["num_instances"] for s in shards},
+        "num_instances": sum(s["num_instances"] for s in shards),
+        "recipe": config.recipe,
+        "next_sentence_prediction": config.recipe == "bert-wwm",
+        "max_seq_length": config.max_seq_length,
+        "max_predictions_per_seq": config.max_predictions_per_seq,
+        "vocab_file": VOCAB,
+        "vocab_size": vocab.size,
+        "vocab_sha256": vocab.sha256,
+        "dead_letter_files": sorted(FileSystems.split(f)[1] for f in dead_letter_files),
+        "config": config.to_json(),
+        "counters": counters,
+        "accounting": balance,
+    }
+    write_bytes(join(config.output, MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
+    return manifest
+
+
+def build_pipeline(pipeline, *, config, vocab, num_shards: int):
+    documents = pipeline | "ReadDocuments" >> ReadDocuments(
+        config.input_patterns, input_format=config.input_format, text_field=config.text_field)
+    shards = documents.documents | "WriteShards" >> WriteShards(
+        config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards)
+    dead_letter_files = (
+        documents[DEAD_LETTER]
+        | "DeadLetterJson" >> beam.Map(_dead_letter_json)
+        | "WriteDeadLetters" >> beam.io.WriteToText(
+            join(config.output, DEAD_LETTER, "records"), file_name_suffix=".jsonl", num_shards=1)
+    )
+    counters = (
+        (documents[STATS], shards[STATS])
+        | "AllStats" >> beam.Flatten()
+        | "SumStats" >> beam.CombineGlobally(SumCounters())
+    )
+    shard_list = shards.shards | "ListShards" >> beam.combiners.ToList()
+    return (
+        pipeline
+        | "ManifestTrigger" >> beam.Create([None])
+        | "WriteManifest" >> beam.Map(
+            write_manifest, config=config, vocab=vocab,
+            shards=beam.pvalue.AsSingleton(shard_list),
+            counters=beam.pvalue.AsSingleton(counters),
+            dead_letter_files=beam.pvalue.AsList(dead_letter_files))
+    )

@@ -1,0 +1,27 @@
+"""Packaging: the ``wwm`` command, and what Dataflow workers install with ``--setup_file``."""
+import setuptools
+
+setuptools.setup(
+    name="wwm-data",
+    version="0.1.0",
+    description="Whole-word-masked pretraining data for Chinese BERT (BERT-wwm, RoBERTa-wwm-ext) on Apache Beam",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["wwm_core", "wwm_core.*", "pipelines", "pipelines.*"]),
+    package_data={"wwm_core": ["data/*.txt", "data/sample/*"]},
+    install_requires=[
+        "apache-beam[gcp]>=2.77,<3",
+        "google-cloud-storage>=3",
+        "google-crc32c>=1.5",
+        "jieba>=0.42",
+        "ltp-extension>=0.1.13",
+        "numpy>=1.26",
+        "opencc>=1.1.9",
+        "pyarrow>=14",
+        "tokenizers>=0.20",
+    ],
+    extras_require={
+        "tf": ["tensorflow-cpu>=2.16"],
+        "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16"],
+    },
+    entry_points={"console_scripts": ["wwm=pipelines.cli:main"]},
+)

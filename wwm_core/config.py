@@ -1,0 +1,61 @@
+"""The run's configuration: one frozen object, built at the command line, read everywhere else."""
+import dataclasses
+
+from wwm_core.instances import RECIPES, MaskingConfig
+from wwm_core.segmentation import SEGMENTERS
+from wwm_core.text import INPUT_FORMATS
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    input_patterns: tuple
+    output: str
+    input_format: str = "text"
+    text_field: str = "text"
+    vocab_file: str = None  # None: the bundled vocabulary
+    do_lower_case: bool = True
+    opencc_config: str = "t2s"
+    segmenter: str = "jieba"
+    ltp_model: str = None
+    recipe: str = "bert-wwm"
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 10
+    random_seed: int = 12345
+    num_shards: int = 0  # 0: chosen from the input size
+    max_document_chars: int = 1_000_000
+
+    def __post_init__(self):
+        checks = [
+            (self.input_format in INPUT_FORMATS, f"--input_format must be one of {INPUT_FORMATS}"),
+            (self.segmenter in SEGMENTERS, f"--segmenter must be one of {SEGMENTERS}"),
+            (self.recipe in RECIPES, f"--recipe must be one of {RECIPES}"),
+            (self.max_seq_length >= 8, "--max_seq_length must be at least 8"),
+            (0 < self.max_predictions_per_seq <= self.max_seq_length,
+             "--max_predictions_per_seq must be in 1..max_seq_length"),
+            (0.0 < self.masked_lm_prob < 1.0, "--masked_lm_prob must be in (0, 1)"),
+            (0.0 <= self.short_seq_prob <= 1.0, "--short_seq_prob must be in [0, 1]"),
+            (self.dupe_factor >= 1, "--dupe_factor must be at least 1"),
+            (self.num_shards >= 0, "--num_shards must be 0 (automatic) or more"),
+            (self.max_document_chars > 0, "--max_document_chars must be positive"),
+            (bool(self.input_patterns), "--input is required"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def masking(self) -> MaskingConfig:
+        return MaskingConfig(
+            max_seq_length=self.max_seq_length,
+            max_predictions_per_seq=self.max_predictions_per_seq,
+            masked_lm_prob=self.masked_lm_prob,
+            short_seq_prob=self.short_seq_prob,
+        )
+
+    def to_json(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["input_patterns"] = list(self.input_patterns)
+        return values
