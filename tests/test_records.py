@@ -1,0 +1,80 @@
+"""The hand-written tf.train.Example / TFRecord bytes parse with TensorFlow into the schema."""
+import io
+import random
+
+import numpy as np
+import pytest
+
+from wwm_core.instances import Instance
+from wwm_core.records import (FEATURES, ExampleEncoder, decode_example, decoded_instance, feature_lengths,
+                              read_tfrecords, tfrecord_frame)
+
+tf = pytest.importorskip("tensorflow")
+
+SEQ, PRED, VOCAB_SIZE = 32, 5, 21128
+
+
+def feature_spec():
+    """The TensorFlow parsing spec, derived from the one schema definition."""
+    dtypes = {"int64": tf.int64, "float": tf.float32}
+    lengths = feature_lengths(max_seq_length=SEQ, max_predictions_per_seq=PRED)
+    return {name: tf.io.FixedLenFeature([lengths[name]], dtypes[dtype]) for name, (dtype, _) in FEATURES.items()}
+
+
+def random_instance(rng):
+    length = rng.randint(5, SEQ)
+    ids = np.array([101] + [rng.randrange(VOCAB_SIZE) for _ in range(length - 2)] + [102], np.int32)
+    split = rng.randint(1, length - 1)
+    segments = np.r_[np.zeros(split), np.ones(length - split)].astype(np.uint8)
+    positions = np.array(sorted(rng.sample(range(1, length - 1), min(PRED, length - 2, rng.randint(0, PRED)))),
+                         np.int32)
+    labels = np.array([rng.randrange(VOCAB_SIZE) for _ in positions], np.int32)
+    return Instance(ids, segments, positions, labels, rng.random() < 0.5)
+
+
+def test_tensorflow_parses_every_feature(tmp_path):
+    rng = random.Random(0)
+    encoder = ExampleEncoder(max_seq_length=SEQ, max_predictions_per_seq=PRED, vocab_size=VOCAB_SIZE)
+    instances = [random_instance(rng) for _ in range(200)]
+    path = tmp_path / "shard.tfrecord"
+    path.write_bytes(b"".join(tfrecord_frame(encoder.encode(i)) for i in instances))
+
+    parsed = [tf.io.parse_single_example(record, feature_spec())
+              for record in tf.data.TFRecordDataset([str(path)])]  # checks the CRCs too
+    assert len(parsed) == len(instances)
+    for instance, features in zip(instances, parsed):
+        n, m = len(instance.input_ids), len(instance.masked_positions)
+        assert features["input_ids"].numpy().tolist() == instance.input_ids.tolist() + [0] * (SEQ - n)
+        assert features["input_mask"].numpy().tolist() == [1] * n + [0] * (SEQ - n)
+        assert features["segment_ids"].numpy().tolist() == instance.segment_ids.tolist() + [0] * (SEQ - n)
+        assert features["masked_lm_positions"].numpy().tolist() == instance.masked_positions.tolist() + [0] * (PRED - m)
+        assert features["masked_lm_ids"].numpy().tolist() == instance.masked_labels.tolist() + [0] * (PRED - m)
+        assert features["masked_lm_weights"].numpy().tolist() == [1.0] * m + [0.0] * (PRED - m)
+        assert features["next_sentence_labels"].numpy().tolist() == [int(instance.is_random_next)]
+
+
+def test_our_decoder_reads_what_tensorflow_writes():
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "input_ids": tf.train.Feature(int64_list=tf.train.Int64List(value=[101, 21127, 102, 0])),
+        "input_mask": tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 1, 1, 0])),
+        "segment_ids": tf.train.Feature(int64_list=tf.train.Int64List(value=[0, 0, 0, 0])),
+        "masked_lm_positions": tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 0])),
+        "masked_lm_ids": tf.train.Feature(int64_list=tf.train.Int64List(value=[777, 0])),
+        "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(value=[1.0, 0.0])),
+        "next_sentence_labels": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+    }))
+    stream = io.BytesIO(tfrecord_frame(example.SerializeToString()))
+    (record,) = list(read_tfrecords(stream))
+    decoded = decoded_instance(decode_example(record))
+    assert decoded.input_ids == [101, 21127, 102]
+    assert decoded.masked_positions == [1] and decoded.masked_ids == [777]
+    assert decoded.next_sentence_label == 1
+
+
+def test_corrupt_records_are_detected():
+    framed = bytearray(tfrecord_frame(b"hello"))
+    framed[14] ^= 0xFF
+    with pytest.raises(ValueError, match="checksum"):
+        list(read_tfrecords(io.BytesIO(bytes(framed))))
+    with pytest.raises(ValueError, match="truncated"):
+        list(read_tfrecords(io.BytesIO(tfrecord_frame(b"hello")[:-2])))

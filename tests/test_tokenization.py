@@ -1,0 +1,96 @@
+"""Token ids match the tokenizers library's BERT tokenizer; segmenter words decide only the groups."""
+from tokenizers import BertWordPieceTokenizer
+
+from wwm_core.segmentation import CharSegmenter, JiebaSegmenter
+from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
+
+MIXED_TEXTS = [
+    "使用语言模型来预测下一个词的probability。",
+    "BERT模型于2018年由Google发布，F1值达到93.2%。",
+    "全角字符：ＡＢＣ１２３，ｈｅｌｌｏ！半角 abc 123",
+    "iPhone 15 Pro Max售价￥9999元，约合$1,379 USD。",
+    "Café naïve résumé 中文混排 e-mail: test@example.com",
+    "繁體中文與簡體中文的轉換（OpenCC）",
+    "emoji 😀 和 罕见字 𠀀 以及 tab\t分隔",
+    "un-believable supercalifragilisticexpialidocious 12345678901234567890",
+]
+
+
+def test_ids_equal_the_tokenizers_bert_wordpiece_tokenizer(bert_vocab_path, bert_vocab):
+    reference = BertWordPieceTokenizer(str(bert_vocab_path), lowercase=True)
+    ours = tokenize_sentences(make_wordpiece_tokenizer(bert_vocab, do_lower_case=True), MIXED_TEXTS)
+    for text, sentence in zip(MIXED_TEXTS, ours):
+        expected = reference.encode(text, add_special_tokens=False).ids
+        assert sentence.ids.tolist() == expected, text
+
+
+def test_chinese_characters_are_never_continuation_pieces(bert_vocab):
+    tokenizer = make_wordpiece_tokenizer(bert_vocab, do_lower_case=True)
+    (sentence,) = tokenize_sentences(tokenizer, ["全词掩码预训练模型"])
+    tokens = [bert_vocab.tokens[i] for i in sentence.ids]
+    assert tokens == list("全词掩码预训练模型")
+
+
+def _groups(text, words, vocab):
+    tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=True)
+    (sentence,) = tokenize_sentences(tokenizer, [text])
+    lengths = None if words is None else [len(w) for w in words]
+    grouping = group_starts(sentence, lengths)
+    tokens = [vocab.tokens[i] for i in sentence.ids]
+    groups = []
+    for token, start in zip(tokens, grouping.group_start):
+        if start:
+            groups.append([])
+        groups[-1].append(token)
+    return groups, grouping.boundaries_overridden
+
+
+def test_the_readme_example_groups_whole_words(bert_vocab):
+    text = "使用语言模型来预测下一个词的probability。"
+    words = ["使用", "语言", "模型", "来", "预测", "下", "一个", "词", "的", "probability", "。"]
+    groups, overridden = _groups(text, words, bert_vocab)
+    assert groups == [["使", "用"], ["语", "言"], ["模", "型"], ["来"], ["预", "测"], ["下"], ["一", "个"],
+                      ["词"], ["的"], ["pro", "##ba", "##bility"], ["。"]]
+    assert overridden == 0
+
+
+def test_wordpiece_pieces_stay_together_when_the_segmenter_cuts_inside_a_word(bert_vocab):
+    # A segmenter that cut "probability" in two is overridden: the ## pieces stay one group.
+    groups, overridden = _groups("的probability", ["的", "proba", "bility"], bert_vocab)
+    assert groups == [["的"], ["pro", "##ba", "##bility"]]
+    assert overridden == 1
+
+
+def test_a_boundary_inside_one_token_joins_the_words(bert_vocab):
+    # "2018" is one token; a segmenter word boundary inside it merges "20" and "18年".
+    groups, overridden = _groups("2018年", ["20", "18年"], bert_vocab)
+    assert groups == [["2018", "年"]]
+    assert overridden == 1
+
+
+def test_whitespace_inside_segmenter_words_is_harmless(bert_vocab):
+    # LTP keeps the space after a Latin word inside the word ("ABC ").
+    groups, _ = _groups("ABC 123 中文", ["ABC ", "123 ", "中文"], bert_vocab)
+    assert groups == [["abc"], ["123"], ["中", "文"]]
+
+
+def test_char_segmenter_means_no_grouping(bert_vocab):
+    (lengths,) = CharSegmenter().segment(["语言probability"])
+    groups, _ = _groups("语言probability", lengths, bert_vocab)
+    assert groups == [["语"], ["言"], ["pro"], ["##ba"], ["##bility"]]
+
+
+def test_jieba_word_lengths_cover_the_sentence():
+    texts = ["使用语言模型来预测下一个词的probability。", "ABC 123 全角ＡＢＣ"]
+    for text, lengths in zip(texts, JiebaSegmenter().segment(texts)):
+        assert sum(lengths) == len(text)
+
+
+def test_bundled_vocabulary_covers_chinese_and_lowercased_latin(bundled_vocab):
+    text = "中文预训练模型 BERT 2018年"
+    unk = bundled_vocab.id_of("[UNK]")
+    (lowered,) = tokenize_sentences(make_wordpiece_tokenizer(bundled_vocab, do_lower_case=True), [text])
+    assert unk not in lowered.ids.tolist()
+    # It holds lowercase Latin pieces only: without lowercasing, "BERT" is unknown.
+    (cased,) = tokenize_sentences(make_wordpiece_tokenizer(bundled_vocab, do_lower_case=False), [text])
+    assert cased.ids.tolist().count(unk) == 1
