@@ -1,0 +1,193 @@
+"""The wwm run pipeline end to end on Beam's local runners, on small corpora written by the tests."""
+import json
+import pathlib
+
+import pytest
+
+from pipelines.cli import UsageError, main, run
+from pipelines.inspect import iter_instances
+
+LOCAL = ["--runner=BundleBasedDirectRunner"]
+
+DOCUMENTS = [
+    ["使用语言模型来预测下一个词的probability。", "全词掩码让一个词的所有字一起被遮盖。", "在中文里，一个词通常由两个汉字组成。"],
+    ["北京是中华人民共和国的首都。", "这座城市有三千多年的建城史。", "2008年，北京举办了第29届夏季奥运会。"],
+    ["臺灣的氣候屬於熱帶和亞熱帶季風氣候。", "每年七月到九月是颱風最多的季節。"],
+    ["深度学习在自然语言处理领域取得了巨大的成功。", "BERT模型于2018年发布。", "研究人员随后提出了很多改进模型。"],
+    ["长江是中国第一长河，全长约6300公里。", "长江流域是中国经济最发达的地区之一。"],
+]
+
+
+def write_text_corpus(path: pathlib.Path, documents=DOCUMENTS) -> pathlib.Path:
+    path.write_text("\n\n".join("\n".join(d) for d in documents) + "\n", encoding="utf-8")
+    return path
+
+
+def run_wwm(tmp_path, *extra, name="out", inputs=None, vocab=None):
+    inputs = inputs or [str(write_text_corpus(tmp_path / "corpus.txt"))]
+    argv = [f"--input={i}" for i in inputs] + [f"--output={tmp_path / name}", "--dupe_factor=3", "--num_shards=3"]
+    if vocab:
+        argv.append(f"--vocab_file={vocab}")
+    return run(argv + list(extra) + ([] if any(a.startswith("--runner") for a in extra) else LOCAL))
+
+
+def shard_bytes(folder: pathlib.Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*"))}
+
+
+def test_text_corpus_to_whole_word_masked_shards(tmp_path, bert_vocab_path):
+    manifest = run_wwm(tmp_path, vocab=bert_vocab_path)
+    out = tmp_path / "out"
+    for key in ("files", "num_instances", "recipe", "max_seq_length", "max_predictions_per_seq",
+                "vocab_size", "vocab_sha256", "config", "counters"):
+        assert key in manifest
+    assert manifest["vocab_size"] == 21128 and manifest["recipe"] == "bert-wwm"
+    assert sorted(manifest["files"]) == sorted(shard_bytes(out))
+    assert manifest["num_instances"] == manifest["counters"]["instances"] > 0
+    assert manifest["accounting"] == {"records_in": 5, "out": 5, "filtered": 0, "dead_lettered": 0,
+                                      "balanced": True}
+    assert not list(out.glob("*.tmp-*")), "temporary shard files left behind"
+
+    instances = list(iter_instances(str(out)))
+    assert len(instances) == manifest["num_instances"]
+    text = "".join("".join(t for t in (v.tokens[i] for i in inst.input_ids)) for _, inst, v in instances)
+    assert "台湾" in text and "臺灣" not in text, "OpenCC t2s conversion was not applied"
+    labels = {inst.next_sentence_label for _, inst, _ in instances}
+    assert labels == {0, 1}
+
+
+def test_same_seed_gives_identical_shards_and_another_seed_does_not(tmp_path):
+    run_wwm(tmp_path, name="a")
+    run_wwm(tmp_path, name="b")
+    run_wwm(tmp_path, "--random_seed=7", name="c")
+    assert shard_bytes(tmp_path / "a") == shard_bytes(tmp_path / "b")
+    assert shard_bytes(tmp_path / "a") != shard_bytes(tmp_path / "c")
+
+
+def test_one_and_two_workers_write_identical_bytes(tmp_path):
+    documents = [[f"第{d}篇文档的第{s}句话讲述了语言模型和全词掩码。" for s in range(6)] for d in range(40)]
+    corpus = write_text_corpus(tmp_path / "big.txt", documents)
+    one = run_wwm(tmp_path, "--runner=DirectRunner", "--direct_num_workers=1", name="one", inputs=[str(corpus)])
+    two = run_wwm(tmp_path, "--runner=DirectRunner", "--direct_num_workers=2",
+                  "--direct_running_mode=multi_processing", name="two", inputs=[str(corpus)])
+    assert one["num_instances"] == two["num_instances"] > 0
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
+
+
+def test_bad_input_is_counted_and_dead_lettered_never_lost(tmp_path):
+    good = "语言模型很有用。"
+    text = tmp_path / "mixed.txt"
+    text.write_bytes(
+        good.encode() + b"\n\n"
+        + b"\xff\xfe not utf-8 \x80\n" + good.encode() + b"\n\n"  # a document with an undecodable line
+        + "\u200b\u0000\n".encode() + b"\n"  # tokenizes to nothing
+        + ("长" * 500).encode() + b"\n\n"  # over --max_document_chars
+        + good.encode() + b"\n")
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_bytes(b"\n".join([
+        json.dumps({"text": good}, ensure_ascii=False).encode(),
+        b'{"text": "broken json',
+        json.dumps({"title": "no text field"}).encode(),
+        json.dumps({"text": 42}).encode(),
+        json.dumps({"text": "   "}).encode(),  # empty document
+        json.dumps([1, 2]).encode(),
+        b"\xc3\x28 invalid utf-8",
+        b"",  # a blank line is not a record
+    ]) + b"\n")
+    text_run = run_wwm(tmp_path, "--max_document_chars=300", name="text_out", inputs=[str(text)])
+    jsonl_run = run_wwm(tmp_path, "--input_format=jsonl", name="jsonl_out", inputs=[str(jsonl)])
+
+    assert text_run["accounting"] == {"records_in": 5, "out": 2, "filtered": 2, "dead_lettered": 1,
+                                      "balanced": True}
+    counters = text_run["counters"]
+    assert counters["documents_filtered.no_tokens"] == 1
+    assert counters["documents_filtered.too_long"] == 1
+    assert counters["dead_lettered.invalid_utf8"] == 1
+
+    assert jsonl_run["accounting"] == {"records_in": 7, "out": 1, "filtered": 1, "dead_lettered": 5,
+                                       "balanced": True}
+    counters = jsonl_run["counters"]
+    for reason in ("malformed_json", "missing_text_field", "text_field_not_a_string", "not_a_json_object",
+                   "invalid_utf8"):
+        assert counters[f"dead_lettered.{reason}"] == 1, reason
+    assert counters["documents_filtered.empty"] == 1
+    assert counters["blank_lines_skipped"] == 1
+
+    rows = [json.loads(line) for f in (tmp_path / "jsonl_out" / "dead_letter").glob("*.jsonl")
+            for line in f.read_text().splitlines()]
+    assert sorted(r["reason"] for r in rows) == sorted(
+        ["malformed_json", "missing_text_field", "text_field_not_a_string", "not_a_json_object", "invalid_utf8"])
+    assert all(r["id"].startswith(str(jsonl)) and r["raw"] for r in rows)
+
+
+def test_roberta_recipe_has_no_nsp(tmp_path):
+    manifest = run_wwm(tmp_path, "--recipe=roberta-wwm-ext", "--max_seq_length=64")
+    assert manifest["next_sentence_prediction"] is False
+    for _, instance, vocab in iter_instances(str(tmp_path / "out")):
+        assert instance.next_sentence_label == 0 and set(instance.segment_ids) == {0}
+        assert len(instance.input_ids) <= 64
+
+
+def test_ltp_segmenter_with_a_perceptron_trained_here(tmp_path):
+    from ltp_extension.perceptron import CWSTrainer
+
+    trainer = CWSTrainer()
+    trainer.epoch = 5
+    trainer.load_train_data(str(pathlib.Path(__file__).parent / "fixtures" / "segmented.txt"))
+    model_file = tmp_path / "ltp_cws.bin"
+    trainer.train().save(str(model_file))
+
+    manifest = run_wwm(tmp_path, "--segmenter=ltp", f"--ltp_model={model_file}")
+    assert manifest["config"]["segmenter"] == "ltp" and manifest["num_instances"] > 0
+    # The model learned "语言" and "模型" from the fixture: wherever one of their characters is
+    # masked, so is the other (its masked original and its neighbour).
+    for _, instance, vocab in iter_instances(str(tmp_path / "out")):
+        originals = list(instance.input_ids)
+        for position, original in zip(instance.masked_positions, instance.masked_ids):
+            originals[position] = original
+        tokens = [vocab.tokens[i] for i in originals]
+        masked = set(instance.masked_positions)
+        for i in range(len(tokens) - 1):
+            if tokens[i] + tokens[i + 1] in ("语言", "模型"):
+                assert (i in masked) == (i + 1 in masked), tokens
+
+
+def test_ltp_without_a_model_fails_before_the_pipeline_with_advice(tmp_path, capsys):
+    corpus = write_text_corpus(tmp_path / "c.txt")
+    status = main(["run", f"--input={corpus}", f"--output={tmp_path / 'o'}", "--segmenter=ltp"])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "--ltp_model" in error and "jieba" in error and "CWSTrainer" in error
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "bad_model.bin").write_bytes(b"not a model")
+    status = main(["run", f"--input={corpus}", f"--output={tmp_path / 'o'}", "--segmenter=ltp",
+                   f"--ltp_model={tmp_path / 'bad_model.bin'}"])
+    assert status == 2 and "could not load LTP model" in capsys.readouterr().err
+
+
+def test_an_earlier_run_is_not_overwritten_by_accident(tmp_path):
+    run_wwm(tmp_path)
+    with pytest.raises(UsageError, match="--overwrite"):
+        run_wwm(tmp_path)
+    manifest = run_wwm(tmp_path, "--overwrite", "--recipe=roberta-wwm-ext")
+    assert manifest["recipe"] == "roberta-wwm-ext"
+
+
+def test_input_that_matches_nothing_is_a_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="matches no file"):
+        run([f"--input={tmp_path}/nothing-*.txt", f"--output={tmp_path / 'o'}"] + LOCAL)
+
+
+def test_inspect_prints_the_masked_originals(tmp_path, capsys):
+    run_wwm(tmp_path)
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "out"), "--limit", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("# 0") and lines[1].startswith("[CLS]")
+    assert "[MASK](" in lines[1] or "[MASK](" in lines[3]
+    assert main(["inspect", str(tmp_path / "out"), "--limit", "3", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        assert set(row) >= {"tokens", "masked_positions", "masked_original", "next_sentence_label"}
+        assert len(row["masked_positions"]) == len(row["masked_original"])
