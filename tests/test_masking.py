@@ -1,143 +1,162 @@
-"""Property tests of whole-word masking and instance creation (pure functions, seeded generators)."""
-import collections
+"""Property tests of whole-word masking and instance planning (pure functions, explicit seeds)."""
 import random
 
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from wwm_core.instances import (MaskingConfig, SpecialIds, bert_wwm_instances, mask_whole_words,
-                                roberta_wwm_ext_instances)
+from wwm_core.instances import (MaskingConfig, SpecialIds, TokenPool, bert_wwm_plans, masked_batch,
+                                mask_whole_words, roberta_wwm_ext_plans, truncated_lengths)
 
 SPECIAL = SpecialIds(cls=101, sep=102, mask=103, vocab_size=21128)
+WIDTH = 160
 
 
-def _sentence(word_sizes, first_id=1000):
-    """A sentence whose words have the given token counts; ids are distinct and never special."""
-    ids = np.arange(first_id, first_id + sum(word_sizes), dtype=np.int32)
-    group_start = np.zeros(len(ids), dtype=bool)
-    group_start[np.cumsum([0] + list(word_sizes[:-1]))] = True
-    return ids, group_start
+def _rows(word_sizes_per_row):
+    """Padded rows [CLS] words [SEP]; ids distinct and never special; group starts per word."""
+    n = len(word_sizes_per_row)
+    ids = np.zeros((n, WIDTH), np.int32)
+    group_start = np.ones((n, WIDTH), bool)
+    lengths = np.zeros(n, np.int64)
+    for row, sizes in enumerate(word_sizes_per_row):
+        length = sum(sizes) + 2
+        ids[row, :length] = [SPECIAL.cls] + list(range(1000, 1000 + sum(sizes))) + [SPECIAL.sep]
+        starts = np.zeros(sum(sizes), bool)
+        starts[np.cumsum([0] + list(sizes[:-1]))] = True
+        group_start[row, 1:length - 1] = starts
+        lengths[row] = length
+    return ids, group_start, lengths
 
 
-def _with_specials(word_sizes):
-    ids, group_start = _sentence(word_sizes)
-    ids = np.concatenate([[SPECIAL.cls], ids, [SPECIAL.sep]]).astype(np.int32)
-    group_start = np.concatenate([[True], group_start, [True]])
-    return ids, group_start
+def _word_ranges(sizes):
+    first = np.cumsum([1] + list(sizes[:-1]))
+    return [range(a, a + s) for a, s in zip(first, sizes)]
 
 
-def _groups(group_start, ids):
-    """Position ranges of the word groups (special tokens excluded)."""
-    starts = [i for i, s in enumerate(group_start) if s] + [len(ids)]
-    return [range(a, b) for a, b in zip(starts, starts[1:]) if ids[a] not in (SPECIAL.cls, SPECIAL.sep)]
+row_words = st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=50)
 
 
-word_sizes = st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=60)
-
-
-@settings(max_examples=300, deadline=None)
-@given(sizes=word_sizes, seed=st.integers(0, 2**32), max_predictions=st.integers(1, 30),
-       prob=st.floats(0.05, 0.5))
-def test_words_are_masked_all_or_none_within_budget(sizes, seed, max_predictions, prob):
-    ids, group_start = _with_specials(sizes)
-    output, positions, labels = mask_whole_words(
-        ids, group_start, rng=random.Random(seed), special=SPECIAL,
-        masked_lm_prob=prob, max_predictions_per_seq=max_predictions)
-    chosen = set(positions.tolist())
-    for group in _groups(group_start, ids):
-        covered = [p in chosen for p in group]
-        assert all(covered) or not any(covered), f"word {list(group)} partly masked"
-    assert positions.tolist() == sorted(chosen), "positions must be sorted and unique"
-    budget = min(max_predictions, max(1, int(round(len(ids) * prob))))
-    assert len(positions) <= budget
-    assert SPECIAL.cls not in labels and SPECIAL.sep not in labels
-    # The original sequence is rebuilt from the instance: put the labels back.
-    rebuilt = output.copy()
-    rebuilt[positions] = labels
-    assert np.array_equal(rebuilt, ids)
-    # Outside the masked positions nothing changed.
-    unmasked = np.setdiff1d(np.arange(len(ids)), positions)
-    assert np.array_equal(output[unmasked], ids[unmasked])
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(row_words, min_size=1, max_size=8), seed=st.integers(0, 2**63 - 1),
+       max_predictions=st.integers(1, 30), prob=st.floats(0.05, 0.5))
+def test_words_are_masked_all_or_none_within_budget(rows, seed, max_predictions, prob):
+    ids, group_start, lengths = _rows(rows)
+    seeds = np.arange(len(rows), dtype=np.uint64) + np.uint64(seed)
+    output, positions, labels, counts = mask_whole_words(
+        ids, group_start, lengths, seeds, special=SPECIAL, masked_lm_prob=prob,
+        max_predictions_per_seq=max_predictions)
+    for row, sizes in enumerate(rows):
+        chosen = positions[row, :counts[row]].tolist()
+        assert chosen == sorted(set(chosen)), "positions must be sorted and unique"
+        assert not positions[row, counts[row]:].any() and not labels[row, counts[row]:].any()
+        for word in _word_ranges(sizes):
+            covered = [p in chosen for p in word]
+            assert all(covered) or not any(covered), f"word {list(word)} partly masked"
+        budget = min(max_predictions, max(1, int(round(lengths[row] * prob))))
+        assert counts[row] <= budget
+        # Greedy with skipping: if a one-token word was left out, the budget was full.
+        if counts[row] < budget:
+            assert all(any(p in chosen for p in w) for w in _word_ranges(sizes) if len(w) <= budget - counts[row])
+        # The original row is rebuilt from the instance: put the labels back.
+        rebuilt = output[row].copy()
+        rebuilt[chosen] = labels[row, :counts[row]]
+        assert np.array_equal(rebuilt, ids[row])
+        assert SPECIAL.cls not in labels[row, :counts[row]] and SPECIAL.sep not in labels[row, :counts[row]]
 
 
 def test_a_word_that_would_overflow_the_budget_is_skipped_never_cut():
-    # One 6-token word and many 1-token words, budget 3: the long word can never be chosen.
-    ids, group_start = _with_specials([6] + [1] * 40)
-    for seed in range(200):
-        _, positions, _ = mask_whole_words(ids, group_start, rng=random.Random(seed), special=SPECIAL,
-                                           masked_lm_prob=0.1, max_predictions_per_seq=3)
-        assert len(positions) == 3
-        assert not set(range(1, 7)) & set(positions.tolist())
+    # One 6-token word and 40 one-token words (48 tokens): budget min(3, round(4.8)) = 3.
+    ids, group_start, lengths = _rows([[6] + [1] * 40] * 300)
+    _, positions, _, counts = mask_whole_words(ids, group_start, lengths, np.arange(300, dtype=np.uint64),
+                                               special=SPECIAL, masked_lm_prob=0.1, max_predictions_per_seq=3)
+    assert (counts == 3).all()
+    assert not np.isin(positions, np.arange(1, 7)).any()
 
 
 def test_replacement_shares_are_80_10_10():
-    ids, group_start = _with_specials([1, 2, 3, 1, 2] * 20)
-    outcome = collections.Counter()
-    rng = random.Random(7)
-    for _ in range(4000):
-        output, positions, labels = mask_whole_words(ids, group_start, rng=rng, special=SPECIAL,
-                                                     masked_lm_prob=0.15, max_predictions_per_seq=20)
-        fed = output[positions]
-        outcome["mask"] += int(np.sum(fed == SPECIAL.mask))
-        outcome["same"] += int(np.sum(fed == labels))
-        outcome["random"] += int(np.sum((fed != SPECIAL.mask) & (fed != labels)))
-    total = sum(outcome.values())
-    shares = {k: v / total for k, v in outcome.items()}
-    print("replacement shares over", total, "masked tokens:", shares)
+    ids, group_start, lengths = _rows([[1, 2, 3, 1, 2] * 14] * 4000)
+    output, positions, labels, counts = mask_whole_words(
+        ids, group_start, lengths, np.arange(4000, dtype=np.uint64) * np.uint64(7919),
+        special=SPECIAL, masked_lm_prob=0.15, max_predictions_per_seq=20)
+    real = np.arange(positions.shape[1])[None, :] < counts[:, None]
+    fed = np.take_along_axis(output, positions, axis=1)[real]
+    original = labels[real]
+    shares = {"mask": np.mean(fed == SPECIAL.mask), "same": np.mean(fed == original),
+              "random": np.mean((fed != SPECIAL.mask) & (fed != original))}
+    print("replacement shares over", real.sum(), "masked tokens:", shares)
     assert abs(shares["mask"] - 0.8) < 0.01
-    # A random id equal to the original counts as "same": 1/21128 of the 10%, negligible.
-    assert abs(shares["same"] - 0.1) < 0.01
+    assert abs(shares["same"] - 0.1) < 0.01  # a random id equal to the original: 1/21128 of 10%
     assert abs(shares["random"] - 0.1) < 0.01
 
 
-def test_the_budget_is_filled_when_one_token_words_remain():
-    ids, group_start = _with_specials([1, 2, 1, 3, 2, 1] * 7)  # 70 words, 70 + 2 tokens
-    counts = {len(mask_whole_words(ids, group_start, rng=random.Random(s), special=SPECIAL,
-                                   masked_lm_prob=0.15, max_predictions_per_seq=20)[1])
-              for s in range(500)}
-    assert counts == {11}  # round(72 * 0.15); one-token words can always top it up
+def test_words_are_chosen_uniformly():
+    # Ten one-token words, budget 1: each is picked about a tenth of the time.
+    ids, group_start, lengths = _rows([[1] * 10] * 20000)
+    _, positions, _, _ = mask_whole_words(ids, group_start, lengths, np.arange(20000, dtype=np.uint64),
+                                          special=SPECIAL, masked_lm_prob=0.01, max_predictions_per_seq=5)
+    shares = np.bincount(positions[:, 0], minlength=12)[1:11] / 20000
+    assert np.all(np.abs(shares - 0.1) < 0.01), shares
+
+
+@settings(max_examples=300, deadline=None)
+@given(len_a=st.integers(1, 300), len_b=st.integers(1, 300), max_tokens=st.integers(2, 300))
+def test_truncated_lengths_match_googles_loop(len_a, len_b, max_tokens):
+    a, b = len_a, len_b
+    while a + b > max_tokens:
+        if a > b:
+            a -= 1
+        else:
+            b -= 1
+    assert truncated_lengths(len_a, len_b, max_tokens) == (len_a - a, len_b - b)
 
 
 CONFIG = MaskingConfig(max_seq_length=64, max_predictions_per_seq=10, masked_lm_prob=0.15, short_seq_prob=0.1)
 
 
-def _documents(rng, count):
-    documents, first_id = [], 1000
-    for _ in range(count):
-        document = []
-        for _ in range(rng.randint(1, 8)):
-            sizes = [rng.randint(1, 4) for _ in range(rng.randint(1, 15))]
-            document.append(_sentence(sizes, first_id))
-            first_id += sum(sizes)
-        documents.append(document)
-    return documents
+def _pool(rng, count):
+    """Documents of random sentences; token ids are distinct so ranges can be traced back."""
+    documents = [[rng.randint(1, 40) for _ in range(rng.randint(1, 8))] for _ in range(count)]
+    total = sum(map(sum, documents))
+    group_start = np.array([rng.random() < 0.6 for _ in range(total)])
+    pool = TokenPool(ids=np.arange(1000, 1000 + total, dtype=np.int32), group_start=group_start,
+                     doc_offsets=np.cumsum([0] + [sum(d) for d in documents]))
+    return documents, pool
+
+
+def _originals(batch, row):
+    ids = batch.input_ids[row, :batch.lengths[row]].copy()
+    count = batch.num_masked[row]
+    ids[batch.masked_positions[row, :count]] = batch.masked_ids[row, :count]
+    return ids
 
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32))
 def test_bert_wwm_instances_are_well_formed(seed):
     rng = random.Random(seed)
-    documents = _documents(rng, 6)
-    for index in range(len(documents)):
-        for instance in bert_wwm_instances(documents, index, rng=rng, special=SPECIAL, config=CONFIG):
-            ids = instance.input_ids.copy()
-            ids[instance.masked_positions] = instance.masked_labels
-            assert len(ids) <= CONFIG.max_seq_length
-            assert ids[0] == SPECIAL.cls and ids[-1] == SPECIAL.sep
-            seps = np.flatnonzero(ids == SPECIAL.sep)
-            assert len(seps) == 2 and seps[0] >= 2 and seps[1] - seps[0] >= 2, "both segments non-empty"
-            expected_segments = np.r_[np.zeros(seps[0] + 1), np.ones(len(ids) - seps[0] - 1)]
-            assert np.array_equal(instance.segment_ids, expected_segments)
-            # Zero is possible, as in Google's code: a short instance whose budget (1) is smaller
-            # than every word in it.
-            assert len(instance.masked_positions) <= CONFIG.max_predictions_per_seq
+    documents, pool = _pool(rng, 6)
+    plans = [p for d in range(len(documents)) for p in bert_wwm_plans(documents, d, rng=rng, config=CONFIG)]
+    batch = masked_batch(plans, pool, special=SPECIAL, config=CONFIG)
+    for row, plan in enumerate(plans):
+        ids = _originals(batch, row)
+        assert len(ids) <= CONFIG.max_seq_length
+        a = np.arange(plan.a_start, plan.a_end) + 1000 + pool.doc_offsets[plan.a_doc]
+        b = np.arange(plan.b_start, plan.b_end) + 1000 + pool.doc_offsets[plan.b_doc]
+        assert ids.tolist() == [SPECIAL.cls] + a.tolist() + [SPECIAL.sep] + b.tolist() + [SPECIAL.sep]
+        assert len(a) >= 1 and len(b) >= 1, "both segments non-empty"
+        segments = batch.segment_ids[row, :batch.lengths[row]]
+        assert segments.tolist() == [0] * (len(a) + 2) + [1] * (len(b) + 1)
+        assert not batch.segment_ids[row, batch.lengths[row]:].any()
+        assert batch.is_random_next[row] == plan.is_random_next
+        if not plan.is_random_next:
+            assert plan.b_doc == plan.a_doc and plan.b_start >= plan.a_end, "the actual next segment follows A"
+        assert batch.num_masked[row] <= CONFIG.max_predictions_per_seq
 
 
 def test_bert_wwm_draws_random_next_about_half_the_time():
     rng = random.Random(3)
-    documents = _documents(rng, 20)
-    labels = [i.is_random_next for _ in range(20) for d in range(len(documents))
-              for i in bert_wwm_instances(documents, d, rng=rng, special=SPECIAL, config=CONFIG)]
+    documents, _ = _pool(rng, 20)
+    labels = [p.is_random_next for _ in range(20) for d in range(len(documents))
+              for p in bert_wwm_plans(documents, d, rng=rng, config=CONFIG)]
     share = sum(labels) / len(labels)
     print(f"random-next share {share:.3f} over {len(labels)} instances")
     # Above one half: single-segment chunks always take a random next, as in Google's code.
@@ -148,22 +167,30 @@ def test_bert_wwm_draws_random_next_about_half_the_time():
 @given(seed=st.integers(0, 2**32))
 def test_roberta_instances_pack_one_document_without_nsp(seed):
     rng = random.Random(seed)
-    (document,) = _documents(rng, 1)
-    instances = roberta_wwm_ext_instances(document, rng=rng, special=SPECIAL, config=CONFIG)
-    rebuilt = []
-    for instance in instances:
-        ids = instance.input_ids.copy()
-        ids[instance.masked_positions] = instance.masked_labels
-        assert ids[0] == SPECIAL.cls and ids[-1] == SPECIAL.sep and SPECIAL.sep not in ids[1:-1]
-        assert len(ids) <= CONFIG.max_seq_length
-        assert not instance.is_random_next and not instance.segment_ids.any()
-        rebuilt.extend(ids[1:-1].tolist())
-    # Every token of the document, in order, exactly once: nothing lost at boundaries.
-    assert rebuilt == np.concatenate([ids for ids, _ in document]).tolist()
+    documents, pool = _pool(rng, 3)
+    config = MaskingConfig(max_seq_length=24, max_predictions_per_seq=4, masked_lm_prob=0.15, short_seq_prob=0)
+    for d in range(len(documents)):
+        plans = roberta_wwm_ext_plans(documents, d, rng=rng, config=config)
+        batch = masked_batch(plans, pool, special=SPECIAL, config=config)
+        rebuilt = []
+        for row in range(len(plans)):
+            ids = _originals(batch, row)
+            assert ids[0] == SPECIAL.cls and ids[-1] == SPECIAL.sep and SPECIAL.sep not in ids[1:-1]
+            assert len(ids) <= config.max_seq_length
+            assert not batch.is_random_next[row] and not batch.segment_ids[row].any()
+            rebuilt.extend(ids[1:-1].tolist())
+        # Every token of the document, in order, exactly once: nothing lost at boundaries.
+        first, last = pool.doc_offsets[d], pool.doc_offsets[d + 1]
+        assert rebuilt == pool.ids[first:last].tolist()
 
 
-def test_same_seed_same_instances():
-    documents = _documents(random.Random(1), 5)
-    make = lambda: bert_wwm_instances(documents, 2, rng=random.Random(99), special=SPECIAL, config=CONFIG)
-    first, second = make(), make()
-    assert [i.input_ids.tolist() for i in first] == [i.input_ids.tolist() for i in second]
+def test_masks_depend_on_the_row_seed_not_the_batch():
+    rng = random.Random(5)
+    documents, pool = _pool(rng, 8)
+    plans = [p for d in range(len(documents)) for p in bert_wwm_plans(documents, d, rng=rng, config=CONFIG)]
+    whole = masked_batch(plans, pool, special=SPECIAL, config=CONFIG)
+    halves = [masked_batch(plans[i::2], pool, special=SPECIAL, config=CONFIG) for i in (0, 1)]
+    for row in range(len(plans)):
+        half, index = halves[row % 2], row // 2
+        assert np.array_equal(whole.input_ids[row], half.input_ids[index])
+        assert np.array_equal(whole.masked_positions[row], half.masked_positions[index])

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from wwm_core.instances import Instance
+from wwm_core.instances import MaskedBatch
 from wwm_core.records import (FEATURES, ExampleEncoder, decode_example, decoded_instance, feature_lengths,
                               read_tfrecords, tfrecord_frame)
 
@@ -21,36 +21,48 @@ def feature_spec():
     return {name: tf.io.FixedLenFeature([lengths[name]], dtypes[dtype]) for name, (dtype, _) in FEATURES.items()}
 
 
-def random_instance(rng):
-    length = rng.randint(5, SEQ)
-    ids = np.array([101] + [rng.randrange(VOCAB_SIZE) for _ in range(length - 2)] + [102], np.int32)
-    split = rng.randint(1, length - 1)
-    segments = np.r_[np.zeros(split), np.ones(length - split)].astype(np.uint8)
-    positions = np.array(sorted(rng.sample(range(1, length - 1), min(PRED, length - 2, rng.randint(0, PRED)))),
-                         np.int32)
-    labels = np.array([rng.randrange(VOCAB_SIZE) for _ in positions], np.int32)
-    return Instance(ids, segments, positions, labels, rng.random() < 0.5)
+def random_batch(rng, rows):
+    lengths = np.array([rng.randint(5, SEQ) for _ in range(rows)])
+    ids = np.zeros((rows, SEQ), np.int32)
+    segments = np.zeros((rows, SEQ), np.uint8)
+    positions = np.zeros((rows, PRED), np.int32)
+    labels = np.zeros((rows, PRED), np.int32)
+    counts = np.zeros(rows, np.int64)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = [101] + [rng.randrange(VOCAB_SIZE) for _ in range(length - 2)] + [102]
+        segments[row, rng.randint(1, length - 1):length] = 1
+        chosen = sorted(rng.sample(range(1, length - 1), min(PRED, length - 2, rng.randint(0, PRED))))
+        counts[row] = len(chosen)
+        positions[row, :len(chosen)] = chosen
+        labels[row, :len(chosen)] = [rng.randrange(VOCAB_SIZE) for _ in chosen]
+    nsp = np.array([rng.random() < 0.5 for _ in range(rows)])
+    return MaskedBatch(ids, lengths, segments, positions, labels, counts, nsp)
 
 
 def test_tensorflow_parses_every_feature(tmp_path):
-    rng = random.Random(0)
     encoder = ExampleEncoder(max_seq_length=SEQ, max_predictions_per_seq=PRED, vocab_size=VOCAB_SIZE)
-    instances = [random_instance(rng) for _ in range(200)]
+    batch = random_batch(random.Random(0), 200)
     path = tmp_path / "shard.tfrecord"
-    path.write_bytes(b"".join(tfrecord_frame(encoder.encode(i)) for i in instances))
+    path.write_bytes(b"".join(tfrecord_frame(e) for e in encoder.encode_batch(batch)))
 
     parsed = [tf.io.parse_single_example(record, feature_spec())
               for record in tf.data.TFRecordDataset([str(path)])]  # checks the CRCs too
-    assert len(parsed) == len(instances)
-    for instance, features in zip(instances, parsed):
-        n, m = len(instance.input_ids), len(instance.masked_positions)
-        assert features["input_ids"].numpy().tolist() == instance.input_ids.tolist() + [0] * (SEQ - n)
+    assert len(parsed) == len(batch)
+    for row, features in enumerate(parsed):
+        n, m = batch.lengths[row], batch.num_masked[row]
+        assert features["input_ids"].numpy().tolist() == batch.input_ids[row].tolist()
         assert features["input_mask"].numpy().tolist() == [1] * n + [0] * (SEQ - n)
-        assert features["segment_ids"].numpy().tolist() == instance.segment_ids.tolist() + [0] * (SEQ - n)
-        assert features["masked_lm_positions"].numpy().tolist() == instance.masked_positions.tolist() + [0] * (PRED - m)
-        assert features["masked_lm_ids"].numpy().tolist() == instance.masked_labels.tolist() + [0] * (PRED - m)
+        assert features["segment_ids"].numpy().tolist() == batch.segment_ids[row].tolist()
+        assert features["masked_lm_positions"].numpy().tolist() == batch.masked_positions[row].tolist()
+        assert features["masked_lm_ids"].numpy().tolist() == batch.masked_ids[row].tolist()
         assert features["masked_lm_weights"].numpy().tolist() == [1.0] * m + [0.0] * (PRED - m)
-        assert features["next_sentence_labels"].numpy().tolist() == [int(instance.is_random_next)]
+        assert features["next_sentence_labels"].numpy().tolist() == [int(batch.is_random_next[row])]
+    # Our own decoder (used by `wwm inspect`) agrees with TensorFlow.
+    for row, record in enumerate(read_tfrecords(io.BytesIO(path.read_bytes()))):
+        decoded = decoded_instance(decode_example(record))
+        assert decoded.input_ids == batch.input_ids[row, :batch.lengths[row]].tolist()
+        assert decoded.masked_ids == batch.masked_ids[row, :batch.num_masked[row]].tolist()
+        assert decoded.next_sentence_label == int(batch.is_random_next[row])
 
 
 def test_our_decoder_reads_what_tensorflow_writes():

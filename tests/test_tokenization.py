@@ -19,24 +19,25 @@ MIXED_TEXTS = [
 def test_ids_equal_the_tokenizers_bert_wordpiece_tokenizer(bert_vocab_path, bert_vocab):
     reference = BertWordPieceTokenizer(str(bert_vocab_path), lowercase=True)
     ours = tokenize_sentences(make_wordpiece_tokenizer(bert_vocab, do_lower_case=True), MIXED_TEXTS)
-    for text, sentence in zip(MIXED_TEXTS, ours):
+    offsets = ours.sentence_token_offsets
+    for index, text in enumerate(MIXED_TEXTS):
         expected = reference.encode(text, add_special_tokens=False).ids
-        assert sentence.ids.tolist() == expected, text
+        assert ours.ids[offsets[index]:offsets[index + 1]].tolist() == expected, text
 
 
 def test_chinese_characters_are_never_continuation_pieces(bert_vocab):
     tokenizer = make_wordpiece_tokenizer(bert_vocab, do_lower_case=True)
-    (sentence,) = tokenize_sentences(tokenizer, ["全词掩码预训练模型"])
-    tokens = [bert_vocab.tokens[i] for i in sentence.ids]
+    batch = tokenize_sentences(tokenizer, ["全词掩码预训练模型"])
+    tokens = [bert_vocab.tokens[i] for i in batch.ids]
     assert tokens == list("全词掩码预训练模型")
 
 
 def _groups(text, words, vocab):
     tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=True)
-    (sentence,) = tokenize_sentences(tokenizer, [text])
+    batch = tokenize_sentences(tokenizer, [text])
     lengths = None if words is None else [len(w) for w in words]
-    grouping = group_starts(sentence, lengths)
-    tokens = [vocab.tokens[i] for i in sentence.ids]
+    grouping = group_starts(batch, [len(text)], [lengths])
+    tokens = [vocab.tokens[i] for i in batch.ids]
     groups = []
     for token, start in zip(tokens, grouping.group_start):
         if start:
@@ -89,8 +90,23 @@ def test_jieba_word_lengths_cover_the_sentence():
 def test_bundled_vocabulary_covers_chinese_and_lowercased_latin(bundled_vocab):
     text = "中文预训练模型 BERT 2018年"
     unk = bundled_vocab.id_of("[UNK]")
-    (lowered,) = tokenize_sentences(make_wordpiece_tokenizer(bundled_vocab, do_lower_case=True), [text])
+    lowered = tokenize_sentences(make_wordpiece_tokenizer(bundled_vocab, do_lower_case=True), [text])
     assert unk not in lowered.ids.tolist()
     # It holds lowercase Latin pieces only: without lowercasing, "BERT" is unknown.
-    (cased,) = tokenize_sentences(make_wordpiece_tokenizer(bundled_vocab, do_lower_case=False), [text])
+    cased = tokenize_sentences(make_wordpiece_tokenizer(bundled_vocab, do_lower_case=False), [text])
     assert cased.ids.tolist().count(unk) == 1
+
+
+def test_groups_of_a_batch_equal_groups_of_each_sentence(bert_vocab):
+    """Flat batch processing must not let groups leak across sentence boundaries."""
+    tokenizer = make_wordpiece_tokenizer(bert_vocab, do_lower_case=True)
+    texts = ["使用语言模型", "", "模型probability", "语言"]
+    words = [["使用", "语言", "模型"], [], ["模型", "probability"], None]
+    batch = tokenize_sentences(tokenizer, texts)
+    together = group_starts(batch, [len(t) for t in texts], words).group_start.tolist()
+    alone = []
+    for text, sentence_words in zip(texts, words):
+        lengths = None if sentence_words is None else [len(w) for w in sentence_words]
+        alone += group_starts(tokenize_sentences(tokenizer, [text]), [len(text)], [lengths]).group_start.tolist()
+    assert together == alone
+    assert together == [True, False, True, False, True, False, True, False, True, False, False, True, True]

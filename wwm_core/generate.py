@@ -7,10 +7,15 @@ the runner, the number of workers, bundle order or retries.
 import collections
 import random
 
+import numpy as np
+
 from wwm_core.hashing import stable_hash
-from wwm_core.instances import SpecialIds, bert_wwm_instances, roberta_wwm_ext_instances
+from wwm_core.instances import (SpecialIds, TokenPool, bert_wwm_plans, masked_batch, roberta_wwm_ext_plans,
+                                sentence_offsets)
 from wwm_core.records import ExampleEncoder, tfrecord_frame
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
+
+BATCH_ROWS = 2048  # instances masked and encoded together: big enough to amortize numpy calls
 
 
 class ShardMaker:
@@ -28,7 +33,8 @@ class ShardMaker:
                                       vocab_size=vocab.size)
 
     def prepare(self, documents, stats: collections.Counter):
-        """Documents -> [(id, [(ids, group_start), ...])], filtering with counted reasons."""
+        """Documents -> (kept document ids, sentence token counts per document, TokenPool),
+        filtering with counted reasons."""
         kept = []
         for document in documents:
             num_chars = sum(map(len, document.sentences))
@@ -45,42 +51,45 @@ class ShardMaker:
         if len(converted) != len(sentences):  # a conversion never adds or removes line breaks
             raise RuntimeError("OpenCC changed the number of lines")
         words = self.segmenter.segment(converted)
+        sentence_lengths = [len(text) for text in converted]
+        for index, (length, word_lengths) in enumerate(zip(sentence_lengths, words)):
+            if word_lengths is not None and sum(word_lengths) != length:
+                stats["sentences.segmenter_text_mismatch"] += 1
+                words[index] = [1] * length
         tokenized = tokenize_sentences(self.tokenizer, converted)
+        grouping = group_starts(tokenized, sentence_lengths, words)
+        stats["segmenter_boundaries_overridden"] += grouping.boundaries_overridden
+        stats["sentences_dropped.no_tokens"] += int(np.count_nonzero(tokenized.sentence_tokens == 0))
 
-        prepared, cursor = [], 0
+        doc_ids, doc_lengths, cursor = [], [], 0
         for document in kept:
-            doc_sentences = []
-            for _ in document.sentences:
-                text, word_lengths, sentence = converted[cursor], words[cursor], tokenized[cursor]
-                cursor += 1
-                if len(sentence.ids) == 0:
-                    stats["sentences_dropped.no_tokens"] += 1
-                    continue
-                if word_lengths is not None and sum(word_lengths) != len(text):
-                    stats["sentences.segmenter_text_mismatch"] += 1
-                    word_lengths = [1] * len(text)
-                grouping = group_starts(sentence, word_lengths)
-                stats["segmenter_boundaries_overridden"] += grouping.boundaries_overridden
-                stats["tokens"] += len(sentence.ids)
-                doc_sentences.append((sentence.ids, grouping.group_start))
-            if doc_sentences:
-                prepared.append((document.id, doc_sentences))
+            counts = tokenized.sentence_tokens[cursor:cursor + len(document.sentences)].tolist()
+            cursor += len(document.sentences)
+            lengths = [count for count in counts if count]
+            if lengths:
+                doc_ids.append(document.id)
+                doc_lengths.append(lengths)
             else:
                 stats["documents_filtered.no_tokens"] += 1
-        return prepared
+        stats["tokens"] += len(tokenized.ids)
+        # Sentences and documents without tokens contribute no tokens, so the flat arrays are
+        # exactly the kept documents' tokens, in order.
+        pool = TokenPool(
+            ids=tokenized.ids,
+            group_start=grouping.group_start,
+            doc_offsets=np.cumsum([0] + [sum(lengths) for lengths in doc_lengths], dtype=np.int64),
+        )
+        return doc_ids, doc_lengths, pool
 
-    def instances(self, prepared):
-        """Every instance of a bucket, dupe by dupe, each document with its own seeded generator."""
+    def plans(self, doc_ids, doc_lengths):
+        """Every instance plan of a bucket, dupe by dupe, each document with its own seeded generator."""
         config = self.config
-        pool = [sentences for _, sentences in prepared]
+        make_plans = bert_wwm_plans if config.recipe == "bert-wwm" else roberta_wwm_ext_plans
+        offsets = [sentence_offsets(lengths) for lengths in doc_lengths]
         for dupe in range(config.dupe_factor):
-            for index, (doc_id, sentences) in enumerate(prepared):
+            for index, doc_id in enumerate(doc_ids):
                 rng = random.Random(stable_hash(config.random_seed, doc_id, dupe))
-                if config.recipe == "bert-wwm":
-                    yield from bert_wwm_instances(pool, index, rng=rng, special=self.special, config=config.masking)
-                else:
-                    yield from roberta_wwm_ext_instances(sentences, rng=rng, special=self.special,
-                                                         config=config.masking)
+                yield from make_plans(doc_lengths, index, rng=rng, config=config.masking, offsets=offsets)
 
     def shard_records(self, documents, *, shard_index: int):
         """Returns (framed TFRecord bytes in shard order, stats) for one bucket of documents."""
@@ -89,11 +98,15 @@ class ShardMaker:
         ids = [d.id for d in documents]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate document ids in shard {shard_index}; are input files listed twice?")
-        prepared = self.prepare(documents, stats)
-        stats["documents_out"] += len(prepared)
-        records = [tfrecord_frame(self.encoder.encode(instance)) for instance in self.instances(prepared)]
+        doc_ids, doc_lengths, pool = self.prepare(documents, stats)
+        stats["documents_out"] += len(doc_ids)
+        records, plans = [], list(self.plans(doc_ids, doc_lengths))
+        for first in range(0, len(plans), BATCH_ROWS):
+            batch = masked_batch(plans[first:first + BATCH_ROWS], pool, special=self.special,
+                                 config=self.config.masking)
+            stats["masked_tokens"] += int(batch.num_masked.sum())
+            records.extend(map(tfrecord_frame, self.encoder.encode_batch(batch)))
         # Google shuffles all instances; we shuffle within the shard, seeded by the shard.
         random.Random(stable_hash(self.config.random_seed, "shard", shard_index)).shuffle(records)
         stats["instances"] += len(records)
         return records, stats
-

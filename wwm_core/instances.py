@@ -1,8 +1,13 @@
-"""Training instances: Google's create_pretraining_data.py logic with whole-word masking.
+"""Training instances: Google's create_pretraining_data.py logic with whole-word masking, in two steps.
 
-A document is a list of sentences; a sentence is ``(ids, group_start)``: int32 token ids and a bool
-array marking where each whole-word group begins (see ``tokenization.group_starts``). All
-randomness comes from the ``random.Random`` passed in.
+1. Planning (per document, plain Python on sentence lengths): Google's choice of segments, NSP
+   partners and truncation, driven by a ``random.Random`` seeded from (seed, document, dupe).
+   A plan is only token ranges: segment A is always a contiguous range of one document, and so is
+   segment B (from the same document, or from a random one for NSP).
+2. Materializing and masking (per batch of plans, vectorized with numpy): the ranges are gathered
+   into padded matrices and whole words are masked for all rows at once. Each row's random draws
+   come from a counter-based generator keyed by a 63-bit seed its plan drew from its document's
+   ``random.Random``, so a row's masks depend only on (seed, document, dupe), never on batching.
 """
 import dataclasses
 import random
@@ -21,107 +26,6 @@ class SpecialIds:
 
 
 @dataclasses.dataclass(frozen=True)
-class Instance:
-    input_ids: np.ndarray  # int32, after masking, unpadded: [CLS] a [SEP] (b [SEP])
-    segment_ids: np.ndarray  # uint8, unpadded
-    masked_positions: np.ndarray  # int32, sorted, unique
-    masked_labels: np.ndarray  # int32, the original ids at masked_positions
-    is_random_next: bool
-
-
-def mask_whole_words(ids, group_start, *, rng: random.Random, special: SpecialIds,
-                     masked_lm_prob: float, max_predictions_per_seq: int):
-    """Google's create_masked_lm_predictions with do_whole_word_mask=True.
-
-    Groups are shuffled and taken whole while they fit; a group that would overflow the budget is
-    skipped, never cut. Each chosen token independently becomes [MASK] (80%), stays (10%) or
-    becomes a random id (10%), as in Google's code. Returns (output_ids, positions, labels).
-    """
-    num_tokens = len(ids)
-    is_special = (ids == special.cls) | (ids == special.sep)
-    boundary = group_start | is_special
-    boundary_positions = np.flatnonzero(boundary)
-    next_boundary = np.append(boundary_positions[1:], num_tokens)
-    candidate = ~is_special[boundary_positions]
-    starts = boundary_positions[candidate].tolist()
-    ends = next_boundary[candidate].tolist()
-    num_to_predict = min(max_predictions_per_seq, max(1, int(round(num_tokens * masked_lm_prob))))
-    output_ids = ids.copy()
-    positions = []
-    # Groups are visited in a uniformly random order, drawn lazily (a Fisher-Yates shuffle that
-    # stops once the budget is full): the same distribution as shuffling them all, at a fraction
-    # of the cost, since only a handful of groups are ever looked at.
-    order = list(range(len(starts)))
-    for k in range(len(order)):
-        if len(positions) >= num_to_predict:
-            break
-        pick = rng.randrange(k, len(order))
-        order[k], order[pick] = order[pick], order[k]
-        start, end = starts[order[k]], ends[order[k]]
-        if len(positions) + end - start > num_to_predict:
-            continue
-        for position in range(start, end):
-            positions.append(position)
-            if rng.random() < 0.8:
-                output_ids[position] = special.mask
-            elif rng.random() < 0.5:
-                pass  # keep the original token
-            else:
-                output_ids[position] = rng.randrange(special.vocab_size)
-    positions = np.array(sorted(positions), dtype=np.int32)
-    return output_ids, positions, ids[positions]
-
-
-def _concat(sentences):
-    if len(sentences) == 1:
-        return sentences[0]
-    return (np.concatenate([s[0] for s in sentences]), np.concatenate([s[1] for s in sentences]))
-
-
-def _truncate_pair(a, b, max_num_tokens, rng):
-    """Google's truncate_seq_pair: drop one token at a time from the front or back of the longer side."""
-    a_front = a_back = b_front = b_back = 0
-    len_a, len_b = len(a[0]), len(b[0])
-    while len_a + len_b > max_num_tokens:
-        if len_a > len_b:
-            len_a -= 1
-            if rng.random() < 0.5:
-                a_front += 1
-            else:
-                a_back += 1
-        else:
-            len_b -= 1
-            if rng.random() < 0.5:
-                b_front += 1
-            else:
-                b_back += 1
-    return _slice(a, a_front, a_back), _slice(b, b_front, b_back)
-
-
-def _slice(sentence, front, back):
-    if front == 0 and back == 0:
-        return sentence
-    ids, group_start = sentence
-    ids = ids[front : len(ids) - back]
-    group_start = group_start[front : len(group_start) - back].copy()
-    if len(group_start):
-        group_start[0] = True  # a word cut at the front is still a (partial) group
-    return ids, group_start
-
-
-def _assemble(a, b, special):
-    """[CLS] a [SEP] (b [SEP]) with its segment ids and group starts (special tokens start groups)."""
-    parts_ids = [np.array([special.cls], np.int32), a[0], np.array([special.sep], np.int32)]
-    parts_start = [np.ones(1, bool), a[1], np.ones(1, bool)]
-    segments = [np.zeros(len(a[0]) + 2, np.uint8)]
-    if b is not None:
-        parts_ids += [b[0], np.array([special.sep], np.int32)]
-        parts_start += [b[1], np.ones(1, bool)]
-        segments.append(np.ones(len(b[0]) + 1, np.uint8))
-    return np.concatenate(parts_ids), np.concatenate(parts_start), np.concatenate(segments)
-
-
-@dataclasses.dataclass(frozen=True)
 class MaskingConfig:
     max_seq_length: int
     max_predictions_per_seq: int
@@ -129,90 +33,272 @@ class MaskingConfig:
     short_seq_prob: float
 
 
-def _masked_instance(a, b, is_random_next, *, rng, special, config):
-    ids, group_start, segment_ids = _assemble(a, b, special)
-    output_ids, positions, labels = mask_whole_words(
-        ids, group_start, rng=rng, special=special,
-        masked_lm_prob=config.masked_lm_prob, max_predictions_per_seq=config.max_predictions_per_seq)
-    return Instance(output_ids, segment_ids, positions, labels, is_random_next)
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """[CLS] A [SEP] (B [SEP]): token ranges [start, end) into documents of the pool."""
+    a_doc: int
+    a_start: int
+    a_end: int
+    b_doc: int  # -1: no segment B (roberta-wwm-ext)
+    b_start: int
+    b_end: int
+    is_random_next: bool
+    seed: int  # keys this row's masking draws
 
 
-def bert_wwm_instances(documents, document_index, *, rng: random.Random, special: SpecialIds,
-                       config: MaskingConfig):
-    """Google's create_instances_from_document (with NSP) for ``documents[document_index]``.
+# ---------------------------------------------------------------- step 1: plans (Google's logic)
 
-    ``documents`` is the pool random next segments are drawn from (in the pipeline: the documents
-    of one bucket, so a partner is found without holding the corpus in memory).
+def truncated_lengths(len_a: int, len_b: int, max_num_tokens: int):
+    """How many tokens Google's truncate_seq_pair drops from A and from B.
+
+    It drops one token at a time from the longer side (from B on a tie) until the pair fits, so
+    the counts are fixed by the lengths: first the longer side down to the shorter, then
+    alternately B, A, B, ...
     """
+    excess = len_a + len_b - max_num_tokens
+    if excess <= 0:
+        return 0, 0
+    if len_a > len_b:
+        first_a, first_b = min(excess, len_a - len_b), 0
+    else:
+        first_a, first_b = 0, min(excess, len_b - len_a)
+    rest = excess - first_a - first_b
+    return first_a + rest // 2, first_b + rest - rest // 2
+
+
+def _front_share(dropped: int, rng: random.Random) -> int:
+    """Each dropped token comes off the front or the back with a fair coin, as in Google's code:
+    the number from the front is the number of ones among ``dropped`` random bits."""
+    return bin(rng.getrandbits(dropped)).count("1") if dropped else 0
+
+
+def sentence_offsets(lengths):
+    offsets = [0]
+    for length in lengths:
+        offsets.append(offsets[-1] + length)
+    return offsets
+
+
+def bert_wwm_plans(documents, document_index, *, rng: random.Random, config: MaskingConfig, offsets=None):
+    """Google's create_instances_from_document (with NSP), over sentence token counts.
+
+    ``documents`` is the pool random next segments come from, each a list of sentence lengths
+    (in the pipeline: the documents of one bucket, so no worker holds the corpus); ``offsets``,
+    if given, holds each document's sentence start offsets (``sentence_offsets``), computed once.
+    """
+    offsets_of = offsets.__getitem__ if offsets is not None else (lambda d: sentence_offsets(documents[d]))
     document = documents[document_index]
+    offsets = offsets_of(document_index)
     max_num_tokens = config.max_seq_length - 3
     target_seq_length = max_num_tokens
     if rng.random() < config.short_seq_prob:
         target_seq_length = rng.randint(2, max_num_tokens)
 
-    instances = []
-    current_chunk, current_length = [], 0
+    plans = []
+    chunk_start, chunk_size, current_length = 0, 0, 0
     i = 0
     while i < len(document):
-        segment = document[i]
-        current_chunk.append(segment)
-        current_length += len(segment[0])
+        if chunk_size == 0:
+            chunk_start = i
+        chunk_size += 1
+        current_length += document[i]
         if i == len(document) - 1 or current_length >= target_seq_length:
             a_end = 1
-            if len(current_chunk) >= 2:
-                a_end = rng.randint(1, len(current_chunk) - 1)
-            tokens_a = _concat(current_chunk[:a_end])
-            is_random_next = len(current_chunk) == 1 or rng.random() < 0.5
+            if chunk_size >= 2:
+                a_end = rng.randint(1, chunk_size - 1)
+            a_range = (offsets[chunk_start], offsets[chunk_start + a_end])
+            is_random_next = chunk_size == 1 or rng.random() < 0.5
             if is_random_next:
-                target_b_length = target_seq_length - len(tokens_a[0])
-                random_index = document_index
+                target_b_length = target_seq_length - (a_range[1] - a_range[0])
+                b_doc = document_index
                 for _ in range(10):
-                    random_index = rng.randint(0, len(documents) - 1)
-                    if random_index != document_index:
+                    b_doc = rng.randint(0, len(documents) - 1)
+                    if b_doc != document_index:
                         break
-                random_document = documents[random_index]
+                random_document = documents[b_doc]
                 random_start = rng.randint(0, len(random_document) - 1)
-                b_parts, b_length = [], 0
+                b_length, j = 0, random_start
                 for j in range(random_start, len(random_document)):
-                    b_parts.append(random_document[j])
-                    b_length += len(random_document[j][0])
+                    b_length += random_document[j]
                     if b_length >= target_b_length:
                         break
-                tokens_b = _concat(b_parts)
+                b_offsets = offsets_of(b_doc)
+                b_range = (b_offsets[random_start], b_offsets[j + 1])
                 # The segments we did not use go back into the document for the next chunk.
-                i -= len(current_chunk) - a_end
+                i -= chunk_size - a_end
             else:
-                tokens_b = _concat(current_chunk[a_end:])
-            tokens_a, tokens_b = _truncate_pair(tokens_a, tokens_b, max_num_tokens, rng)
-            instances.append(_masked_instance(tokens_a, tokens_b, is_random_next,
-                                              rng=rng, special=special, config=config))
-            current_chunk, current_length = [], 0
+                b_doc = document_index
+                b_range = (offsets[chunk_start + a_end], offsets[chunk_start + chunk_size])
+            drop_a, drop_b = truncated_lengths(a_range[1] - a_range[0], b_range[1] - b_range[0], max_num_tokens)
+            a_front, b_front = _front_share(drop_a, rng), _front_share(drop_b, rng)
+            a_back, b_back = drop_a - a_front, drop_b - b_front
+            plans.append(Plan(document_index, a_range[0] + a_front, a_range[1] - a_back,
+                              b_doc, b_range[0] + b_front, b_range[1] - b_back,
+                              is_random_next, rng.getrandbits(63)))
+            chunk_size, current_length = 0, 0
         i += 1
-    return instances
+    return plans
 
 
-def roberta_wwm_ext_instances(document, *, rng: random.Random, special: SpecialIds, config: MaskingConfig):
-    """No NSP: consecutive sentences of one document packed into [CLS] ... [SEP] up to max_seq_length.
+def roberta_wwm_ext_plans(documents, document_index, *, rng: random.Random, config: MaskingConfig, offsets=None):
+    """No NSP: consecutive sentences of one document packed into [CLS] ... [SEP].
 
-    Instances never cross a document boundary (RoBERTa's DOC-SENTENCES); the last instance of a
-    document may be short. A sentence longer than the budget is cut into budget-sized pieces.
+    Instances never cross a document boundary (RoBERTa's DOC-SENTENCES); a document's last
+    instance may be short. A sentence longer than the budget is cut into budget-sized pieces.
     """
     budget = config.max_seq_length - 2
-    instances = []
-    chunk, length = [], 0
+    plans = []
+    start = end = 0
+    for length in documents[document_index]:
+        sentence_start, sentence_end = end, end + length
+        for piece_start in range(sentence_start, sentence_end, budget):
+            piece_end = min(piece_start + budget, sentence_end)
+            if piece_end - start > budget:
+                plans.append(Plan(document_index, start, end, -1, 0, 0, False, rng.getrandbits(63)))
+                start = piece_start
+            end = piece_end
+    if end > start:
+        plans.append(Plan(document_index, start, end, -1, 0, 0, False, rng.getrandbits(63)))
+    return plans
 
-    def flush():
-        nonlocal chunk, length
-        if chunk:
-            instances.append(_masked_instance(_concat(chunk), None, False, rng=rng, special=special, config=config))
-        chunk, length = [], 0
 
-    for ids, group_start in document:
-        for offset in range(0, len(ids), budget):
-            piece = _slice((ids, group_start), offset, max(0, len(ids) - offset - budget))
-            if length + len(piece[0]) > budget:
-                flush()
-            chunk.append(piece)
-            length += len(piece[0])
-    flush()
-    return instances
+# ------------------------------------------------ step 2: gather and mask a batch (vectorized)
+
+@dataclasses.dataclass(frozen=True)
+class TokenPool:
+    """The tokens of a pool of documents, flat: document d is [doc_offsets[d], doc_offsets[d+1])."""
+    ids: np.ndarray  # int32
+    group_start: np.ndarray  # bool, True where a whole-word group begins
+    doc_offsets: np.ndarray  # int64
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskedBatch:
+    input_ids: np.ndarray  # (n, max_seq_length) int32, masked, zero-padded
+    lengths: np.ndarray  # (n,) real tokens per row
+    segment_ids: np.ndarray  # (n, max_seq_length) uint8
+    masked_positions: np.ndarray  # (n, max_predictions_per_seq) int32, sorted, zero-padded
+    masked_ids: np.ndarray  # (n, max_predictions_per_seq) int32, the original ids
+    num_masked: np.ndarray  # (n,)
+    is_random_next: np.ndarray  # (n,) bool
+
+    def __len__(self):
+        return len(self.lengths)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(x):
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def uniforms(seeds, width: int, stream: int):
+    """(len(seeds), width) floats in [0, 1): a counter-based generator, a pure function of
+    (seed, column, stream). SplitMix64's output function, as used to seed xoshiro generators."""
+    stream_key = np.uint64((stream * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF)
+    counters = np.arange(1, width + 1, dtype=np.uint64) * _GOLDEN + stream_key
+    mixed = _splitmix64(_splitmix64(np.asarray(seeds, dtype=np.uint64)[:, None] ^ counters[None, :]))
+    return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def gather(plans, pool: TokenPool, *, special: SpecialIds, max_seq_length: int):
+    """Plans -> padded (ids, group_start, segment_ids, lengths) matrices."""
+    n, width = len(plans), max_seq_length
+    fields = np.array([(p.a_doc, p.a_start, p.a_end, p.b_doc, p.b_start, p.b_end) for p in plans],
+                      dtype=np.int64).reshape(n, 6)
+    has_b = fields[:, 3] >= 0
+    a_len = fields[:, 2] - fields[:, 1]
+    b_len = np.where(has_b, fields[:, 5] - fields[:, 4], 0)
+    a_first = pool.doc_offsets[fields[:, 0]] + fields[:, 1]
+    b_first = pool.doc_offsets[np.maximum(fields[:, 3], 0)] + fields[:, 4]
+    lengths = a_len + 2 + np.where(has_b, b_len + 1, 0)
+
+    column = np.arange(width)[None, :]
+    in_a = (column >= 1) & (column <= a_len[:, None])
+    b_column = column - (a_len[:, None] + 2)
+    in_b = (b_column >= 0) & (b_column < b_len[:, None])
+    source = np.where(in_a, a_first[:, None] + column - 1, np.where(in_b, b_first[:, None] + b_column, 0))
+    real = in_a | in_b
+    ids = np.where(real, pool.ids[source], 0).astype(np.int32)
+    group_start = np.where(real, pool.group_start[source], True)
+    # A word cut by truncation still starts a (partial) group at the segment's first token.
+    group_start[:, 1] = True
+    rows = np.arange(n)
+    group_start[rows[has_b], (a_len + 2)[has_b]] = True
+    ids[:, 0] = special.cls
+    ids[rows, a_len + 1] = special.sep
+    ids[rows[has_b], (lengths - 1)[has_b]] = special.sep
+    segment_ids = (in_b | (has_b[:, None] & (column == (lengths - 1)[:, None]))).astype(np.uint8)
+    return ids, group_start, segment_ids, lengths
+
+
+def mask_whole_words(ids, group_start, lengths, seeds, *, special: SpecialIds, masked_lm_prob: float,
+                     max_predictions_per_seq: int):
+    """Google's create_masked_lm_predictions with do_whole_word_mask=True, for a batch of rows.
+
+    Per row: groups (words) in a uniformly random order are taken whole while they fit in the
+    budget min(max_predictions, max(1, round(len * prob))); a group that would overflow is
+    skipped, never cut. Each chosen token independently becomes [MASK] (80%), stays (10%) or
+    becomes a random id (10%), as in Google's code. Returns (output_ids, positions, labels, counts).
+    """
+    n, width = ids.shape
+    column = np.arange(width)[None, :]
+    real = column < lengths[:, None]
+    candidate = real & (ids != special.cls) & (ids != special.sep)
+    starts = (group_start | ~candidate) & real
+    group = np.cumsum(starts, axis=1) - 1  # group number of every token, per row
+    group[~real] = width - 1  # padding shares the last slot; never a candidate start
+    row_base = np.arange(n)[:, None] * width
+    sizes = np.bincount((row_base + group)[candidate], minlength=n * width).reshape(n, width)
+    # A group's priority is its first token's draw; non-candidate slots sort last.
+    priority = np.full((n, width), 2.0)
+    first = starts & candidate
+    first_rows, first_cols = np.nonzero(first)
+    priority[first_rows, group[first_rows, first_cols]] = uniforms(seeds, width, stream=0)[first_rows, first_cols]
+    order = np.argsort(priority, axis=1, kind="stable")
+    ordered_sizes = np.take_along_axis(sizes, order, axis=1)
+    ordered_valid = np.take_along_axis(priority, order, axis=1) < 2.0
+
+    budget = np.minimum(max_predictions_per_seq, np.maximum(1, np.round(lengths * masked_lm_prob))).astype(np.int64)
+    taken = np.zeros(n, dtype=np.int64)
+    accepted = np.zeros((n, width), dtype=bool)
+    for rank in range(width):  # greedy with skipping, one rank for all rows at a time
+        fits = ordered_valid[:, rank] & (taken + ordered_sizes[:, rank] <= budget)
+        accepted[:, rank] = fits
+        taken += np.where(fits, ordered_sizes[:, rank], 0)
+        if rank % 8 == 7 and not (ordered_valid[:, rank + 1:].any(axis=1) & (taken < budget)).any():
+            break
+    accepted_group = np.zeros((n, width), dtype=bool)
+    np.put_along_axis(accepted_group, order, accepted, axis=1)
+    masked = candidate & np.take_along_axis(accepted_group, group, axis=1)
+
+    decision = uniforms(seeds, width, stream=1)
+    random_ids = (uniforms(seeds, width, stream=2) * special.vocab_size).astype(np.int32)
+    output = ids.copy()
+    output[masked & (decision < 0.8)] = special.mask
+    replace = masked & (decision >= 0.9)
+    output[replace] = random_ids[replace]
+
+    counts = masked.sum(axis=1)
+    positions = np.zeros((n, max_predictions_per_seq), dtype=np.int32)
+    masked_rows, masked_cols = np.nonzero(masked)  # row-major: columns ascending within a row
+    rank_in_row = np.cumsum(masked, axis=1)[masked_rows, masked_cols] - 1
+    positions[masked_rows, rank_in_row] = masked_cols
+    labels = np.where(np.arange(max_predictions_per_seq)[None, :] < counts[:, None],
+                      np.take_along_axis(ids, positions, axis=1), 0).astype(np.int32)
+    return output, positions, labels, counts
+
+
+def masked_batch(plans, pool: TokenPool, *, special: SpecialIds, config: MaskingConfig) -> MaskedBatch:
+    ids, group_start, segment_ids, lengths = gather(plans, pool, special=special,
+                                                    max_seq_length=config.max_seq_length)
+    seeds = np.array([p.seed for p in plans], dtype=np.uint64)
+    output, positions, labels, counts = mask_whole_words(
+        ids, group_start, lengths, seeds, special=special, masked_lm_prob=config.masked_lm_prob,
+        max_predictions_per_seq=config.max_predictions_per_seq)
+    return MaskedBatch(output, lengths, segment_ids, positions, labels, counts,
+                       np.array([p.is_random_next for p in plans], dtype=bool))

@@ -28,7 +28,7 @@ def feature_lengths(*, max_seq_length: int, max_predictions_per_seq: int) -> dic
     return {name: sizes.get(length, length) for name, (_, length) in FEATURES.items()}
 
 
-def _varint(value: int) -> bytes:
+def _encode_varint(value: int) -> bytes:
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -40,6 +40,13 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+_SMALL_VARINTS = [_encode_varint(i) for i in range(1 << 14)]  # every length an Example field has
+
+
+def _varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if value < 1 << 14 else _encode_varint(value)
+
+
 def _len_delimited(field: int, payload: bytes) -> bytes:
     return _varint(field << 3 | 2) + _varint(len(payload)) + payload
 
@@ -47,55 +54,73 @@ def _len_delimited(field: int, payload: bytes) -> bytes:
 _INT64_LIST, _FLOAT_LIST = 3, 2  # tf.train.Feature's oneof field numbers
 
 
+def _varint_rows(matrix: np.ndarray):
+    """Varint bytes of every value of a non-negative (n, w) matrix (values < 2**21), and the
+    byte offset of each row's encoding in them: rows are encoded all at once, not value by value."""
+    values = matrix.astype(np.uint32)
+    num_bytes = 1 + (values >= 1 << 7) + (values >= 1 << 14)
+    encoded = np.empty(values.shape + (3,), dtype=np.uint8)
+    encoded[..., 0] = (values & 0x7F) | ((values >= 1 << 7) << 7)
+    encoded[..., 1] = ((values >> 7) & 0x7F) | ((values >= 1 << 14) << 7)
+    encoded[..., 2] = values >> 14
+    keep = np.arange(3) < num_bytes[..., None]
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(num_bytes.sum(axis=1), out=offsets[1:])
+    return encoded[keep].tobytes(), offsets.tolist()
+
+
 class ExampleEncoder:
-    """Serializes instances to ``tf.train.Example`` bytes for one (seq length, predictions) shape."""
+    """Serializes batches of instances to ``tf.train.Example`` bytes for one shape."""
 
     def __init__(self, *, max_seq_length: int, max_predictions_per_seq: int, vocab_size: int):
+        if vocab_size >= 1 << 21:
+            raise ValueError("vocabularies of 2**21 tokens or more are not supported")
         self.max_seq_length = max_seq_length
         self.max_predictions_per_seq = max_predictions_per_seq
-        # Every id and position is below this bound; their varints are looked up, not computed.
-        self._varints = [_varint(i) for i in range(max(vocab_size, 16 * max_seq_length) + 1)]
         self._keys = {name: _len_delimited(1, name.encode()) for name in FEATURES}
 
-    def _len(self, length: int) -> bytes:
-        return self._varints[length] if length < len(self._varints) else _varint(length)
-
     def _entry(self, name: str, kind: int, payload: bytes) -> bytes:
-        # Nested length-delimited messages: Features.feature map entry {key, value: Feature
-        # {int64_list|float_list {packed value}}}. Written out by hand: this runs per instance.
-        varint_len = self._len
-        value_list = b"\x0a" + varint_len(len(payload)) + payload
-        feature = bytes((kind << 3 | 2,)) + varint_len(len(value_list)) + value_list
-        key = self._keys[name]
-        entry = key + b"\x12" + varint_len(len(feature)) + feature
-        return b"\x0a" + varint_len(len(entry)) + entry
+        # Features.feature map entry {key, value: Feature {int64_list|float_list {packed value}}}.
+        value_list = b"\x0a" + _varint(len(payload)) + payload
+        feature = bytes((kind << 3 | 2,)) + _varint(len(value_list)) + value_list
+        entry = self._keys[name] + b"\x12" + _varint(len(feature)) + feature
+        return b"\x0a" + _varint(len(entry)) + entry
 
-    def _ints(self, values) -> bytes:
-        return b"".join(map(self._varints.__getitem__, values))
+    def _header(self, name: str, kind: int, payload_length: int) -> bytes:
+        return self._entry(name, kind, b"\x00" * payload_length)[:-payload_length]
 
-    def encode(self, instance) -> bytes:
+    def encode_batch(self, batch) -> list:
+        """A ``MaskedBatch`` -> one serialized Example per row."""
         seq, pred = self.max_seq_length, self.max_predictions_per_seq
-        num_tokens, num_masked = len(instance.input_ids), len(instance.masked_positions)
-        padding = seq - num_tokens
-        pred_padding = pred - num_masked
-        zeros = b"\x00" * max(padding, pred_padding)
-        # 0/1 values are one varint byte each, so the mask and segments are their own bytes.
-        input_mask = b"\x01" * num_tokens + zeros[:padding]
-        segment_ids = instance.segment_ids.tobytes() + zeros[:padding]
-        weights = np.zeros(pred, "<f4")
-        weights[:num_masked] = 1.0
-        features = (
-            self._entry("input_ids", _INT64_LIST, self._ints(instance.input_ids.tolist()) + zeros[:padding])
-            + self._entry("input_mask", _INT64_LIST, input_mask)
-            + self._entry("segment_ids", _INT64_LIST, segment_ids)
-            + self._entry("masked_lm_positions", _INT64_LIST,
-                          self._ints(instance.masked_positions.tolist()) + zeros[:pred_padding])
-            + self._entry("masked_lm_ids", _INT64_LIST,
-                          self._ints(instance.masked_labels.tolist()) + zeros[:pred_padding])
-            + self._entry("masked_lm_weights", _FLOAT_LIST, weights.tobytes())
-            + self._entry("next_sentence_labels", _INT64_LIST, b"\x01" if instance.is_random_next else b"\x00")
-        )
-        return _len_delimited(1, features)
+        column = np.arange(seq)[None, :]
+        ids_bytes, ids_at = _varint_rows(batch.input_ids)
+        positions_bytes, positions_at = _varint_rows(batch.masked_positions)
+        labels_bytes, labels_at = _varint_rows(batch.masked_ids)
+        # 0/1 values are one varint byte each: the mask and segment rows are their own bytes.
+        mask_bytes = (column < batch.lengths[:, None]).astype(np.uint8).tobytes()
+        segment_bytes = batch.segment_ids.astype(np.uint8).tobytes()
+        weights_bytes = (np.arange(pred)[None, :] < batch.num_masked[:, None]).astype("<f4").tobytes()
+        entry = self._entry
+        # Fixed-size features have a fixed header: everything before the payload is computed once.
+        mask_header = self._header("input_mask", _INT64_LIST, seq)
+        segment_header = self._header("segment_ids", _INT64_LIST, seq)
+        weights_header = self._header("masked_lm_weights", _FLOAT_LIST, 4 * pred)
+        nsp = [entry("next_sentence_labels", _INT64_LIST, b"\x00"),
+               entry("next_sentence_labels", _INT64_LIST, b"\x01")]
+        random_next = batch.is_random_next.tolist()
+        examples = []
+        for row in range(len(batch)):
+            features = b"".join((
+                entry("input_ids", _INT64_LIST, ids_bytes[ids_at[row]:ids_at[row + 1]]),
+                mask_header, mask_bytes[row * seq:(row + 1) * seq],
+                segment_header, segment_bytes[row * seq:(row + 1) * seq],
+                entry("masked_lm_positions", _INT64_LIST, positions_bytes[positions_at[row]:positions_at[row + 1]]),
+                entry("masked_lm_ids", _INT64_LIST, labels_bytes[labels_at[row]:labels_at[row + 1]]),
+                weights_header, weights_bytes[row * 4 * pred:(row + 1) * 4 * pred],
+                nsp[random_next[row]],
+            ))
+            examples.append(b"\x0a" + _varint(len(features)) + features)
+        return examples
 
 
 # ---- TFRecord framing: length, masked crc32c of length, data, masked crc32c of data ----

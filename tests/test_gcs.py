@@ -1,0 +1,85 @@
+"""gs:// input, model, vocabulary and output, through a real GCS emulator on 127.0.0.1.
+
+The emulator is the gcp-storage-emulator package's server; Beam's GCS filesystem and the
+google-cloud-storage client talk to it over HTTP exactly as they would to GCS. Without
+credentials Beam retries google.auth.default() for ~25 s before connecting anonymously, once
+per process, so this module costs that much once.
+"""
+import json
+import os
+import pathlib
+import socket
+
+import pytest
+
+from pipelines.cli import run
+from pipelines.inspect import iter_instances
+from tests.test_pipeline import DOCUMENTS
+
+tf = pytest.importorskip("tensorflow")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gcs_bucket():
+    from gcp_storage_emulator.server import create_server
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "NO_GCE_CHECK")}
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    os.environ["NO_GCE_CHECK"] = "true"
+    try:
+        client = storage.Client(project="test", credentials=AnonymousCredentials())
+        yield client.create_bucket("wwm-test")
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_gcs_input_model_and_output(gcs_bucket, tmp_path):
+    from ltp_extension.perceptron import CWSTrainer
+
+    trainer = CWSTrainer()
+    trainer.epoch = 3
+    trainer.shuffle = False
+    trainer.load_train_data(str(pathlib.Path(__file__).parent / "fixtures" / "segmented.txt"))
+    trainer.train().save(str(tmp_path / "cws_model.bin"))
+    gcs_bucket.blob("models/ltp/cws_model.bin").upload_from_filename(str(tmp_path / "cws_model.bin"))
+    for index, document in enumerate(DOCUMENTS):
+        gcs_bucket.blob(f"corpus/part-{index}.txt").upload_from_string("\n".join(document) + "\n")
+
+    manifest = run(["--input=gs://wwm-test/corpus/*.txt", "--output=gs://wwm-test/out", "--segmenter=ltp",
+                    "--ltp_model=gs://wwm-test/models/ltp", "--dupe_factor=2", "--num_shards=2",
+                    "--runner=BundleBasedDirectRunner"])
+    assert manifest["accounting"]["records_in"] == len(DOCUMENTS)
+    assert manifest["accounting"]["balanced"] and manifest["num_instances"] > 0
+
+    names = {blob.name for blob in gcs_bucket.client.list_blobs(gcs_bucket)}
+    for file in manifest["files"]:
+        assert f"out/{file}" in names
+    assert "out/manifest.json" in names and "out/vocab.txt" in names
+    assert not [n for n in names if ".tmp-" in n], "temporary shard files left behind"
+    stored = json.loads(gcs_bucket.blob("out/manifest.json").download_as_bytes())
+    assert stored["num_instances"] == manifest["num_instances"]
+
+    # The shards TensorFlow reads are the ones on gs://.
+    local = tmp_path / "shard.tfrecord"
+    gcs_bucket.blob(f"out/{manifest['files'][0]}").download_to_filename(str(local))
+    count = sum(1 for _ in tf.data.TFRecordDataset([str(local)]))
+    assert count == manifest["instances_per_file"][manifest["files"][0]]
+
+    decoded = list(iter_instances("gs://wwm-test/out"))
+    assert len(decoded) == manifest["num_instances"]
