@@ -103,7 +103,8 @@ def test_groups_of_a_batch_equal_groups_of_each_sentence(bert_vocab):
     texts = ["使用语言模型", "", "模型probability", "语言"]
     words = [["使用", "语言", "模型"], [], ["模型", "probability"], None]
     batch = tokenize_sentences(tokenizer, texts)
-    together = group_starts(batch, [len(t) for t in texts], words).group_start.tolist()
+    word_lengths = [None if w is None else [len(x) for x in w] for w in words]
+    together = group_starts(batch, [len(t) for t in texts], word_lengths).group_start.tolist()
     alone = []
     for text, sentence_words in zip(texts, words):
         lengths = None if sentence_words is None else [len(w) for w in sentence_words]
