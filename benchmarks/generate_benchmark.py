@@ -6,7 +6,7 @@ so Beam's own overhead is counted too. Without --corpus it builds one from the g
 sentences in ../shared/data (raw text only), shuffled into documents and repeated to --corpus_mb.
 
     .venv/bin/python benchmarks/generate_benchmark.py --segmenter ltp
-    .venv/bin/python benchmarks/generate_benchmark.py --corpus 'my/*.txt' --segmenter jieba -- --direct_num_workers=2
+    .venv/bin/python benchmarks/generate_benchmark.py --corpus 'my/*.txt' --segmenter jieba -- --direct_num_workers=2 --direct_running_mode=multi_processing
 """
 import argparse
 import glob
@@ -88,7 +88,7 @@ def main() -> None:
         command.append(f"--vocab_file={args.vocab_file}")
     if model:
         command.append(f"--ltp_model={model}")
-    command += args.beam_args or ["--runner=DirectRunner"]
+    command += args.beam_args
 
     wall = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)

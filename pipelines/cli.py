@@ -139,8 +139,9 @@ def run(argv) -> dict:
 
     options = PipelineOptions(beam_args)
     if options.view_as(StandardOptions).runner is None:
-        # The local runner. Naming it skips Beam's attempt to fetch the Prism runner binary.
-        options.view_as(StandardOptions).runner = "DirectRunner"
+        # The local runner, named directly: "DirectRunner" first tries to download Beam's Prism
+        # runner binary, with no timeout, and then falls back to this one for batch pipelines.
+        options.view_as(StandardOptions).runner = "FnApiRunner"
     log.info("reading %d bytes from %s into %d shards at %s", input_bytes, ", ".join(config.input_patterns),
              num_shards, config.output)
     with beam.Pipeline(options=options) as pipeline:

@@ -67,8 +67,8 @@ def test_same_seed_gives_identical_shards_and_another_seed_does_not(tmp_path):
 def test_one_and_two_workers_write_identical_bytes(tmp_path):
     documents = [[f"第{d}篇文档的第{s}句话讲述了语言模型和全词掩码。" for s in range(6)] for d in range(40)]
     corpus = write_text_corpus(tmp_path / "big.txt", documents)
-    one = run_wwm(tmp_path, "--runner=DirectRunner", "--direct_num_workers=1", name="one", inputs=[str(corpus)])
-    two = run_wwm(tmp_path, "--runner=DirectRunner", "--direct_num_workers=2",
+    one = run_wwm(tmp_path, "--runner=FnApiRunner", "--direct_num_workers=1", name="one", inputs=[str(corpus)])
+    two = run_wwm(tmp_path, "--runner=FnApiRunner", "--direct_num_workers=2",
                   "--direct_running_mode=multi_processing", name="two", inputs=[str(corpus)])
     assert one["num_instances"] == two["num_instances"] > 0
     assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")

@@ -1,4 +1,6 @@
 """Token ids match the tokenizers library's BERT tokenizer; segmenter words decide only the groups."""
+import pytest
+from hypothesis import given, settings, strategies as st
 from tokenizers import BertWordPieceTokenizer
 
 from wwm_core.segmentation import CharSegmenter, JiebaSegmenter
@@ -111,3 +113,38 @@ def test_groups_of_a_batch_equal_groups_of_each_sentence(bert_vocab):
         alone += group_starts(tokenize_sentences(tokenizer, [text]), [len(text)], [lengths]).group_start.tolist()
     assert together == alone
     assert together == [True, False, True, False, True, False, True, False, True, False, False, True, True]
+
+
+# Characters that exercise every path: CJK (incl. extension B and compatibility ideographs),
+# CJK/full-width/ASCII punctuation, full-width letters and digits, Latin with accents and
+# ligatures, digits, spaces of several kinds, controls, zero-width characters, emoji.
+_ALPHABET = list("语言模型中文的是了在一個們說豈𠀀，。！？；：、“”‘’（）《》【】…—·"
+                 "ＡＢＣａｂ１２３％＆ abcXYZéÀüİßﬁ0123456789!#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+                 "\t\u3000\u00a0\u2028\u200b\u0085\x1c\x00\ufffd\u0301😀🇨🇳")
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["lowercase", "cased"])
+def bert_tokenizer(request, bert_vocab):
+    return make_wordpiece_tokenizer(bert_vocab, do_lower_case=request.param)
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts=st.lists(st.text(alphabet=_ALPHABET, max_size=40), min_size=1, max_size=6))
+def test_fast_path_equals_the_library_on_any_text(bert_tokenizer, texts):
+    tokenizer = bert_tokenizer
+    batch = tokenize_sentences(tokenizer, texts)
+    offsets = batch.sentence_token_offsets
+    for index, text in enumerate(texts):
+        expected = tokenizer.library.encode(text, add_special_tokens=False)
+        tokens = slice(offsets[index], offsets[index + 1])
+        assert batch.ids[tokens].tolist() == expected.ids, repr(text)
+        assert list(zip(batch.starts[tokens].tolist(), batch.ends[tokens].tolist())) == expected.offsets, repr(text)
+        words = batch.piece_word[tokens]
+        expected_new_word = [i == 0 or w != expected.word_ids[i - 1] for i, w in enumerate(expected.word_ids)]
+        assert [i == 0 or words[i] != words[i - 1] for i in range(len(words))] == expected_new_word, repr(text)
+
+
+def test_a_literal_mask_in_text_is_not_the_special_token(bert_vocab):
+    tokenizer = make_wordpiece_tokenizer(bert_vocab, do_lower_case=True)
+    batch = tokenize_sentences(tokenizer, ["看[MASK]这"])
+    assert [bert_vocab.tokens[i] for i in batch.ids] == ["看", "[", "ma", "##sk", "]", "这"]

@@ -78,6 +78,7 @@ class ExampleEncoder:
         self.max_seq_length = max_seq_length
         self.max_predictions_per_seq = max_predictions_per_seq
         self._keys = {name: _len_delimited(1, name.encode()) for name in FEATURES}
+        self._headers = {}
 
     def _entry(self, name: str, kind: int, payload: bytes) -> bytes:
         # Features.feature map entry {key, value: Feature {int64_list|float_list {packed value}}}.
@@ -87,7 +88,13 @@ class ExampleEncoder:
         return b"\x0a" + _varint(len(entry)) + entry
 
     def _header(self, name: str, kind: int, payload_length: int) -> bytes:
-        return self._entry(name, kind, b"\x00" * payload_length)[:-payload_length]
+        """Everything of a feature's map entry before its payload; cached, as it depends only on
+        the payload's length."""
+        key = (name, payload_length)
+        header = self._headers.get(key)
+        if header is None:
+            header = self._headers[key] = self._entry(name, kind, b"\x00" * payload_length)[:-payload_length or None]
+        return header
 
     def encode_batch(self, batch) -> list:
         """A ``MaskedBatch`` -> one serialized Example per row."""
@@ -100,22 +107,25 @@ class ExampleEncoder:
         mask_bytes = (column < batch.lengths[:, None]).astype(np.uint8).tobytes()
         segment_bytes = batch.segment_ids.astype(np.uint8).tobytes()
         weights_bytes = (np.arange(pred)[None, :] < batch.num_masked[:, None]).astype("<f4").tobytes()
-        entry = self._entry
-        # Fixed-size features have a fixed header: everything before the payload is computed once.
-        mask_header = self._header("input_mask", _INT64_LIST, seq)
-        segment_header = self._header("segment_ids", _INT64_LIST, seq)
-        weights_header = self._header("masked_lm_weights", _FLOAT_LIST, 4 * pred)
-        nsp = [entry("next_sentence_labels", _INT64_LIST, b"\x00"),
-               entry("next_sentence_labels", _INT64_LIST, b"\x01")]
+        header = self._header
+        mask_header = header("input_mask", _INT64_LIST, seq)
+        segment_header = header("segment_ids", _INT64_LIST, seq)
+        weights_header = header("masked_lm_weights", _FLOAT_LIST, 4 * pred)
+        nsp = [self._entry("next_sentence_labels", _INT64_LIST, b"\x00"),
+               self._entry("next_sentence_labels", _INT64_LIST, b"\x01")]
         random_next = batch.is_random_next.tolist()
         examples = []
         for row in range(len(batch)):
+            ids_start, ids_end = ids_at[row], ids_at[row + 1]
+            positions_start, positions_end = positions_at[row], positions_at[row + 1]
+            labels_start, labels_end = labels_at[row], labels_at[row + 1]
             features = b"".join((
-                entry("input_ids", _INT64_LIST, ids_bytes[ids_at[row]:ids_at[row + 1]]),
+                header("input_ids", _INT64_LIST, ids_end - ids_start), ids_bytes[ids_start:ids_end],
                 mask_header, mask_bytes[row * seq:(row + 1) * seq],
                 segment_header, segment_bytes[row * seq:(row + 1) * seq],
-                entry("masked_lm_positions", _INT64_LIST, positions_bytes[positions_at[row]:positions_at[row + 1]]),
-                entry("masked_lm_ids", _INT64_LIST, labels_bytes[labels_at[row]:labels_at[row + 1]]),
+                header("masked_lm_positions", _INT64_LIST, positions_end - positions_start),
+                positions_bytes[positions_start:positions_end],
+                header("masked_lm_ids", _INT64_LIST, labels_end - labels_start), labels_bytes[labels_start:labels_end],
                 weights_header, weights_bytes[row * 4 * pred:(row + 1) * 4 * pred],
                 nsp[random_next[row]],
             ))

@@ -7,6 +7,7 @@ as flat arrays: per-sentence Python objects would cost more than the tokenizing 
 """
 import dataclasses
 import itertools
+import unicodedata
 
 import numpy as np
 from tokenizers import BertWordPieceTokenizer
@@ -21,7 +22,7 @@ class TokenizedBatch:
     ids: np.ndarray  # int32 token ids of all sentences, concatenated
     starts: np.ndarray  # int32 character offset of each token in its sentence
     ends: np.ndarray  # int32, exclusive
-    piece_word: np.ndarray  # int32 index, within its sentence, of the token's WordPiece word (`x ##y ##z`)
+    piece_word: np.ndarray  # int32 counter that changes exactly where a WordPiece word (`x ##y ##z`) begins
     sentence_tokens: np.ndarray  # int64 number of tokens of each sentence
 
     @property
@@ -29,24 +30,107 @@ class TokenizedBatch:
         return np.concatenate([[0], np.cumsum(self.sentence_tokens)])
 
 
-def make_wordpiece_tokenizer(vocab: Vocab, *, do_lower_case: bool) -> BertWordPieceTokenizer:
-    token_to_id = {token: index for index, token in enumerate(vocab.tokens)}
-    # strip_accents follows lowercase, exactly as in Google's BasicTokenizer.
-    return BertWordPieceTokenizer(token_to_id, lowercase=do_lower_case, unk_token="[UNK]")
+def make_wordpiece_tokenizer(vocab: Vocab, *, do_lower_case: bool) -> "ChineseBertTokenizer":
+    return ChineseBertTokenizer(vocab, do_lower_case=do_lower_case)
 
 
-def tokenize_sentences(tokenizer: BertWordPieceTokenizer, sentences: list) -> TokenizedBatch:
-    """Tokenizes a batch of sentences in one call (the Rust side does the work)."""
-    encodings = tokenizer.encode_batch(sentences, add_special_tokens=False)
-    total = sum(len(e.ids) for e in encodings)
-    offsets = np.fromiter(_chain(_chain(e.offsets for e in encodings)), np.int32, 2 * total).reshape(-1, 2)
-    return TokenizedBatch(
-        ids=np.fromiter(_chain(e.ids for e in encodings), np.int32, total),
-        starts=offsets[:, 0],
-        ends=offsets[:, 1],
-        piece_word=np.fromiter(_chain(e.word_ids for e in encodings), np.int32, total),
-        sentence_tokens=np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings)),
-    )
+# BERT's "Chinese character" ranges (Google's _is_chinese_char): one token each, never split.
+_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+               (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+# Punctuation blocks checked for the fast path (ASCII, general, CJK, full-width forms).
+_PUNCTUATION_RANGES = ((0x21, 0x7E), (0xA1, 0xBF), (0x2010, 0x205E), (0x3001, 0x303F), (0xFE30, 0xFE6B),
+                       (0xFF01, 0xFF65))
+_TABLE_SIZE = 0x2FA20
+_OTHER, _SINGLE, _SPACE = 0, 1, 2
+
+
+class ChineseBertTokenizer:
+    """BERT's WordPiece tokenization with the ``tokenizers`` library, plus a fast path for the
+    characters that make up most of Chinese text.
+
+    A CJK character or a punctuation mark that normalization leaves unchanged is always a token
+    of its own (BERT puts spaces around the former and splits on the latter), so its id is one
+    table lookup; plain spaces only separate. Everything else (Latin words, digits, full-width
+    letters, accents, controls, emoji) is cut into runs between those characters and tokenized
+    by ``tokenizers``' BertWordPieceTokenizer, which gives every such run the tokens it would get
+    in the whole sentence. The ids equal the library's on the whole text (tested), except that a
+    literal "[MASK]" in the text is split like any bracketed word, as Google's tokenizer does,
+    instead of becoming the special token.
+    """
+
+    def __init__(self, vocab: Vocab, *, do_lower_case: bool):
+        token_to_id = {token: index for index, token in enumerate(vocab.tokens)}
+        # strip_accents follows lowercase, exactly as in Google's BasicTokenizer.
+        self.library = BertWordPieceTokenizer(token_to_id, lowercase=do_lower_case, unk_token="[UNK]")
+        unk = token_to_id["[UNK]"]
+        self._kind = np.zeros(_TABLE_SIZE, dtype=np.uint8)
+        self._id = np.full(_TABLE_SIZE, unk, dtype=np.int32)
+        for code in (0x20, 0x09, 0x0A, 0x0D, 0x3000):
+            self._kind[code] = _SPACE
+
+        def normalized(char):
+            if not do_lower_case:
+                return char
+            decomposed = unicodedata.normalize("NFD", char.lower())
+            return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+        for first, last in _CJK_RANGES + _PUNCTUATION_RANGES:
+            for code in range(first, last + 1):
+                char = chr(code)
+                is_cjk = any(a <= code <= b for a, b in _CJK_RANGES)
+                is_punctuation = unicodedata.category(char).startswith("P") or (
+                    code < 0x7F and not char.isalnum())
+                if (is_cjk or is_punctuation) and normalized(char) == char:
+                    self._kind[code] = _SINGLE
+                    self._id[code] = token_to_id.get(char, unk)
+
+    def tokenize(self, sentences: list) -> TokenizedBatch:
+        text = "\n".join(sentences)
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        inside = codes < _TABLE_SIZE
+        kind = np.where(inside, self._kind[np.where(inside, codes, 0)], _OTHER)
+        single = np.flatnonzero(kind == _SINGLE)
+
+        other = kind == _OTHER
+        edges = np.diff(np.concatenate([[False], other, [False]]).astype(np.int8))
+        run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        runs = [text[a:b] for a, b in zip(run_starts.tolist(), run_ends.tolist())]
+        encodings = self.library.encode_batch(runs, add_special_tokens=False) if runs else []
+        run_tokens = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
+        total = int(run_tokens.sum())
+        run_ids = np.fromiter(_chain(e.ids for e in encodings), np.int32, total)
+        run_offsets = np.fromiter(_chain(_chain(e.offsets for e in encodings)), np.int64, 2 * total).reshape(-1, 2)
+        run_words = np.fromiter(_chain(e.word_ids for e in encodings), np.int64, total)
+        run_of_token = np.repeat(np.arange(len(runs)), run_tokens)
+        run_base = run_starts[run_of_token]
+        new_word_in_run = np.ones(total, dtype=bool)  # a run's first token, or a new word in it
+        new_word_in_run[1:] = (run_of_token[1:] != run_of_token[:-1]) | (run_words[1:] != run_words[:-1])
+
+        # Merge single-character tokens and run tokens by position (they never overlap).
+        starts = np.concatenate([single, run_base + run_offsets[:, 0]])
+        ends = np.concatenate([single + 1, run_base + run_offsets[:, 1]])
+        ids = np.concatenate([self._id[codes[single]], run_ids])
+        new_word = np.concatenate([np.ones(len(single), dtype=bool), new_word_in_run])
+        order = np.argsort(starts, kind="stable")
+        starts, ends, ids, new_word = starts[order], ends[order], ids[order], new_word[order]
+
+        sentence_first_char = np.cumsum([0] + [len(s) + 1 for s in sentences[:-1]], dtype=np.int64)
+        sentence = np.searchsorted(sentence_first_char, starts, side="right") - 1
+        return TokenizedBatch(
+            ids=ids.astype(np.int32),
+            starts=(starts - sentence_first_char[sentence]).astype(np.int32),
+            ends=(ends - sentence_first_char[sentence]).astype(np.int32),
+            piece_word=np.cumsum(new_word).astype(np.int32),
+            sentence_tokens=np.bincount(sentence, minlength=len(sentences)).astype(np.int64),
+        )
+
+
+def tokenize_sentences(tokenizer: ChineseBertTokenizer, sentences: list) -> TokenizedBatch:
+    """Tokenizes a batch of sentences in one call."""
+    if not sentences:
+        empty = np.zeros(0, np.int32)
+        return TokenizedBatch(empty, empty, empty, empty, np.zeros(0, np.int64))
+    return tokenizer.tokenize(sentences)
 
 
 @dataclasses.dataclass(frozen=True)
