@@ -112,7 +112,7 @@ class WriteShard(beam.DoFn):
 
     def process(self, bucket_and_documents):
         bucket, documents = bucket_and_documents
-        records, stats = self._maker.shard_records(list(documents), shard_index=bucket)
+        records, stats, dead_letters = self._maker.shard_records(list(documents), shard_index=bucket)
         name = shard_name(bucket, self._num_shards)
         final_path = join(self._config.output, name)
         temporary_path = f"{final_path}.tmp-{uuid.uuid4().hex}"
@@ -123,10 +123,12 @@ class WriteShard(beam.DoFn):
         logging.info("wrote %s: %d instances from %d documents", name, stats["instances"], stats["documents_out"])
         yield {"file": name, "num_instances": stats["instances"]}
         yield beam.pvalue.TaggedOutput(STATS, stats)
+        for record in dead_letters:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
 
 class WriteShards(beam.PTransform):
-    """Documents -> written shard descriptions, with a STATS output."""
+    """Documents -> written shard descriptions, with STATS and DEAD_LETTER outputs."""
 
     def __init__(self, *, config, vocab_bytes: bytes, num_shards: int):
         super().__init__()
@@ -140,7 +142,7 @@ class WriteShards(beam.PTransform):
             documents
             | "KeyByBucket" >> beam.Map(lambda d: (bucket_of(d.id, seed=seed, num_buckets=num_shards), d))
             | "GroupByBucket" >> beam.GroupByKey()
-            | "MakeAndWrite" >> beam.ParDo(self._write).with_outputs(STATS, main="shards")
+            | "MakeAndWrite" >> beam.ParDo(self._write).with_outputs(STATS, DEAD_LETTER, main="shards")
         )
 
 
@@ -210,7 +212,8 @@ def build_pipeline(pipeline, *, config, vocab, num_shards: int):
     shards = documents.documents | "WriteShards" >> WriteShards(
         config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards)
     dead_letter_files = (
-        documents[DEAD_LETTER]
+        (documents[DEAD_LETTER], shards[DEAD_LETTER])
+        | "AllDeadLetters" >> beam.Flatten()
         | "DeadLetterJson" >> beam.Map(_dead_letter_json)
         | "WriteDeadLetters" >> beam.io.WriteToText(
             join(config.output, DEAD_LETTER, "records"), file_name_suffix=".jsonl", num_shards=1)

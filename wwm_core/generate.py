@@ -13,6 +13,7 @@ from wwm_core.hashing import stable_hash
 from wwm_core.instances import (SpecialIds, TokenPool, bert_wwm_plans, masked_batch, roberta_wwm_ext_plans,
                                 sentence_offsets)
 from wwm_core.records import ExampleEncoder, tfrecord_frame
+from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
 
 BATCH_ROWS = 2048  # instances masked and encoded together: big enough to amortize numpy calls
@@ -32,9 +33,31 @@ class ShardMaker:
                                       max_predictions_per_seq=config.max_predictions_per_seq,
                                       vocab_size=vocab.size)
 
-    def prepare(self, documents, stats: collections.Counter):
+    def _segment(self, documents, sentences, stats, dead_letters):
+        """Word lengths of every sentence, in one batch. If the segmenter fails on the batch,
+        each document is segmented alone and those it fails on become dead letters, so one
+        pathological document never fails its whole shard. Returns (documents, sentences, words)."""
+        try:
+            return documents, sentences, self.segmenter.segment(sentences)
+        except Exception:  # noqa: BLE001 - any segmenter error; retried per document below
+            pass
+        kept, kept_sentences, words, cursor = [], [], [], 0
+        for document in documents:
+            own = sentences[cursor:cursor + len(document.sentences)]
+            cursor += len(document.sentences)
+            try:
+                words += self.segmenter.segment(own)
+            except Exception as error:  # noqa: BLE001
+                stats["dead_lettered.segmenter_error"] += 1
+                dead_letters.append(BadRecord(document.id, "segmenter_error", repr(error)[:500], own[0][:200]))
+                continue
+            kept.append(document)
+            kept_sentences += own
+        return kept, kept_sentences, words
+
+    def prepare(self, documents, stats: collections.Counter, dead_letters: list):
         """Documents -> (kept document ids, sentence token counts per document, TokenPool),
-        filtering with counted reasons."""
+        filtering with counted reasons; documents the segmenter fails on go to ``dead_letters``."""
         kept = []
         for document in documents:
             num_chars = sum(map(len, document.sentences))
@@ -50,7 +73,7 @@ class ShardMaker:
         converted = self.converter.convert("\n".join(sentences)).split("\n") if sentences else []
         if len(converted) != len(sentences):  # a conversion never adds or removes line breaks
             raise RuntimeError("OpenCC changed the number of lines")
-        words = self.segmenter.segment(converted)
+        kept, converted, words = self._segment(kept, converted, stats, dead_letters)
         sentence_lengths = [len(text) for text in converted]
         for index, (length, word_lengths) in enumerate(zip(sentence_lengths, words)):
             if word_lengths is not None and sum(word_lengths) != length:
@@ -92,13 +115,13 @@ class ShardMaker:
                 yield from make_plans(doc_lengths, index, rng=rng, config=config.masking, offsets=offsets)
 
     def shard_records(self, documents, *, shard_index: int):
-        """Returns (framed TFRecord bytes in shard order, stats) for one bucket of documents."""
-        stats = collections.Counter()
+        """Returns (framed TFRecord bytes in shard order, stats, dead letters) for one bucket."""
+        stats, dead_letters = collections.Counter(), []
         documents = sorted(documents, key=lambda d: d.id)  # GroupByKey order is not stable
         ids = [d.id for d in documents]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate document ids in shard {shard_index}; are input files listed twice?")
-        doc_ids, doc_lengths, pool = self.prepare(documents, stats)
+        doc_ids, doc_lengths, pool = self.prepare(documents, stats, dead_letters)
         stats["documents_out"] += len(doc_ids)
         records, plans = [], list(self.plans(doc_ids, doc_lengths))
         for first in range(0, len(plans), BATCH_ROWS):
@@ -109,4 +132,4 @@ class ShardMaker:
         # Google shuffles all instances; we shuffle within the shard, seeded by the shard.
         random.Random(stable_hash(self.config.random_seed, "shard", shard_index)).shuffle(records)
         stats["instances"] += len(records)
-        return records, stats
+        return records, stats, dead_letters

@@ -35,8 +35,9 @@ def make_wordpiece_tokenizer(vocab: Vocab, *, do_lower_case: bool) -> "ChineseBe
 
 
 # BERT's "Chinese character" ranges (Google's _is_chinese_char): one token each, never split.
-_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-               (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+_CJK_UNIFIED_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+                       (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF))
+_CJK_COMPATIBILITY_RANGES = ((0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 # Punctuation blocks checked for the fast path (ASCII, general, CJK, full-width forms).
 _PUNCTUATION_RANGES = ((0x21, 0x7E), (0xA1, 0xBF), (0x2010, 0x205E), (0x3001, 0x303F), (0xFE30, 0xFE6B),
                        (0xFF01, 0xFF65))
@@ -62,11 +63,16 @@ class ChineseBertTokenizer:
         token_to_id = {token: index for index, token in enumerate(vocab.tokens)}
         # strip_accents follows lowercase, exactly as in Google's BasicTokenizer.
         self.library = BertWordPieceTokenizer(token_to_id, lowercase=do_lower_case, unk_token="[UNK]")
-        unk = token_to_id["[UNK]"]
         self._kind = np.zeros(_TABLE_SIZE, dtype=np.uint8)
-        self._id = np.full(_TABLE_SIZE, unk, dtype=np.int32)
+        self._id = np.full(_TABLE_SIZE, token_to_id["[UNK]"], dtype=np.int32)
+        for token, index in token_to_id.items():
+            if len(token) == 1 and ord(token) < _TABLE_SIZE:
+                self._id[ord(token)] = index
         for code in (0x20, 0x09, 0x0A, 0x0D, 0x3000):
             self._kind[code] = _SPACE
+        # Unified ideographs have no case and no decomposition: single tokens, no check needed.
+        for first, last in _CJK_UNIFIED_RANGES:
+            self._kind[first:last + 1] = _SINGLE
 
         def normalized(char):
             if not do_lower_case:
@@ -74,15 +80,15 @@ class ChineseBertTokenizer:
             decomposed = unicodedata.normalize("NFD", char.lower())
             return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
 
-        for first, last in _CJK_RANGES + _PUNCTUATION_RANGES:
+        for first, last in _CJK_COMPATIBILITY_RANGES + _PUNCTUATION_RANGES:
             for code in range(first, last + 1):
                 char = chr(code)
-                is_cjk = any(a <= code <= b for a, b in _CJK_RANGES)
+                is_cjk = any(a <= code <= b for a, b in _CJK_COMPATIBILITY_RANGES)
                 is_punctuation = unicodedata.category(char).startswith("P") or (
                     code < 0x7F and not char.isalnum())
+                # Compatibility ideographs decompose under NFD, so they take the library's path.
                 if (is_cjk or is_punctuation) and normalized(char) == char:
                     self._kind[code] = _SINGLE
-                    self._id[code] = token_to_id.get(char, unk)
 
     def tokenize(self, sentences: list) -> TokenizedBatch:
         text = "\n".join(sentences)
