@@ -42,7 +42,7 @@ class JiebaSegmenter:
         self._tokenizer.initialize()
 
     def segment(self, sentences):
-        return [[len(word) for word in self._tokenizer.cut(sentence, HMM=True)] for sentence in sentences]
+        return [list(map(len, self._tokenizer.cut(sentence, HMM=True))) for sentence in sentences]
 
 
 class LtpSegmenter:
@@ -56,7 +56,7 @@ class LtpSegmenter:
     def segment(self, sentences):
         # Beam already runs one worker per core; LTP's own thread pool would oversubscribe them.
         batches = self._model.batch_predict(list(sentences), parallelism=False)
-        return [[len(word) for word in words] for words in batches]
+        return [list(map(len, words)) for words in batches]
 
 
 def find_ltp_model_file(path: str) -> str:
