@@ -10,6 +10,14 @@ import logging
 import math
 import sys
 
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipelines.errors import UsageError
+from pipelines.generate_pipeline import DEAD_LETTER, MANIFEST, VOCAB, accounting, build_pipeline
+from pipelines.inspect import inspect_main
+from pipelines.io_utils import join, read_bytes, stage_locally
 from wwm_core.config import RunConfig
 from wwm_core.instances import RECIPES
 from wwm_core.segmentation import SEGMENTERS, SegmenterError, load_segmenter
@@ -18,10 +26,6 @@ from wwm_core.vocab import Vocab, bundled_vocab_bytes
 
 log = logging.getLogger("wwm")
 AUTO_SHARD_INPUT_BYTES = 32 * 1024 * 1024  # ~32 MB of text per shard keeps a bucket's memory bounded
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for: printed without a traceback, exit status 2."""
 
 
 def _bool(text: str) -> bool:
@@ -74,8 +78,6 @@ def _config_from_args(args) -> RunConfig:
 
 
 def _load_vocab(vocab_file) -> Vocab:
-    from pipelines.io_utils import read_bytes
-
     try:
         return Vocab.from_bytes(read_bytes(vocab_file) if vocab_file else bundled_vocab_bytes())
     except (OSError, ValueError, UnicodeDecodeError) as error:
@@ -84,8 +86,6 @@ def _load_vocab(vocab_file) -> Vocab:
 
 def _check_segmenter(config: RunConfig) -> None:
     """Loads the segmenter once here, so a bad model fails before any worker starts."""
-    from pipelines.io_utils import stage_locally
-
     try:
         model = None
         if config.segmenter == "ltp" and config.ltp_model:
@@ -96,8 +96,6 @@ def _check_segmenter(config: RunConfig) -> None:
 
 
 def _input_bytes(patterns) -> int:
-    from apache_beam.io.filesystems import FileSystems
-
     total = 0
     for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
         if not result.metadata_list:
@@ -107,12 +105,8 @@ def _input_bytes(patterns) -> int:
 
 
 def _prepare_output(output: str, *, overwrite: bool) -> None:
-    from apache_beam.io.filesystems import FileSystems
-    from pipelines import generate_pipeline as gp
-    from pipelines.io_utils import join
-
-    earlier = [m.path for pattern in (join(output, gp.MANIFEST), join(output, "part-*"),
-                                      join(output, gp.VOCAB), join(output, gp.DEAD_LETTER, "*"))
+    earlier = [m.path for pattern in (join(output, MANIFEST), join(output, "part-*"),
+                                      join(output, VOCAB), join(output, DEAD_LETTER, "*"))
                for m in FileSystems.match([pattern])[0].metadata_list]
     if earlier and not overwrite:
         raise UsageError(f"{output} already holds the output of a run ({len(earlier)} files); "
@@ -123,11 +117,6 @@ def _prepare_output(output: str, *, overwrite: bool) -> None:
 
 
 def run(argv) -> dict:
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-
-    from pipelines.generate_pipeline import build_pipeline, accounting
-
     args, beam_args = run_parser().parse_known_args(argv)
     config = _config_from_args(args)
     vocab = _load_vocab(config.vocab_file)
@@ -146,10 +135,6 @@ def run(argv) -> dict:
              num_shards, config.output)
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, num_shards=num_shards)
-
-    from pipelines.io_utils import join, read_bytes
-    from pipelines.generate_pipeline import MANIFEST
-
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
     _print_summary(manifest, accounting(manifest["counters"]))
     return manifest
@@ -169,7 +154,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
-    commands = {"run": run, "inspect": _inspect}
+    commands = {"run": run, "inspect": inspect_main}
     if not argv or argv[0] not in commands:
         print("usage: wwm {run,inspect} ... (wwm run --help, wwm inspect --help)", file=sys.stderr)
         return 2
@@ -179,12 +164,6 @@ def main(argv=None) -> int:
         print(f"wwm {argv[0]}: error: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-def _inspect(argv) -> None:
-    from pipelines.inspect import inspect_main
-
-    inspect_main(argv)
 
 
 if __name__ == "__main__":

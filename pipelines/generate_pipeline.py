@@ -1,7 +1,7 @@
 """The ``wwm run`` pipeline: raw text to whole-word-masked TFRecord shards and a manifest.
 
-    files -> ReadDocuments -> BucketDocuments (seeded hash, GroupByKey) -> WriteShards -> WriteManifest
-                  \\-> dead letters ------------------------------------------------^
+    files -> ReadDocuments -> WriteShards (key by seeded hash, GroupByKey, make + write) -> WriteManifest
+                  \\-> dead letters (read errors, and segmenter errors from WriteShards) ------^
 
 Each bucket is one output shard: its DoFn tokenizes, segments, makes and writes that shard's
 instances (temporary name, then rename), so shard bytes depend only on the documents hashed
@@ -20,8 +20,7 @@ from apache_beam.metrics import Metrics
 
 from wwm_core.generate import ShardMaker
 from wwm_core.hashing import bucket_of
-from wwm_core.text import (BadRecord, ChineseConverter, Document, document_from_json_line,
-                           documents_from_text_lines)
+from wwm_core.text import BadRecord, ChineseConverter, document_from_json_line, documents_from_text_lines
 from wwm_core.vocab import Vocab
 from wwm_core.segmentation import load_segmenter
 from pipelines.io_utils import join, stage_locally, write_bytes

@@ -6,6 +6,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from wwm_core.records import decode_example, decoded_instance, read_tfrecords
 from wwm_core.vocab import Vocab
+from pipelines.errors import UsageError
 from pipelines.generate_pipeline import MANIFEST, VOCAB
 from pipelines.io_utils import join, read_bytes
 
@@ -58,8 +59,6 @@ def inspect_main(argv) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per instance")
     parser.add_argument("--vocab_file", help="vocabulary to decode with (default: the run's vocab.txt)")
     args = parser.parse_args(argv)
-    from pipelines.cli import UsageError
-
     try:
         instances = iter_instances(args.path, vocab_file=args.vocab_file)
         for number, (file, instance, vocab) in enumerate(instances):
