@@ -7,7 +7,7 @@ import pytest
 
 from wwm_core.instances import MaskedBatch
 from wwm_core.records import (FEATURES, ExampleEncoder, decode_example, decoded_instance, feature_lengths,
-                              read_tfrecords, tfrecord_frame)
+                              read_tfrecords, tfrecord_frame, tfrecord_frames)
 
 tf = pytest.importorskip("tensorflow")
 
@@ -90,3 +90,8 @@ def test_corrupt_records_are_detected():
         list(read_tfrecords(io.BytesIO(bytes(framed))))
     with pytest.raises(ValueError, match="truncated"):
         list(read_tfrecords(io.BytesIO(tfrecord_frame(b"hello")[:-2])))
+
+
+def test_batched_framing_equals_one_by_one():
+    records = [b"", b"a", b"hello", b"hello", b"x" * 300]
+    assert tfrecord_frames(records) == [tfrecord_frame(r) for r in records]

@@ -12,7 +12,7 @@ import numpy as np
 from wwm_core.hashing import stable_hash
 from wwm_core.instances import (SpecialIds, TokenPool, bert_wwm_plans, masked_batch, roberta_wwm_ext_plans,
                                 sentence_offsets)
-from wwm_core.records import ExampleEncoder, tfrecord_frame
+from wwm_core.records import ExampleEncoder, tfrecord_frames
 from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
 
@@ -128,8 +128,9 @@ class ShardMaker:
             batch = masked_batch(plans[first:first + BATCH_ROWS], pool, special=self.special,
                                  config=self.config.masking)
             stats["masked_tokens"] += int(batch.num_masked.sum())
-            records.extend(map(tfrecord_frame, self.encoder.encode_batch(batch)))
+            records.extend(tfrecord_frames(self.encoder.encode_batch(batch)))
         # Google shuffles all instances; we shuffle within the shard, seeded by the shard.
-        random.Random(stable_hash(self.config.random_seed, "shard", shard_index)).shuffle(records)
+        order = np.random.default_rng(stable_hash(self.config.random_seed, "shard", shard_index)).permutation(len(records))
+        records = [records[i] for i in order.tolist()]
         stats["instances"] += len(records)
         return records, stats, dead_letters

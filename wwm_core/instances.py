@@ -6,7 +6,7 @@
    segment B (from the same document, or from a random one for NSP).
 2. Materializing and masking (per batch of plans, vectorized with numpy): the ranges are gathered
    into padded matrices and whole words are masked for all rows at once. Each row's random draws
-   come from a counter-based generator keyed by a 63-bit seed its plan drew from its document's
+   come from a SplitMix64 stream keyed by a 63-bit seed its plan drew from its document's
    ``random.Random``, so a row's masks depend only on (seed, document, dupe), never on batching.
 """
 import bisect
@@ -190,20 +190,14 @@ class MaskedBatch:
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _splitmix64(x):
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def uniforms(seeds, width: int, stream: int):
-    """(len(seeds), width) floats in [0, 1): a counter-based generator, a pure function of
-    (seed, column, stream). SplitMix64's output function, as used to seed xoshiro generators."""
-    stream_key = np.uint64((stream * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF)
-    counters = np.arange(1, width + 1, dtype=np.uint64) * _GOLDEN + stream_key
-    mixed = _splitmix64(_splitmix64(np.asarray(seeds, dtype=np.uint64)[:, None] ^ counters[None, :]))
-    return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+def uniforms(seeds, width: int):
+    """(len(seeds), width) floats in [0, 1): row r is the SplitMix64 stream of seed r (state
+    seed + k * golden ratio, then SplitMix64's output mix), a pure function of (seed, column)."""
+    state = np.asarray(seeds, dtype=np.uint64)[:, None] + np.arange(1, width + 1, dtype=np.uint64) * _GOLDEN
+    state = (state ^ (state >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    state = (state ^ (state >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    state ^= state >> np.uint64(31)
+    return (state >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
 def gather(plans, pool: TokenPool, *, special: SpecialIds, max_seq_length: int):
@@ -259,7 +253,8 @@ def mask_whole_words(ids, group_start, lengths, seeds, *, special: SpecialIds, m
     priority = np.full((n, width), 2.0)
     first = starts & candidate
     first_rows, first_cols = np.nonzero(first)
-    priority[first_rows, group[first_rows, first_cols]] = uniforms(seeds, width, stream=0)[first_rows, first_cols]
+    draws = uniforms(seeds, 3 * width)  # per token: group priority, replacement choice, random id
+    priority[first_rows, group[first_rows, first_cols]] = draws[first_rows, first_cols]
     order = np.argsort(priority, axis=1, kind="stable")
     ordered_sizes = np.take_along_axis(sizes, order, axis=1)
     ordered_valid = np.take_along_axis(priority, order, axis=1) < 2.0
@@ -277,8 +272,8 @@ def mask_whole_words(ids, group_start, lengths, seeds, *, special: SpecialIds, m
     np.put_along_axis(accepted_group, order, accepted, axis=1)
     masked = candidate & np.take_along_axis(accepted_group, group, axis=1)
 
-    decision = uniforms(seeds, width, stream=1)
-    random_ids = (uniforms(seeds, width, stream=2) * special.vocab_size).astype(np.int32)
+    decision = draws[:, width:2 * width]
+    random_ids = (draws[:, 2 * width:] * special.vocab_size).astype(np.int32)
     output = ids.copy()
     output[masked & (decision < 0.8)] = special.mask
     replace = masked & (decision >= 0.9)

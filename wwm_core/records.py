@@ -145,6 +145,18 @@ def tfrecord_frame(record: bytes) -> bytes:
     return length + _masked_crc(length) + record + _masked_crc(record)
 
 
+def tfrecord_frames(records: list) -> list:
+    """``tfrecord_frame`` of many records; the length header is computed once per length."""
+    headers, framed = {}, []
+    for record in records:
+        header = headers.get(len(record))
+        if header is None:
+            length = struct.pack("<Q", len(record))
+            header = headers[len(record)] = length + _masked_crc(length)
+        framed.append(header + record + _masked_crc(record))
+    return framed
+
+
 def read_tfrecords(stream):
     """Yields the records of a TFRecord stream, checking both checksums."""
     while True:
