@@ -84,13 +84,13 @@ def _load_vocab(vocab_file) -> Vocab:
         raise UsageError(f"cannot use --vocab_file {vocab_file}: {error}") from error
 
 
-def _check_segmenter(config: RunConfig) -> None:
-    """Loads the segmenter once here, so a bad model fails before any worker starts."""
+def _check_ltp_model(config: RunConfig) -> None:
+    """Loads the LTP model once here, so a missing or bad model fails before any worker starts.
+    (jieba ships its dictionary and ``char`` needs nothing: nothing to check.)"""
+    if config.segmenter != "ltp":
+        return
     try:
-        model = None
-        if config.segmenter == "ltp" and config.ltp_model:
-            model = stage_locally(config.ltp_model)
-        load_segmenter(config.segmenter, ltp_model_file=model)
+        load_segmenter("ltp", ltp_model_file=stage_locally(config.ltp_model) if config.ltp_model else None)
     except (SegmenterError, OSError) as error:
         raise UsageError(str(error)) from error
 
@@ -120,7 +120,7 @@ def run(argv) -> dict:
     args, beam_args = run_parser().parse_known_args(argv)
     config = _config_from_args(args)
     vocab = _load_vocab(config.vocab_file)
-    _check_segmenter(config)
+    _check_ltp_model(config)
     input_bytes = _input_bytes(config.input_patterns)
     num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
     config = dataclasses.replace(config, num_shards=num_shards)
