@@ -8,8 +8,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.installed-$(cat requirements.lock setup.py | sha256sum | cut -c1-16)"
+# Some pip configurations warn about every missing local index; keep the output readable.
+quiet_pip() { .venv/bin/python -m pip "$@" 2>&1 | sed -e '/is ignored: it is neither a file nor a directory/d'; }
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -c requirements.lock -e '.[test]'
+  quiet_pip install --quiet --upgrade pip
+  quiet_pip install --quiet -c requirements.lock -e '.[test]'
   touch "$stamp"
 fi
