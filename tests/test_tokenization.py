@@ -123,15 +123,19 @@ _ALPHABET = list("语言模型中文的是了在一個們說豈𠀀，。！？�
                  "\t\u3000\u00a0\u2028\u200b\u0085\x1c\x00\ufffd\u0301😀🇨🇳")
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["lowercase", "cased"])
-def bert_tokenizer(request, bert_vocab):
-    return make_wordpiece_tokenizer(bert_vocab, do_lower_case=request.param)
+@pytest.fixture(scope="module", params=[("bert", True), ("bert", False), ("bundled", True), ("bundled", False)],
+                ids=["bert-lowercase", "bert-cased", "bundled-lowercase", "bundled-cased"])
+def any_tokenizer(request):
+    """Google's vocabulary (from ../shared, skipped without it) and the bundled one (always)."""
+    name, lower = request.param
+    vocab = request.getfixturevalue("bert_vocab" if name == "bert" else "bundled_vocab")
+    return make_wordpiece_tokenizer(vocab, do_lower_case=lower)
 
 
 @settings(max_examples=400, deadline=None)
 @given(texts=st.lists(st.text(alphabet=_ALPHABET, max_size=40), min_size=1, max_size=6))
-def test_fast_path_equals_the_library_on_any_text(bert_tokenizer, texts):
-    tokenizer = bert_tokenizer
+def test_fast_path_equals_the_library_on_any_text(any_tokenizer, texts):
+    tokenizer = any_tokenizer
     batch = tokenize_sentences(tokenizer, texts)
     offsets = batch.sentence_token_offsets
     for index, text in enumerate(texts):
