@@ -10,10 +10,13 @@ setuptools.setup(
     package_data={"wwm_core": ["data/*.txt", "data/sample/*"]},
     install_requires=[
         "apache-beam[gcp]>=2.77,<3",
+        "datasketch>=1.6",
+        "defusedxml>=0.7",
         "google-cloud-storage>=3",
         "google-crc32c>=1.5",
         "jieba>=0.42",
         "ltp-extension>=0.1.13",
+        "mwparserfromhell>=0.6",
         "numpy>=1.26",
         "opencc>=1.1.9",
         "pyarrow>=14",

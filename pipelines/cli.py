@@ -21,7 +21,7 @@ from pipelines.io_utils import join, read_bytes, stage_locally
 from wwm_core.config import RunConfig
 from wwm_core.instances import RECIPES
 from wwm_core.segmentation import SEGMENTERS, SegmenterError, load_segmenter
-from wwm_core.text import INPUT_FORMATS
+from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
 from wwm_core.vocab import Vocab, bundled_vocab_bytes
 
 log = logging.getLogger("wwm")
@@ -49,6 +49,9 @@ def run_parser() -> argparse.ArgumentParser:
     add("--input_format", choices=INPUT_FORMATS, default=defaults.input_format,
         help="text: one sentence a line, blank line between documents; jsonl: one JSON document a line")
     add("--text_field", default=defaults.text_field, help="jsonl: the field holding the document text")
+    add("--title_field", default=defaults.title_field, help="jsonl: the field holding the title")
+    add("--jsonl_preset", choices=sorted(JSONL_PRESETS),
+        help="jsonl: the fields of a public ext corpus (news2016zh: desc + content, ...)")
     add("--vocab_file", help="BERT vocab.txt (local or gs://); default: the bundled vocabulary, whose "
         "ids do NOT match released checkpoints")
     add("--do_lower_case", type=_bool, default=defaults.do_lower_case)
@@ -66,6 +69,14 @@ def run_parser() -> argparse.ArgumentParser:
         help="output shards (= buckets of documents); 0 picks one per ~16 MB of input")
     add("--max_document_chars", type=int, default=defaults.max_document_chars,
         help="longer documents are filtered (counted as documents_filtered.too_long)")
+    add("--min_document_chars", type=int, default=defaults.min_document_chars,
+        help="shorter documents (after cleaning) are filtered (documents_filtered.too_short)")
+    add("--min_cjk_share", type=float, default=defaults.min_cjk_share,
+        help="documents with a smaller share of CJK characters are filtered; 0 keeps all")
+    add("--full_width_to_half_width", type=_bool, default=defaults.full_width_to_half_width,
+        help="full-width letters and digits to ASCII (punctuation is kept)")
+    add("--dedup", choices=("exact", "none"), default=defaults.dedup,
+        help="drop documents whose cleaned text repeats another's (the smallest id is kept)")
     add("--overwrite", action="store_true", help="replace the output of an earlier run in --output")
     return parser
 

@@ -1,7 +1,7 @@
 """The ``wwm run`` pipeline: raw text to whole-word-masked TFRecord shards and a manifest.
 
-    files -> ReadDocuments -> WriteShards (key by seeded hash, GroupByKey, make + write) -> WriteManifest
-                  \\-> dead letters (read errors, and segmenter errors from WriteShards) ------^
+    files -> PrepareDocuments (read, clean, dedup) -> WriteShards (key by seeded hash, GroupByKey,
+             \\-> dead letters (read errors, segmenter errors) -----> make + write) -> WriteManifest
 
 Each bucket is one output shard: its DoFn tokenizes, segments, makes and writes that shard's
 instances (temporary name, then rename), so shard bytes depend only on the documents hashed
@@ -18,77 +18,22 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from pipelines.io_utils import join, stage_locally, write_bytes
+from pipelines.read_pipeline import DEAD_LETTER, STATS, PrepareDocuments, count, jsonl_preset
+from wwm_core.clean import CleanConfig
 from wwm_core.generate import ShardMaker
 from wwm_core.hashing import bucket_of
-from wwm_core.text import BadRecord, ChineseConverter, document_from_json_line, documents_from_text_lines
-from wwm_core.vocab import Vocab
 from wwm_core.segmentation import load_segmenter
-from pipelines.io_utils import join, stage_locally, write_bytes
+from wwm_core.text import BadRecord
+from wwm_core.vocab import Vocab
 
-DEAD_LETTER = "dead_letter"
-STATS = "stats"
 MANIFEST = "manifest.json"
 VOCAB = "vocab.txt"
 SHARD_SUFFIX = ".tfrecord"
-NAMESPACE = "wwm"
 
 
 def shard_name(index: int, num_shards: int) -> str:
     return f"part-{index:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
-
-
-def _count(stats: collections.Counter) -> None:
-    for name, value in stats.items():
-        Metrics.counter(NAMESPACE, name).inc(value)
-
-
-class ParseFile(beam.DoFn):
-    """A matched file -> Documents, plus BadRecords on the dead-letter output and a stats record."""
-
-    def __init__(self, *, input_format: str, text_field: str):
-        self._input_format = input_format
-        self._text_field = text_field
-
-    def process(self, readable_file):
-        path = readable_file.metadata.path
-        stats = collections.Counter()
-        with readable_file.open() as handle:
-            if self._input_format == "text":
-                records = documents_from_text_lines(path, handle)
-            else:
-                records = (document_from_json_line(path, number, line, text_field=self._text_field)
-                           for number, line in enumerate(handle, start=1))
-            for record in records:
-                if record is None:
-                    stats["blank_lines_skipped"] += 1
-                elif isinstance(record, BadRecord):
-                    stats["records_in"] += 1
-                    stats[f"dead_lettered.{record.reason}"] += 1
-                    yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
-                else:
-                    stats["records_in"] += 1
-                    yield record
-        stats["files_read"] += 1
-        _count(stats)
-        yield beam.pvalue.TaggedOutput(STATS, stats)
-
-
-class ReadDocuments(beam.PTransform):
-    """File patterns -> PCollection of Document, with DEAD_LETTER and STATS outputs."""
-
-    def __init__(self, patterns, *, input_format: str, text_field: str):
-        super().__init__()
-        self._patterns = list(patterns)
-        self._parse = ParseFile(input_format=input_format, text_field=text_field)
-
-    def expand(self, pipeline):
-        return (
-            pipeline
-            | "Patterns" >> beam.Create(self._patterns)
-            | "Match" >> fileio.MatchAll()
-            | "Open" >> fileio.ReadMatches()
-            | "Parse" >> beam.ParDo(self._parse).with_outputs(DEAD_LETTER, STATS, main="documents")
-        )
 
 
 class WriteShard(beam.DoFn):
@@ -105,7 +50,6 @@ class WriteShard(beam.DoFn):
         self._maker = ShardMaker(
             config=config,
             vocab=Vocab.from_bytes(self._vocab_bytes),
-            converter=ChineseConverter(config.opencc_config),
             segmenter=load_segmenter(config.segmenter, ltp_model_file=model),
         )
 
@@ -118,7 +62,7 @@ class WriteShard(beam.DoFn):
         write_bytes(temporary_path, b"".join(records))
         FileSystems.rename([temporary_path], [final_path])
         stats["shards_written"] += 1
-        _count(stats)
+        count(stats)
         logging.info("wrote %s: %d instances from %d documents", name, stats["instances"], stats["documents_out"])
         yield {"file": name, "num_instances": stats["instances"]}
         yield beam.pvalue.TaggedOutput(STATS, stats)
@@ -205,10 +149,24 @@ def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files):
     return manifest
 
 
+def clean_config(config) -> CleanConfig:
+    return CleanConfig(full_width_to_half_width=config.full_width_to_half_width,
+                       min_document_chars=config.min_document_chars, max_document_chars=config.max_document_chars,
+                       min_cjk_share=config.min_cjk_share,
+                       wiki_variant="zh-hant" if config.opencc_config.startswith("s2") else "zh-hans")
+
+
+def prepare_documents(config):
+    return PrepareDocuments(
+        config.input_patterns, input_format=config.input_format,
+        preset=jsonl_preset(config.jsonl_preset, text_field=config.text_field, title_field=config.title_field),
+        source=config.jsonl_preset or config.input_format, clean_config=clean_config(config),
+        opencc_config=config.opencc_config, dedup=config.dedup == "exact")
+
+
 def build_pipeline(pipeline, *, config, vocab, num_shards: int):
-    documents = pipeline | "ReadDocuments" >> ReadDocuments(
-        config.input_patterns, input_format=config.input_format, text_field=config.text_field)
-    shards = documents.documents | "WriteShards" >> WriteShards(
+    documents = pipeline | "PrepareDocuments" >> prepare_documents(config)
+    shards = documents["documents"] | "WriteShards" >> WriteShards(
         config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards)
     dead_letter_files = (
         (documents[DEAD_LETTER], shards[DEAD_LETTER])

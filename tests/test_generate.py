@@ -3,7 +3,7 @@
 from wwm_core.config import RunConfig
 from wwm_core.generate import ShardMaker
 from wwm_core.segmentation import CharSegmenter, JiebaSegmenter
-from wwm_core.text import ChineseConverter, Document
+from wwm_core.text import Document
 
 
 class FailsOnBomb(CharSegmenter):
@@ -17,7 +17,7 @@ class FailsOnBomb(CharSegmenter):
 
 def _maker(segmenter, vocab, **overrides):
     config = RunConfig(input_patterns=("-",), output="-", **{"dupe_factor": 2, **overrides})
-    return ShardMaker(config=config, vocab=vocab, converter=ChineseConverter("t2s"), segmenter=segmenter)
+    return ShardMaker(config=config, vocab=vocab, segmenter=segmenter)
 
 
 DOCS = [Document(f"doc-{i}", ("语言模型很有用。", f"这是第{i}篇文档。")) for i in range(5)]

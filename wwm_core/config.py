@@ -3,7 +3,7 @@ import dataclasses
 
 from wwm_core.instances import RECIPES, MaskingConfig
 from wwm_core.segmentation import SEGMENTERS
-from wwm_core.text import INPUT_FORMATS
+from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,6 +12,8 @@ class RunConfig:
     output: str
     input_format: str = "text"
     text_field: str = "text"
+    title_field: str = "title"
+    jsonl_preset: str = None  # one of text.JSONL_PRESETS: its fields instead of text_field/title_field
     vocab_file: str = None  # None: the bundled vocabulary
     do_lower_case: bool = True
     opencc_config: str = "t2s"
@@ -26,6 +28,10 @@ class RunConfig:
     random_seed: int = 12345
     num_shards: int = 0  # 0: chosen from the input size
     max_document_chars: int = 1_000_000
+    min_document_chars: int = 1
+    min_cjk_share: float = 0.0
+    full_width_to_half_width: bool = True
+    dedup: str = "exact"  # or "none"
 
     def __post_init__(self):
         checks = [
@@ -40,6 +46,12 @@ class RunConfig:
             (self.dupe_factor >= 1, "--dupe_factor must be at least 1"),
             (self.num_shards >= 0, "--num_shards must be 0 (automatic) or more"),
             (self.max_document_chars > 0, "--max_document_chars must be positive"),
+            (0 <= self.min_document_chars <= self.max_document_chars,
+             "--min_document_chars must be in 0..max_document_chars"),
+            (0.0 <= self.min_cjk_share <= 1.0, "--min_cjk_share must be in [0, 1]"),
+            (self.dedup in ("exact", "none"), "--dedup must be exact or none"),
+            (self.jsonl_preset is None or self.jsonl_preset in JSONL_PRESETS,
+             f"--jsonl_preset must be one of {', '.join(JSONL_PRESETS)}"),
             (bool(self.input_patterns), "--input is required"),
         ]
         for ok, message in checks:

@@ -20,11 +20,10 @@ BATCH_ROWS = 2048  # instances masked and encoded together: big enough to amorti
 
 
 class ShardMaker:
-    """Holds what is loaded once per worker: tokenizer, converter, segmenter, encoder."""
+    """Holds what is loaded once per worker: tokenizer, segmenter, encoder."""
 
-    def __init__(self, *, config, vocab, converter, segmenter):
+    def __init__(self, *, config, vocab, segmenter):
         self.config = config
-        self.converter = converter
         self.segmenter = segmenter
         self.tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=config.do_lower_case)
         self.special = SpecialIds(cls=vocab.id_of("[CLS]"), sep=vocab.id_of("[SEP]"),
@@ -67,12 +66,9 @@ class ShardMaker:
                 stats["documents_filtered.too_long"] += 1
             else:
                 kept.append(document)
-        # One batched call per stage for the whole bucket: OpenCC, segmenter and tokenizer all
+        # One batched call per stage for the whole bucket: the segmenter and the tokenizer both
         # pay a per-call cost that would dominate short sentences.
-        sentences = [s for d in kept for s in d.sentences]
-        converted = self.converter.convert("\n".join(sentences)).split("\n") if sentences else []
-        if len(converted) != len(sentences):  # a conversion never adds or removes line breaks
-            raise RuntimeError("OpenCC changed the number of lines")
+        converted = [s for d in kept for s in d.sentences]
         kept, converted, words = self._segment(kept, converted, stats, dead_letters)
         sentence_lengths = [len(text) for text in converted]
         for index, (length, word_lengths) in enumerate(zip(sentence_lengths, words)):

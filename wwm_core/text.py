@@ -3,13 +3,31 @@ import dataclasses
 import json
 import re
 
-INPUT_FORMATS = ("text", "jsonl")
+INPUT_FORMATS = ("text", "jsonl", "wiki", "parquet")
+
+# How a raw document's text is laid out, which decides how it becomes sentences.
+LINES = "lines"  # Google's layout: every line is a sentence
+PROSE = "prose"  # paragraphs: split into sentences at Chinese and English sentence ends
+WIKITEXT = "wikitext"  # MediaWiki markup: converted to plain lines first
+
+
+@dataclasses.dataclass(frozen=True)
+class RawDocument:
+    """A document as read, before cleaning."""
+    id: str  # stable: "<file>:<document number>", "<file>:<line number>" or "<file>#<page id>"
+    text: str
+    layout: str = PROSE
+    source: str = ""
+    title: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class Document:
-    id: str  # stable: "<file>:<document number>" or "<file>:<line number>"; seeds derive from it
+    """A cleaned document: what instances are made from (and what ``wwm prepare`` stores)."""
+    id: str  # seeds derive from it
     sentences: tuple
+    source: str = ""
+    title: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +47,7 @@ def documents_from_text_lines(path: str, lines):
 
     ``lines`` are raw ``bytes`` lines. A document with a line that is not UTF-8 becomes one
     BadRecord (the whole document, not just the line, so no half-document is trained on).
-    Yields Document or BadRecord.
+    Yields RawDocument or BadRecord.
     """
     sentences, bad_line, first_line = [], None, None
     number = 0
@@ -61,11 +79,28 @@ def _text_document(path, number, sentences, bad_line):
     if bad_line is not None:
         line_number, error, raw = bad_line
         return BadRecord(doc_id, "invalid_utf8", f"line {line_number}: {error}", _escaped_head(raw))
-    return Document(doc_id, tuple(sentences))
+    return RawDocument(doc_id, "\n".join(sentences), LINES, source="text")
 
 
-def document_from_json_line(path: str, line_number: int, raw: bytes, *, text_field: str):
-    """One JSON object a line; its ``text_field`` holds the document. Returns Document, BadRecord or None (blank)."""
+@dataclasses.dataclass(frozen=True)
+class JsonlPreset:
+    """Where a JSON-lines corpus keeps its title and text."""
+    title_field: str
+    text_fields: tuple  # joined with line breaks, in this order, skipping empty ones
+
+
+# The public "ext" corpora (brightmart/nlp_chinese_corpus), with their real field names.
+JSONL_PRESETS = {
+    "wiki2019zh": JsonlPreset("title", ("text",)),
+    "news2016zh": JsonlPreset("title", ("desc", "content")),
+    "baike2019qa": JsonlPreset("title", ("desc", "answer")),
+    "webtext2019zh": JsonlPreset("title", ("desc", "content")),
+    "translation2019zh": JsonlPreset("", ("chinese",)),
+}
+
+
+def document_from_json_line(path: str, line_number: int, raw: bytes, *, preset: JsonlPreset, source: str = "jsonl"):
+    """One JSON object a line, its text in the preset's fields. Returns RawDocument, BadRecord or None (blank)."""
     doc_id = f"{path}:{line_number}"
     if not raw.strip():
         return None
@@ -79,12 +114,17 @@ def document_from_json_line(path: str, line_number: int, raw: bytes, *, text_fie
         return BadRecord(doc_id, "malformed_json", str(error), _escaped_head(raw))
     if not isinstance(record, dict):
         return BadRecord(doc_id, "not_a_json_object", type(record).__name__, _escaped_head(raw))
-    if text_field not in record:
-        return BadRecord(doc_id, "missing_text_field", f"no field {text_field!r}", _escaped_head(raw))
-    text = record[text_field]
-    if not isinstance(text, str):
-        return BadRecord(doc_id, "text_field_not_a_string", type(text).__name__, _escaped_head(raw))
-    return Document(doc_id, tuple(split_sentences(text)))
+    present = [f for f in preset.text_fields if f in record]
+    if not present:
+        return BadRecord(doc_id, "missing_text_field", f"none of the fields {list(preset.text_fields)}",
+                         _escaped_head(raw))
+    wrong = [f for f in present + ([preset.title_field] if preset.title_field in record else [])
+             if not isinstance(record[f], str)]
+    if wrong:
+        return BadRecord(doc_id, "text_field_not_a_string",
+                         ", ".join(f"{f}: {type(record[f]).__name__}" for f in wrong), _escaped_head(raw))
+    text = "\n".join(record[f] for f in present if record[f].strip())
+    return RawDocument(doc_id, text, PROSE, source=source, title=record.get(preset.title_field, "") or "")
 
 
 # A sentence ends at 。！？；… (or ! ? ; and a following space), keeping closing quotes and brackets.

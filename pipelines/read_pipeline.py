@@ -1,0 +1,229 @@
+"""Reading and cleaning: files -> clean Documents, with dead letters and counters.
+
+    patterns -> ReadRawDocuments (text | jsonl | wiki, multistream dumps by byte ranges)
+             -> Reshuffle -> CleanDocuments (wikitext, normalization, OpenCC, sentences, filters)
+             -> DeduplicateDocuments (exact, by content hash) -> Document
+
+Every record read is counted in ``records_in`` and ends as a Document, a ``documents_filtered.*``
+count or a dead letter (``dead_lettered.*``).
+"""
+import collections
+import hashlib
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystems import CompressionTypes, FileSystems
+from apache_beam.metrics import Metrics
+
+from wwm_core.clean import clean_document
+from wwm_core.text import (JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter, Document, JsonlPreset, RawDocument,
+                           document_from_json_line, documents_from_text_lines)
+from wwm_core.wiki import (BrokenPage, UnsafeXmlError, decompress_streams, multistream_offsets, page_chunks,
+                           parse_page)
+
+DEAD_LETTER = "dead_letter"
+STATS = "stats"
+NAMESPACE = "wwm"
+STREAMS_PER_READ = 50  # bz2 streams (about 100 pages each) per parallel read of a multistream dump
+
+
+def count(stats: collections.Counter) -> None:
+    for name, value in stats.items():
+        Metrics.counter(NAMESPACE, name).inc(value)
+
+
+def _dead(record: BadRecord, stats: collections.Counter):
+    stats["records_in"] += 1
+    stats[f"dead_lettered.{record.reason}"] += 1
+    return beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+
+
+def jsonl_preset(name, *, text_field: str, title_field: str) -> JsonlPreset:
+    return JSONL_PRESETS[name] if name else JsonlPreset(title_field, (text_field,))
+
+
+class ParseTextOrJsonl(beam.DoFn):
+    def __init__(self, *, input_format: str, preset: JsonlPreset, source: str):
+        self._input_format = input_format
+        self._preset = preset
+        self._source = source
+
+    def process(self, readable_file):
+        path = readable_file.metadata.path
+        stats = collections.Counter()
+        with readable_file.open() as handle:
+            if self._input_format == "text":
+                records = documents_from_text_lines(path, handle)
+            else:
+                records = (document_from_json_line(path, number, line, preset=self._preset, source=self._source)
+                           for number, line in enumerate(handle, start=1))
+            for record in records:
+                if record is None:
+                    stats["blank_lines_skipped"] += 1
+                elif isinstance(record, BadRecord):
+                    yield _dead(record, stats)
+                else:
+                    stats["records_in"] += 1
+                    yield record
+        stats["files_read"] += 1
+        count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+def multistream_index_path(path: str):
+    """``x-multistream.xml.bz2`` -> ``x-multistream-index.txt.bz2`` when that file exists."""
+    if path.endswith("multistream.xml.bz2"):
+        index = path[: -len(".xml.bz2")] + "-index.txt.bz2"
+        if FileSystems.exists(index):
+            return index
+    return None
+
+
+def plan_wiki_reads(metadata):
+    """A dump -> (path, start, end) byte ranges of whole bz2 streams, or (path, None, None)."""
+    index = multistream_index_path(metadata.path)
+    if index is None:
+        yield metadata.path, None, None
+        return
+    with FileSystems.open(index) as handle:  # .bz2: decompressed by extension
+        offsets = multistream_offsets(handle) + [metadata.size_in_bytes]
+    for first in range(0, len(offsets) - 1, STREAMS_PER_READ):
+        yield metadata.path, offsets[first], offsets[min(first + STREAMS_PER_READ, len(offsets) - 1)]
+
+
+class ReadWikiPages(beam.DoFn):
+    """A dump, or a byte range of whole streams of a multistream dump -> main-namespace pages."""
+
+    def process(self, read):
+        path, start, end = read
+        stats = collections.Counter()
+        where = path if start is None else f"{path}@{start}"
+        try:
+            if start is None:
+                with FileSystems.open(path) as handle:
+                    yield from self._pages(path, page_chunks(handle), stats)
+            else:
+                with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+                    handle.seek(start)
+                    data = decompress_streams(handle.read(end - start))
+                yield from self._pages(path, page_chunks(data.splitlines(keepends=True)), stats)
+        except UnsafeXmlError as error:
+            yield _dead(BadRecord(where, "unsafe_xml", str(error), ""), stats)
+        except EOFError as error:  # bz2 ended inside a stream: what was read before is kept
+            yield _dead(BadRecord(where, "truncated_bz2", str(error), ""), stats)
+        except OSError as error:
+            yield _dead(BadRecord(where, "unreadable_file", str(error), ""), stats)
+        count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+    @staticmethod
+    def _pages(path, chunks, stats):
+        for where, chunk in chunks:
+            if isinstance(chunk, BrokenPage):
+                yield _dead(BadRecord(f"{path}:{where}", chunk.reason, chunk.detail, chunk.raw), stats)
+                continue
+            try:
+                page = parse_page(chunk)
+            except UnsafeXmlError:
+                raise
+            except Exception as error:  # noqa: BLE001 - any XML error: this page only
+                yield _dead(BadRecord(f"{path}:{where}", "broken_xml_page", str(error)[:500],
+                                      chunk[:200].decode("utf-8", "backslashreplace")), stats)
+                continue
+            stats["records_in"] += 1
+            if page.namespace != 0:
+                stats["documents_filtered.not_article"] += 1
+            elif page.is_redirect:
+                stats["documents_filtered.redirect"] += 1
+            else:
+                yield RawDocument(f"{path}#{page.page_id}", page.wikitext, WIKITEXT, source="wiki", title=page.title)
+
+
+class ReadRawDocuments(beam.PTransform):
+    """File patterns -> RawDocuments, with DEAD_LETTER and STATS outputs."""
+
+    def __init__(self, patterns, *, input_format: str, preset: JsonlPreset = None, source: str = ""):
+        super().__init__()
+        self._patterns = list(patterns)
+        self._input_format = input_format
+        self._preset = preset
+        self._source = source or input_format
+
+    def expand(self, pipeline):
+        matched = (pipeline
+                   | "Patterns" >> beam.Create(self._patterns)
+                   | "Match" >> fileio.MatchAll())
+        if self._input_format == "wiki":
+            return (matched
+                    | "PlanReads" >> beam.FlatMap(plan_wiki_reads)
+                    | "SpreadReads" >> beam.Reshuffle()
+                    | "ReadPages" >> beam.ParDo(ReadWikiPages()).with_outputs(DEAD_LETTER, STATS, main="documents"))
+        return (matched
+                | "Open" >> fileio.ReadMatches()
+                | "Parse" >> beam.ParDo(ParseTextOrJsonl(input_format=self._input_format, preset=self._preset,
+                                                         source=self._source))
+                .with_outputs(DEAD_LETTER, STATS, main="documents"))
+
+
+class CleanDocument(beam.DoFn):
+    def __init__(self, *, config, opencc_config: str):
+        self._config = config
+        self._opencc_config = opencc_config
+
+    def setup(self):
+        self._converter = ChineseConverter(self._opencc_config)
+
+    def process(self, raw):
+        document, reason, changes = clean_document(raw, config=self._config)
+        stats = collections.Counter({f"changes.{k}": v for k, v in changes.items()})
+        if reason:
+            stats[f"documents_filtered.{reason}"] += 1
+        else:
+            # One OpenCC call per document: conversion never adds or removes line breaks.
+            converted = tuple(self._converter.convert("\n".join(document.sentences)).split("\n"))
+            if converted != document.sentences:
+                stats["documents_converted_by_opencc"] += 1
+            yield Document(document.id, converted, document.source, document.title)
+        count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+def content_key(document) -> str:
+    return hashlib.blake2b("\n".join(document.sentences).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _keep_first(key_and_documents):
+    """Of documents with the same text keep the smallest id (deterministic); count the others."""
+    _, documents = key_and_documents
+    documents = sorted(documents, key=lambda d: d.id)
+    yield documents[0]
+    if len(documents) > 1:
+        stats = collections.Counter({"documents_filtered.duplicate": len(documents) - 1})
+        count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+class PrepareDocuments(beam.PTransform):
+    """Read, clean and (exactly) deduplicate: Documents, with DEAD_LETTER and STATS outputs."""
+
+    def __init__(self, patterns, *, input_format, preset, source, clean_config, opencc_config, dedup: bool):
+        super().__init__()
+        self._read = ReadRawDocuments(patterns, input_format=input_format, preset=preset, source=source)
+        self._clean = CleanDocument(config=clean_config, opencc_config=opencc_config)
+        self._dedup = dedup
+
+    def expand(self, pipeline):
+        raw = pipeline | "Read" >> self._read
+        cleaned = (raw.documents
+                   | "Spread" >> beam.Reshuffle()
+                   | "Clean" >> beam.ParDo(self._clean).with_outputs(STATS, main="documents"))
+        documents, stats = cleaned.documents, [raw[STATS], cleaned[STATS]]
+        if self._dedup:
+            deduplicated = (documents
+                            | "KeyByContent" >> beam.Map(lambda d: (content_key(d), d))
+                            | "GroupByContent" >> beam.GroupByKey()
+                            | "KeepFirst" >> beam.FlatMap(_keep_first).with_outputs(STATS, main="documents"))
+            documents = deduplicated.documents
+            stats.append(deduplicated[STATS])
+        all_stats = tuple(stats) | "PrepareStats" >> beam.Flatten()
+        return {"documents": documents, DEAD_LETTER: raw[DEAD_LETTER], STATS: all_stats}

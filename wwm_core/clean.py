@@ -1,0 +1,65 @@
+"""From a raw document to a clean one: wikitext to text, normalization, sentences, filters."""
+import collections
+import dataclasses
+import re
+
+from wwm_core.normalize import normalize_text
+from wwm_core.text import LINES, WIKITEXT, Document, split_sentences
+from wwm_core.wiki import is_disambiguation, wikitext_to_lines
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanConfig:
+    full_width_to_half_width: bool = True
+    min_document_chars: int = 1
+    max_document_chars: int = 1_000_000
+    min_cjk_share: float = 0.0  # share of CJK characters among non-space characters; 0 keeps all
+    wiki_variant: str = "zh-hans"  # which side of -{zh-hans:…;zh-hant:…}- to keep
+    drop_boilerplate: bool = True
+
+
+# Lines that are page furniture, not text: section titles of reference lists, and the
+# copyright and editor lines of news and web pages.
+_BOILERPLATE = re.compile(
+    r"^(参考文献|參考文獻|参考资料|參考資料|参见|參見|外部链接|外部連結|注释|註釋|延伸阅读|延伸閱讀|"
+    r"see also|references|external links|further reading)$"
+    r"|版权所有|版權所有|all rights reserved|copyright\s*(©|\(c\))|^责任编辑|^責任編輯|^原标题|^本文来源",
+    re.IGNORECASE)
+_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
+
+
+def cjk_share(text: str) -> float:
+    visible = len(text) - text.count(" ")
+    return len(_CJK.findall(text)) / visible if visible else 0.0
+
+
+def clean_document(raw, *, config: CleanConfig):
+    """Returns (Document or None, the filter reason or None, Counter of changes made)."""
+    changes = collections.Counter()
+    text = raw.text
+    if raw.layout == WIKITEXT:
+        if is_disambiguation(raw.title, text):
+            return None, "disambiguation", changes
+        text = "\n".join(wikitext_to_lines(text, variant=config.wiki_variant))
+    text, normalized = normalize_text(text, full_width_to_half_width=config.full_width_to_half_width)
+    changes.update(normalized)
+    lines = []
+    for line in text.split("\n"):
+        line = line.strip()
+        if config.drop_boilerplate and line and _BOILERPLATE.search(line):
+            changes["boilerplate_lines_removed"] += 1
+        elif line:
+            lines.append(line)
+    sentences = lines if raw.layout == LINES else [s for line in lines for s in split_sentences(line)]
+    num_chars = sum(map(len, sentences))
+    if num_chars == 0:
+        reason = "empty"
+    elif num_chars < config.min_document_chars:
+        reason = "too_short"
+    elif num_chars > config.max_document_chars:
+        reason = "too_long"
+    elif config.min_cjk_share and cjk_share("".join(sentences)) < config.min_cjk_share:
+        reason = "low_cjk_share"
+    else:
+        return Document(raw.id, tuple(sentences), source=raw.source, title=raw.title), None, changes
+    return None, reason, changes
