@@ -15,7 +15,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.errors import UsageError
-from pipelines.generate_pipeline import DEAD_LETTER, MANIFEST, VOCAB, accounting, build_pipeline
+from pipelines.generate_pipeline import (DEAD_LETTER, DOCUMENTS_FOLDER, MANIFEST, VOCAB, accounting, build_pipeline,
+                                        build_prepare_pipeline)
 from pipelines.inspect import inspect_main
 from pipelines.io_utils import join, read_bytes, stage_locally
 from wwm_core.config import RunConfig
@@ -38,35 +39,19 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wwm run", description="Chinese text -> whole-word-masked BERT pretraining TFRecords. "
-        "Unknown flags go to Apache Beam (e.g. --runner, --direct_num_workers, --project).")
-    defaults = RunConfig(input_patterns=("-",), output="-")
+def _add_input_flags(parser, defaults: RunConfig) -> None:
+    """Reading and cleaning: shared by ``wwm run`` and ``wwm prepare``."""
     add = parser.add_argument
     add("--input", required=True, action="append", help="file glob, local or gs://; may be repeated")
     add("--output", required=True, help="output folder or gs:// prefix")
     add("--input_format", choices=INPUT_FORMATS, default=defaults.input_format,
-        help="text: one sentence a line, blank line between documents; jsonl: one JSON document a line")
+        help="text: one sentence a line, blank line between documents; jsonl: one JSON document a line; "
+        "wiki: MediaWiki XML dump (.xml, .xml.bz2, multistream with its index); parquet: `wwm prepare` output")
     add("--text_field", default=defaults.text_field, help="jsonl: the field holding the document text")
     add("--title_field", default=defaults.title_field, help="jsonl: the field holding the title")
     add("--jsonl_preset", choices=sorted(JSONL_PRESETS),
         help="jsonl: the fields of a public ext corpus (news2016zh: desc + content, ...)")
-    add("--vocab_file", help="BERT vocab.txt (local or gs://); default: the bundled vocabulary, whose "
-        "ids do NOT match released checkpoints")
-    add("--do_lower_case", type=_bool, default=defaults.do_lower_case)
     add("--opencc_config", default=defaults.opencc_config, help="OpenCC config (t2s, tw2s, hk2s, ...) or none")
-    add("--segmenter", choices=SEGMENTERS, default=defaults.segmenter)
-    add("--ltp_model", help="LTP legacy perceptron CWS model file or release folder (local or gs://)")
-    add("--recipe", choices=RECIPES, default=defaults.recipe)
-    add("--max_seq_length", type=int, default=defaults.max_seq_length)
-    add("--max_predictions_per_seq", type=int, default=defaults.max_predictions_per_seq)
-    add("--masked_lm_prob", type=float, default=defaults.masked_lm_prob)
-    add("--short_seq_prob", type=float, default=defaults.short_seq_prob)
-    add("--dupe_factor", type=int, default=defaults.dupe_factor)
-    add("--random_seed", type=int, default=defaults.random_seed)
-    add("--num_shards", type=int, default=defaults.num_shards,
-        help="output shards (= buckets of documents); 0 picks one per ~16 MB of input")
     add("--max_document_chars", type=int, default=defaults.max_document_chars,
         help="longer documents are filtered (counted as documents_filtered.too_long)")
     add("--min_document_chars", type=int, default=defaults.min_document_chars,
@@ -77,7 +62,38 @@ def run_parser() -> argparse.ArgumentParser:
         help="full-width letters and digits to ASCII (punctuation is kept)")
     add("--dedup", choices=("exact", "none"), default=defaults.dedup,
         help="drop documents whose cleaned text repeats another's (the smallest id is kept)")
+    add("--num_shards", type=int, default=defaults.num_shards,
+        help="output shards (run: buckets of documents; prepare: Parquet files); 0 picks one per ~16 MB of input")
     add("--overwrite", action="store_true", help="replace the output of an earlier run in --output")
+
+
+def prepare_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wwm prepare", description="Read and clean Chinese corpora once; write documents as Parquet "
+        "for `wwm run --input_format parquet`. Unknown flags go to Apache Beam.")
+    _add_input_flags(parser, RunConfig(input_patterns=("-",), output="-"))
+    return parser
+
+
+def run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wwm run", description="Chinese text -> whole-word-masked BERT pretraining TFRecords. "
+        "Unknown flags go to Apache Beam (e.g. --runner, --direct_num_workers, --project).")
+    defaults = RunConfig(input_patterns=("-",), output="-")
+    _add_input_flags(parser, defaults)
+    add = parser.add_argument
+    add("--vocab_file", help="BERT vocab.txt (local or gs://); default: the bundled vocabulary, whose "
+        "ids do NOT match released checkpoints")
+    add("--do_lower_case", type=_bool, default=defaults.do_lower_case)
+    add("--segmenter", choices=SEGMENTERS, default=defaults.segmenter)
+    add("--ltp_model", help="LTP legacy perceptron CWS model file or release folder (local or gs://)")
+    add("--recipe", choices=RECIPES, default=defaults.recipe)
+    add("--max_seq_length", type=int, default=defaults.max_seq_length)
+    add("--max_predictions_per_seq", type=int, default=defaults.max_predictions_per_seq)
+    add("--masked_lm_prob", type=float, default=defaults.masked_lm_prob)
+    add("--short_seq_prob", type=float, default=defaults.short_seq_prob)
+    add("--dupe_factor", type=int, default=defaults.dupe_factor)
+    add("--random_seed", type=int, default=defaults.random_seed)
     return parser
 
 
@@ -119,7 +135,8 @@ def _input_bytes(patterns) -> int:
 
 def _prepare_output(output: str, *, overwrite: bool) -> None:
     earlier = [m.path for pattern in (join(output, MANIFEST), join(output, "part-*"),
-                                      join(output, VOCAB), join(output, DEAD_LETTER, "*"))
+                                      join(output, VOCAB), join(output, DEAD_LETTER, "*"),
+                                      join(output, DOCUMENTS_FOLDER, "*"))
                for m in FileSystems.match([pattern])[0].metadata_list]
     if earlier and not overwrite:
         raise UsageError(f"{output} already holds the output of a run ({len(earlier)} files); "
@@ -139,37 +156,64 @@ def run(argv) -> dict:
     config = dataclasses.replace(config, num_shards=num_shards)
     _prepare_output(config.output, overwrite=args.overwrite)
 
-    options = PipelineOptions(beam_args)
-    if options.view_as(StandardOptions).runner is None:
-        # The local runner, named directly: "DirectRunner" first tries to download Beam's Prism
-        # runner binary, with no timeout, and then falls back to this one for batch pipelines.
-        options.view_as(StandardOptions).runner = "FnApiRunner"
+    options = _pipeline_options(beam_args)
     log.info("reading %d bytes from %s into %d shards at %s", input_bytes, ", ".join(config.input_patterns),
              num_shards, config.output)
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, num_shards=num_shards)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
-    _print_summary(manifest, accounting(manifest["counters"]))
+    _print_summary(manifest)
     return manifest
 
 
-def _print_summary(manifest: dict, balance: dict) -> None:
-    out = sys.stdout
-    print(f"wrote {manifest['num_instances']} instances in {len(manifest['files'])} shards "
-          f"({manifest['recipe']}, max_seq_length {manifest['max_seq_length']})", file=out)
+def _pipeline_options(beam_args) -> PipelineOptions:
+    options = PipelineOptions(beam_args)
+    if options.view_as(StandardOptions).runner is None:
+        # The local runner, named directly: "DirectRunner" first tries to download Beam's Prism
+        # runner binary, with no timeout, and then falls back to this one for batch pipelines.
+        options.view_as(StandardOptions).runner = "FnApiRunner"
+    return options
+
+
+def prepare(argv) -> dict:
+    args, beam_args = prepare_parser().parse_known_args(argv)
+    config = _config_from_args(args)
+    if config.input_format == "parquet":
+        raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
+    input_bytes = _input_bytes(config.input_patterns)
+    num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
+    config = dataclasses.replace(config, num_shards=num_shards)
+    _prepare_output(config.output, overwrite=args.overwrite)
+    log.info("cleaning %d bytes from %s into %s", input_bytes, ", ".join(config.input_patterns), config.output)
+    with beam.Pipeline(options=_pipeline_options(beam_args)) as pipeline:
+        build_prepare_pipeline(pipeline, config=config, num_shards=num_shards)
+    manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
+    print(f"wrote {manifest['num_documents']} documents in {len(manifest['files'])} Parquet files")
+    _print_counters(manifest["counters"])
+    return manifest
+
+
+def _print_counters(counters: dict) -> None:
+    balance = accounting(counters)
     print(f"records in {balance['records_in']} = out {balance['out']} + filtered {balance['filtered']} "
-          f"+ dead-lettered {balance['dead_lettered']}", file=out)
-    for name, value in manifest["counters"].items():
-        print(f"  {name:40s} {value}", file=out)
+          f"+ dead-lettered {balance['dead_lettered']}")
+    for name, value in counters.items():
+        print(f"  {name:40s} {value}")
+
+
+def _print_summary(manifest: dict) -> None:
+    print(f"wrote {manifest['num_instances']} instances in {len(manifest['files'])} shards "
+          f"({manifest['recipe']}, max_seq_length {manifest['max_seq_length']})")
+    _print_counters(manifest["counters"])
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
-    commands = {"run": run, "inspect": inspect_main}
+    commands = {"run": run, "prepare": prepare, "inspect": inspect_main}
     if not argv or argv[0] not in commands:
-        print("usage: wwm {run,inspect} ... (wwm run --help, wwm inspect --help)", file=sys.stderr)
+        print("usage: wwm {run,prepare,inspect} ... (wwm run --help, ...)", file=sys.stderr)
         return 2
     try:
         commands[argv[0]](argv[1:])

@@ -14,10 +14,9 @@ import logging
 import uuid
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
+from pipelines.accounting import SumCounters, accounting
 from pipelines.io_utils import join, stage_locally, write_bytes
 from pipelines.read_pipeline import DEAD_LETTER, STATS, PrepareDocuments, count, jsonl_preset
 from wwm_core.clean import CleanConfig
@@ -94,33 +93,6 @@ def _dead_letter_json(record: BadRecord) -> str:
                       ensure_ascii=False)
 
 
-class SumCounters(beam.CombineFn):
-    def create_accumulator(self):
-        return collections.Counter()
-
-    def add_input(self, accumulator, counter):
-        accumulator.update(counter)
-        return accumulator
-
-    def merge_accumulators(self, accumulators):
-        total = collections.Counter()
-        for accumulator in accumulators:
-            total.update(accumulator)
-        return total
-
-    def extract_output(self, accumulator):
-        return dict(sorted(accumulator.items()))
-
-
-def accounting(counters: dict) -> dict:
-    """records in = out + filtered + dead-lettered, from the counters."""
-    filtered = sum(v for k, v in counters.items() if k.startswith("documents_filtered."))
-    dead = sum(v for k, v in counters.items() if k.startswith("dead_lettered."))
-    records_in, out = counters.get("records_in", 0), counters.get("documents_out", 0)
-    return {"records_in": records_in, "out": out, "filtered": filtered, "dead_lettered": dead,
-            "balanced": records_in == out + filtered + dead}
-
-
 def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files):
     """Runs once, after every shard and the dead letters are written: vocab.txt, then manifest.json."""
     balance = accounting(counters)
@@ -164,22 +136,25 @@ def prepare_documents(config):
         opencc_config=config.opencc_config, dedup=config.dedup == "exact")
 
 
+def write_dead_letters(bad_records, output: str):
+    """Dead letters as JSON lines under OUTPUT/dead_letter/; returns the written file names."""
+    return (bad_records
+            | "AllDeadLetters" >> beam.Flatten()
+            | "DeadLetterJson" >> beam.Map(_dead_letter_json)
+            | "WriteDeadLetters" >> beam.io.WriteToText(
+                join(output, DEAD_LETTER, "records"), file_name_suffix=".jsonl", num_shards=1))
+
+
+def sum_counters(stats):
+    return stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(SumCounters())
+
+
 def build_pipeline(pipeline, *, config, vocab, num_shards: int):
     documents = pipeline | "PrepareDocuments" >> prepare_documents(config)
     shards = documents["documents"] | "WriteShards" >> WriteShards(
         config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards)
-    dead_letter_files = (
-        (documents[DEAD_LETTER], shards[DEAD_LETTER])
-        | "AllDeadLetters" >> beam.Flatten()
-        | "DeadLetterJson" >> beam.Map(_dead_letter_json)
-        | "WriteDeadLetters" >> beam.io.WriteToText(
-            join(config.output, DEAD_LETTER, "records"), file_name_suffix=".jsonl", num_shards=1)
-    )
-    counters = (
-        (documents[STATS], shards[STATS])
-        | "AllStats" >> beam.Flatten()
-        | "SumStats" >> beam.CombineGlobally(SumCounters())
-    )
+    dead_letter_files = write_dead_letters((documents[DEAD_LETTER], shards[DEAD_LETTER]), config.output)
+    counters = sum_counters((documents[STATS], shards[STATS]))
     shard_list = shards.shards | "ListShards" >> beam.combiners.ToList()
     return (
         pipeline
@@ -187,6 +162,53 @@ def build_pipeline(pipeline, *, config, vocab, num_shards: int):
         | "WriteManifest" >> beam.Map(
             write_manifest, config=config, vocab=vocab,
             shards=beam.pvalue.AsSingleton(shard_list),
+            counters=beam.pvalue.AsSingleton(counters),
+            dead_letter_files=beam.pvalue.AsList(dead_letter_files))
+    )
+
+
+DOCUMENTS_FOLDER = "documents"
+
+
+def write_prepare_manifest(_, *, config, files, counters, dead_letter_files):
+    """Runs once, after the Parquet files and dead letters are written."""
+    balance = accounting(counters)
+    if not balance["balanced"]:
+        raise RuntimeError(f"records are unaccounted for: {balance}; refusing to write a manifest")
+    manifest = {
+        "format": "wwm-documents/1",
+        "files": sorted(join(DOCUMENTS_FOLDER, FileSystems.split(f)[1]) for f in files),
+        "num_documents": counters.get("documents_out", 0),
+        "dead_letter_files": sorted(FileSystems.split(f)[1] for f in dead_letter_files),
+        "config": config.to_json(),
+        "counters": counters,
+        "accounting": balance,
+    }
+    write_bytes(join(config.output, MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
+    return manifest
+
+
+def build_prepare_pipeline(pipeline, *, config, num_shards: int):
+    """``wwm prepare``: read, clean and deduplicate; write the documents as Parquet."""
+    from pipelines.parquet_io import SCHEMA, document_row
+
+    documents = pipeline | "PrepareDocuments" >> prepare_documents(config)
+    out_stats = (documents["documents"]
+                 | "CountOut" >> beam.Map(lambda d: collections.Counter({"documents_out": 1}))
+                 | "SumOut" >> beam.CombineGlobally(SumCounters()))
+    files = (documents["documents"]
+             | "ToRows" >> beam.Map(document_row)
+             | "WriteParquet" >> beam.io.WriteToParquet(
+                 join(config.output, DOCUMENTS_FOLDER, "part"), SCHEMA, file_name_suffix=".parquet",
+                 num_shards=num_shards))
+    dead_letter_files = write_dead_letters((documents[DEAD_LETTER],), config.output)
+    counters = sum_counters((documents[STATS], out_stats))
+    return (
+        pipeline
+        | "ManifestTrigger" >> beam.Create([None])
+        | "WriteManifest" >> beam.Map(
+            write_prepare_manifest, config=config,
+            files=beam.pvalue.AsList(files),
             counters=beam.pvalue.AsSingleton(counters),
             dead_letter_files=beam.pvalue.AsList(dead_letter_files))
     )

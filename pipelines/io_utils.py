@@ -1,8 +1,10 @@
 """Small file helpers over Beam's FileSystems, so every path may be local or gs://."""
+import bz2
+import gzip
 import os
 import tempfile
 
-from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
 
 def read_bytes(path: str) -> bytes:
@@ -33,3 +35,18 @@ def stage_locally(path: str) -> str:
     with open(local, "wb") as handle:
         handle.write(read_bytes(path))
     return local
+
+
+def open_decompressed(path: str):
+    """A binary file object over ``path``, decompressed by extension (.bz2, .gz).
+
+    Python's own decompressors are used instead of Beam's: Beam's CompressedFile ends silently
+    at a truncated stream, which would lose the rest of the file without a trace; these raise
+    EOFError, which the readers turn into a dead letter.
+    """
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    if path.endswith(".bz2"):
+        return bz2.BZ2File(raw)
+    if path.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw)
+    return raw

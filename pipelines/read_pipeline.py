@@ -8,13 +8,16 @@ Every record read is counted in ``records_in`` and ends as a Document, a ``docum
 count or a dead letter (``dead_lettered.*``).
 """
 import collections
+import dataclasses
 import hashlib
 
 import apache_beam as beam
+import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 from apache_beam.metrics import Metrics
 
+from pipelines.io_utils import open_decompressed
 from wwm_core.clean import clean_document
 from wwm_core.text import (JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter, Document, JsonlPreset, RawDocument,
                            document_from_json_line, documents_from_text_lines)
@@ -48,23 +51,29 @@ class ParseTextOrJsonl(beam.DoFn):
         self._preset = preset
         self._source = source
 
-    def process(self, readable_file):
-        path = readable_file.metadata.path
+    def process(self, metadata):
+        path = metadata.path
         stats = collections.Counter()
-        with readable_file.open() as handle:
-            if self._input_format == "text":
-                records = documents_from_text_lines(path, handle)
-            else:
-                records = (document_from_json_line(path, number, line, preset=self._preset, source=self._source)
-                           for number, line in enumerate(handle, start=1))
-            for record in records:
-                if record is None:
-                    stats["blank_lines_skipped"] += 1
-                elif isinstance(record, BadRecord):
-                    yield _dead(record, stats)
+        try:
+            with open_decompressed(path) as handle:
+                lines = iter(handle.readline, b"")
+                if self._input_format == "text":
+                    records = documents_from_text_lines(path, lines)
                 else:
-                    stats["records_in"] += 1
-                    yield record
+                    records = (document_from_json_line(path, number, line, preset=self._preset, source=self._source)
+                               for number, line in enumerate(lines, start=1))
+                for record in records:
+                    if record is None:
+                        stats["blank_lines_skipped"] += 1
+                    elif isinstance(record, BadRecord):
+                        yield _dead(record, stats)
+                    else:
+                        stats["records_in"] += 1
+                        yield record
+        except EOFError as error:  # a truncated .bz2/.gz: what was read before is kept
+            yield _dead(BadRecord(path, "truncated_compressed_file", str(error), ""), stats)
+        except OSError as error:
+            yield _dead(BadRecord(path, "unreadable_file", str(error), ""), stats)
         stats["files_read"] += 1
         count(stats)
         yield beam.pvalue.TaggedOutput(STATS, stats)
@@ -86,7 +95,8 @@ def plan_wiki_reads(metadata):
         yield metadata.path, None, None
         return
     with FileSystems.open(index) as handle:  # .bz2: decompressed by extension
-        offsets = multistream_offsets(handle) + [metadata.size_in_bytes]
+        # Offset 0 too: the first stream holds the dump's header (checked for DTDs), not pages.
+        offsets = sorted({0, *multistream_offsets(iter(handle.readline, b""))}) + [metadata.size_in_bytes]
     for first in range(0, len(offsets) - 1, STREAMS_PER_READ):
         yield metadata.path, offsets[first], offsets[min(first + STREAMS_PER_READ, len(offsets) - 1)]
 
@@ -100,8 +110,8 @@ class ReadWikiPages(beam.DoFn):
         where = path if start is None else f"{path}@{start}"
         try:
             if start is None:
-                with FileSystems.open(path) as handle:
-                    yield from self._pages(path, page_chunks(handle), stats)
+                with open_decompressed(path) as handle:
+                    yield from self._pages(path, page_chunks(iter(handle.readline, b"")), stats)
             else:
                 with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
                     handle.seek(start)
@@ -110,7 +120,7 @@ class ReadWikiPages(beam.DoFn):
         except UnsafeXmlError as error:
             yield _dead(BadRecord(where, "unsafe_xml", str(error), ""), stats)
         except EOFError as error:  # bz2 ended inside a stream: what was read before is kept
-            yield _dead(BadRecord(where, "truncated_bz2", str(error), ""), stats)
+            yield _dead(BadRecord(where, "truncated_compressed_file", str(error), ""), stats)
         except OSError as error:
             yield _dead(BadRecord(where, "unreadable_file", str(error), ""), stats)
         count(stats)
@@ -159,10 +169,36 @@ class ReadRawDocuments(beam.PTransform):
                     | "SpreadReads" >> beam.Reshuffle()
                     | "ReadPages" >> beam.ParDo(ReadWikiPages()).with_outputs(DEAD_LETTER, STATS, main="documents"))
         return (matched
-                | "Open" >> fileio.ReadMatches()
                 | "Parse" >> beam.ParDo(ParseTextOrJsonl(input_format=self._input_format, preset=self._preset,
                                                          source=self._source))
                 .with_outputs(DEAD_LETTER, STATS, main="documents"))
+
+
+class ReadParquetDocuments(beam.DoFn):
+    """A Parquet file of cleaned documents -> Documents; rows without id or sentences are dead letters."""
+
+    def process(self, readable_file):
+        path = readable_file.metadata.path
+        stats = collections.Counter()
+        with readable_file.open() as handle:
+            table = pq.read_table(handle)
+        missing = [name for name in ("id", "sentences") if name not in table.column_names]
+        if missing:
+            stats["records_in"] += 1
+            stats["dead_lettered.parquet_missing_columns"] += 1
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, BadRecord(path, "parquet_missing_columns", str(missing), ""))
+        else:
+            for row in table.to_pylist():
+                stats["records_in"] += 1
+                if not row["id"] or row["sentences"] is None:
+                    stats["dead_lettered.parquet_bad_row"] += 1
+                    yield beam.pvalue.TaggedOutput(DEAD_LETTER, BadRecord(f"{path}:{row['id']}", "parquet_bad_row",
+                                                                          "empty id or no sentences", ""))
+                    continue
+                yield Document(row["id"], tuple(s for s in row["sentences"] if s), row.get("source") or "",
+                               row.get("title") or "", row.get("changes") or "{}")
+        count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
 
 
 class CleanDocument(beam.DoFn):
@@ -183,7 +219,7 @@ class CleanDocument(beam.DoFn):
             converted = tuple(self._converter.convert("\n".join(document.sentences)).split("\n"))
             if converted != document.sentences:
                 stats["documents_converted_by_opencc"] += 1
-            yield Document(document.id, converted, document.source, document.title)
+            yield dataclasses.replace(document, sentences=converted)
         count(stats)
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
@@ -208,11 +244,21 @@ class PrepareDocuments(beam.PTransform):
 
     def __init__(self, patterns, *, input_format, preset, source, clean_config, opencc_config, dedup: bool):
         super().__init__()
+        self._patterns = list(patterns)
+        self._input_format = input_format
         self._read = ReadRawDocuments(patterns, input_format=input_format, preset=preset, source=source)
         self._clean = CleanDocument(config=clean_config, opencc_config=opencc_config)
         self._dedup = dedup
 
     def expand(self, pipeline):
+        if self._input_format == "parquet":  # already clean and deduplicated by `wwm prepare`
+            read = (pipeline
+                    | "Patterns" >> beam.Create(self._patterns)
+                    | "Match" >> fileio.MatchAll()
+                    | "Open" >> fileio.ReadMatches()
+                    | "ReadParquet" >> beam.ParDo(ReadParquetDocuments()).with_outputs(DEAD_LETTER, STATS,
+                                                                                    main="documents"))
+            return {"documents": read.documents, DEAD_LETTER: read[DEAD_LETTER], STATS: read[STATS]}
         raw = pipeline | "Read" >> self._read
         cleaned = (raw.documents
                    | "Spread" >> beam.Reshuffle()

@@ -1,6 +1,7 @@
 """From a raw document to a clean one: wikitext to text, normalization, sentences, filters."""
 import collections
 import dataclasses
+import json
 import re
 
 from wwm_core.normalize import normalize_text
@@ -61,5 +62,7 @@ def clean_document(raw, *, config: CleanConfig):
     elif config.min_cjk_share and cjk_share("".join(sentences)) < config.min_cjk_share:
         reason = "low_cjk_share"
     else:
-        return Document(raw.id, tuple(sentences), source=raw.source, title=raw.title), None, changes
+        document = Document(raw.id, tuple(sentences), source=raw.source, title=raw.title,
+                            changes=json.dumps(dict(sorted(changes.items())), ensure_ascii=False))
+        return document, None, changes
     return None, reason, changes

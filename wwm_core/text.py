@@ -28,6 +28,7 @@ class Document:
     sentences: tuple
     source: str = ""
     title: str = ""
+    changes: str = "{}"  # JSON object: what cleaning changed, counted ({"html_entities_decoded": 2, ...})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,31 @@
+"""Counters summed across the pipeline, and the records-in = out + filtered + dead-lettered check."""
+import collections
+
+import apache_beam as beam
+
+
+class SumCounters(beam.CombineFn):
+    def create_accumulator(self):
+        return collections.Counter()
+
+    def add_input(self, accumulator, counter):
+        accumulator.update(counter)
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        total = collections.Counter()
+        for accumulator in accumulators:
+            total.update(accumulator)
+        return total
+
+    def extract_output(self, accumulator):
+        return dict(sorted(accumulator.items()))
+
+
+def accounting(counters: dict) -> dict:
+    """records in = out + filtered + dead-lettered, from the counters."""
+    filtered = sum(v for k, v in counters.items() if k.startswith("documents_filtered."))
+    dead = sum(v for k, v in counters.items() if k.startswith("dead_lettered."))
+    records_in, out = counters.get("records_in", 0), counters.get("documents_out", 0)
+    return {"records_in": records_in, "out": out, "filtered": filtered, "dead_lettered": dead,
+            "balanced": records_in == out + filtered + dead}
