@@ -62,6 +62,9 @@ def _add_input_flags(parser, defaults: RunConfig) -> None:
         help="full-width letters and digits to ASCII (punctuation is kept)")
     add("--dedup", choices=("exact", "none"), default=defaults.dedup,
         help="drop documents whose cleaned text repeats another's (the smallest id is kept)")
+    add("--near_duplicate_threshold", type=float, default=defaults.near_duplicate_threshold,
+        help="also drop near-duplicates: MinHash-estimated Jaccard similarity of character 5-grams at or "
+        "above this (0.8 suits news and web text); 0 (default) turns it off")
     add("--num_shards", type=int, default=defaults.num_shards,
         help="output shards (run: buckets of documents; prepare: Parquet files); 0 picks one per ~16 MB of input")
     add("--overwrite", action="store_true", help="replace the output of an earlier run in --output")

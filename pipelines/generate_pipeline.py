@@ -133,7 +133,8 @@ def prepare_documents(config):
         config.input_patterns, input_format=config.input_format,
         preset=jsonl_preset(config.jsonl_preset, text_field=config.text_field, title_field=config.title_field),
         source=config.jsonl_preset or config.input_format, clean_config=clean_config(config),
-        opencc_config=config.opencc_config, dedup=config.dedup == "exact")
+        opencc_config=config.opencc_config, dedup=config.dedup == "exact",
+        near_duplicate_threshold=config.near_duplicate_threshold)
 
 
 def write_dead_letters(bad_records, output: str):

@@ -19,6 +19,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.io_utils import open_decompressed
 from wwm_core.clean import clean_document
+from wwm_core.near_dedup import band_keys, band_layout, duplicates_in_band, signatures
 from wwm_core.text import (JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter, Document, JsonlPreset, RawDocument,
                            document_from_json_line, documents_from_text_lines)
 from wwm_core.wiki import (BrokenPage, UnsafeXmlError, decompress_streams, multistream_offsets, page_chunks,
@@ -239,11 +240,66 @@ def _keep_first(key_and_documents):
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
 
+class SignDocuments(beam.DoFn):
+    """Batches of documents -> (band key, (id, signature)) for every band, and (id, document)."""
+
+    def __init__(self, threshold: float):
+        self._bands, self._rows = band_layout(threshold)
+
+    def process(self, batch):
+        for document, signature in zip(batch, signatures([d.sentences for d in batch])):
+            for key in band_keys(signature, bands=self._bands, rows=self._rows):
+                yield key, (document.id, signature)
+
+
+def _near_duplicates(band, *, threshold):
+    _, members = band
+    members = list(members)
+    if len(members) > 1:
+        yield from duplicates_in_band(members, threshold=threshold)
+
+
+def _drop_flagged(id_and_groups):
+    _, groups = id_and_groups
+    documents, flags = list(groups["documents"]), list(groups["duplicate"])
+    if flags:
+        stats = collections.Counter({"documents_filtered.near_duplicate": len(documents)})
+        count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+    else:
+        yield from documents
+
+
+class DropNearDuplicates(beam.PTransform):
+    """MinHash LSH: of documents whose estimated Jaccard similarity (character 5-grams) reaches
+    the threshold, the one with the smallest id in each band is kept."""
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self._threshold = threshold
+
+    def expand(self, documents):
+        threshold = self._threshold
+        flagged = (documents
+                   | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=512)
+                   | "Sign" >> beam.ParDo(SignDocuments(threshold))
+                   | "GroupByBand" >> beam.GroupByKey()
+                   | "FindDuplicates" >> beam.FlatMap(_near_duplicates, threshold=threshold)
+                   | "Distinct" >> beam.Distinct()
+                   | "FlagById" >> beam.Map(lambda doc_id: (doc_id, True)))
+        by_id = documents | "KeyById" >> beam.Map(lambda d: (d.id, d))
+        return ({"documents": by_id, "duplicate": flagged}
+                | "JoinFlags" >> beam.CoGroupByKey()
+                | "DropFlagged" >> beam.FlatMap(_drop_flagged).with_outputs(STATS, main="documents"))
+
+
 class PrepareDocuments(beam.PTransform):
     """Read, clean and (exactly) deduplicate: Documents, with DEAD_LETTER and STATS outputs."""
 
-    def __init__(self, patterns, *, input_format, preset, source, clean_config, opencc_config, dedup: bool):
+    def __init__(self, patterns, *, input_format, preset, source, clean_config, opencc_config, dedup: bool,
+                 near_duplicate_threshold: float = 0.0):
         super().__init__()
+        self._near_duplicate_threshold = near_duplicate_threshold
         self._patterns = list(patterns)
         self._input_format = input_format
         self._read = ReadRawDocuments(patterns, input_format=input_format, preset=preset, source=source)
@@ -271,5 +327,9 @@ class PrepareDocuments(beam.PTransform):
                             | "KeepFirst" >> beam.FlatMap(_keep_first).with_outputs(STATS, main="documents"))
             documents = deduplicated.documents
             stats.append(deduplicated[STATS])
+        if self._near_duplicate_threshold:
+            near = documents | "NearDuplicates" >> DropNearDuplicates(self._near_duplicate_threshold)
+            documents = near.documents
+            stats.append(near[STATS])
         all_stats = tuple(stats) | "PrepareStats" >> beam.Flatten()
         return {"documents": documents, DEAD_LETTER: raw[DEAD_LETTER], STATS: all_stats}

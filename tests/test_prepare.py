@@ -198,3 +198,28 @@ def test_prepared_parquet_feeds_wwm_run(tmp_path):
                     f"--output={tmp_path / 'out'}", "--dupe_factor=2", *LOCAL])
     assert manifest["accounting"]["records_in"] == prepared["num_documents"] == 6
     assert manifest["num_instances"] > 0 and re.match(r"part-\d{5}-of-\d{5}\.tfrecord", manifest["files"][0])
+
+
+BASE_ARTICLE = ("长江是中国第一长河，全长约六千三百公里。它发源于青藏高原，流经十一个省级行政区，最后注入东海。"
+                "长江流域是中国经济最发达的地区之一，三峡工程是世界上规模最大的水利枢纽工程。") * 3
+
+
+def test_near_duplicates_are_dropped_at_the_threshold(tmp_path):
+    near_copy = BASE_ARTICLE.replace("东海", "大海", 1)  # one word changed
+    other = "北京是中华人民共和国的首都，也是全国的政治和文化中心。这座城市有三千多年的建城史。" * 3
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": t}, ensure_ascii=False)
+                                for t in (BASE_ARTICLE, near_copy, other)) + "\n")
+    manifest, documents = prepare_docs(tmp_path, [corpus], "--input_format=jsonl", "--near_duplicate_threshold=0.8")
+    assert sorted(documents) == [f"{corpus}:1", f"{corpus}:3"]  # the first of the near pair is kept
+    assert manifest["counters"]["documents_filtered.near_duplicate"] == 1
+    _, kept_all = prepare_docs(tmp_path, [corpus], "--input_format=jsonl", name="off")
+    assert len(kept_all) == 3
+
+
+def test_band_layout_follows_the_threshold():
+    from wwm_core.near_dedup import band_layout
+
+    for threshold in (0.5, 0.7, 0.8, 0.9):
+        bands, rows = band_layout(threshold)
+        assert bands * rows == 128 and abs((1 / bands) ** (1 / rows) - threshold) < 0.1

@@ -32,6 +32,7 @@ class RunConfig:
     min_cjk_share: float = 0.0
     full_width_to_half_width: bool = True
     dedup: str = "exact"  # or "none"
+    near_duplicate_threshold: float = 0.0  # MinHash Jaccard; 0 turns near-duplicate removal off
 
     def __post_init__(self):
         checks = [
@@ -50,6 +51,7 @@ class RunConfig:
              "--min_document_chars must be in 0..max_document_chars"),
             (0.0 <= self.min_cjk_share <= 1.0, "--min_cjk_share must be in [0, 1]"),
             (self.dedup in ("exact", "none"), "--dedup must be exact or none"),
+            (0.0 <= self.near_duplicate_threshold < 1.0, "--near_duplicate_threshold must be in [0, 1)"),
             (self.jsonl_preset is None or self.jsonl_preset in JSONL_PRESETS,
              f"--jsonl_preset must be one of {', '.join(JSONL_PRESETS)}"),
             (bool(self.input_patterns), "--input is required"),

@@ -1,0 +1,52 @@
+"""Near-duplicate detection with MinHash over character n-grams and LSH banding.
+
+The signatures come from datasketch; the banding is done by the pipeline (documents that share
+a band hash meet in one group), so no worker ever holds an index of the corpus.
+"""
+import hashlib
+
+import numpy as np
+from datasketch import MinHash
+
+NUM_PERM = 128
+SHINGLE_CHARS = 5
+SEED = 1
+
+
+def shingles(sentences, *, size: int = SHINGLE_CHARS) -> list:
+    """Character n-grams of the text without spaces (as bytes, for hashing)."""
+    text = "".join(sentences).replace(" ", "")
+    if len(text) <= size:
+        return [text.encode("utf-8")] if text else []
+    return [text[i:i + size].encode("utf-8") for i in range(len(text) - size + 1)]
+
+
+def signatures(sentence_lists) -> list:
+    """MinHash signatures (uint64 arrays of NUM_PERM values) of many documents at once."""
+    minhashes = MinHash.bulk([sorted(set(shingles(s))) for s in sentence_lists], num_perm=NUM_PERM, seed=SEED)
+    return [m.hashvalues for m in minhashes]
+
+
+def band_layout(threshold: float, num_perm: int = NUM_PERM):
+    """(bands, rows) with bands * rows = num_perm whose S-curve midpoint (1/bands)**(1/rows) is
+    nearest the threshold: pairs above it are very likely to share a band, pairs below unlikely."""
+    layouts = [(num_perm // rows, rows) for rows in range(1, num_perm + 1) if num_perm % rows == 0]
+    return min(layouts, key=lambda layout: abs((1 / layout[0]) ** (1 / layout[1]) - threshold))
+
+
+def band_keys(signature, *, bands: int, rows: int) -> list:
+    return [f"{band}:{hashlib.blake2b(signature[band * rows:(band + 1) * rows].tobytes(), digest_size=12).hexdigest()}"
+            for band in range(bands)]
+
+
+def estimated_jaccard(first, second) -> float:
+    return float(np.mean(np.asarray(first) == np.asarray(second)))
+
+
+def duplicates_in_band(members, *, threshold: float) -> list:
+    """``members``: (id, signature) sharing one band. Returns the ids that duplicate the member with
+    the smallest id (which is kept), judged by the full signatures, not just the band."""
+    members = sorted(members, key=lambda member: member[0])
+    kept_id, kept_signature = members[0]
+    return [doc_id for doc_id, signature in members[1:]
+            if doc_id != kept_id and estimated_jaccard(kept_signature, signature) >= threshold]
