@@ -19,7 +19,7 @@ from pipelines.generate_pipeline import (DEAD_LETTER, DOCUMENTS_FOLDER, MANIFEST
                                         build_prepare_pipeline)
 from pipelines.inspect import inspect_main
 from pipelines.io_utils import join, read_bytes, stage_locally
-from wwm_core.config import RunConfig
+from wwm_core.config import RunConfig, SourceSpec
 from wwm_core.instances import RECIPES
 from wwm_core.segmentation import SEGMENTERS, SegmenterError, load_segmenter
 from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
@@ -42,7 +42,10 @@ def _bool(text: str) -> bool:
 def _add_input_flags(parser, defaults: RunConfig) -> None:
     """Reading and cleaning: shared by ``wwm run`` and ``wwm prepare``."""
     add = parser.add_argument
-    add("--input", required=True, action="append", help="file glob, local or gs://; may be repeated")
+    add("--input", action="append", default=[], help="file glob, local or gs://; may be repeated")
+    add("--source", action="append", default=[], type=_source,
+        help="another input with its own settings, tagged with its name: "
+        "name=NAME,format=text|jsonl|wiki|parquet,input=GLOB[,preset=P][,opencc=C][,text_field=F]; repeatable")
     add("--output", required=True, help="output folder or gs:// prefix")
     add("--input_format", choices=INPUT_FORMATS, default=defaults.input_format,
         help="text: one sentence a line, blank line between documents; jsonl: one JSON document a line; "
@@ -100,11 +103,18 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _source(text: str) -> SourceSpec:
+    try:
+        return SourceSpec.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _config_from_args(args) -> RunConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)
-              if hasattr(args, f.name) and f.name not in ("input_patterns",)}
+              if hasattr(args, f.name) and f.name not in ("input_patterns", "sources")}
     try:
-        return RunConfig(input_patterns=tuple(args.input), **values)
+        return RunConfig(input_patterns=tuple(args.input), sources=tuple(args.source), **values)
     except ValueError as error:
         raise UsageError(str(error)) from error
 
@@ -127,7 +137,8 @@ def _check_ltp_model(config: RunConfig) -> None:
         raise UsageError(str(error)) from error
 
 
-def _input_bytes(patterns) -> int:
+def _input_bytes(config: RunConfig) -> int:
+    patterns = [pattern for source in config.all_sources for pattern in source.patterns]
     total = 0
     for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
         if not result.metadata_list:
@@ -154,19 +165,23 @@ def run(argv) -> dict:
     config = _config_from_args(args)
     vocab = _load_vocab(config.vocab_file)
     _check_ltp_model(config)
-    input_bytes = _input_bytes(config.input_patterns)
+    input_bytes = _input_bytes(config)
     num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
     config = dataclasses.replace(config, num_shards=num_shards)
     _prepare_output(config.output, overwrite=args.overwrite)
 
     options = _pipeline_options(beam_args)
-    log.info("reading %d bytes from %s into %d shards at %s", input_bytes, ", ".join(config.input_patterns),
-             num_shards, config.output)
+    log.info("reading %d bytes from %s into %d shards at %s", input_bytes, _describe(config), num_shards,
+             config.output)
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, num_shards=num_shards)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
     _print_summary(manifest)
     return manifest
+
+
+def _describe(config: RunConfig) -> str:
+    return "; ".join(f"{s.name} ({s.input_format}): {', '.join(s.patterns)}" for s in config.all_sources)
 
 
 def _pipeline_options(beam_args) -> PipelineOptions:
@@ -181,13 +196,13 @@ def _pipeline_options(beam_args) -> PipelineOptions:
 def prepare(argv) -> dict:
     args, beam_args = prepare_parser().parse_known_args(argv)
     config = _config_from_args(args)
-    if config.input_format == "parquet":
+    if any(source.input_format == "parquet" for source in config.all_sources):
         raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
-    input_bytes = _input_bytes(config.input_patterns)
+    input_bytes = _input_bytes(config)
     num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
     config = dataclasses.replace(config, num_shards=num_shards)
     _prepare_output(config.output, overwrite=args.overwrite)
-    log.info("cleaning %d bytes from %s into %s", input_bytes, ", ".join(config.input_patterns), config.output)
+    log.info("cleaning %d bytes from %s into %s", input_bytes, _describe(config), config.output)
     with beam.Pipeline(options=_pipeline_options(beam_args)) as pipeline:
         build_prepare_pipeline(pipeline, config=config, num_shards=num_shards)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))

@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.accounting import SumCounters, accounting
 from pipelines.io_utils import join, stage_locally, write_bytes
-from pipelines.read_pipeline import DEAD_LETTER, STATS, PrepareDocuments, count, jsonl_preset
+from pipelines.read_pipeline import DEAD_LETTER, STATS, PrepareDocuments, count
 from wwm_core.clean import CleanConfig
 from wwm_core.generate import ShardMaker
 from wwm_core.hashing import bucket_of
@@ -121,20 +121,12 @@ def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files):
     return manifest
 
 
-def clean_config(config) -> CleanConfig:
-    return CleanConfig(full_width_to_half_width=config.full_width_to_half_width,
-                       min_document_chars=config.min_document_chars, max_document_chars=config.max_document_chars,
-                       min_cjk_share=config.min_cjk_share,
-                       wiki_variant="zh-hant" if config.opencc_config.startswith("s2") else "zh-hans")
-
-
 def prepare_documents(config):
-    return PrepareDocuments(
-        config.input_patterns, input_format=config.input_format,
-        preset=jsonl_preset(config.jsonl_preset, text_field=config.text_field, title_field=config.title_field),
-        source=config.jsonl_preset or config.input_format, clean_config=clean_config(config),
-        opencc_config=config.opencc_config, dedup=config.dedup == "exact",
-        near_duplicate_threshold=config.near_duplicate_threshold)
+    clean = CleanConfig(full_width_to_half_width=config.full_width_to_half_width,
+                        min_document_chars=config.min_document_chars, max_document_chars=config.max_document_chars,
+                        min_cjk_share=config.min_cjk_share)
+    return PrepareDocuments(config.all_sources, clean_config=clean, dedup=config.dedup == "exact",
+                            near_duplicate_threshold=config.near_duplicate_threshold)
 
 
 def write_dead_letters(bad_records, output: str):

@@ -105,6 +105,9 @@ def plan_wiki_reads(metadata):
 class ReadWikiPages(beam.DoFn):
     """A dump, or a byte range of whole streams of a multistream dump -> main-namespace pages."""
 
+    def __init__(self, source: str = "wiki"):
+        self._source = source
+
     def process(self, read):
         path, start, end = read
         stats = collections.Counter()
@@ -112,12 +115,12 @@ class ReadWikiPages(beam.DoFn):
         try:
             if start is None:
                 with open_decompressed(path) as handle:
-                    yield from self._pages(path, page_chunks(iter(handle.readline, b"")), stats)
+                    yield from self._pages(path, page_chunks(iter(handle.readline, b"")), stats, self._source)
             else:
                 with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
                     handle.seek(start)
                     data = decompress_streams(handle.read(end - start))
-                yield from self._pages(path, page_chunks(data.splitlines(keepends=True)), stats)
+                yield from self._pages(path, page_chunks(data.splitlines(keepends=True)), stats, self._source)
         except UnsafeXmlError as error:
             yield _dead(BadRecord(where, "unsafe_xml", str(error), ""), stats)
         except EOFError as error:  # bz2 ended inside a stream: what was read before is kept
@@ -128,7 +131,7 @@ class ReadWikiPages(beam.DoFn):
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
     @staticmethod
-    def _pages(path, chunks, stats):
+    def _pages(path, chunks, stats, source):
         for where, chunk in chunks:
             if isinstance(chunk, BrokenPage):
                 yield _dead(BadRecord(f"{path}:{where}", chunk.reason, chunk.detail, chunk.raw), stats)
@@ -147,7 +150,7 @@ class ReadWikiPages(beam.DoFn):
             elif page.is_redirect:
                 stats["documents_filtered.redirect"] += 1
             else:
-                yield RawDocument(f"{path}#{page.page_id}", page.wikitext, WIKITEXT, source="wiki", title=page.title)
+                yield RawDocument(f"{path}#{page.page_id}", page.wikitext, WIKITEXT, source=source, title=page.title)
 
 
 class ReadRawDocuments(beam.PTransform):
@@ -168,7 +171,7 @@ class ReadRawDocuments(beam.PTransform):
             return (matched
                     | "PlanReads" >> beam.FlatMap(plan_wiki_reads)
                     | "SpreadReads" >> beam.Reshuffle()
-                    | "ReadPages" >> beam.ParDo(ReadWikiPages()).with_outputs(DEAD_LETTER, STATS, main="documents"))
+                    | "ReadPages" >> beam.ParDo(ReadWikiPages(self._source)).with_outputs(DEAD_LETTER, STATS, main="documents"))
         return (matched
                 | "Parse" >> beam.ParDo(ParseTextOrJsonl(input_format=self._input_format, preset=self._preset,
                                                          source=self._source))
@@ -293,33 +296,53 @@ class DropNearDuplicates(beam.PTransform):
                 | "DropFlagged" >> beam.FlatMap(_drop_flagged).with_outputs(STATS, main="documents"))
 
 
-class PrepareDocuments(beam.PTransform):
-    """Read, clean and (exactly) deduplicate: Documents, with DEAD_LETTER and STATS outputs."""
+class ReadSource(beam.PTransform):
+    """One source -> clean Documents (parquet sources are already clean), DEAD_LETTER and STATS."""
 
-    def __init__(self, patterns, *, input_format, preset, source, clean_config, opencc_config, dedup: bool,
-                 near_duplicate_threshold: float = 0.0):
+    def __init__(self, source, *, clean_config):
         super().__init__()
-        self._near_duplicate_threshold = near_duplicate_threshold
-        self._patterns = list(patterns)
-        self._input_format = input_format
-        self._read = ReadRawDocuments(patterns, input_format=input_format, preset=preset, source=source)
-        self._clean = CleanDocument(config=clean_config, opencc_config=opencc_config)
-        self._dedup = dedup
+        self._source = source
+        self._clean_config = dataclasses.replace(
+            clean_config, wiki_variant="zh-hant" if source.opencc_config.startswith("s2") else "zh-hans")
 
     def expand(self, pipeline):
-        if self._input_format == "parquet":  # already clean and deduplicated by `wwm prepare`
+        source = self._source
+        if source.input_format == "parquet":  # already clean and deduplicated by `wwm prepare`
             read = (pipeline
-                    | "Patterns" >> beam.Create(self._patterns)
+                    | "Patterns" >> beam.Create(list(source.patterns))
                     | "Match" >> fileio.MatchAll()
                     | "Open" >> fileio.ReadMatches()
                     | "ReadParquet" >> beam.ParDo(ReadParquetDocuments()).with_outputs(DEAD_LETTER, STATS,
                                                                                     main="documents"))
             return {"documents": read.documents, DEAD_LETTER: read[DEAD_LETTER], STATS: read[STATS]}
-        raw = pipeline | "Read" >> self._read
+        preset = jsonl_preset(source.jsonl_preset, text_field=source.text_field, title_field=source.title_field)
+        raw = pipeline | "Read" >> ReadRawDocuments(source.patterns, input_format=source.input_format, preset=preset,
+                                                    source=source.name)
         cleaned = (raw.documents
                    | "Spread" >> beam.Reshuffle()
-                   | "Clean" >> beam.ParDo(self._clean).with_outputs(STATS, main="documents"))
-        documents, stats = cleaned.documents, [raw[STATS], cleaned[STATS]]
+                   | "Clean" >> beam.ParDo(CleanDocument(config=self._clean_config,
+                                                         opencc_config=source.opencc_config))
+                   .with_outputs(STATS, main="documents"))
+        stats = (raw[STATS], cleaned[STATS]) | "Stats" >> beam.Flatten()
+        return {"documents": cleaned.documents, DEAD_LETTER: raw[DEAD_LETTER], STATS: stats}
+
+
+class PrepareDocuments(beam.PTransform):
+    """Read and clean every source, then deduplicate across all of them: Documents, with
+    DEAD_LETTER and STATS outputs."""
+
+    def __init__(self, sources, *, clean_config, dedup: bool, near_duplicate_threshold: float = 0.0):
+        super().__init__()
+        self._sources = list(sources)
+        self._clean_config = clean_config
+        self._dedup = dedup
+        self._near_duplicate_threshold = near_duplicate_threshold
+
+    def expand(self, pipeline):
+        read = [pipeline | f"Source[{source.name}]" >> ReadSource(source, clean_config=self._clean_config)
+                for source in self._sources]
+        documents = tuple(r["documents"] for r in read) | "AllSources" >> beam.Flatten()
+        stats = [r[STATS] for r in read]
         if self._dedup:
             deduplicated = (documents
                             | "KeyByContent" >> beam.Map(lambda d: (content_key(d), d))
@@ -331,5 +354,5 @@ class PrepareDocuments(beam.PTransform):
             near = documents | "NearDuplicates" >> DropNearDuplicates(self._near_duplicate_threshold)
             documents = near.documents
             stats.append(near[STATS])
-        all_stats = tuple(stats) | "PrepareStats" >> beam.Flatten()
-        return {"documents": documents, DEAD_LETTER: raw[DEAD_LETTER], STATS: all_stats}
+        dead = tuple(r[DEAD_LETTER] for r in read) | "AllSourceDeadLetters" >> beam.Flatten()
+        return {"documents": documents, DEAD_LETTER: dead, STATS: tuple(stats) | "PrepareStats" >> beam.Flatten()}

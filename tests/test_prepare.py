@@ -223,3 +223,22 @@ def test_band_layout_follows_the_threshold():
     for threshold in (0.5, 0.7, 0.8, 0.9):
         bands, rows = band_layout(threshold)
         assert bands * rows == 128 and abs((1 / bands) ** (1 / rows) - threshold) < 0.1
+
+
+def test_several_sources_of_different_formats_in_one_run(tmp_path):
+    wiki = tmp_path / "wiki.xml"
+    wiki.write_text(HEADER + page(1, "臺灣", "'''臺灣'''位於東亞。") + page(2, "共有", "两个来源都有这一句。")
+                    + "</mediawiki>\n")
+    news = tmp_path / "news.json"
+    news.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in (
+        {"title": "新聞", "desc": "", "content": "這是繁體新聞。"},
+        {"title": "重复", "desc": "", "content": "两个来源都有这一句。"})) + "\n")
+    manifest, documents = prepare_docs(
+        tmp_path, [], f"--source=name=zhwiki,format=wiki,input={wiki},opencc=t2s",
+        f"--source=name=news,format=jsonl,preset=news2016zh,input={news},opencc=none")
+    by_source = sorted((d["source"], tuple(d["sentences"])) for d in documents.values())
+    assert by_source == [("news", ("两个来源都有这一句。",)),  # in both sources: kept once (smallest id)
+                         ("news", ("這是繁體新聞。",)),  # opencc=none for this source
+                         ("zhwiki", ("台湾位于东亚。",))]
+    assert manifest["counters"]["documents_filtered.duplicate"] == 1
+    assert [s["name"] for s in manifest["config"]["sources"]] == ["zhwiki", "news"]
