@@ -16,6 +16,9 @@ import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines.io_utils import open_decompressed
 from wwm_core.clean import clean_document
@@ -206,6 +209,9 @@ class ReadParquetDocuments(beam.DoFn):
 
 
 class CleanDocument(beam.DoFn):
+    """RawDocument -> clean Document. Counts are summed per bundle and emitted once at its end:
+    one stats record per document would cost more to move than the cleaning itself."""
+
     def __init__(self, *, config, opencc_config: str):
         self._config = config
         self._opencc_config = opencc_config
@@ -213,19 +219,26 @@ class CleanDocument(beam.DoFn):
     def setup(self):
         self._converter = ChineseConverter(self._opencc_config)
 
+    def start_bundle(self):
+        self._stats = collections.Counter()
+
     def process(self, raw):
         document, reason, changes = clean_document(raw, config=self._config)
-        stats = collections.Counter({f"changes.{k}": v for k, v in changes.items()})
+        for name, value in changes.items():
+            self._stats[f"changes.{name}"] += value
         if reason:
-            stats[f"documents_filtered.{reason}"] += 1
-        else:
-            # One OpenCC call per document: conversion never adds or removes line breaks.
-            converted = tuple(self._converter.convert("\n".join(document.sentences)).split("\n"))
-            if converted != document.sentences:
-                stats["documents_converted_by_opencc"] += 1
-            yield dataclasses.replace(document, sentences=converted)
-        count(stats)
-        yield beam.pvalue.TaggedOutput(STATS, stats)
+            self._stats[f"documents_filtered.{reason}"] += 1
+            return
+        # One OpenCC call per document: conversion never adds or removes line breaks.
+        converted = tuple(self._converter.convert("\n".join(document.sentences)).split("\n"))
+        if converted != document.sentences:
+            self._stats["documents_converted_by_opencc"] += 1
+        yield dataclasses.replace(document, sentences=converted)
+
+    def finish_bundle(self):
+        if self._stats:
+            count(self._stats)
+            yield beam.pvalue.TaggedOutput(STATS, WindowedValue(self._stats, MIN_TIMESTAMP, [GlobalWindow()]))
 
 
 def content_key(document) -> str:
