@@ -6,7 +6,7 @@ import re
 
 from wwm_core.normalize import normalize_text
 from wwm_core.text import LINES, WIKITEXT, Document, split_sentences
-from wwm_core.wiki import is_disambiguation, wikitext_to_lines
+from wwm_core.wiki import article_lines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,9 +39,10 @@ def clean_document(raw, *, config: CleanConfig):
     changes = collections.Counter()
     text = raw.text
     if raw.layout == WIKITEXT:
-        if is_disambiguation(raw.title, text):
+        lines = article_lines(raw.title, text, variant=config.wiki_variant)
+        if lines is None:
             return None, "disambiguation", changes
-        text = "\n".join(wikitext_to_lines(text, variant=config.wiki_variant))
+        text = "\n".join(lines)
     text, normalized = normalize_text(text, full_width_to_half_width=config.full_width_to_half_width)
     changes.update(normalized)
     lines = []
