@@ -52,6 +52,8 @@ def test_normalization_reports_what_it_changed():
                        "control_chars_removed": 1, "spaces_collapsed": 2}
     kept, _ = normalize_text("ＡＢＣ", full_width_to_half_width=False)
     assert kept == "ＡＢＣ"
+    web, changes = normalize_text("问题？<br>如果有，<b>能</b>写吗？a<b 与 3 > 2")
+    assert web == "问题？\n如果有，能写吗？a<b 与 3 > 2" and changes["html_tags_removed"] == 3
 
 
 def test_sentences_split_at_chinese_and_english_ends_keeping_closing_quotes():

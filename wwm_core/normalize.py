@@ -8,6 +8,9 @@ import unicodedata
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\u00ad]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f]+")
+_LINE_BREAK_TAG = re.compile(r"<br\s*/?>|</?p\s*>", re.IGNORECASE)
+# A tag only if its attributes look like attributes, so "a<b 与 3 > 2" is left alone.
+_HTML_TAG = re.compile(r"""</?[a-zA-Z][a-zA-Z0-9]{0,15}(\s+[a-zA-Z_:][-\w:.]*(\s*=\s*("[^"<>]*"|'[^'<>]*'|[^\s"'<>]+))?)*\s*/?>""")
 _ENTITY = re.compile(r"&(#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
 # Full-width letters and digits to ASCII, and the ideographic space to a space. Full-width
 # punctuation (，！？：；（）) is left alone: it is the normal punctuation of Chinese text and has
@@ -27,6 +30,8 @@ def normalize_text(text: str, *, full_width_to_half_width: bool = True):
             changes[name] += count
         return value
 
+    text = substitute(_LINE_BREAK_TAG, "\n", text, "html_tags_removed")  # web text: <br> ends a line
+    text = substitute(_HTML_TAG, "", text, "html_tags_removed")
     text = substitute(_ENTITY, lambda m: html.unescape(m.group(0)), text, "html_entities_decoded")
     text = substitute(_INVISIBLE, "", text, "invisible_chars_removed")
     text = substitute(_CONTROL, "", text, "control_chars_removed")
