@@ -13,11 +13,10 @@ import glob
 import json
 import pathlib
 import random
-import resource
-import subprocess
 import sys
 import tempfile
-import time
+
+from measure import run_measured
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 UD = ROOT.parent / "shared" / "data" / "ud_chinese_gsdsimp"
@@ -90,11 +89,8 @@ def main() -> None:
         command.append(f"--ltp_model={model}")
     command += args.beam_args
 
-    wall = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - wall
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = usage.ru_utime + usage.ru_stime
+    measured = run_measured(command, cwd=ROOT)
+    cpu = measured.cpu_seconds
     manifest = json.loads((work / "out" / "manifest.json").read_text())
     instances = manifest["num_instances"]
     rate = instances / cpu
@@ -102,10 +98,11 @@ def main() -> None:
     print(f"segmenter         {args.segmenter}")
     print(f"command           {' '.join(command[2:])}")
     print(f"instances         {instances}")
-    print(f"wall seconds      {wall:.1f}")
-    print(f"CPU seconds       {cpu:.1f}  (user {usage.ru_utime:.1f} + sys {usage.ru_stime:.1f}, all child processes)")
+    print(f"wall seconds      {measured.wall_seconds:.1f}")
+    print(f"CPU seconds       {cpu:.1f}  (user {measured.user_seconds:.1f} + sys {measured.system_seconds:.1f}, "
+          "all child processes)")
     print(f"instances/CPU-s   {rate:.0f}  ({rate / GOOGLE_INSTANCES_PER_CPU_SECOND:.1f}x Google's 1,238)")
-    print(f"peak RSS          {usage.ru_maxrss / 1024:.0f} MB (largest single process)")
+    print(f"peak RSS          {measured.peak_rss_mb:.0f} MB (largest single process)")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,10 @@ import argparse
 import json
 import pathlib
 import re
-import resource
-import subprocess
 import sys
 import tempfile
-import time
+
+from measure import run_measured
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXCERPT = ROOT.parent / "shared" / "data" / "zhwiki_xml" / "zhwiki-test-pages.xml"
@@ -49,20 +48,17 @@ def main() -> None:
     build_dump(dump, args.dump_mb)
     command = [sys.executable, "-m", "pipelines.cli", "prepare", f"--input={dump}", "--input_format=wiki",
                f"--output={work / 'out'}", *args.extra]
-    wall = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - wall
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = usage.ru_utime + usage.ru_stime
+    measured = run_measured(command, cwd=ROOT)
+    cpu = measured.cpu_seconds
     manifest = json.loads((work / "out" / "manifest.json").read_text())
     megabytes = dump.stat().st_size / 1e6
     print(f"input             {megabytes:.1f} MB of zhwiki XML, {manifest['counters']['records_in']} pages")
     print(f"command           {' '.join(command[2:])}")
     print(f"documents out     {manifest['num_documents']}")
-    print(f"wall seconds      {wall:.1f}")
+    print(f"wall seconds      {measured.wall_seconds:.1f}")
     print(f"CPU seconds       {cpu:.1f}  (all child processes)")
     print(f"MB / CPU-second   {megabytes / cpu:.2f}")
-    print(f"peak RSS          {usage.ru_maxrss / 1024:.0f} MB (largest single process)")
+    print(f"peak RSS          {measured.peak_rss_mb:.0f} MB (largest single process)")
 
 
 if __name__ == "__main__":

@@ -93,14 +93,27 @@ def _dead_letter_json(record: BadRecord) -> str:
                       ensure_ascii=False)
 
 
-def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files):
-    """Runs once, after every shard and the dead letters are written: vocab.txt, then manifest.json."""
+def _finish_manifest(fields: dict, *, config, counters, dead_letter_files) -> dict:
+    """Checks the accounting, adds what every manifest holds, and writes manifest.json (last)."""
     balance = accounting(counters)
     if not balance["balanced"]:
         raise RuntimeError(f"records are unaccounted for: {balance}; refusing to write a manifest")
+    manifest = {
+        **fields,
+        "dead_letter_files": sorted(FileSystems.split(f)[1] for f in dead_letter_files),
+        "config": config.to_json(),
+        "counters": counters,
+        "accounting": balance,
+    }
+    write_bytes(join(config.output, MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
+    return manifest
+
+
+def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files):
+    """Runs once, after every shard and the dead letters are written: vocab.txt, then manifest.json."""
     shards = sorted(shards, key=lambda s: s["file"])
     write_bytes(join(config.output, VOCAB), vocab.to_bytes())
-    manifest = {
+    return _finish_manifest({
         "format": "wwm-tfrecord/1",
         "files": [s["file"] for s in shards],
         "instances_per_file": {s["file"]: s["num_instances"] for s in shards},
@@ -112,13 +125,7 @@ def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files):
         "vocab_file": VOCAB,
         "vocab_size": vocab.size,
         "vocab_sha256": vocab.sha256,
-        "dead_letter_files": sorted(FileSystems.split(f)[1] for f in dead_letter_files),
-        "config": config.to_json(),
-        "counters": counters,
-        "accounting": balance,
-    }
-    write_bytes(join(config.output, MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
-    return manifest
+    }, config=config, counters=counters, dead_letter_files=dead_letter_files)
 
 
 def prepare_documents(config):
@@ -165,20 +172,11 @@ DOCUMENTS_FOLDER = "documents"
 
 def write_prepare_manifest(_, *, config, files, counters, dead_letter_files):
     """Runs once, after the Parquet files and dead letters are written."""
-    balance = accounting(counters)
-    if not balance["balanced"]:
-        raise RuntimeError(f"records are unaccounted for: {balance}; refusing to write a manifest")
-    manifest = {
+    return _finish_manifest({
         "format": "wwm-documents/1",
         "files": sorted(join(DOCUMENTS_FOLDER, FileSystems.split(f)[1]) for f in files),
         "num_documents": counters.get("documents_out", 0),
-        "dead_letter_files": sorted(FileSystems.split(f)[1] for f in dead_letter_files),
-        "config": config.to_json(),
-        "counters": counters,
-        "accounting": balance,
-    }
-    write_bytes(join(config.output, MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
-    return manifest
+    }, config=config, counters=counters, dead_letter_files=dead_letter_files)
 
 
 def build_prepare_pipeline(pipeline, *, config, num_shards: int):
