@@ -1,8 +1,9 @@
 """Reading and cleaning: files -> clean Documents, with dead letters and counters.
 
-    patterns -> ReadRawDocuments (text | jsonl | wiki, multistream dumps by byte ranges)
-             -> Reshuffle -> CleanDocuments (wikitext, normalization, OpenCC, sentences, filters)
-             -> DeduplicateDocuments (exact, by content hash) -> Document
+    for each source:  ReadRawDocuments (text | jsonl | wiki, multistream dumps by byte ranges)
+                      -> Reshuffle -> CleanDocument (wikitext, normalization, OpenCC, sentences, filters)
+                      (parquet sources: ReadParquetDocuments, already clean)
+    all sources:      Flatten -> exact dedup (by content hash) -> DropNearDuplicates (MinHash) -> Document
 
 Every record read is counted in ``records_in`` and ends as a Document, a ``documents_filtered.*``
 count or a dead letter (``dead_lettered.*``).
@@ -62,7 +63,7 @@ class ParseTextOrJsonl(beam.DoFn):
             with open_decompressed(path) as handle:
                 lines = iter(handle.readline, b"")
                 if self._input_format == "text":
-                    records = documents_from_text_lines(path, lines)
+                    records = documents_from_text_lines(path, lines, source=self._source)
                 else:
                     records = (document_from_json_line(path, number, line, preset=self._preset, source=self._source)
                                for number, line in enumerate(lines, start=1))

@@ -242,3 +242,11 @@ def test_several_sources_of_different_formats_in_one_run(tmp_path):
                          ("zhwiki", ("台湾位于东亚。",))]
     assert manifest["counters"]["documents_filtered.duplicate"] == 1
     assert [s["name"] for s in manifest["config"]["sources"]] == ["zhwiki", "news"]
+
+
+def test_a_text_source_is_tagged_with_its_name(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("第一句。\n第二句。\n\n另一篇。\n")
+    _, documents = prepare_docs(tmp_path, [], f"--source=name=mybooks,format=text,input={corpus}")
+    assert {d["source"] for d in documents.values()} == {"mybooks"}
+    assert sorted(tuple(d["sentences"]) for d in documents.values()) == [("另一篇。",), ("第一句。", "第二句。")]

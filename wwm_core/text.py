@@ -43,7 +43,7 @@ def _escaped_head(raw: bytes, limit: int = 200) -> str:
     return raw[:limit].decode("utf-8", errors="backslashreplace")
 
 
-def documents_from_text_lines(path: str, lines):
+def documents_from_text_lines(path: str, lines, *, source: str = "text"):
     """Google's layout: one sentence a line, a blank line between documents.
 
     ``lines`` are raw ``bytes`` lines. A document with a line that is not UTF-8 becomes one
@@ -68,19 +68,19 @@ def documents_from_text_lines(path: str, lines):
             sentences.append(line)
             continue
         if first_line is not None:
-            yield _text_document(path, number, sentences, bad_line)
+            yield _text_document(path, number, sentences, bad_line, source)
             number += 1
         sentences, bad_line, first_line = [], None, None
     if first_line is not None:
-        yield _text_document(path, number, sentences, bad_line)
+        yield _text_document(path, number, sentences, bad_line, source)
 
 
-def _text_document(path, number, sentences, bad_line):
+def _text_document(path, number, sentences, bad_line, source):
     doc_id = f"{path}:{number}"
     if bad_line is not None:
         line_number, error, raw = bad_line
         return BadRecord(doc_id, "invalid_utf8", f"line {line_number}: {error}", _escaped_head(raw))
-    return RawDocument(doc_id, "\n".join(sentences), LINES, source="text")
+    return RawDocument(doc_id, "\n".join(sentences), LINES, source=source)
 
 
 @dataclasses.dataclass(frozen=True)
