@@ -68,14 +68,14 @@ class ShardMaker:
                 kept.append(document)
         # One batched call per stage for the whole bucket: the segmenter and the tokenizer both
         # pay a per-call cost that would dominate short sentences.
-        converted = [s for d in kept for s in d.sentences]
-        kept, converted, words = self._segment(kept, converted, stats, dead_letters)
-        sentence_lengths = [len(text) for text in converted]
+        sentences = [s for d in kept for s in d.sentences]
+        kept, sentences, words = self._segment(kept, sentences, stats, dead_letters)
+        sentence_lengths = [len(text) for text in sentences]
         for index, (length, word_lengths) in enumerate(zip(sentence_lengths, words)):
             if word_lengths is not None and sum(word_lengths) != length:
                 stats["sentences.segmenter_text_mismatch"] += 1
                 words[index] = [1] * length
-        tokenized = tokenize_sentences(self.tokenizer, converted)
+        tokenized = tokenize_sentences(self.tokenizer, sentences)
         grouping = group_starts(tokenized, sentence_lengths, words)
         stats["segmenter_boundaries_overridden"] += grouping.boundaries_overridden
         stats["sentences_dropped.no_tokens"] += int(np.count_nonzero(tokenized.sentence_tokens == 0))
