@@ -15,13 +15,17 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.errors import UsageError
-from pipelines.generate_pipeline import (DEAD_LETTER, DOCUMENTS_FOLDER, MANIFEST, VOCAB, accounting, build_pipeline,
+from pipelines.generate_pipeline import (DEAD_LETTER, MANIFEST, VOCAB, accounting, build_pipeline,
                                         build_prepare_pipeline)
+from pipelines.parquet_io import DOCUMENTS_FOLDER
 from pipelines.inspect import inspect_main
-from pipelines.io_utils import join, read_bytes, stage_locally
+from pipelines.io_utils import join, read_bytes
+from pipelines.segment_cli import segment, segmenter_main
+from pipelines.segmenters import check_segmenter, segmenter_choice
+from pipelines.word_cache import finished_cache, word_cache_root_of
 from wwm_core.config import RunConfig, SourceSpec
 from wwm_core.instances import RECIPES
-from wwm_core.segmentation import SEGMENTERS, SegmenterError, load_segmenter
+from wwm_core.segmentation import SEGMENTERS
 from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
 from wwm_core.vocab import Vocab, bundled_vocab_bytes
 
@@ -92,7 +96,13 @@ def run_parser() -> argparse.ArgumentParser:
         "ids do NOT match released checkpoints")
     add("--do_lower_case", type=_bool, default=defaults.do_lower_case)
     add("--segmenter", choices=SEGMENTERS, default=defaults.segmenter)
-    add("--ltp_model", help="LTP legacy perceptron CWS model file or release folder (local or gs://)")
+    add("--ltp_model", help="LTP model: a perceptron CWS model file, a legacy release folder or a neural "
+        "model folder (local or gs://); `wwm segmenter train` makes one")
+    add("--user_dict", help="words to keep whole, one a line ('word [frequency]', jieba's format); for ltp and "
+        "jieba; local or gs://")
+    add("--segmentation_cache", default=defaults.segmentation_cache,
+        help="folder of `wwm segment` caches to reuse word boundaries from; auto (default): PREPARED/segmentation "
+        "when --input is PREPARED/documents/*.parquet; none: always segment")
     add("--recipe", choices=RECIPES, default=defaults.recipe)
     add("--max_seq_length", type=int, default=defaults.max_seq_length)
     add("--max_predictions_per_seq", type=int, default=defaults.max_predictions_per_seq)
@@ -126,15 +136,26 @@ def _load_vocab(vocab_file) -> Vocab:
         raise UsageError(f"cannot use --vocab_file {vocab_file}: {error}") from error
 
 
-def _check_ltp_model(config: RunConfig) -> None:
-    """Loads the LTP model once here, so a missing or bad model fails before any worker starts.
-    (jieba ships its dictionary and ``char`` needs nothing: nothing to check.)"""
-    if config.segmenter != "ltp":
-        return
-    try:
-        load_segmenter("ltp", ltp_model_file=stage_locally(config.ltp_model) if config.ltp_model else None)
-    except (SegmenterError, OSError) as error:
-        raise UsageError(str(error)) from error
+def _word_cache_folders(config: RunConfig, choice) -> tuple:
+    """The finished segmentation cache of this very segmenter, if the run has one to reuse."""
+    if config.segmenter == "char" or config.segmentation_cache == "none":
+        return ()
+    root = config.segmentation_cache
+    if root == "auto":
+        sources = config.all_sources
+        if not all(source.input_format == "parquet" for source in sources):
+            return ()
+        root = word_cache_root_of([pattern for source in sources for pattern in source.patterns])
+        if root is None:
+            return ()
+    key = choice.identity_key()
+    folder = finished_cache(root, key)
+    if folder:
+        log.info("reusing word boundaries cached by `wwm segment` in %s", folder)
+        return (folder,)
+    log.warning("no finished segmentation cache for this segmenter (%s) in %s: segmenting in this run. "
+                "`wwm segment` writes one that later runs reuse.", key, root)
+    return ()
 
 
 def _input_bytes(config: RunConfig) -> int:
@@ -164,7 +185,9 @@ def run(argv) -> dict:
     args, beam_args = run_parser().parse_known_args(argv)
     config = _config_from_args(args)
     vocab = _load_vocab(config.vocab_file)
-    _check_ltp_model(config)
+    choice = segmenter_choice(config)
+    check_segmenter(choice)
+    word_cache_folders = _word_cache_folders(config, choice)
     input_bytes = _input_bytes(config)
     num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
     config = dataclasses.replace(config, num_shards=num_shards)
@@ -174,7 +197,8 @@ def run(argv) -> dict:
     log.info("reading %d bytes from %s into %d shards at %s", input_bytes, _describe(config), num_shards,
              config.output)
     with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, config=config, vocab=vocab, num_shards=num_shards)
+        build_pipeline(pipeline, config=config, vocab=vocab, num_shards=num_shards,
+                       word_cache_folders=word_cache_folders)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
     _print_summary(manifest)
     return manifest
@@ -229,9 +253,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
-    commands = {"run": run, "prepare": prepare, "inspect": inspect_main}
+    commands = {"run": run, "prepare": prepare, "segment": segment, "segmenter": segmenter_main,
+                "inspect": inspect_main}
     if not argv or argv[0] not in commands:
-        print("usage: wwm {run,prepare,inspect} ... (wwm run --help, ...)", file=sys.stderr)
+        print(f"usage: wwm {{{','.join(commands)}}} ... (wwm run --help, ...)", file=sys.stderr)
         return 2
     try:
         commands[argv[0]](argv[1:])

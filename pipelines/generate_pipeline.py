@@ -17,14 +17,17 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.accounting import SumCounters, accounting
-from pipelines.io_utils import join, stage_locally, write_bytes
+from pipelines.io_utils import join, write_bytes
+from pipelines.parquet_io import DOCUMENTS_FOLDER
 from pipelines.read_pipeline import DEAD_LETTER, STATS, PrepareDocuments, count
+from pipelines.segmenters import segmenter_choice
+from pipelines.word_cache import read_word_cache
 from wwm_core.clean import CleanConfig
 from wwm_core.generate import ShardMaker
 from wwm_core.hashing import bucket_of
-from wwm_core.segmentation import load_segmenter
 from wwm_core.text import BadRecord
 from wwm_core.vocab import Vocab
+from wwm_core.word_boundaries import cache_entries
 
 MANIFEST = "manifest.json"
 VOCAB = "vocab.txt"
@@ -36,25 +39,27 @@ def shard_name(index: int, num_shards: int) -> str:
 
 
 class WriteShard(beam.DoFn):
-    """(bucket, documents) -> one TFRecord shard written under a temporary name, then renamed."""
+    """(bucket, {"documents": [...], "words": [cache rows]}) -> one TFRecord shard, written under a
+    temporary name, then renamed."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int):
+    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, use_word_cache: bool):
         self._config = config
         self._vocab_bytes = vocab_bytes
         self._num_shards = num_shards
+        self._use_word_cache = use_word_cache
 
     def setup(self):
-        config = self._config
-        model = stage_locally(config.ltp_model) if config.segmenter == "ltp" else None
         self._maker = ShardMaker(
-            config=config,
+            config=self._config,
             vocab=Vocab.from_bytes(self._vocab_bytes),
-            segmenter=load_segmenter(config.segmenter, ltp_model_file=model),
+            segmenter=segmenter_choice(self._config).load(),
         )
 
-    def process(self, bucket_and_documents):
-        bucket, documents = bucket_and_documents
-        records, stats, dead_letters = self._maker.shard_records(list(documents), shard_index=bucket)
+    def process(self, bucket_and_inputs):
+        bucket, inputs = bucket_and_inputs
+        word_cache = cache_entries(inputs["words"]) if self._use_word_cache else None
+        records, stats, dead_letters = self._maker.shard_records(list(inputs["documents"]), shard_index=bucket,
+                                                                 word_cache=word_cache)
         name = shard_name(bucket, self._num_shards)
         final_path = join(self._config.output, name)
         temporary_path = f"{final_path}.tmp-{uuid.uuid4().hex}"
@@ -69,21 +74,35 @@ class WriteShard(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
 
-class WriteShards(beam.PTransform):
-    """Documents -> written shard descriptions, with STATS and DEAD_LETTER outputs."""
+def _has_documents(bucket_and_inputs) -> bool:
+    return next(iter(bucket_and_inputs[1]["documents"]), None) is not None
 
-    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int):
+
+class WriteShards(beam.PTransform):
+    """Documents (and cached word boundaries, if any) -> written shard descriptions, with STATS
+    and DEAD_LETTER outputs. Cache rows travel to the bucket of their document."""
+
+    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, word_cache_rows=None):
         super().__init__()
         self._config = config
-        self._write = WriteShard(config=config, vocab_bytes=vocab_bytes, num_shards=num_shards)
+        self._write = WriteShard(config=config, vocab_bytes=vocab_bytes, num_shards=num_shards,
+                                 use_word_cache=word_cache_rows is not None)
         self._num_shards = num_shards
+        self._word_cache_rows = word_cache_rows
 
     def expand(self, documents):
         seed, num_shards = self._config.random_seed, self._num_shards
+
+        def bucket(document_id):
+            return bucket_of(document_id, seed=seed, num_buckets=num_shards)
+
+        keyed = {"documents": documents | "KeyByBucket" >> beam.Map(lambda d: (bucket(d.id), d))}
+        if self._word_cache_rows is not None:
+            keyed["words"] = self._word_cache_rows | "KeyCacheByBucket" >> beam.Map(lambda r: (bucket(r["id"]), r))
         return (
-            documents
-            | "KeyByBucket" >> beam.Map(lambda d: (bucket_of(d.id, seed=seed, num_buckets=num_shards), d))
-            | "GroupByBucket" >> beam.GroupByKey()
+            keyed
+            | "GroupByBucket" >> beam.CoGroupByKey()
+            | "SkipCacheOnlyBuckets" >> beam.Filter(_has_documents)
             | "MakeAndWrite" >> beam.ParDo(self._write).with_outputs(STATS, DEAD_LETTER, main="shards")
         )
 
@@ -93,27 +112,28 @@ def _dead_letter_json(record: BadRecord) -> str:
                       ensure_ascii=False)
 
 
-def _finish_manifest(fields: dict, *, config, counters, dead_letter_files) -> dict:
-    """Checks the accounting, adds what every manifest holds, and writes manifest.json (last)."""
+def finish_manifest(fields: dict, *, path: str, config_json: dict, counters, dead_letter_files) -> dict:
+    """Checks the accounting, adds what every manifest holds, and writes the manifest to ``path``
+    (last: its presence means the job completed)."""
     balance = accounting(counters)
     if not balance["balanced"]:
         raise RuntimeError(f"records are unaccounted for: {balance}; refusing to write a manifest")
     manifest = {
         **fields,
         "dead_letter_files": sorted(FileSystems.split(f)[1] for f in dead_letter_files),
-        "config": config.to_json(),
+        "config": config_json,
         "counters": counters,
         "accounting": balance,
     }
-    write_bytes(join(config.output, MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
+    write_bytes(path, json.dumps(manifest, ensure_ascii=False, indent=2).encode())
     return manifest
 
 
-def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files):
+def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files, word_cache_folders=()):
     """Runs once, after every shard and the dead letters are written: vocab.txt, then manifest.json."""
     shards = sorted(shards, key=lambda s: s["file"])
     write_bytes(join(config.output, VOCAB), vocab.to_bytes())
-    return _finish_manifest({
+    return finish_manifest({
         "format": "wwm-tfrecord/1",
         "files": [s["file"] for s in shards],
         "instances_per_file": {s["file"]: s["num_instances"] for s in shards},
@@ -125,7 +145,9 @@ def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files):
         "vocab_file": VOCAB,
         "vocab_size": vocab.size,
         "vocab_sha256": vocab.sha256,
-    }, config=config, counters=counters, dead_letter_files=dead_letter_files)
+        "word_cache_folders": list(word_cache_folders),
+    }, path=join(config.output, MANIFEST), config_json=config.to_json(), counters=counters,
+        dead_letter_files=dead_letter_files)
 
 
 def prepare_documents(config):
@@ -149,10 +171,12 @@ def sum_counters(stats):
     return stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(SumCounters())
 
 
-def build_pipeline(pipeline, *, config, vocab, num_shards: int):
+def build_pipeline(pipeline, *, config, vocab, num_shards: int, word_cache_folders=()):
+    """``word_cache_folders``: finished segmentation caches (``wwm segment``) of this segmenter."""
     documents = pipeline | "PrepareDocuments" >> prepare_documents(config)
+    word_cache_rows = read_word_cache(pipeline, word_cache_folders) if word_cache_folders else None
     shards = documents["documents"] | "WriteShards" >> WriteShards(
-        config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards)
+        config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards, word_cache_rows=word_cache_rows)
     dead_letter_files = write_dead_letters((documents[DEAD_LETTER], shards[DEAD_LETTER]), config.output)
     counters = sum_counters((documents[STATS], shards[STATS]))
     shard_list = shards.shards | "ListShards" >> beam.combiners.ToList()
@@ -160,23 +184,23 @@ def build_pipeline(pipeline, *, config, vocab, num_shards: int):
         pipeline
         | "ManifestTrigger" >> beam.Create([None])
         | "WriteManifest" >> beam.Map(
-            write_manifest, config=config, vocab=vocab,
+            write_manifest, config=config, vocab=vocab, word_cache_folders=word_cache_folders,
             shards=beam.pvalue.AsSingleton(shard_list),
             counters=beam.pvalue.AsSingleton(counters),
             dead_letter_files=beam.pvalue.AsList(dead_letter_files))
     )
 
 
-DOCUMENTS_FOLDER = "documents"
 
 
 def write_prepare_manifest(_, *, config, files, counters, dead_letter_files):
     """Runs once, after the Parquet files and dead letters are written."""
-    return _finish_manifest({
+    return finish_manifest({
         "format": "wwm-documents/1",
         "files": sorted(join(DOCUMENTS_FOLDER, FileSystems.split(f)[1]) for f in files),
         "num_documents": counters.get("documents_out", 0),
-    }, config=config, counters=counters, dead_letter_files=dead_letter_files)
+    }, path=join(config.output, MANIFEST), config_json=config.to_json(), counters=counters,
+        dead_letter_files=dead_letter_files)
 
 
 def build_prepare_pipeline(pipeline, *, config, num_shards: int):

@@ -26,15 +26,24 @@ def exists(path: str) -> bool:
 
 
 def stage_locally(path: str) -> str:
-    """A local path for ``path``: itself when local, else a downloaded copy (for gs:// models)."""
+    """A local path for ``path``: itself when local, else a downloaded copy of the file or of the
+    folder's files (gs:// models: an LTP model file or model folder)."""
     if not path.startswith("gs://"):
         return path
-    if FileSystems.exists(join(path, "cws_model.bin")):  # an LTP release folder on gs://
-        path = join(path, "cws_model.bin")
-    local = os.path.join(tempfile.mkdtemp(prefix="wwm-model-"), os.path.basename(path.rstrip("/")))
-    with open(local, "wb") as handle:
-        handle.write(read_bytes(path))
-    return local
+    local_root = tempfile.mkdtemp(prefix="wwm-model-")
+    folder_files = [m.path for m in FileSystems.match([join(path, "*")])[0].metadata_list]
+    if not folder_files:
+        local = os.path.join(local_root, os.path.basename(path.rstrip("/")))
+        with open(local, "wb") as handle:
+            handle.write(read_bytes(path))
+        return local
+    prefix = path.rstrip("/") + "/"
+    for remote in folder_files:
+        local = os.path.join(local_root, remote[len(prefix):])
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        with open(local, "wb") as handle:
+            handle.write(read_bytes(remote))
+    return local_root
 
 
 def open_decompressed(path: str):

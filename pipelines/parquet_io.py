@@ -3,6 +3,8 @@ import pyarrow as pa
 
 from wwm_core.text import Document
 
+DOCUMENTS_FOLDER = "documents"  # in a `wwm prepare` output folder
+
 SCHEMA = pa.schema([
     ("id", pa.string()),
     ("source", pa.string()),

@@ -160,7 +160,7 @@ def test_ltp_without_a_model_fails_before_the_pipeline_with_advice(tmp_path, cap
     status = main(["run", f"--input={corpus}", f"--output={tmp_path / 'o'}", "--segmenter=ltp"])
     assert status == 2
     error = capsys.readouterr().err
-    assert "--ltp_model" in error and "jieba" in error and "CWSTrainer" in error
+    assert "--ltp_model" in error and "jieba" in error and "wwm segmenter train" in error
     assert not (tmp_path / "o").exists()
     (tmp_path / "bad_model.bin").write_bytes(b"not a model")
     status = main(["run", f"--input={corpus}", f"--output={tmp_path / 'o'}", "--segmenter=ltp",

@@ -52,6 +52,8 @@ class RunConfig:
     opencc_config: str = "t2s"
     segmenter: str = "jieba"
     ltp_model: str = None
+    user_dict: str = None  # words the segmenter must keep whole (jieba's format); local or gs://
+    segmentation_cache: str = "auto"  # folder of `wwm segment` caches; "auto": beside parquet input; "none"
     recipe: str = "bert-wwm"
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20

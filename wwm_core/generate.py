@@ -13,8 +13,8 @@ from wwm_core.hashing import stable_hash
 from wwm_core.instances import (SpecialIds, TokenPool, bert_wwm_plans, masked_batch, roberta_wwm_ext_plans,
                                 sentence_offsets)
 from wwm_core.records import ExampleEncoder, tfrecord_frames
-from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
+from wwm_core.word_boundaries import segment_documents
 
 BATCH_ROWS = 2048  # instances masked and encoded together: big enough to amortize numpy calls
 
@@ -32,31 +32,10 @@ class ShardMaker:
                                       max_predictions_per_seq=config.max_predictions_per_seq,
                                       vocab_size=vocab.size)
 
-    def _segment(self, documents, sentences, stats, dead_letters):
-        """Word lengths of every sentence, in one batch. If the segmenter fails on the batch,
-        each document is segmented alone and those it fails on become dead letters, so one
-        pathological document never fails its whole shard. Returns (documents, sentences, words)."""
-        try:
-            return documents, sentences, self.segmenter.segment(sentences)
-        except Exception:  # noqa: BLE001 - any segmenter error; retried per document below
-            pass
-        kept, kept_sentences, words, cursor = [], [], [], 0
-        for document in documents:
-            own = sentences[cursor:cursor + len(document.sentences)]
-            cursor += len(document.sentences)
-            try:
-                words += self.segmenter.segment(own)
-            except Exception as error:  # noqa: BLE001
-                stats["dead_lettered.segmenter_error"] += 1
-                dead_letters.append(BadRecord(document.id, "segmenter_error", repr(error)[:500], own[0][:200]))
-                continue
-            kept.append(document)
-            kept_sentences += own
-        return kept, kept_sentences, words
-
-    def prepare(self, documents, stats: collections.Counter, dead_letters: list):
+    def prepare(self, documents, stats: collections.Counter, dead_letters: list, *, word_cache=None):
         """Documents -> (kept document ids, sentence token counts per document, TokenPool),
-        filtering with counted reasons; documents the segmenter fails on go to ``dead_letters``."""
+        filtering with counted reasons; documents the segmenter fails on go to ``dead_letters``.
+        ``word_cache`` ({sentence key: word lengths}) spares segmenting sentences it holds."""
         kept = []
         for document in documents:
             num_chars = sum(map(len, document.sentences))
@@ -68,8 +47,8 @@ class ShardMaker:
                 kept.append(document)
         # One batched call per stage for the whole bucket: the segmenter and the tokenizer both
         # pay a per-call cost that would dominate short sentences.
-        sentences = [s for d in kept for s in d.sentences]
-        kept, sentences, words = self._segment(kept, sentences, stats, dead_letters)
+        kept, sentences, words = segment_documents(self.segmenter, kept, stats=stats, dead_letters=dead_letters,
+                                                   cache=word_cache)
         sentence_lengths = [len(text) for text in sentences]
         for index, (length, word_lengths) in enumerate(zip(sentence_lengths, words)):
             if word_lengths is not None and sum(word_lengths) != length:
@@ -78,6 +57,7 @@ class ShardMaker:
         tokenized = tokenize_sentences(self.tokenizer, sentences)
         grouping = group_starts(tokenized, sentence_lengths, words)
         stats["segmenter_boundaries_overridden"] += grouping.boundaries_overridden
+        stats["segmenter_words_split_at_space"] += grouping.words_split_at_space
         stats["sentences_dropped.no_tokens"] += int(np.count_nonzero(tokenized.sentence_tokens == 0))
 
         doc_ids, doc_lengths, cursor = [], [], 0
@@ -110,14 +90,14 @@ class ShardMaker:
                 rng = random.Random(stable_hash(config.random_seed, doc_id, dupe))
                 yield from make_plans(doc_lengths, index, rng=rng, config=config.masking, offsets=offsets)
 
-    def shard_records(self, documents, *, shard_index: int):
+    def shard_records(self, documents, *, shard_index: int, word_cache=None):
         """Returns (framed TFRecord bytes in shard order, stats, dead letters) for one bucket."""
         stats, dead_letters = collections.Counter(), []
         documents = sorted(documents, key=lambda d: d.id)  # GroupByKey order is not stable
         ids = [d.id for d in documents]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate document ids in shard {shard_index}; are input files listed twice?")
-        doc_ids, doc_lengths, pool = self.prepare(documents, stats, dead_letters)
+        doc_ids, doc_lengths, pool = self.prepare(documents, stats, dead_letters, word_cache=word_cache)
         stats["documents_out"] += len(doc_ids)
         records, plans = [], list(self.plans(doc_ids, doc_lengths))
         for first in range(0, len(plans), BATCH_ROWS):

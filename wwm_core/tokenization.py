@@ -143,6 +143,7 @@ def tokenize_sentences(tokenizer: ChineseBertTokenizer, sentences: list) -> Toke
 class Grouping:
     group_start: np.ndarray  # bool per token: True where a new whole-word group begins
     boundaries_overridden: int  # segmenter word boundaries that fell inside one WordPiece word
+    words_split_at_space: int  # segmenter words that spanned a space, cut there
 
 
 def group_starts(batch: TokenizedBatch, sentence_lengths, word_lengths) -> Grouping:
@@ -154,7 +155,10 @@ def group_starts(batch: TokenizedBatch, sentence_lengths, word_lengths) -> Group
     ``##`` continuation) and no segmenter word spans the gap between token t-1's last character
     and token t's first one. So ``##`` pieces always stay with their word, and a segmenter word
     that ends inside a WordPiece word (``prob|ability``) or inside one token is widened to the
-    whole WordPiece word instead of being cut; such overridden boundaries are counted.
+    whole WordPiece word instead of being cut; such overridden boundaries are counted. And a
+    space (any text between two tokens) always ends a group, as it ends a word for BERT's
+    tokenizer, even inside a segmenter's word (LTP's perceptron can return ``"hello world "``);
+    those cuts are counted too.
     """
     num_tokens = len(batch.ids)
     token_sentence = np.repeat(np.arange(len(batch.sentence_tokens)), batch.sentence_tokens)
@@ -173,8 +177,11 @@ def group_starts(batch: TokenizedBatch, sentence_lengths, word_lengths) -> Group
     new_piece_word[1:] |= batch.piece_word[1:] != batch.piece_word[:-1]
     crosses_word = first_of_sentence.copy()
     crosses_word[1:] |= word_at_start[1:] != word_at_last_char[:-1]
+    after_space = np.zeros(num_tokens, dtype=bool)
+    after_space[1:] = (batch.starts[1:] > batch.ends[:-1]) & ~first_of_sentence[1:]
     grouped = ~ungrouped[token_sentence]
     overridden = (np.count_nonzero((crosses_word & ~new_piece_word & grouped)[1:])
                   + np.count_nonzero((word_at_start != word_at_last_char) & grouped))
-    group_start = np.where(grouped, new_piece_word & crosses_word, True)
-    return Grouping(group_start, int(overridden))
+    split_at_space = np.count_nonzero(after_space & ~crosses_word & grouped)
+    group_start = np.where(grouped, new_piece_word & (crosses_word | after_space), True)
+    return Grouping(group_start, int(overridden), int(split_at_space))

@@ -1,0 +1,252 @@
+"""``wwm segment`` (segment prepared documents once, cache the boundaries) and ``wwm segmenter
+train|eval`` (make an LTP perceptron model from segmented text; score any segmenter)."""
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import re
+import sys
+import tempfile
+import threading
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.errors import UsageError
+from pipelines.io_utils import exists, join, read_bytes, write_bytes
+from pipelines.segment_pipeline import build_segment_pipeline, prepared_document_files
+from pipelines.segmenters import SegmenterChoice, check_segmenter
+from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
+from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
+from wwm_core.segmentation import LTP_CONFIG_FILE, SEGMENTERS
+
+log = logging.getLogger("wwm")
+LTP_MODEL_FILE = "cws_model.bin"
+TRAINING_REPORT = "training.json"
+
+
+def _add_segmenter_flags(add) -> None:
+    add("--segmenter", choices=SEGMENTERS, default="ltp")
+    add("--ltp_model", help="LTP model file or folder, local or gs:// (`wwm segmenter train` makes one)")
+    add("--user_dict", help="words to keep whole, one a line ('word [frequency]'); local or gs://")
+
+
+# ---------------------------------------------------------------- wwm segment
+
+def segment_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wwm segment", description="Segment the documents of a `wwm prepare` output once and cache the word "
+        "boundaries beside them (PREPARED/segmentation/<segmenter identity>/), so that every later `wwm run "
+        "--input_format parquet --input 'PREPARED/documents/*.parquet'` with the same segmenter reuses them. "
+        "Unknown flags go to Apache Beam.")
+    add = parser.add_argument
+    add("--input", required=True, help="a `wwm prepare` output folder (local or gs://)")
+    _add_segmenter_flags(add)
+    add("--cache_root", help="where the cache goes (default: INPUT/segmentation)")
+    add("--overwrite", action="store_true", help="segment again even if this segmenter's cache is complete")
+    return parser
+
+
+def segment(argv) -> dict:
+    from pipelines.cli import _pipeline_options  # one place decides the default runner
+
+    args, beam_args = segment_parser().parse_known_args(argv)
+    if args.segmenter == "char":
+        raise UsageError("--segmenter char has no word boundaries to cache; choose ltp or jieba")
+    choice = SegmenterChoice(args.segmenter, args.ltp_model, args.user_dict)
+    check_segmenter(choice)
+    try:
+        files = prepared_document_files(args.input)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from error
+    identity = choice.identity()
+    output = cache_folder(args.cache_root or join(args.input, SEGMENTATION_FOLDER), choice.identity_key())
+    manifest_path = join(output, SEGMENTATION_MANIFEST)
+    if exists(manifest_path) and not args.overwrite:
+        manifest = json.loads(read_bytes(manifest_path))
+        print(f"{output} already holds this segmenter's boundaries for {manifest['num_documents']} documents; "
+              "nothing to do (--overwrite segments again)")
+        return manifest
+    earlier = [m.path for m in FileSystems.match([join(output, "*")])[0].metadata_list]
+    earlier += [m.path for m in FileSystems.match([join(output, "dead_letter", "*")])[0].metadata_list]
+    if earlier:  # an unfinished (or overwritten) earlier attempt: its files would mix with ours
+        FileSystems.delete(earlier)
+    log.info("segmenting %d Parquet files of %s with %s into %s", len(files), args.input, identity, output)
+    started = time.monotonic()
+    with beam.Pipeline(options=_pipeline_options(beam_args)) as pipeline:
+        build_segment_pipeline(pipeline, files=files, choice=choice, identity=identity, output=output)
+    seconds = time.monotonic() - started
+    manifest = json.loads(read_bytes(manifest_path))
+    counters = manifest["counters"]
+    print(f"segmented {counters.get('sentences_segmented', 0)} sentences "
+          f"({counters.get('characters_segmented', 0)} characters) of {manifest['num_documents']} documents in "
+          f"{seconds:.1f} s into {output}")
+    from pipelines.cli import _print_counters
+
+    _print_counters(counters)
+    return manifest
+
+
+# ---------------------------------------------------------------- wwm segmenter train | eval
+
+def segmenter_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wwm segmenter", description="Train and evaluate word segmenters.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser(
+        "train", help="train an LTP perceptron CWS model from segmented text",
+        description="Train an LTP legacy perceptron CWS model (ltp_extension's CWSTrainer). FILE: one sentence "
+        "a line with words separated by spaces, or CoNLL-U. Writes DIR/cws_model.bin, DIR/config.json (the "
+        "legacy LTP release layout, which --ltp_model and ltp.LTP(DIR) load) and DIR/training.json.")
+    train.add_argument("--train", required=True, help="segmented training text (local or gs://)")
+    train.add_argument("--dev", help="segmented text scored after every epoch (local or gs://)")
+    train.add_argument("--output", required=True, help="model folder to write (local or gs://)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--shuffle", action="store_true",
+                       help="shuffle the training sentences each epoch (LTP's default; makes training "
+                       "nondeterministic, so it is off here)")
+    train.add_argument("--overwrite", action="store_true")
+    evaluate = commands.add_parser(
+        "eval", help="precision, recall and F1 of a segmenter against gold segmentation",
+        description="Scores word spans (a word is right when its start and end match a gold word's) against "
+        "gold segmented text (spaces or CoNLL-U), for any backend.")
+    evaluate.add_argument("--model", required=True,
+                          help="an LTP model (file or folder, local or gs://), or the name jieba or char")
+    evaluate.add_argument("--gold", required=True, help="gold segmented text (local or gs://)")
+    evaluate.add_argument("--user_dict", help="words to keep whole (ltp and jieba)")
+    evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
+    return parser
+
+
+def segmenter_main(argv) -> dict:
+    args = segmenter_parser().parse_args(argv)
+    return train_segmenter(args) if args.command == "train" else evaluate_segmenter(args)
+
+
+def _read_corpus(path: str, flag: str) -> list:
+    try:
+        sentences = [words for words in read_segmented(read_bytes(path).decode("utf-8")) if words]
+    except (OSError, UnicodeDecodeError, CorpusFormatError) as error:
+        raise UsageError(f"{flag} {path}: {error}") from error
+    if not sentences:
+        raise UsageError(f"{flag} {path}: no segmented sentences")
+    return sentences
+
+
+_EPOCH_LINE = re.compile(r"epoch: (\d+), precision: ([\d.e-]+), recall: ([\d.e-]+), f1: ([\d.e-]+)")
+
+
+@contextlib.contextmanager
+def _native_stdout_rewritten(rewrite):
+    """Passes each line that native code writes to file descriptor 1 meanwhile through
+    ``rewrite`` (line -> text to show, or None) onto the real stdout: LTP's Rust trainer prints
+    its per-epoch dev scores there, bypassing Python's sys.stdout."""
+    sys.stdout.flush()
+    real_stdout = os.dup(1)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 1)
+    os.close(write_end)
+
+    def pump():
+        with os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                shown = rewrite(line.rstrip("\n"))
+                if shown is not None:
+                    os.write(real_stdout, (shown + "\n").encode())
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(real_stdout, 1)  # closes the pipe's last write end: the reader sees EOF
+        reader.join()
+        os.close(real_stdout)
+
+
+def train_segmenter(args) -> dict:
+    from ltp_extension.perceptron import CWSTrainer
+
+    if args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    if exists(join(args.output, LTP_MODEL_FILE)) and not args.overwrite:
+        raise UsageError(f"{args.output} already holds a model; pass --overwrite to replace it")
+    train_sentences = _read_corpus(args.train, "--train")
+    dev_sentences = _read_corpus(args.dev, "--dev") if args.dev else None
+    epochs = []
+
+    def rewrite(line):
+        match = _EPOCH_LINE.match(line)
+        if not match:
+            return None if line.startswith("Compressed") or not line.strip() else line
+        epoch, precision, recall, f1 = int(match[1]) + 1, float(match[2]), float(match[3]), float(match[4])
+        epochs.append({"epoch": epoch, "precision": precision, "recall": recall, "f1": f1})
+        return f"epoch {epoch}/{args.epochs}: dev precision {precision:.4f} recall {recall:.4f} F1 {f1:.4f}"
+
+    with tempfile.TemporaryDirectory(prefix="wwm-cws-") as work:
+        train_file, dev_file = os.path.join(work, "train.txt"), os.path.join(work, "dev.txt")
+        with open(train_file, "w", encoding="utf-8") as handle:
+            handle.write(to_space_separated(train_sentences))
+        trainer = CWSTrainer()
+        trainer.epoch = args.epochs
+        trainer.shuffle = args.shuffle
+        trainer.load_train_data(train_file)
+        if dev_sentences:
+            with open(dev_file, "w", encoding="utf-8") as handle:
+                handle.write(to_space_separated(dev_sentences))
+            trainer.load_eval_data(dev_file)
+        print(f"training an LTP perceptron on {len(train_sentences)} sentences for {args.epochs} epochs", flush=True)
+        started = time.monotonic()
+        with _native_stdout_rewritten(rewrite):
+            model = trainer.train()
+        seconds = time.monotonic() - started
+        model_file = os.path.join(work, LTP_MODEL_FILE)
+        model.save(model_file)
+        model_bytes = pathlib.Path(model_file).read_bytes()
+
+    report = {
+        "train": {"path": args.train, "sentences": len(train_sentences),
+                  "sha256": hashlib.sha256(read_bytes(args.train)).hexdigest()},
+        "dev": ({"path": args.dev, "sentences": len(dev_sentences),
+                 "sha256": hashlib.sha256(read_bytes(args.dev)).hexdigest()} if args.dev else None),
+        "epochs": args.epochs, "shuffle": args.shuffle, "seconds": round(seconds, 2),
+        "dev_scores_per_epoch": epochs,
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+    }
+    # The legacy LTP release layout: ltp.LTP(folder) reads config.json and loads the cws model it names.
+    write_bytes(join(args.output, LTP_MODEL_FILE), model_bytes)
+    write_bytes(join(args.output, LTP_CONFIG_FILE),
+                json.dumps({"nerual": False, "tasks": {"cws": LTP_MODEL_FILE}}, indent=2).encode())
+    write_bytes(join(args.output, TRAINING_REPORT), json.dumps(report, ensure_ascii=False, indent=2).encode())
+    final = f"; dev F1 {epochs[-1]['f1']:.4f}" if epochs else ""
+    print(f"wrote {args.output} ({len(model_bytes)} bytes) in {seconds:.1f} s{final}. "
+          f"Use it with --segmenter ltp --ltp_model {args.output}")
+    return report
+
+
+def evaluate_segmenter(args) -> dict:
+    kind = args.model if args.model in ("jieba", "char") else "ltp"
+    choice = SegmenterChoice(kind, None if kind != "ltp" else args.model, args.user_dict)
+    segmenter = check_segmenter(choice)
+    gold = _read_corpus(args.gold, "--gold")
+    texts = ["".join(words) for words in gold]
+    started = time.process_time()
+    predicted = segmenter.segment(texts)
+    cpu_seconds = time.process_time() - started
+    predicted = [[1] * len(text) if lengths is None else lengths for text, lengths in zip(texts, predicted)]
+    score = score_spans([list(map(len, words)) for words in gold], predicted)
+    result = {"model": args.model, "gold": args.gold, **score.to_json(),
+              "characters": sum(map(len, texts)), "cpu_seconds": round(cpu_seconds, 3),
+              "characters_per_cpu_second": round(sum(map(len, texts)) / cpu_seconds) if cpu_seconds else None}
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(f"{args.model} on {args.gold}: {score.sentences} sentences, {score.gold} gold words")
+        print(f"  precision {score.precision:.4f}  recall {score.recall:.4f}  F1 {score.f1:.4f}")
+        if score.mismatched_sentences:
+            print(f"  {score.mismatched_sentences} sentences where the segmenter's words did not spell the text")
+    return result

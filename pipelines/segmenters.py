@@ -1,0 +1,60 @@
+"""The segmenter a command was asked for: loaded on each worker, checked once at launch, named by
+its identity (what keys the segmentation cache)."""
+import dataclasses
+import functools
+
+from pipelines.errors import UsageError
+from pipelines.io_utils import read_bytes, stage_locally
+from wwm_core.cws import CorpusFormatError, read_user_dict
+from wwm_core.segmentation import (SEGMENTERS, SegmenterError, identity_key, load_segmenter,
+                                   segmenter_identity)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmenterChoice:
+    kind: str  # one of SEGMENTERS
+    ltp_model: str = None  # local or gs://: a model file or folder
+    user_dict: str = None  # local or gs://
+
+    def __post_init__(self):
+        if self.kind not in SEGMENTERS:
+            raise ValueError(f"--segmenter must be one of {SEGMENTERS}")
+
+    @functools.cached_property
+    def _user_dict_bytes(self):
+        return read_bytes(self.user_dict) if self.user_dict else None
+
+    @functools.cached_property
+    def _local_model(self):
+        return stage_locally(self.ltp_model) if self.kind == "ltp" and self.ltp_model else None
+
+    def load(self):
+        """The segmenter itself (on a worker: downloads a gs:// model once per process)."""
+        words = read_user_dict(self._user_dict_bytes.decode("utf-8")) if self._user_dict_bytes else ()
+        return load_segmenter(self.kind, ltp_model=self._local_model, user_words=words)
+
+    def identity(self) -> dict:
+        return segmenter_identity(self.kind, ltp_model=self._local_model, user_dict_bytes=self._user_dict_bytes)
+
+    def identity_key(self) -> str:
+        return identity_key(self.identity())
+
+    def __getstate__(self):  # ship the choice to workers, not a staged copy or cached bytes
+        return {"kind": self.kind, "ltp_model": self.ltp_model, "user_dict": self.user_dict}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+def segmenter_choice(config) -> SegmenterChoice:
+    """The segmenter a RunConfig names."""
+    return SegmenterChoice(config.segmenter, config.ltp_model, config.user_dict)
+
+
+def check_segmenter(choice: SegmenterChoice):
+    """Loads the segmenter once at launch, so a missing or bad model or dictionary fails before any
+    worker starts. Returns it (commands that segment locally use it)."""
+    try:
+        return choice.load()
+    except (SegmenterError, CorpusFormatError, OSError, UnicodeDecodeError) as error:
+        raise UsageError(str(error)) from error

@@ -1,0 +1,63 @@
+"""The segmentation cache's layout, and reading it back in ``wwm run``.
+
+    PREPARED/segmentation/<identity key>/part-*.parquet      rows: id, sentence keys, word lengths
+    PREPARED/segmentation/<identity key>/segmentation.json   identity and counters, written last
+"""
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.io_utils import exists, join
+from pipelines.parquet_io import DOCUMENTS_FOLDER
+
+SEGMENTATION_FOLDER = "segmentation"
+SEGMENTATION_MANIFEST = "segmentation.json"
+SCHEMA = pa.schema([
+    ("id", pa.string()),  # the document's id
+    ("sentence_keys", pa.list_(pa.binary(16))),  # word_boundaries.sentence_key of each sentence
+    ("word_lengths", pa.list_(pa.list_(pa.int32()))),  # per sentence, its words' lengths in characters
+])
+
+
+def cache_folder(cache_root: str, identity_key: str) -> str:
+    return join(cache_root, identity_key)
+
+
+class ReadCacheRows(beam.DoFn):
+    """A cache Parquet file -> its rows ({"id", "sentence_keys", "word_lengths"})."""
+
+    def process(self, readable_file):
+        with readable_file.open() as handle:
+            table = pq.read_table(handle, schema=SCHEMA)
+        yield from table.to_pylist()
+
+
+def read_word_cache(pipeline, folders):
+    """Every cache row of the finished cache ``folders``."""
+    patterns = [join(folder, "part-*.parquet") for folder in folders]
+    return (pipeline
+            | "CacheFolders" >> beam.Create(patterns)
+            | "MatchCache" >> beam.io.fileio.MatchAll()
+            | "OpenCache" >> beam.io.fileio.ReadMatches()
+            | "ReadCache" >> beam.ParDo(ReadCacheRows()))
+
+
+def word_cache_root_of(patterns) -> str:
+    """``PREPARED/segmentation`` when every pattern reads ``PREPARED/documents/...`` of one prepared
+    output (the layout ``wwm prepare`` writes), else None."""
+    roots = set()
+    for pattern in patterns:
+        folder, _ = FileSystems.split(pattern)
+        parent, name = FileSystems.split(folder.rstrip("/"))
+        if name != DOCUMENTS_FOLDER:
+            return None
+        roots.add(join(parent, SEGMENTATION_FOLDER))
+    return roots.pop() if len(roots) == 1 else None
+
+
+def finished_cache(cache_root: str, identity_key: str):
+    """The folder of a finished cache for this identity under ``cache_root``, or None."""
+    folder = cache_folder(cache_root, identity_key)
+    return folder if exists(join(folder, SEGMENTATION_MANIFEST)) else None
+

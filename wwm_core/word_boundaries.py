@@ -1,0 +1,78 @@
+"""Segmenting documents in batches, with cached word boundaries and per-document failure isolation.
+
+Cached boundaries are keyed by a hash of the sentence text (and, one level up, by the segmenter's
+identity: see ``segmentation.identity_key``), so a sentence whose text changed is segmented
+again, and boundaries are never looked up by position.
+"""
+import hashlib
+
+from wwm_core.text import BadRecord
+
+
+def sentence_key(sentence: str) -> bytes:
+    """128 bits: collisions stay negligible across billions of sentences."""
+    return hashlib.blake2b(sentence.encode("utf-8"), digest_size=16).digest()
+
+
+def cache_entries(rows) -> dict:
+    """{sentence key: word lengths} from cached rows (``sentence_keys``, ``word_lengths`` lists)."""
+    entries = {}
+    for row in rows:
+        entries.update(zip(row["sentence_keys"], row["word_lengths"]))
+    return entries
+
+
+def segment_documents(segmenter, documents, *, stats, dead_letters, cache=None):
+    """Word lengths for every sentence of ``documents``: from ``cache`` where it holds the sentence,
+    else from the segmenter in one batched call. If the segmenter fails on that batch, each
+    document is segmented alone and those it fails on become dead letters (``segmenter_error``),
+    so one pathological document never fails its whole shard.
+
+    Returns (kept documents, their sentences in order, word lengths per sentence).
+    """
+    sentences = [sentence for document in documents for sentence in document.sentences]
+    words = [None] * len(sentences)
+    todo = list(range(len(sentences)))
+    if cache is not None:
+        todo = []
+        for index, sentence in enumerate(sentences):
+            cached = cache.get(sentence_key(sentence))
+            if cached is None:
+                todo.append(index)
+            else:
+                words[index] = list(cached)
+        stats["sentences.segmentation_cache_hit"] += len(sentences) - len(todo)
+        stats["sentences.segmentation_cache_miss"] += len(todo)
+    if not todo:
+        return list(documents), sentences, words
+    try:
+        _segment_into(words, segmenter, sentences, todo)
+        return list(documents), sentences, words
+    except Exception:  # noqa: BLE001 - any segmenter error; retried per document below
+        pass
+    todo = set(todo)
+    kept, kept_sentences, kept_words, first = [], [], [], 0
+    for document in documents:
+        own = range(first, first + len(document.sentences))
+        first += len(document.sentences)
+        try:
+            _segment_into(words, segmenter, sentences, [i for i in own if i in todo])
+        except Exception as error:  # noqa: BLE001
+            stats["dead_lettered.segmenter_error"] += 1
+            dead_letters.append(BadRecord(document.id, "segmenter_error", repr(error)[:500],
+                                          document.sentences[0][:200] if document.sentences else ""))
+            continue
+        kept.append(document)
+        kept_sentences += [sentences[i] for i in own]
+        kept_words += [words[i] for i in own]
+    return kept, kept_sentences, kept_words
+
+
+def _segment_into(words: list, segmenter, sentences: list, indexes: list) -> None:
+    if not indexes:
+        return
+    results = segmenter.segment([sentences[i] for i in indexes])
+    if len(results) != len(indexes):
+        raise ValueError(f"the segmenter returned {len(results)} results for {len(indexes)} sentences")
+    for index, lengths in zip(indexes, results):
+        words[index] = lengths
