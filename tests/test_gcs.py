@@ -83,3 +83,26 @@ def test_gcs_input_model_and_output(gcs_bucket, tmp_path):
 
     decoded = list(iter_instances("gs://wwm-test/out"))
     assert len(decoded) == manifest["num_instances"]
+
+
+def test_segmenter_trained_to_and_served_from_gcs(gcs_bucket, tmp_path):
+    """`wwm segmenter train` writes its model folder to gs://; eval and the identity read it back."""
+    from pipelines.segment_cli import segmenter_main
+    from pipelines.segmenters import SegmenterChoice
+
+    fixture = str(pathlib.Path(__file__).parent / "fixtures" / "segmented.txt")
+    segmenter_main(["train", f"--train={fixture}", "--output=gs://wwm-test/models/trained", "--epochs=3"])
+    names = {blob.name for blob in gcs_bucket.client.list_blobs(gcs_bucket, prefix="models/trained/")}
+    assert names == {"models/trained/cws_model.bin", "models/trained/config.json", "models/trained/training.json"}
+
+    scores = segmenter_main(["eval", "--model=gs://wwm-test/models/trained", f"--gold={fixture}"])
+    assert scores["f1"] > 0.8 and scores["sentences"] > 0  # scored on its own training sentences
+
+    local = tmp_path / "trained"
+    local.mkdir()
+    for name in ("cws_model.bin", "config.json"):
+        gcs_bucket.blob(f"models/trained/{name}").download_to_filename(str(local / name))
+    remote_choice = SegmenterChoice("ltp", "gs://wwm-test/models/trained")
+    assert remote_choice.identity() == SegmenterChoice("ltp", str(local)).identity()
+    sentence = ["使用语言模型来预测下一个词。"]
+    assert remote_choice.load().segment(sentence) == SegmenterChoice("ltp", str(local)).load().segment(sentence)

@@ -1,0 +1,338 @@
+"""wwm_trainer end to end on CPU: real TensorFlow, real pipeline output, the tiny model config."""
+import argparse
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from pipelines.cli import run
+from tests.test_pipeline import LOCAL
+
+tf = pytest.importorskip("tensorflow")
+
+from wwm_core.records import FEATURES  # noqa: E402
+from wwm_trainer.checkpoint_io import google_variables, load_google_checkpoint  # noqa: E402
+from wwm_trainer.cli import add_then_train_flags, check_then_train, main, then_train, train_main  # noqa: E402
+from wwm_trainer.config import PRESETS, BertConfig  # noqa: E402
+from wwm_trainer.data import feature_spec, read_manifest  # noqa: E402
+from wwm_trainer.errors import TrainerUsageError  # noqa: E402
+from wwm_trainer.model import BertPretrainer  # noqa: E402
+from wwm_trainer.optimization import WarmupLinearDecay, create_optimizer  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "wwm_core" / "data" / "sample" / "corpus.txt"
+TINY = PRESETS["tiny"]
+# A high learning rate and a small batch: the loss must fall clearly within a few dozen CPU steps.
+FAST = ["--model_config=tiny", "--train_batch_size=8", "--learning_rate=0.1", "--num_warmup_steps=3"]
+
+
+def make_data(folder: pathlib.Path, *extra) -> dict:
+    return run([f"--input={SAMPLE}", f"--output={folder}", "--segmenter=char", "--dupe_factor=3", "--num_shards=2",
+                "--max_seq_length=64", "--max_predictions_per_seq=10", *extra, *LOCAL])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Pipeline output of both recipes: bert-wwm (NSP labels) and roberta-wwm-ext (none)."""
+    root = tmp_path_factory.mktemp("data")
+    make_data(root / "bert")
+    make_data(root / "roberta", "--recipe=roberta-wwm-ext")
+    return root
+
+
+@pytest.fixture(scope="module")
+def nsp_run(data, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("nsp_model")
+    summary = train_main([f"--manifest={data / 'bert' / 'manifest.json'}", f"--model_dir={model_dir}", *FAST,
+                          "--num_train_steps=30", "--steps_per_loop=10", "--save_checkpoints_steps=10"])
+    return summary, model_dir
+
+
+def google_layout(*, vocab_size, hidden_size, num_hidden_layers, intermediate_size, **_) -> dict:
+    """Google's BERT checkpoint variables and shapes, written out by hand (not from the trainer)."""
+    shapes = {
+        "bert/embeddings/word_embeddings": [vocab_size, hidden_size],
+        "bert/embeddings/token_type_embeddings": [2, hidden_size],
+        "bert/embeddings/position_embeddings": [512, hidden_size],
+        "bert/embeddings/LayerNorm/gamma": [hidden_size], "bert/embeddings/LayerNorm/beta": [hidden_size],
+        "bert/pooler/dense/kernel": [hidden_size, hidden_size], "bert/pooler/dense/bias": [hidden_size],
+        "cls/predictions/transform/dense/kernel": [hidden_size, hidden_size],
+        "cls/predictions/transform/dense/bias": [hidden_size],
+        "cls/predictions/transform/LayerNorm/gamma": [hidden_size],
+        "cls/predictions/transform/LayerNorm/beta": [hidden_size],
+        "cls/predictions/output_bias": [vocab_size],
+        "cls/seq_relationship/output_weights": [2, hidden_size],
+        "cls/seq_relationship/output_bias": [2],
+    }
+    for n in range(num_hidden_layers):
+        layer = f"bert/encoder/layer_{n}"
+        for dense, (inputs, outputs) in {
+            "attention/self/query": (hidden_size, hidden_size), "attention/self/key": (hidden_size, hidden_size),
+            "attention/self/value": (hidden_size, hidden_size), "attention/output/dense": (hidden_size, hidden_size),
+            "intermediate/dense": (hidden_size, intermediate_size), "output/dense": (intermediate_size, hidden_size),
+        }.items():
+            shapes[f"{layer}/{dense}/kernel"] = [inputs, outputs]
+            shapes[f"{layer}/{dense}/bias"] = [outputs]
+        for norm in ("attention/output/LayerNorm", "output/LayerNorm"):
+            shapes[f"{layer}/{norm}/gamma"] = [hidden_size]
+            shapes[f"{layer}/{norm}/beta"] = [hidden_size]
+    return shapes
+
+
+def save_name_based_checkpoint(prefix: pathlib.Path, tensors: dict) -> None:
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(tensors[n]) for n in names])
+
+
+def checkpoint_values(prefix) -> dict:
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def mean(values) -> float:
+    return sum(values) / len(values)
+
+
+# ---- data ----
+
+def test_feature_spec_is_the_writers_schema(data):
+    manifest = read_manifest(str(data / "bert" / "manifest.json"))
+    spec = feature_spec(manifest)
+    assert list(spec) == list(FEATURES)
+    assert spec["input_ids"].shape == [64] and spec["masked_lm_weights"].shape == [10]
+    assert spec["masked_lm_weights"].dtype == tf.float32 and spec["next_sentence_labels"].shape == [1]
+    assert read_manifest(str(data / "bert")).files == manifest.files  # the folder is accepted too
+
+
+def test_missing_manifest_is_refused(data, tmp_path, capsys):
+    with pytest.raises(TrainerUsageError, match="no manifest at .*has not\\s+finished"):
+        train_main([f"--manifest={tmp_path / 'unfinished' / 'manifest.json'}", f"--model_dir={tmp_path / 'm'}"])
+    # As a command: one line on stderr, exit status 2, no traceback.
+    assert main([f"--manifest={tmp_path / 'manifest.json'}", f"--model_dir={tmp_path / 'm'}"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("wwm train: error: no manifest at") and "\n" not in error
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("delete_shard", "incomplete: 1 of the files it lists are missing .*part-00001-of-00002.tfrecord"),
+    ("delete_vocab", "incomplete: 1 of the files it lists are missing .*vocab.txt"),
+    ("drop_keys", "incomplete: it lacks files, max_seq_length"),
+    ("prepare_output", "format 'wwm-documents/1'.*run `wwm run` on it first"),
+    ("other_vocab", "not the vocabulary the run used"),
+])
+def test_incomplete_manifest_is_refused(data, tmp_path, damage, message):
+    folder = tmp_path / "out"
+    shutil.copytree(data / "bert", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if damage == "delete_shard":
+        (folder / manifest["files"][1]).unlink()
+    elif damage == "delete_vocab":
+        (folder / "vocab.txt").unlink()
+    elif damage == "other_vocab":
+        (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    else:
+        if damage == "drop_keys":
+            del manifest["files"], manifest["max_seq_length"]
+        else:
+            manifest["format"] = "wwm-documents/1"
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(TrainerUsageError, match=message):
+        train_main([f"--manifest={folder / 'manifest.json'}", f"--model_dir={tmp_path / 'm'}", "--model_config=tiny"])
+
+
+# ---- configuration and device ----
+
+def test_tpu_without_a_tpu_fails_clearly_and_quickly(data, tmp_path):
+    started = time.perf_counter()
+    with pytest.raises(TrainerUsageError, match="--tpu local: no TPU available .*Cloud TPU VM") as error:
+        train_main([f"--manifest={data / 'bert'}", f"--model_dir={tmp_path}", "--tpu=local", "--model_config=tiny"])
+    assert "\n" not in str(error.value)
+    assert time.perf_counter() - started < 30
+
+
+def test_bert_config_must_fit_the_data(data, tmp_path):
+    config = tmp_path / "bert_config.json"
+    config.write_text(json.dumps({**TINY, "vocab_size": 21128, "hidden_act": "gelu"}))
+    with pytest.raises(TrainerUsageError, match="vocab_size 21128 but the data's vocabulary has \\d+ tokens"):
+        train_main([f"--manifest={data / 'bert'}", f"--model_dir={tmp_path / 'm'}", f"--model_config={config}"])
+    vocab_size = read_manifest(str(data / "bert")).vocab_size
+    config.write_text(json.dumps({**TINY, "vocab_size": vocab_size, "max_position_embeddings": 32}))
+    with pytest.raises(TrainerUsageError, match="max_seq_length 64 exceeds the model's max_position_embeddings 32"):
+        train_main([f"--manifest={data / 'bert'}", f"--model_dir={tmp_path / 'm'}", f"--model_config={config}"])
+
+
+def test_then_train_flags_are_checked_before_the_pipeline(data, tmp_path):
+    parser = argparse.ArgumentParser()
+    add_then_train_flags(parser)
+    assert then_train(parser.parse_args([]), str(data / "bert")) is None
+    with pytest.raises(TrainerUsageError, match="--model_dir is required"):
+        check_then_train(parser.parse_args(["--then_train"]))
+    with pytest.raises(TrainerUsageError, match="--train_batch_size 10 is not a multiple of "
+                       "--gradient_accumulation_steps 4"):
+        check_then_train(parser.parse_args(["--then_train", f"--model_dir={tmp_path}", "--train_batch_size=10",
+                                            "--gradient_accumulation_steps=4"]))
+
+
+def test_weight_decay_leaves_out_layer_norm_and_biases():
+    model = BertPretrainer(BertConfig(vocab_size=50, **TINY), seed=1)
+    model.build_all()
+    optimizer = create_optimizer("lamb", WarmupLinearDecay(1e-3, 10, 2))
+    optimizer.build(model.trainable_variables)
+    for name, variable in google_variables(model).items():
+        expected = not ("LayerNorm" in name or name.endswith("bias"))  # Google's rule
+        assert optimizer._use_weight_decay(variable) == expected, name
+
+
+def test_learning_rate_warms_up_then_decays_linearly():
+    schedule = WarmupLinearDecay(1e-3, total_steps=100, warmup_steps=10)
+    values = [float(schedule(step)) for step in (0, 5, 10, 55, 100, 120)]
+    assert values == pytest.approx([0.0, 5e-4, 9e-4, 4.5e-4, 0.0, 0.0])
+
+
+# ---- training ----
+
+def test_tiny_model_learns_on_bert_wwm_data(nsp_run):
+    summary, model_dir = nsp_run
+    first = [r["mlm_loss"] for r in summary["first_steps"][:5]]
+    last = [r["mlm_loss"] for r in summary["last_steps"][-5:]]
+    print(f"\nMLM loss, steps 1-5: {', '.join(f'{x:.3f}' for x in first)} (mean {mean(first):.3f}); "
+          f"steps 26-30: {', '.join(f'{x:.3f}' for x in last)} (mean {mean(last):.3f}); "
+          f"MLM accuracy at step 30 {summary['last_steps'][-1]['mlm_accuracy']:.3f}, "
+          f"NSP accuracy {summary['last_steps'][-1]['nsp_accuracy']:.3f}; "
+          f"{summary['steps_per_second']:.2f} steps/s on {summary['strategy']} (first loop's tracing included)")
+    assert mean(last) < 0.8 * mean(first)
+    assert summary["start_step"] == 0 and summary["final_step"] == 30
+    assert [r["step"] for r in summary["last_steps"]] == list(range(21, 31))
+    assert all(0 <= r["nsp_accuracy"] <= 1 for r in summary["last_steps"])
+    assert [pathlib.Path(p).name for p in summary["checkpoints"]] == ["ckpt-10", "ckpt-20", "ckpt-30"]
+
+    events = list((model_dir / "train").glob("events.out.tfevents.*"))
+    tags = {value.tag: value for path in events for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value}
+    assert {"mlm_loss", "mlm_accuracy", "nsp_accuracy", "learning_rate"} <= set(tags)
+    assert tags["mlm_loss"].metadata.plugin_data.plugin_name == "scalars"  # what TensorBoard shows
+
+
+def test_export_is_in_googles_layout(nsp_run, data):
+    summary, _ = nsp_run
+    export = pathlib.Path(summary["export_dir"])
+    config = json.loads((export / "bert_config.json").read_text())
+    assert {k: config[k] for k in TINY} == TINY and config["hidden_act"] == "gelu"
+    assert config["vocab_size"] == read_manifest(str(data / "bert")).vocab_size
+    assert (export / "vocab.txt").read_bytes() == (data / "bert" / "vocab.txt").read_bytes()
+    exported = dict(tf.train.list_variables(str(export / "bert_model.ckpt")))
+    assert exported == google_layout(**config)
+
+
+def test_export_round_trips_through_init_checkpoint(nsp_run, tmp_path):
+    summary, _ = nsp_run
+    export = pathlib.Path(summary["export_dir"])
+    # No --model_config: the bert_config.json beside the checkpoint is the model's.
+    again = train_main([f"--manifest={summary['manifest']}", f"--model_dir={tmp_path}", "--num_train_steps=0",
+                        f"--init_checkpoint={export}"])
+    report = again["init_checkpoint"]
+    assert len(report["loaded"]) == len(google_layout(**TINY, vocab_size=1)) and not report["unused"]
+    assert not report["not_in_checkpoint"]
+    original, reloaded = checkpoint_values(export / "bert_model.ckpt"), checkpoint_values(
+        pathlib.Path(again["export_dir"]) / "bert_model.ckpt")
+    assert original.keys() == reloaded.keys()
+    for name in original:
+        np.testing.assert_array_equal(original[name], reloaded[name], err_msg=name)
+
+
+def test_roberta_wwm_ext_data_trains_without_nsp_through_then_train(data, tmp_path):
+    """No NSP labels: no NSP loss or metric; also AdamW and gradient accumulation, via --then_train."""
+    parser = argparse.ArgumentParser()
+    add_then_train_flags(parser)
+    args = parser.parse_args(["--then_train", f"--model_dir={tmp_path}", *FAST, "--optimizer=adamw",
+                              "--learning_rate=0.01", "--gradient_accumulation_steps=2", "--num_train_steps=6",
+                              "--steps_per_loop=3", "--save_checkpoints_steps=3"])
+    summary = then_train(args, str(data / "roberta"))
+    records = summary["first_steps"]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert all(set(r) == {"step", "mlm_loss", "mlm_accuracy"} for r in records)
+    assert all(np.isfinite(r["mlm_loss"]) for r in records)
+    print(f"\nroberta-wwm-ext data, AdamW, 2 micro-batches: MLM loss {records[0]['mlm_loss']:.3f} (step 1) -> "
+          f"{records[-1]['mlm_loss']:.3f} (step 6)")
+    assert records[-1]["mlm_loss"] < records[0]["mlm_loss"]
+
+
+def test_init_checkpoint_in_googles_layout_lands_in_the_right_layers(tmp_path):
+    config = BertConfig(vocab_size=40, **TINY)
+    rng = np.random.default_rng(7)
+    layout = google_layout(**vars(config))
+    values = {name: rng.normal(size=shape).astype(np.float32) for name, shape in layout.items()
+              if not name.startswith("bert/pooler/")}  # a model weight the checkpoint lacks
+    extra = {"bert/embeddings/word_embeddings/adam_m": np.zeros(layout["bert/embeddings/word_embeddings"], np.float32),
+             "global_step": np.array(1000, np.int64), "cls/squad/output_weights": np.ones([2, 64], np.float32)}
+    save_name_based_checkpoint(tmp_path / "bert_model.ckpt", {**values, **extra})
+
+    model = BertPretrainer(config, seed=3)
+    model.build_all()
+    report = load_google_checkpoint(model, str(tmp_path))  # a folder with one *.ckpt.index, like a release
+    assert report.unused == ["cls/squad/output_weights"] and report.optimizer_state_skipped == 2
+    assert report.not_in_checkpoint == ["bert/pooler/dense/kernel", "bert/pooler/dense/bias"]
+    same = np.testing.assert_array_equal
+    same(model.encoder_layers[1].query.kernel.numpy(), values["bert/encoder/layer_1/attention/self/query/kernel"])
+    same(model.encoder_layers[0].query.kernel.numpy(), values["bert/encoder/layer_0/attention/self/query/kernel"])
+    same(model.encoder_layers[1].output_dense.kernel.numpy(), values["bert/encoder/layer_1/output/dense/kernel"])
+    same(model.encoder_layers[0].attention_layer_norm.gamma.numpy(),
+         values["bert/encoder/layer_0/attention/output/LayerNorm/gamma"])
+    same(model.embeddings.word_embeddings.numpy(), values["bert/embeddings/word_embeddings"])
+    same(model.mlm_head.output_bias.numpy(), values["cls/predictions/output_bias"])
+    same(model.nsp_head.output_weights.numpy(), values["cls/seq_relationship/output_weights"])
+    # The MLM head scores against the loaded word embeddings (tied): logits = h E^T + b.
+    features = {"input_ids": tf.constant([[2, 5, 7]]), "input_mask": tf.ones([1, 3], tf.int32),
+                "segment_ids": tf.zeros([1, 3], tf.int32), "masked_lm_positions": tf.constant([[1]])}
+    logits = model(features)["mlm_logits"].numpy()[0, 0]
+    assert logits.shape == (40,)
+
+    values["bert/embeddings/word_embeddings"] = np.zeros([41, 64], np.float32)  # another vocabulary
+    save_name_based_checkpoint(tmp_path / "other" / "bert_model.ckpt", values)
+    with pytest.raises(TrainerUsageError, match="word_embeddings: checkpoint \\[41, 64\\], model \\[40, 64\\]"):
+        load_google_checkpoint(model, str(tmp_path / "other" / "bert_model.ckpt"))
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path):
+    """A genuine kill (SIGKILL of a `wwm train` process), then a run that resumes at the step of its
+    last checkpoint, with exactly the checkpoint's weights."""
+    model_dir = tmp_path / "model"
+    manifest = data / "bert" / "manifest.json"
+    command = [sys.executable, "-m", "wwm_trainer", f"--manifest={manifest}", f"--model_dir={model_dir}", *FAST,
+               "--num_train_steps=100000", "--steps_per_loop=5", "--save_checkpoints_steps=5"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not tf.train.latest_checkpoint(str(model_dir)):
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.2)
+    finally:
+        process.kill()
+        process.wait()
+    latest = tf.train.latest_checkpoint(str(model_dir))
+    step = int(latest.rsplit("-", 1)[1])
+    assert step > 0 and step % 5 == 0
+
+    # Resumed with nothing left to do: the export holds exactly the checkpoint's weights.
+    restored = train_main([f"--manifest={manifest}", f"--model_dir={model_dir}", *FAST, f"--num_train_steps={step}"])
+    assert restored["restored_from"] == latest and restored["start_step"] == restored["final_step"] == step
+    saved = checkpoint_values(latest)
+    exported = checkpoint_values(pathlib.Path(restored["export_dir"]) / "bert_model.ckpt")
+    for name, value in exported.items():  # training checkpoints key the weights by Google's names too
+        np.testing.assert_array_equal(value, saved[f"model/{name.replace('/', '.S')}/.ATTRIBUTES/VARIABLE_VALUE"],
+                                      err_msg=name)
+
+    # Resumed with more steps: it goes on from that step, not from 0.
+    resumed = train_main([f"--manifest={manifest}", f"--model_dir={model_dir}", *FAST,
+                          f"--num_train_steps={step + 5}", "--steps_per_loop=5", "--save_checkpoints_steps=5"])
+    assert resumed["start_step"] == step and resumed["final_step"] == step + 5
+    assert [r["step"] for r in resumed["first_steps"]] == list(range(step + 1, step + 6))
+    print(f"\nkilled after checkpoint {step}; resumed at step {resumed['start_step']}, "
+          f"MLM loss {resumed['first_steps'][0]['mlm_loss']:.3f} at step {step + 1}")
