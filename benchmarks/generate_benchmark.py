@@ -13,6 +13,7 @@ import glob
 import json
 import pathlib
 import random
+import subprocess
 import sys
 import tempfile
 
@@ -38,24 +39,11 @@ def build_corpus(path: pathlib.Path, megabytes: float, rng: random.Random) -> No
             written += len(document.encode("utf-8"))
 
 
-def train_ltp_model(path: pathlib.Path) -> None:
-    from ltp_extension.perceptron import CWSTrainer
-
-    sentences, words = [], []
-    for line in (UD / "zh_gsdsimp-ud-dev.conllu").read_text(encoding="utf-8").splitlines() + [""]:
-        columns = line.split("\t")
-        if not line and words:
-            sentences.append(" ".join(words))
-            words = []
-        elif len(columns) > 1 and columns[0].isdigit():  # a word line (not a range or empty node)
-            words.append(columns[1])
-    train = path.with_suffix(".train.txt")
-    train.write_text("\n".join(sentences) + "\n", encoding="utf-8")
-    trainer = CWSTrainer()
-    trainer.epoch = 5
-    trainer.shuffle = False  # shuffling makes training nondeterministic
-    trainer.load_train_data(str(train))
-    trainer.train().save(str(path))
+def train_ltp_model(folder: pathlib.Path) -> None:
+    """An LTP perceptron trained on the UD dev sentences, by `wwm segmenter train` (not measured)."""
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "segmenter", "train",
+                    f"--train={UD / 'zh_gsdsimp-ud-dev.conllu'}", f"--output={folder}", "--epochs=5"],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -77,7 +65,7 @@ def main() -> None:
     input_mb = sum(p.stat().st_size for p in map(pathlib.Path, glob.glob(corpus))) / 1e6
     model = args.ltp_model
     if args.segmenter == "ltp" and model is None:
-        model = str(work / "ltp_cws.bin")
+        model = str(work / "ltp_model")
         train_ltp_model(pathlib.Path(model))
 
     command = [sys.executable, "-m", "pipelines.cli", "run", f"--input={corpus}", f"--output={work / 'out'}",

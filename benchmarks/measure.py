@@ -15,10 +15,12 @@ class Measurement:
 
 
 def run_measured(command, *, cwd) -> Measurement:
-    """Call once per process: RUSAGE_CHILDREN sums every child this process has waited for."""
+    """CPU time is the difference of RUSAGE_CHILDREN around the command, so several commands may be
+    measured from one process; peak RSS is the largest of any child waited for so far."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter()
     subprocess.run(command, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - wall
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return Measurement(wall, usage.ru_utime + usage.ru_stime, usage.ru_utime, usage.ru_stime,
-                       usage.ru_maxrss / 1024)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    return Measurement(wall, user + system, user, system, after.ru_maxrss / 1024)

@@ -6,7 +6,6 @@ a band hash meet in one group), so no worker ever holds an index of the corpus.
 import hashlib
 
 import numpy as np
-from datasketch import MinHash
 
 NUM_PERM = 128
 SHINGLE_CHARS = 5
@@ -23,6 +22,8 @@ def shingles(sentences, *, size: int = SHINGLE_CHARS) -> list:
 
 def signatures(sentence_lists) -> list:
     """MinHash signatures (uint64 arrays of NUM_PERM values) of many documents at once."""
+    from datasketch import MinHash  # imported here: it pulls in scipy (~1 s), needed only with near-dedup
+
     minhashes = MinHash.bulk([sorted(set(shingles(s))) for s in sentence_lists], num_perm=NUM_PERM, seed=SEED)
     return [m.hashvalues for m in minhashes]
 
