@@ -46,6 +46,18 @@ def train_ltp_model(folder: pathlib.Path) -> None:
                    check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
+def prepare_and_segment(corpus: str, prepared: pathlib.Path, segmenter: str, model) -> list:
+    """Cleans and segments once, as a user would before several runs; returns `wwm run`'s input flags."""
+    def wwm(*arguments):
+        subprocess.run([sys.executable, "-m", "pipelines.cli", *arguments], check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+
+    wwm("prepare", f"--input={corpus}", f"--output={prepared}")
+    if segmenter != "char":
+        wwm("segment", f"--input={prepared}", f"--segmenter={segmenter}", *([f"--ltp_model={model}"] if model else []))
+    return ["--input_format=parquet", f"--input={prepared}/documents/*.parquet"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", help="input glob (text format); default: built from ../shared UD sentences")
@@ -54,6 +66,9 @@ def main() -> None:
     parser.add_argument("--ltp_model", help="default: a perceptron trained on the UD dev sentences")
     parser.add_argument("--vocab_file", default=str(ROOT.parent / "shared" / "data" / "bert_vocab" / "vocab.txt"))
     parser.add_argument("--num_shards", type=int, default=4)
+    parser.add_argument("--prepared", action="store_true",
+                        help="measure a re-run: `wwm prepare` and `wwm segment` first (not measured), then "
+                        "`wwm run` on the Parquet documents, reusing the cached word boundaries")
     parser.add_argument("beam_args", nargs="*", help="after --: passed to wwm run (e.g. --direct_num_workers=2)")
     args = parser.parse_args()
 
@@ -68,7 +83,10 @@ def main() -> None:
         model = str(work / "ltp_model")
         train_ltp_model(pathlib.Path(model))
 
-    command = [sys.executable, "-m", "pipelines.cli", "run", f"--input={corpus}", f"--output={work / 'out'}",
+    run_input = [f"--input={corpus}"]
+    if args.prepared:
+        run_input = prepare_and_segment(corpus, work / "prepared", args.segmenter, model)
+    command = [sys.executable, "-m", "pipelines.cli", "run", *run_input, f"--output={work / 'out'}",
                "--dupe_factor=5", "--max_seq_length=128", "--max_predictions_per_seq=20",
                f"--segmenter={args.segmenter}", f"--num_shards={args.num_shards}"]
     if pathlib.Path(args.vocab_file).exists():
@@ -83,7 +101,7 @@ def main() -> None:
     instances = manifest["num_instances"]
     rate = instances / cpu
     print(f"corpus            {input_mb:.1f} MB ({corpus})")
-    print(f"segmenter         {args.segmenter}")
+    print(f"segmenter         {args.segmenter}{' (cached by wwm segment)' if args.prepared else ''}")
     print(f"command           {' '.join(command[2:])}")
     print(f"instances         {instances}")
     print(f"wall seconds      {measured.wall_seconds:.1f}")
