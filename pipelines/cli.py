@@ -1,4 +1,5 @@
-"""The ``wwm`` command: ``wwm run`` (the Beam pipeline) and ``wwm inspect`` (decode its output).
+"""The ``wwm`` command: ``wwm prepare`` (clean), ``wwm segment`` / ``wwm segmenter`` (segmentation),
+``wwm run`` (the Beam pipeline), ``wwm inspect`` (decode its output), ``wwm train`` (the trainer).
 
 Flags are named as in Google's create_pretraining_data.py where one exists. Anything ``wwm run``
 does not know is handed to Beam's PipelineOptions (``--runner``, ``--project``, ...).
@@ -28,6 +29,7 @@ from wwm_core.instances import RECIPES
 from wwm_core.segmentation import SEGMENTERS
 from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
 from wwm_core.vocab import Vocab, bundled_vocab_bytes
+from wwm_trainer.cli import add_then_train_flags, check_then_train, then_train, train_main
 
 log = logging.getLogger("wwm")
 # A worker holds one bucket (shard) at a time: about 45 MB of memory per MB of its text at
@@ -110,6 +112,7 @@ def run_parser() -> argparse.ArgumentParser:
     add("--short_seq_prob", type=float, default=defaults.short_seq_prob)
     add("--dupe_factor", type=int, default=defaults.dupe_factor)
     add("--random_seed", type=int, default=defaults.random_seed)
+    add_then_train_flags(parser)
     return parser
 
 
@@ -184,6 +187,7 @@ def _prepare_output(output: str, *, overwrite: bool) -> None:
 def run(argv) -> dict:
     args, beam_args = run_parser().parse_known_args(argv)
     config = _config_from_args(args)
+    check_then_train(args)  # a training mistake fails now, not after the data is made
     vocab = _load_vocab(config.vocab_file)
     choice = segmenter_choice(config)
     check_segmenter(choice)
@@ -201,6 +205,7 @@ def run(argv) -> dict:
                        word_cache_folders=word_cache_folders)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
     _print_summary(manifest)
+    then_train(args, config.output)
     return manifest
 
 
@@ -254,7 +259,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     commands = {"run": run, "prepare": prepare, "segment": segment, "segmenter": segmenter_main,
-                "inspect": inspect_main}
+                "train": train_main, "inspect": inspect_main}
     if not argv or argv[0] not in commands:
         print(f"usage: wwm {{{','.join(commands)}}} ... (wwm run --help, ...)", file=sys.stderr)
         return 2
