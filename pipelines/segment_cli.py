@@ -71,10 +71,13 @@ def segment(argv) -> dict:
         print(f"{output} already holds this segmenter's boundaries for {manifest['num_documents']} documents; "
               "nothing to do (--overwrite segments again)")
         return manifest
-    earlier = [m.path for m in FileSystems.match([join(output, "*")])[0].metadata_list]
-    earlier += [m.path for m in FileSystems.match([join(output, "dead_letter", "*")])[0].metadata_list]
-    if earlier:  # an unfinished (or overwritten) earlier attempt: its files would mix with ours
-        FileSystems.delete(earlier)
+    # An unfinished (or overwritten) earlier attempt: its files would mix with ours. On gs:// a
+    # "*" may also match below dead_letter/, hence the set.
+    earlier = {m.path for pattern in (join(output, "part-*"), join(output, SEGMENTATION_MANIFEST),
+                                      join(output, "dead_letter", "*"))
+               for m in FileSystems.match([pattern])[0].metadata_list}
+    if earlier:
+        FileSystems.delete(sorted(earlier))
     log.info("segmenting %d Parquet files of %s with %s into %s", len(files), args.input, identity, output)
     started = time.monotonic()
     with beam.Pipeline(options=_pipeline_options(beam_args)) as pipeline:

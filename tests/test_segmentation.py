@@ -153,6 +153,9 @@ def test_segment_once_then_runs_reuse_the_boundaries(prepared, tmp_path, capsys)
     # A second `wwm segment` with the same segmenter has nothing to do.
     segment([f"--input={prepared}", "--segmenter=jieba", BEAM])
     assert "nothing to do" in capsys.readouterr().out
+    again = segment([f"--input={prepared}", "--segmenter=jieba", "--overwrite", BEAM])
+    assert again["files"] == cache["files"] and again["counters"] == cache["counters"]
+    assert sorted(p.name for p in folder.glob("part-*")) == cache["files"]
 
     cached = _run(prepared, tmp_path / "cached")
     sentences = sum(len(d) for d in DOCUMENTS)
