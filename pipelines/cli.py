@@ -201,7 +201,7 @@ def run(argv) -> dict:
     log.info("reading %d bytes from %s into %d shards at %s", input_bytes, _describe(config), num_shards,
              config.output)
     with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, config=config, vocab=vocab, num_shards=num_shards,
+        build_pipeline(pipeline, config=config, vocab=vocab, num_shards=num_shards, segmenter=choice,
                        word_cache_folders=word_cache_folders)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
     _print_summary(manifest)

@@ -42,8 +42,9 @@ class WriteShard(beam.DoFn):
     """(bucket, {"documents": [...], "words": [cache rows]}) -> one TFRecord shard, written under a
     temporary name, then renamed."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, use_word_cache: bool):
+    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, use_word_cache: bool, segmenter):
         self._config = config
+        self._segmenter = segmenter
         self._vocab_bytes = vocab_bytes
         self._num_shards = num_shards
         self._use_word_cache = use_word_cache
@@ -52,7 +53,7 @@ class WriteShard(beam.DoFn):
         self._maker = ShardMaker(
             config=self._config,
             vocab=Vocab.from_bytes(self._vocab_bytes),
-            segmenter=segmenter_choice(self._config).load(),
+            segmenter=self._segmenter.load(),
         )
 
     def process(self, bucket_and_inputs):
@@ -82,11 +83,11 @@ class WriteShards(beam.PTransform):
     """Documents (and cached word boundaries, if any) -> written shard descriptions, with STATS
     and DEAD_LETTER outputs. Cache rows travel to the bucket of their document."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, word_cache_rows=None):
+    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, segmenter, word_cache_rows=None):
         super().__init__()
         self._config = config
         self._write = WriteShard(config=config, vocab_bytes=vocab_bytes, num_shards=num_shards,
-                                 use_word_cache=word_cache_rows is not None)
+                                 use_word_cache=word_cache_rows is not None, segmenter=segmenter)
         self._num_shards = num_shards
         self._word_cache_rows = word_cache_rows
 
@@ -171,12 +172,14 @@ def sum_counters(stats):
     return stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(SumCounters())
 
 
-def build_pipeline(pipeline, *, config, vocab, num_shards: int, word_cache_folders=()):
-    """``word_cache_folders``: finished segmentation caches (``wwm segment``) of this segmenter."""
+def build_pipeline(pipeline, *, config, vocab, num_shards: int, segmenter=None, word_cache_folders=()):
+    """``segmenter``: the launcher's (checked) SegmenterChoice, else the one ``config`` names;
+    ``word_cache_folders``: finished segmentation caches (``wwm segment``) of that segmenter."""
     documents = pipeline | "PrepareDocuments" >> prepare_documents(config)
     word_cache_rows = read_word_cache(pipeline, word_cache_folders) if word_cache_folders else None
     shards = documents["documents"] | "WriteShards" >> WriteShards(
-        config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards, word_cache_rows=word_cache_rows)
+        config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards,
+        segmenter=segmenter or segmenter_choice(config), word_cache_rows=word_cache_rows)
     dead_letter_files = write_dead_letters((documents[DEAD_LETTER], shards[DEAD_LETTER]), config.output)
     counters = sum_counters((documents[STATS], shards[STATS]))
     shard_list = shards.shards | "ListShards" >> beam.combiners.ToList()

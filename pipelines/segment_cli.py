@@ -10,7 +10,6 @@ import pathlib
 import re
 import sys
 import tempfile
-import threading
 import time
 
 import apache_beam as beam
@@ -143,31 +142,21 @@ _EPOCH_LINE = re.compile(r"epoch: (\d+), precision: ([\d.e-]+), recall: ([\d.e-]
 
 
 @contextlib.contextmanager
-def _native_stdout_rewritten(rewrite):
-    """Passes each line that native code writes to file descriptor 1 meanwhile through
-    ``rewrite`` (line -> text to show, or None) onto the real stdout: LTP's Rust trainer prints
-    its per-epoch dev scores there, bypassing Python's sys.stdout."""
+def _native_stdout_into(path: str):
+    """Sends what native code writes to file descriptor 1 meanwhile into ``path``. LTP's Rust
+    trainer prints its per-epoch dev scores there, bypassing Python's sys.stdout, and holds the GIL
+    while it trains, so a pipe read by a Python thread could fill up and block it: a file cannot."""
     sys.stdout.flush()
     real_stdout = os.dup(1)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 1)
-    os.close(write_end)
-
-    def pump():
-        with os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                shown = rewrite(line.rstrip("\n"))
-                if shown is not None:
-                    os.write(real_stdout, (shown + "\n").encode())
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
     try:
-        yield
+        with open(path, "wb") as capture:
+            os.dup2(capture.fileno(), 1)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                os.dup2(real_stdout, 1)
     finally:
-        sys.stdout.flush()
-        os.dup2(real_stdout, 1)  # closes the pipe's last write end: the reader sees EOF
-        reader.join()
         os.close(real_stdout)
 
 
@@ -182,13 +171,12 @@ def train_segmenter(args) -> dict:
     dev_sentences = _read_corpus(args.dev, "--dev") if args.dev else None
     epochs = []
 
-    def rewrite(line):
+    def epoch_score(line):
         match = _EPOCH_LINE.match(line)
-        if not match:
-            return None if line.startswith("Compressed") or not line.strip() else line
-        epoch, precision, recall, f1 = int(match[1]) + 1, float(match[2]), float(match[3]), float(match[4])
-        epochs.append({"epoch": epoch, "precision": precision, "recall": recall, "f1": f1})
-        return f"epoch {epoch}/{args.epochs}: dev precision {precision:.4f} recall {recall:.4f} F1 {f1:.4f}"
+        if match:
+            return {"epoch": int(match[1]) + 1, "precision": float(match[2]), "recall": float(match[3]),
+                    "f1": float(match[4])}
+        return None
 
     with tempfile.TemporaryDirectory(prefix="wwm-cws-") as work:
         train_file, dev_file = os.path.join(work, "train.txt"), os.path.join(work, "dev.txt")
@@ -202,11 +190,21 @@ def train_segmenter(args) -> dict:
             with open(dev_file, "w", encoding="utf-8") as handle:
                 handle.write(to_space_separated(dev_sentences))
             trainer.load_eval_data(dev_file)
-        print(f"training an LTP perceptron on {len(train_sentences)} sentences for {args.epochs} epochs", flush=True)
+        print(f"training an LTP perceptron on {len(train_sentences)} sentences for {args.epochs} epochs "
+              "(LTP reports the dev scores of every epoch when it is done)", flush=True)
         started = time.monotonic()
-        with _native_stdout_rewritten(rewrite):
+        native_output = os.path.join(work, "trainer-output.txt")
+        with _native_stdout_into(native_output):
             model = trainer.train()
         seconds = time.monotonic() - started
+        for line in pathlib.Path(native_output).read_text(encoding="utf-8", errors="replace").splitlines():
+            score = epoch_score(line)
+            if score:
+                epochs.append(score)
+                print(f"epoch {score['epoch']}/{args.epochs}: dev precision {score['precision']:.4f} "
+                      f"recall {score['recall']:.4f} F1 {score['f1']:.4f}")
+            elif line.strip() and not line.startswith("Compressed"):
+                print(line)
         model_file = os.path.join(work, LTP_MODEL_FILE)
         model.save(model_file)
         model_bytes = pathlib.Path(model_file).read_bytes()

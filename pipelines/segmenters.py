@@ -12,6 +12,9 @@ from wwm_core.segmentation import (SEGMENTERS, SegmenterError, identity_key, loa
 
 @dataclasses.dataclass(frozen=True)
 class SegmenterChoice:
+    """Pickled onto workers with the user dictionary's bytes and the launch-time identity: a worker
+    segments with exactly the dictionary the launcher hashed, and refuses a model whose files
+    changed since (their hashes name the cache the job writes or reads)."""
     kind: str  # one of SEGMENTERS
     ltp_model: str = None  # local or gs://: a model file or folder
     user_dict: str = None  # local or gs://
@@ -28,19 +31,29 @@ class SegmenterChoice:
     def _local_model(self):
         return stage_locally(self.ltp_model) if self.kind == "ltp" and self.ltp_model else None
 
+    @functools.cached_property
+    def _identity(self) -> dict:
+        return segmenter_identity(self.kind, ltp_model=self._local_model, user_dict_bytes=self._user_dict_bytes)
+
     def load(self):
         """The segmenter itself (on a worker: downloads a gs:// model once per process)."""
+        launched = self.__dict__.get("_launch_identity")
+        if launched is not None and launched != self._identity:
+            raise SegmenterError(f"the segmenter changed since the job was launched ({launched} there, "
+                                 f"{self._identity} on this worker): was the model file replaced?")
         words = read_user_dict(self._user_dict_bytes.decode("utf-8")) if self._user_dict_bytes else ()
         return load_segmenter(self.kind, ltp_model=self._local_model, user_words=words)
 
     def identity(self) -> dict:
-        return segmenter_identity(self.kind, ltp_model=self._local_model, user_dict_bytes=self._user_dict_bytes)
+        return self._identity
 
     def identity_key(self) -> str:
-        return identity_key(self.identity())
+        return identity_key(self._identity)
 
-    def __getstate__(self):  # ship the choice to workers, not a staged copy or cached bytes
-        return {"kind": self.kind, "ltp_model": self.ltp_model, "user_dict": self.user_dict}
+    def __getstate__(self):
+        # Not the staged model (a local path of the launcher) but what identifies it.
+        return {"kind": self.kind, "ltp_model": self.ltp_model, "user_dict": self.user_dict,
+                "_user_dict_bytes": self._user_dict_bytes, "_launch_identity": self._identity}
 
     def __setstate__(self, state):
         self.__dict__.update(state)

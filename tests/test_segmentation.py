@@ -66,8 +66,10 @@ def test_corpus_formats():
               "2\t爱\t爱\tVERB\t_\t_\t0\troot\t_\t_\n3\t你\t你\tPRON\t_\t_\t2\tobj\t_\t_\n\n")
     assert read_segmented(conllu) == [["我", "爱", "你"]]
     assert read_segmented("我 爱 你\n\n他们  来了\n") == [["我", "爱", "你"], ["他们", "来了"]]
-    assert [(w.word, w.frequency) for w in read_user_dict("# comment\n全词掩码 5 n\n预训练\n")] == [
-        ("全词掩码", 5), ("预训练", None)]
+    # jieba's format: a frequency and a tag, each optional; words may hold spaces; a BOM is dropped.
+    text = "\ufeff# comment\n全词掩码 5 n\n预训练\n凱特琳 nz\nNew York 3\n"
+    assert [(w.word, w.frequency) for w in read_user_dict(text)] == [
+        ("全词掩码", 5), ("预训练", None), ("凱特琳", None), ("New York", 3)]
 
 
 def test_user_dictionary_keeps_words_whole_for_ltp_and_jieba(ud_model):
@@ -79,6 +81,9 @@ def test_user_dictionary_keeps_words_whole_for_ltp_and_jieba(ud_model):
         with_dict = load_segmenter(kind, ltp_model=model, user_words=words).segment([sentence])[0]
         assert with_dict[:2] == [4, 5], (kind, plain, with_dict)
         assert sum(with_dict) == len(sentence)
+    # Sentences whose words do not spell them (leading spaces) are left to the caller, not an error.
+    odd = load_segmenter("ltp", ltp_model=str(folder), user_words=words).segment([" 前导空格", "   "])
+    assert len(odd) == 2
     # The dictionary is part of the identity: a new dictionary never reuses old boundaries.
     plain_identity = segmenter_identity("ltp", ltp_model=str(folder))
     dict_identity = segmenter_identity("ltp", ltp_model=str(folder), user_dict_bytes="全词掩码\n".encode())
@@ -108,6 +113,31 @@ def test_model_forms_and_their_errors(ud_model, tmp_path):
     (tmp_path / "garbage.bin").write_bytes(b"not a model")
     with pytest.raises(SegmenterError, match="could not load"):
         load_segmenter("ltp", ltp_model=str(tmp_path / "garbage.bin"))
+
+
+def test_workers_use_what_the_launcher_checked(ud_model, tmp_path):
+    """The pickled choice (what Beam ships to workers) carries the dictionary's bytes, and refuses
+    a model that changed after launch: the cache folder is named by the launch-time hashes."""
+    import pickle
+
+    from pipelines.segmenters import SegmenterChoice
+
+    folder, _ = ud_model
+    words = tmp_path / "words.txt"
+    words.write_text("全词掩码\n", encoding="utf-8")
+    shipped = pickle.dumps(SegmenterChoice("jieba", None, str(words)))
+    words.write_text("预训练模型\n", encoding="utf-8")
+    on_worker = pickle.loads(shipped)
+    assert on_worker.load().segment(["全词掩码预训练模型"])[0][0] == 4
+    assert on_worker.identity_key() == identity_key(segmenter_identity("jieba", user_dict_bytes="全词掩码\n".encode()))
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "cws_model.bin").write_bytes((folder / "cws_model.bin").read_bytes())
+    shipped = pickle.dumps(SegmenterChoice("ltp", str(model)))
+    (model / "cws_model.bin").write_bytes((FIXTURE_CORPUS.parent / "segmented.txt").read_bytes()[:10])
+    with pytest.raises(SegmenterError, match="changed since the job was launched"):
+        pickle.loads(shipped).load()
 
 
 def test_words_without_spaces_are_measured_on_the_text():
@@ -202,7 +232,7 @@ def test_segment_refuses_what_it_cannot_use(tmp_path, capsys):
 # ---------------------------------------------------------------- alignment of words to WordPiece tokens
 
 ALPHABET = list("全词掩码预训练模型语言中文的") + list("abcXYZ") + list("0123") + list("ＡＢ１２") + list(
-    "，。！,.?%-") + [" ", " ", "\t", "é", "ж", "😀", "𠀀", "丨", "\u3000"]
+    "，。！,.?%-") + [" ", " ", "\t", "é", "ж", "😀", "𠀀", "丨", "\u3000", "\u200b"]
 
 
 @st.composite
@@ -241,7 +271,7 @@ def test_groups_follow_words_and_never_split_wordpiece_words(bundled_tokenizer, 
     for t in range(1, len(starts)):
         between = range(ends[t - 1], starts[t] + 1)  # boundary positions between the two tokens
         word_boundary = any(b in boundaries for b in between)
-        space = starts[t] > ends[t - 1]
+        space = any(c.isspace() for c in text[ends[t - 1]:starts[t]])
         if piece_word[t] != piece_word[t - 1]:
             # Between WordPiece words a group starts exactly at a segmenter boundary or a space.
             assert group_start[t] == (word_boundary or space), (text, lengths, t)
@@ -253,7 +283,7 @@ def test_groups_follow_words_and_never_split_wordpiece_words(bundled_tokenizer, 
     inside = any(a < b < z for b in boundaries for a, z in word_spans.values())
     assert (grouping.boundaries_overridden > 0) == inside, (text, lengths)
     # Counted splits at spaces: a segmenter word spanning a space between two tokens.
-    spanning = any(starts[t] > ends[t - 1] and piece_word[t] != piece_word[t - 1]
+    spanning = any(any(c.isspace() for c in text[ends[t - 1]:starts[t]]) and piece_word[t] != piece_word[t - 1]
                    and not any(b in boundaries for b in range(ends[t - 1], starts[t] + 1))
                    for t in range(1, len(starts)))
     assert (grouping.words_split_at_space > 0) == spanning, (text, lengths)
@@ -274,3 +304,10 @@ def test_words_that_are_whole_wordpiece_words_become_exactly_the_groups(bundled_
     if not glued:
         assert grouping.boundaries_overridden == 0
         assert int(grouping.group_start.sum()) == len(words)
+
+
+def test_a_dropped_character_is_not_a_space(bundled_tokenizer):
+    """A zero-width space leaves a gap between tokens (the tokenizer drops it) but is no word break."""
+    for text, lengths, expected in (("中\u200b文", [3], [True, False]), ("中 文", [3], [True, True])):
+        grouping = group_starts(tokenize_sentences(bundled_tokenizer, [text]), [len(text)], [lengths])
+        assert grouping.group_start.tolist() == expected, text

@@ -3,6 +3,7 @@
 Pure functions over text; the segmenters themselves are in ``segmentation.py``.
 """
 import dataclasses
+import re
 
 
 class CorpusFormatError(ValueError):
@@ -107,20 +108,20 @@ class UserWord:
     frequency: int = None  # None: the segmenter picks one that makes the word win
 
 
+# jieba's own line pattern: the word (may contain spaces), then an optional frequency, then an
+# optional part-of-speech tag.
+_USER_DICT_LINE = re.compile(r"^(.+?)( [0-9]+)?( [a-z]+)?$")
+
+
 def read_user_dict(text: str) -> list:
     """jieba's user dictionary format, which LTP's word lists also fit: one word a line, optionally
-    followed by a frequency and a part-of-speech tag (ignored), separated by spaces. ``#`` starts a
-    comment line."""
+    followed by a frequency and a part-of-speech tag (ignored), separated by spaces. A leading byte
+    order mark is dropped, as jieba does; ``#`` starts a comment line."""
     words = []
-    for number, line in enumerate(text.splitlines(), 1):
-        fields = line.strip().split()
-        if not fields or fields[0].startswith("#"):
+    for line in text.lstrip("\ufeff").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
             continue
-        frequency = None
-        if len(fields) > 1:
-            if not fields[1].isdigit():
-                raise CorpusFormatError(f"user dictionary line {number}: expected 'word [frequency] [tag]', "
-                                        f"got {line.strip()!r}")
-            frequency = int(fields[1])
-        words.append(UserWord(fields[0], frequency))
+        word, frequency, _ = _USER_DICT_LINE.match(line).groups()
+        words.append(UserWord(word.strip(), int(frequency) if frequency else None))
     return words

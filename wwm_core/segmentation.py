@@ -82,7 +82,10 @@ class LtpSegmenter:
         # Beam already runs one worker per core; LTP's own thread pool would oversubscribe them.
         batches = self._model.batch_predict(list(sentences), parallelism=False)
         if self._hook is not None:
-            batches = [self._hook.hook(sentence, words) for sentence, words in zip(sentences, batches)]
+            # The hook needs words that spell the sentence (it raises otherwise, e.g. for leading
+            # spaces); those that do not are left to the caller's mismatch rule.
+            batches = [self._hook.hook(sentence, words) if sum(map(len, words)) == len(sentence) else words
+                       for sentence, words in zip(sentences, batches)]
         return [list(map(len, words)) for words in batches]
 
 

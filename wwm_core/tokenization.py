@@ -24,6 +24,7 @@ class TokenizedBatch:
     ends: np.ndarray  # int32, exclusive
     piece_word: np.ndarray  # int32 counter that changes exactly where a WordPiece word (`x ##y ##z`) begins
     sentence_tokens: np.ndarray  # int64 number of tokens of each sentence
+    space_before: np.ndarray  # bool: whitespace lies between this token and the one before it
 
     @property
     def sentence_token_offsets(self) -> np.ndarray:
@@ -70,6 +71,9 @@ class ChineseBertTokenizer:
                 self._id[ord(token)] = index
         for code in (0x20, 0x09, 0x0A, 0x0D, 0x3000):
             self._kind[code] = _SPACE
+        # Every whitespace character (all lie below U+3001), also those the library splits on.
+        self._whitespace = np.zeros(_TABLE_SIZE, dtype=bool)
+        self._whitespace[[code for code in range(0x3001) if chr(code).isspace()]] = True
         # Unified ideographs have no case and no decomposition: single tokens, no check needed.
         for first, last in _CJK_UNIFIED_RANGES:
             self._kind[first:last + 1] = _SINGLE
@@ -120,6 +124,12 @@ class ChineseBertTokenizer:
         order = np.argsort(starts, kind="stable")
         starts, ends, ids, new_word = starts[order], ends[order], ids[order], new_word[order]
 
+        # Whitespace between consecutive tokens; characters the tokenizer drops (zero-width,
+        # controls) leave a gap too, but only a space separates words.
+        spaces_so_far = np.concatenate([[0], np.cumsum(self._whitespace[np.where(inside, codes, 0)] & inside)])
+        space_before = np.ones(len(starts), dtype=bool)
+        space_before[1:] = spaces_so_far[starts[1:]] > spaces_so_far[ends[:-1]]
+
         sentence_first_char = np.cumsum([0] + [len(s) + 1 for s in sentences[:-1]], dtype=np.int64)
         sentence = np.searchsorted(sentence_first_char, starts, side="right") - 1
         return TokenizedBatch(
@@ -128,6 +138,7 @@ class ChineseBertTokenizer:
             ends=(ends - sentence_first_char[sentence]).astype(np.int32),
             piece_word=np.cumsum(new_word).astype(np.int32),
             sentence_tokens=np.bincount(sentence, minlength=len(sentences)).astype(np.int64),
+            space_before=space_before,
         )
 
 
@@ -135,7 +146,7 @@ def tokenize_sentences(tokenizer: ChineseBertTokenizer, sentences: list) -> Toke
     """Tokenizes a batch of sentences in one call."""
     if not sentences:
         empty = np.zeros(0, np.int32)
-        return TokenizedBatch(empty, empty, empty, empty, np.zeros(0, np.int64))
+        return TokenizedBatch(empty, empty, empty, empty, np.zeros(0, np.int64), np.zeros(0, bool))
     return tokenizer.tokenize(sentences)
 
 
@@ -155,10 +166,10 @@ def group_starts(batch: TokenizedBatch, sentence_lengths, word_lengths) -> Group
     ``##`` continuation) and no segmenter word spans the gap between token t-1's last character
     and token t's first one. So ``##`` pieces always stay with their word, and a segmenter word
     that ends inside a WordPiece word (``prob|ability``) or inside one token is widened to the
-    whole WordPiece word instead of being cut; such overridden boundaries are counted. And a
-    space (any text between two tokens) always ends a group, as it ends a word for BERT's
-    tokenizer, even inside a segmenter's word (LTP's perceptron can return ``"hello world "``);
-    those cuts are counted too.
+    whole WordPiece word instead of being cut; such overridden boundaries are counted. And
+    whitespace between two tokens always ends a group, as it ends a word for BERT's tokenizer,
+    even inside a segmenter's word (LTP's perceptron can return ``"hello world "``); those cuts
+    are counted too.
     """
     num_tokens = len(batch.ids)
     token_sentence = np.repeat(np.arange(len(batch.sentence_tokens)), batch.sentence_tokens)
@@ -178,7 +189,7 @@ def group_starts(batch: TokenizedBatch, sentence_lengths, word_lengths) -> Group
     crosses_word = first_of_sentence.copy()
     crosses_word[1:] |= word_at_start[1:] != word_at_last_char[:-1]
     after_space = np.zeros(num_tokens, dtype=bool)
-    after_space[1:] = (batch.starts[1:] > batch.ends[:-1]) & ~first_of_sentence[1:]
+    after_space[1:] = batch.space_before[1:] & ~first_of_sentence[1:]
     grouped = ~ungrouped[token_sentence]
     overridden = (np.count_nonzero((crosses_word & ~new_piece_word & grouped)[1:])
                   + np.count_nonzero((word_at_start != word_at_last_char) & grouped))
