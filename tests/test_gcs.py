@@ -106,3 +106,21 @@ def test_segmenter_trained_to_and_served_from_gcs(gcs_bucket, tmp_path):
     assert remote_choice.identity() == SegmenterChoice("ltp", str(local)).identity()
     sentence = ["使用语言模型来预测下一个词。"]
     assert remote_choice.load().segment(sentence) == SegmenterChoice("ltp", str(local)).load().segment(sentence)
+
+
+def test_prepare_segment_and_run_on_gcs(gcs_bucket):
+    """The cached-segmentation workflow with every path on gs://, as on Dataflow."""
+    from pipelines.cli import prepare
+    from pipelines.segment_cli import segment
+
+    for index, document in enumerate(DOCUMENTS):
+        gcs_bucket.blob(f"seg/corpus/part-{index}.txt").upload_from_string("\n".join(document) + "\n")
+    beam = "--runner=BundleBasedDirectRunner"
+    prepare(["--input=gs://wwm-test/seg/corpus/*.txt", "--output=gs://wwm-test/seg/prepared", "--num_shards=2", beam])
+    cache = segment(["--input=gs://wwm-test/seg/prepared", "--segmenter=jieba", beam])
+    assert cache["num_documents"] == len(DOCUMENTS)
+    manifest = run(["--input_format=parquet", "--input=gs://wwm-test/seg/prepared/documents/*.parquet",
+                    "--output=gs://wwm-test/seg/out", "--segmenter=jieba", "--dupe_factor=2", "--num_shards=2", beam])
+    sentences = sum(len(document) for document in DOCUMENTS)
+    assert manifest["counters"]["sentences.segmentation_cache_hit"] == sentences
+    assert manifest["word_cache_folders"][0].startswith("gs://wwm-test/seg/prepared/segmentation/jieba-")
