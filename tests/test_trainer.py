@@ -126,6 +126,12 @@ def test_missing_manifest_is_refused(data, tmp_path, capsys):
     assert error.startswith("wwm train: error: no manifest at") and "\n" not in error
 
 
+def test_manifest_given_by_a_bare_file_name(data, monkeypatch):
+    monkeypatch.chdir(data / "bert")
+    manifest = read_manifest("manifest.json")
+    assert manifest.files and all(pathlib.Path(f).exists() for f in manifest.files)
+
+
 @pytest.mark.parametrize("damage, message", [
     ("delete_shard", "incomplete: 1 of the files it lists are missing .*part-00001-of-00002.tfrecord"),
     ("delete_vocab", "incomplete: 1 of the files it lists are missing .*vocab.txt"),
@@ -194,6 +200,53 @@ def test_weight_decay_leaves_out_layer_norm_and_biases():
     for name, variable in google_variables(model).items():
         expected = not ("LayerNorm" in name or name.endswith("bias"))  # Google's rule
         assert optimizer._use_weight_decay(variable) == expected, name
+
+
+def test_adamw_is_googles_adam_weight_decay():
+    """No bias correction (unlike keras.optimizers.AdamW); decay only where Google applies it."""
+    import keras
+
+    lr, wd, b1, b2, eps = 0.1, 0.01, 0.9, 0.999, 1e-6
+    kernel = keras.Variable(np.array([[1.0, -2.0]], np.float32), name="kernel")
+    bias = keras.Variable(np.array([1.0, -2.0], np.float32), name="bias")
+    optimizer = create_optimizer("adamw", lr)
+    expected = {"kernel": kernel.numpy().copy(), "bias": bias.numpy().copy()}
+    m = {k: 0.0 for k in expected}
+    v = {k: 0.0 for k in expected}
+    for gradient in (0.5, -0.25):
+        optimizer.apply_gradients([(tf.fill(kernel.shape, gradient), kernel), (tf.fill(bias.shape, gradient), bias)])
+        for name, value in expected.items():
+            m[name] = b1 * m[name] + (1 - b1) * gradient
+            v[name] = b2 * v[name] + (1 - b2) * gradient ** 2
+            update = m[name] / (np.sqrt(v[name]) + eps) + (wd * value if name == "kernel" else 0.0)
+            expected[name] = value - lr * update
+    np.testing.assert_allclose(kernel.numpy(), expected["kernel"], rtol=1e-5)
+    np.testing.assert_allclose(bias.numpy(), expected["bias"], rtol=1e-5)
+
+
+def test_dropout_masks_differ_between_replicas(tmp_path):
+    """Two replicas (logical CPUs, MirroredStrategy) must not drop the same positions. A process
+    of its own: logical devices can only be set before TensorFlow starts."""
+    script = tmp_path / "replicas.py"
+    script.write_text("""
+import tensorflow as tf
+cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+from wwm_trainer.model import ReplicaDropout
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    dropout = ReplicaDropout(0.5, seed=7)
+@tf.function
+def masks():
+    return strategy.run(lambda: dropout(tf.ones([64]), training=True))
+first, second = masks(), masks()
+a, b = strategy.experimental_local_results(first)
+assert not bool(tf.reduce_all(a == b)), "replicas dropped the same positions"
+assert not bool(tf.reduce_all(a == strategy.experimental_local_results(second)[0])), "masks repeat across steps"
+print("ok")
+""")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
 
 
 def test_learning_rate_warms_up_then_decays_linearly():

@@ -64,7 +64,7 @@ def read_manifest(path: str) -> Manifest:
     missing_keys = [key for key in REQUIRED_KEYS if key not in values]
     if missing_keys:
         raise TrainerUsageError(f"manifest {path} is incomplete: it lacks {', '.join(missing_keys)}")
-    folder = os.path.dirname(path)
+    folder = os.path.dirname(path) or "."
     _check_files_present(path, folder, list(values["files"]) + [values["vocab_file"]])
     if not values["files"] or values["num_instances"] < 1:
         raise TrainerUsageError(f"manifest {path} lists {len(values['files'])} shards with "

@@ -32,6 +32,26 @@ class SeedSequence:
         return self._next
 
 
+class ReplicaDropout(keras.layers.Layer):
+    """Dropout whose masks differ between replicas. Keras' Dropout keeps its seed state in a
+    variable, which a distribution strategy mirrors: every replica would then drop the same
+    positions of its batch. Here the replica's id is folded into each step's seed."""
+
+    def __init__(self, rate: float, seed: int, dtype=None):
+        super().__init__(dtype=dtype)
+        self.rate = rate
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        if not training or not self.rate:
+            return inputs
+        step_seed = tf.cast(self.seed_generator.next(), tf.int32)
+        replica = tf.distribute.get_replica_context()
+        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
+        seed = tf.random.experimental.stateless_fold_in(step_seed, replica_id)
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed)
+
+
 def activation(name: str):
     if name in ("gelu", "gelu_new"):
         return lambda x: keras.activations.gelu(x, approximate=True)  # Google's modeling.py gelu
@@ -59,7 +79,7 @@ class Embeddings(keras.layers.Layer):
         self.config = config
         self._initializers = [_initializer(config, seeds) for _ in range(3)]
         self.layer_norm = _layer_norm("LayerNorm", dtype)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, seed=seeds(), dtype=dtype)
+        self.dropout = ReplicaDropout(config.hidden_dropout_prob, seed=seeds(), dtype=dtype)
 
     def build(self, input_shape=None):
         config, (word, token_type, position) = self.config, self._initializers
@@ -97,9 +117,9 @@ class TransformerLayer(keras.layers.Layer):
                                    act=activation(config.hidden_act))
         self.output_dense = _dense(hidden, "output_dense", config, seeds, dtype)
         self.output_layer_norm = _layer_norm("output_LayerNorm", dtype)
-        self.attention_dropout = keras.layers.Dropout(config.attention_probs_dropout_prob, seed=seeds(), dtype=dtype)
-        self.attention_output_dropout = keras.layers.Dropout(config.hidden_dropout_prob, seed=seeds(), dtype=dtype)
-        self.output_dropout = keras.layers.Dropout(config.hidden_dropout_prob, seed=seeds(), dtype=dtype)
+        self.attention_dropout = ReplicaDropout(config.attention_probs_dropout_prob, seed=seeds(), dtype=dtype)
+        self.attention_output_dropout = ReplicaDropout(config.hidden_dropout_prob, seed=seeds(), dtype=dtype)
+        self.output_dropout = ReplicaDropout(config.hidden_dropout_prob, seed=seeds(), dtype=dtype)
 
     def _heads(self, x):
         batch, seq = tf.shape(x)[0], tf.shape(x)[1]

@@ -40,15 +40,22 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-class Lamb(keras.optimizers.Optimizer):
-    """LAMB as in the paper and tensorflow_addons: the Adam step plus weight decay, scaled per
-    weight by ||w|| / ||step|| (the trust ratio). Weights excluded from weight decay (LayerNorm,
-    biases) are also excluded from the trust ratio. (keras.optimizers.Lamb applies the ratio to
-    every weight and decays outside it.)"""
+class DecoupledAdam(keras.optimizers.Optimizer):
+    """Adam moments plus decoupled weight decay, in the two forms BERT pretraining uses:
 
-    def __init__(self, learning_rate, weight_decay_rate=WEIGHT_DECAY, beta_1=BETA_1, beta_2=BETA_2,
-                 epsilon=EPSILON, name="lamb", **kwargs):
+    - LAMB (``layer_adaptation=True``), as in the paper and tensorflow_addons: bias-corrected Adam
+      step plus weight decay, scaled per weight by ||w|| / ||step|| (the trust ratio). Weights
+      excluded from weight decay (LayerNorm, biases) are also excluded from the trust ratio.
+      (keras.optimizers.Lamb applies the ratio to every weight and decays outside it.)
+    - Google's AdamWeightDecayOptimizer (``bias_correction=False``): the step is
+      m / (sqrt(v) + eps) + decay * w without Adam's bias correction, which
+      keras.optimizers.AdamW applies (its early steps would be up to ~3x smaller).
+    """
+
+    def __init__(self, learning_rate, *, bias_correction: bool, layer_adaptation: bool,
+                 weight_decay_rate=WEIGHT_DECAY, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON, name, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.bias_correction, self.layer_adaptation = bias_correction, layer_adaptation
         self.weight_decay_rate = weight_decay_rate
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
@@ -62,34 +69,37 @@ class Lamb(keras.optimizers.Optimizer):
         dtype = variable.dtype
         lr = tf.cast(learning_rate, dtype)
         gradient = tf.cast(gradient, dtype)
-        step = tf.cast(self.iterations + 1, dtype)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * gradient)
         self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient))
-        m_hat = m / (1.0 - tf.pow(tf.cast(self.beta_1, dtype), step))
-        v_hat = v / (1.0 - tf.pow(tf.cast(self.beta_2, dtype), step))
+        m_hat, v_hat = m, v
+        if self.bias_correction:
+            step = tf.cast(self.iterations + 1, dtype)
+            m_hat = m / (1.0 - tf.pow(tf.cast(self.beta_1, dtype), step))
+            v_hat = v / (1.0 - tf.pow(tf.cast(self.beta_2, dtype), step))
         update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
         if self._use_weight_decay(variable):
             update += self.weight_decay_rate * variable
-            weight_norm, update_norm = tf.norm(variable), tf.norm(update)
-            ratio = tf.where((weight_norm > 0) & (update_norm > 0), weight_norm / update_norm, 1.0)
-            update *= ratio
+            if self.layer_adaptation:
+                weight_norm, update_norm = tf.norm(variable), tf.norm(update)
+                ratio = tf.where((weight_norm > 0) & (update_norm > 0), weight_norm / update_norm, 1.0)
+                update *= ratio
         self.assign_sub(variable, lr * update)
 
     def get_config(self):
         config = super().get_config()
         config.update({"weight_decay_rate": self.weight_decay_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
-                       "epsilon": self.epsilon})
+                       "epsilon": self.epsilon, "bias_correction": self.bias_correction,
+                       "layer_adaptation": self.layer_adaptation})
         return config
 
 
 def create_optimizer(name: str, schedule) -> keras.optimizers.Optimizer:
     if name == "lamb":
-        optimizer = Lamb(learning_rate=schedule)
+        optimizer = DecoupledAdam(schedule, bias_correction=True, layer_adaptation=True, name="lamb")
     elif name == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=WEIGHT_DECAY, beta_1=BETA_1,
-                                           beta_2=BETA_2, epsilon=EPSILON)
+        optimizer = DecoupledAdam(schedule, bias_correction=False, layer_adaptation=False, name="adamw")
     else:
         raise ValueError(f"optimizer {name!r} is not one of {OPTIMIZERS}")
     optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
