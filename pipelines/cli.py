@@ -22,11 +22,10 @@ from pipelines.parquet_io import DOCUMENTS_FOLDER
 from pipelines.inspect import inspect_main
 from pipelines.io_utils import join, read_bytes
 from pipelines.segment_cli import segment, segmenter_main
-from pipelines.segmenters import check_segmenter, segmenter_choice
+from pipelines.segmenters import add_segmenter_flags, check_segmenter, segmenter_choice
 from pipelines.word_cache import finished_cache, word_cache_root_of
 from wwm_core.config import RunConfig, SourceSpec
 from wwm_core.instances import RECIPES
-from wwm_core.segmentation import SEGMENTERS
 from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
 from wwm_core.vocab import Vocab, bundled_vocab_bytes
 from wwm_trainer.cli import add_then_train_flags, check_then_train, then_train, train_main
@@ -97,11 +96,7 @@ def run_parser() -> argparse.ArgumentParser:
     add("--vocab_file", help="BERT vocab.txt (local or gs://); default: the bundled vocabulary, whose "
         "ids do NOT match released checkpoints")
     add("--do_lower_case", type=_bool, default=defaults.do_lower_case)
-    add("--segmenter", choices=SEGMENTERS, default=defaults.segmenter)
-    add("--ltp_model", help="LTP model: a perceptron CWS model file, a legacy release folder or a neural "
-        "model folder (local or gs://); `wwm segmenter train` makes one")
-    add("--user_dict", help="words to keep whole, one a line ('word [frequency]', jieba's format); for ltp and "
-        "jieba; local or gs://")
+    add_segmenter_flags(parser, default=defaults.segmenter)
     add("--segmentation_cache", default=defaults.segmentation_cache,
         help="folder of `wwm segment` caches to reuse word boundaries from; auto (default): PREPARED/segmentation "
         "when --input is PREPARED/documents/*.parquet; none: always segment")
@@ -184,6 +179,14 @@ def _prepare_output(output: str, *, overwrite: bool) -> None:
         FileSystems.delete(earlier)
 
 
+def _sized_with_clear_output(config: RunConfig, *, overwrite: bool):
+    """(config with its number of shards decided, input bytes), once --output holds no earlier run."""
+    input_bytes = _input_bytes(config)
+    num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
+    _prepare_output(config.output, overwrite=overwrite)
+    return dataclasses.replace(config, num_shards=num_shards), input_bytes
+
+
 def run(argv) -> dict:
     args, beam_args = run_parser().parse_known_args(argv)
     config = _config_from_args(args)
@@ -192,16 +195,13 @@ def run(argv) -> dict:
     choice = segmenter_choice(config)
     check_segmenter(choice)
     word_cache_folders = _word_cache_folders(config, choice)
-    input_bytes = _input_bytes(config)
-    num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
-    config = dataclasses.replace(config, num_shards=num_shards)
-    _prepare_output(config.output, overwrite=args.overwrite)
+    config, input_bytes = _sized_with_clear_output(config, overwrite=args.overwrite)
 
     options = _pipeline_options(beam_args)
-    log.info("reading %d bytes from %s into %d shards at %s", input_bytes, _describe(config), num_shards,
+    log.info("reading %d bytes from %s into %d shards at %s", input_bytes, _describe(config), config.num_shards,
              config.output)
     with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, config=config, vocab=vocab, num_shards=num_shards, segmenter=choice,
+        build_pipeline(pipeline, config=config, vocab=vocab, num_shards=config.num_shards, segmenter=choice,
                        word_cache_folders=word_cache_folders)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
     _print_summary(manifest)
@@ -227,13 +227,10 @@ def prepare(argv) -> dict:
     config = _config_from_args(args)
     if any(source.input_format == "parquet" for source in config.all_sources):
         raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
-    input_bytes = _input_bytes(config)
-    num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
-    config = dataclasses.replace(config, num_shards=num_shards)
-    _prepare_output(config.output, overwrite=args.overwrite)
+    config, input_bytes = _sized_with_clear_output(config, overwrite=args.overwrite)
     log.info("cleaning %d bytes from %s into %s", input_bytes, _describe(config), config.output)
     with beam.Pipeline(options=_pipeline_options(beam_args)) as pipeline:
-        build_prepare_pipeline(pipeline, config=config, num_shards=num_shards)
+        build_prepare_pipeline(pipeline, config=config, num_shards=config.num_shards)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
     print(f"wrote {manifest['num_documents']} documents in {len(manifest['files'])} Parquet files")
     _print_counters(manifest["counters"])

@@ -20,7 +20,6 @@ from pipelines.accounting import SumCounters, accounting
 from pipelines.io_utils import join, write_bytes
 from pipelines.parquet_io import DOCUMENTS_FOLDER
 from pipelines.read_pipeline import DEAD_LETTER, STATS, PrepareDocuments, count
-from pipelines.segmenters import segmenter_choice
 from pipelines.word_cache import read_word_cache
 from wwm_core.clean import CleanConfig
 from wwm_core.generate import ShardMaker
@@ -172,14 +171,14 @@ def sum_counters(stats):
     return stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(SumCounters())
 
 
-def build_pipeline(pipeline, *, config, vocab, num_shards: int, segmenter=None, word_cache_folders=()):
-    """``segmenter``: the launcher's (checked) SegmenterChoice, else the one ``config`` names;
-    ``word_cache_folders``: finished segmentation caches (``wwm segment``) of that segmenter."""
+def build_pipeline(pipeline, *, config, vocab, num_shards: int, segmenter, word_cache_folders=()):
+    """``segmenter``: the launcher's (checked) SegmenterChoice; ``word_cache_folders``: finished
+    segmentation caches (``wwm segment``) of that segmenter."""
     documents = pipeline | "PrepareDocuments" >> prepare_documents(config)
     word_cache_rows = read_word_cache(pipeline, word_cache_folders) if word_cache_folders else None
     shards = documents["documents"] | "WriteShards" >> WriteShards(
         config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards,
-        segmenter=segmenter or segmenter_choice(config), word_cache_rows=word_cache_rows)
+        segmenter=segmenter, word_cache_rows=word_cache_rows)
     dead_letter_files = write_dead_letters((documents[DEAD_LETTER], shards[DEAD_LETTER]), config.output)
     counters = sum_counters((documents[STATS], shards[STATS]))
     shard_list = shards.shards | "ListShards" >> beam.combiners.ToList()

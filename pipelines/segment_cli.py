@@ -18,20 +18,14 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.errors import UsageError
 from pipelines.io_utils import exists, join, read_bytes, write_bytes
 from pipelines.segment_pipeline import build_segment_pipeline, prepared_document_files
-from pipelines.segmenters import SegmenterChoice, check_segmenter
+from pipelines.segmenters import SegmenterChoice, add_segmenter_flags, check_segmenter
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
-from wwm_core.segmentation import LTP_CONFIG_FILE, SEGMENTERS
+from wwm_core.segmentation import LTP_CONFIG_FILE
 
 log = logging.getLogger("wwm")
 LTP_MODEL_FILE = "cws_model.bin"
 TRAINING_REPORT = "training.json"
-
-
-def _add_segmenter_flags(add) -> None:
-    add("--segmenter", choices=SEGMENTERS, default="ltp")
-    add("--ltp_model", help="LTP model file or folder, local or gs:// (`wwm segmenter train` makes one)")
-    add("--user_dict", help="words to keep whole, one a line ('word [frequency]'); local or gs://")
 
 
 # ---------------------------------------------------------------- wwm segment
@@ -44,7 +38,7 @@ def segment_parser() -> argparse.ArgumentParser:
         "Unknown flags go to Apache Beam.")
     add = parser.add_argument
     add("--input", required=True, help="a `wwm prepare` output folder (local or gs://)")
-    _add_segmenter_flags(add)
+    add_segmenter_flags(parser, default="ltp")
     add("--cache_root", help="where the cache goes (default: INPUT/segmentation)")
     add("--overwrite", action="store_true", help="segment again even if this segmenter's cache is complete")
     return parser
@@ -128,14 +122,16 @@ def segmenter_main(argv) -> dict:
     return train_segmenter(args) if args.command == "train" else evaluate_segmenter(args)
 
 
-def _read_corpus(path: str, flag: str) -> list:
+def _read_corpus(path: str, flag: str) -> tuple:
+    """(sentences as word lists, the file's SHA-256), from one read of the file."""
     try:
-        sentences = [words for words in read_segmented(read_bytes(path).decode("utf-8")) if words]
+        data = read_bytes(path)
+        sentences = [words for words in read_segmented(data.decode("utf-8")) if words]
     except (OSError, UnicodeDecodeError, CorpusFormatError) as error:
         raise UsageError(f"{flag} {path}: {error}") from error
     if not sentences:
         raise UsageError(f"{flag} {path}: no segmented sentences")
-    return sentences
+    return sentences, hashlib.sha256(data).hexdigest()
 
 
 _EPOCH_LINE = re.compile(r"epoch: (\d+), precision: ([\d.e-]+), recall: ([\d.e-]+), f1: ([\d.e-]+)")
@@ -167,8 +163,8 @@ def train_segmenter(args) -> dict:
         raise UsageError("--epochs must be at least 1")
     if exists(join(args.output, LTP_MODEL_FILE)) and not args.overwrite:
         raise UsageError(f"{args.output} already holds a model; pass --overwrite to replace it")
-    train_sentences = _read_corpus(args.train, "--train")
-    dev_sentences = _read_corpus(args.dev, "--dev") if args.dev else None
+    train_sentences, train_sha256 = _read_corpus(args.train, "--train")
+    dev_sentences, dev_sha256 = _read_corpus(args.dev, "--dev") if args.dev else (None, None)
     epochs = []
 
     def epoch_score(line):
@@ -210,10 +206,8 @@ def train_segmenter(args) -> dict:
         model_bytes = pathlib.Path(model_file).read_bytes()
 
     report = {
-        "train": {"path": args.train, "sentences": len(train_sentences),
-                  "sha256": hashlib.sha256(read_bytes(args.train)).hexdigest()},
-        "dev": ({"path": args.dev, "sentences": len(dev_sentences),
-                 "sha256": hashlib.sha256(read_bytes(args.dev)).hexdigest()} if args.dev else None),
+        "train": {"path": args.train, "sentences": len(train_sentences), "sha256": train_sha256},
+        "dev": ({"path": args.dev, "sentences": len(dev_sentences), "sha256": dev_sha256} if args.dev else None),
         "epochs": args.epochs, "shuffle": args.shuffle, "seconds": round(seconds, 2),
         "dev_scores_per_epoch": epochs,
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
@@ -233,7 +227,7 @@ def evaluate_segmenter(args) -> dict:
     kind = args.model if args.model in ("jieba", "char") else "ltp"
     choice = SegmenterChoice(kind, None if kind != "ltp" else args.model, args.user_dict)
     segmenter = check_segmenter(choice)
-    gold = _read_corpus(args.gold, "--gold")
+    gold, _ = _read_corpus(args.gold, "--gold")
     texts = ["".join(words) for words in gold]
     started = time.process_time()
     predicted = segmenter.segment(texts)

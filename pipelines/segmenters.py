@@ -59,6 +59,16 @@ class SegmenterChoice:
         self.__dict__.update(state)
 
 
+def add_segmenter_flags(parser, *, default: str) -> None:
+    """--segmenter, --ltp_model, --user_dict: for every command that segments."""
+    add = parser.add_argument
+    add("--segmenter", choices=SEGMENTERS, default=default)
+    add("--ltp_model", help="LTP model: a perceptron CWS model file, a legacy release folder or a neural "
+        "model folder (local or gs://); `wwm segmenter train` makes one")
+    add("--user_dict", help="words to keep whole, one a line ('word [frequency] [tag]', jieba's format); for ltp "
+        "and jieba; local or gs://")
+
+
 def segmenter_choice(config) -> SegmenterChoice:
     """The segmenter a RunConfig names."""
     return SegmenterChoice(config.segmenter, config.ltp_model, config.user_dict)

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from pipelines.cli import main as wwm
 from pipelines.cli import run
 from tests.test_pipeline import LOCAL
 
@@ -20,7 +21,6 @@ from wwm_trainer.checkpoint_io import google_variables, load_google_checkpoint
 from wwm_trainer.cli import (
     add_then_train_flags,
     check_then_train,
-    main,
     then_train,
     train_main,
 )
@@ -121,7 +121,7 @@ def test_missing_manifest_is_refused(data, tmp_path, capsys):
     with pytest.raises(TrainerUsageError, match="no manifest at .*has not\\s+finished"):
         train_main([f"--manifest={tmp_path / 'unfinished' / 'manifest.json'}", f"--model_dir={tmp_path / 'm'}"])
     # As a command: one line on stderr, exit status 2, no traceback.
-    assert main([f"--manifest={tmp_path / 'manifest.json'}", f"--model_dir={tmp_path / 'm'}"]) == 2
+    assert wwm(["train", f"--manifest={tmp_path / 'manifest.json'}", f"--model_dir={tmp_path / 'm'}"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("wwm train: error: no manifest at") and "\n" not in error
 
@@ -453,8 +453,6 @@ def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path):
 
 def test_wwm_run_then_train_hands_its_output_to_the_trainer(tmp_path, capsys):
     """The user's one command: `wwm run ... --then_train --model_dir DIR`."""
-    from pipelines.cli import main as wwm
-
     status = wwm(["run", f"--input={SAMPLE}", f"--output={tmp_path / 'data'}", "--segmenter=char", "--dupe_factor=2",
                   "--max_seq_length=64", "--max_predictions_per_seq=10", *LOCAL, "--then_train",
                   f"--model_dir={tmp_path / 'model'}", *FAST, "--num_train_steps=4", "--steps_per_loop=2"])

@@ -1,5 +1,6 @@
+"""``python -m wwm_trainer ...`` is ``wwm train ...``."""
 import sys
 
-from wwm_trainer.cli import main
+from pipelines.cli import main
 
-sys.exit(main())
+sys.exit(main(["train", *sys.argv[1:]]))

@@ -7,11 +7,8 @@ TensorFlow is imported only when training starts, so adding these flags to a par
 """
 import argparse
 import dataclasses
-import logging
 import os
-import sys
 
-from wwm_trainer.errors import TrainerUsageError
 from wwm_trainer.settings import MIXED_PRECISION, OPTIMIZERS, TrainSettings
 
 MODEL_CONFIGS = ("base", "large", "rbt3", "rbtl3", "tiny")
@@ -63,9 +60,7 @@ def settings_from_args(args, *, manifest: str | None = None) -> TrainSettings:
     """TrainSettings from parsed flags; ``manifest`` overrides ``args.manifest`` (``--then_train``)."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings) if hasattr(args, f.name)}
     values["manifest"] = manifest or values.get("manifest")
-    if not values.get("model_dir"):
-        raise TrainerUsageError("--model_dir is required to train")
-    return TrainSettings(**values)
+    return TrainSettings(**values)  # checks every value, --model_dir given included
 
 
 def train_from_args(args, *, manifest: str | None = None) -> dict:
@@ -121,16 +116,3 @@ def _print_summary(summary: dict) -> None:
               + (f" ({summary['steady_steps_per_second']:.2f} after the first loop)"
                  if summary["steady_steps_per_second"] else ""))
     print(f"export: {summary['export_dir']}")
-
-
-def main(argv=None) -> int:
-    """``python -m wwm_trainer ...``: ``wwm train`` before it is wired into the ``wwm`` command."""
-    argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("wwm").setLevel(logging.INFO)
-    try:
-        train_main(argv)
-    except TrainerUsageError as error:
-        print(f"wwm train: error: {error}", file=sys.stderr)
-        return 2
-    return 0
