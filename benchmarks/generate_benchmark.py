@@ -39,19 +39,19 @@ def build_corpus(path: pathlib.Path, megabytes: float, rng: random.Random) -> No
             written += len(document.encode("utf-8"))
 
 
+def wwm(*arguments) -> None:
+    """A `wwm` command in a child process, not measured (setting up what a benchmark measures)."""
+    subprocess.run([sys.executable, "-m", "pipelines.cli", *arguments], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+
+
 def train_ltp_model(folder: pathlib.Path) -> None:
-    """An LTP perceptron trained on the UD dev sentences, by `wwm segmenter train` (not measured)."""
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "segmenter", "train",
-                    f"--train={UD / 'zh_gsdsimp-ud-dev.conllu'}", f"--output={folder}", "--epochs=5"],
-                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    """An LTP perceptron trained on the UD dev sentences, by `wwm segmenter train`."""
+    wwm("segmenter", "train", f"--train={UD / 'zh_gsdsimp-ud-dev.conllu'}", f"--output={folder}", "--epochs=5")
 
 
 def prepare_and_segment(corpus: str, prepared: pathlib.Path, segmenter: str, model) -> list:
     """Cleans and segments once, as a user would before several runs; returns `wwm run`'s input flags."""
-    def wwm(*arguments):
-        subprocess.run([sys.executable, "-m", "pipelines.cli", *arguments], check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
-
     wwm("prepare", f"--input={corpus}", f"--output={prepared}")
     if segmenter != "char":
         wwm("segment", f"--input={prepared}", f"--segmenter={segmenter}", *([f"--ltp_model={model}"] if model else []))

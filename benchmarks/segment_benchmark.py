@@ -12,12 +12,11 @@ import argparse
 import json
 import pathlib
 import random
-import subprocess
 import sys
 import tempfile
 import time
 
-from generate_benchmark import ROOT, build_corpus, train_ltp_model
+from generate_benchmark import ROOT, build_corpus, train_ltp_model, wwm
 from measure import run_measured
 
 BATCH_SENTENCES = 4096
@@ -48,8 +47,7 @@ def segment_stage(kind: str, model, prepared: pathlib.Path, beam_args: list):
 
 
 def prepare(corpus: pathlib.Path, output: pathlib.Path) -> pathlib.Path:
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "prepare", f"--input={corpus}", f"--output={output}",
-                    "--num_shards=4", "--dedup=none"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    wwm("prepare", f"--input={corpus}", f"--output={output}", "--num_shards=4", "--dedup=none")
     return output
 
 
