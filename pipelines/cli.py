@@ -15,7 +15,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.errors import UsageError
+from wwm_core.errors import UsageError, guarded
 from pipelines.generate_pipeline import (DEAD_LETTER, MANIFEST, VOCAB, accounting, build_pipeline,
                                         build_prepare_pipeline)
 from pipelines.parquet_io import DOCUMENTS_FOLDER
@@ -260,12 +260,7 @@ def main(argv=None) -> int:
     if not argv or argv[0] not in commands:
         print(f"usage: wwm {{{','.join(commands)}}} ... (wwm run --help, ...)", file=sys.stderr)
         return 2
-    try:
-        commands[argv[0]](argv[1:])
-    except UsageError as error:
-        print(f"wwm {argv[0]}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return guarded(f"wwm {argv[0]}", commands[argv[0]], argv[1:])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from wwm_core.records import decode_example, decoded_instance, read_tfrecords
 from wwm_core.vocab import Vocab
-from pipelines.errors import UsageError
+from wwm_core.errors import UsageError
 from pipelines.generate_pipeline import MANIFEST, VOCAB
 from pipelines.io_utils import join, read_bytes
 

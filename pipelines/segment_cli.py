@@ -15,7 +15,7 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.errors import UsageError
+from wwm_core.errors import UsageError
 from pipelines.io_utils import exists, join, read_bytes, write_bytes
 from pipelines.segment_pipeline import build_segment_pipeline, prepared_document_files
 from pipelines.segmenters import SegmenterChoice, add_segmenter_flags, check_segmenter

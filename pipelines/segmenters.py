@@ -3,7 +3,7 @@ its identity (what keys the segmentation cache)."""
 import dataclasses
 import functools
 
-from pipelines.errors import UsageError
+from wwm_core.errors import UsageError
 from pipelines.io_utils import read_bytes, stage_locally
 from wwm_core.cws import CorpusFormatError, read_user_dict
 from wwm_core.segmentation import (SEGMENTERS, SegmenterError, identity_key, load_segmenter,

@@ -1,6 +1,7 @@
-"""``python -m wwm_trainer ...`` is ``wwm train ...``."""
+"""``python -m wwm_trainer ...`` is ``wwm train ...``, without the data pipelines."""
 import sys
 
-from pipelines.cli import main
+from wwm_core.errors import guarded
+from wwm_trainer.cli import train_main
 
-sys.exit(main(["train", *sys.argv[1:]]))
+sys.exit(guarded("wwm train", train_main, sys.argv[1:]))

@@ -1,5 +1,5 @@
 """Errors the trainer reports as one line, without a traceback."""
-from pipelines.errors import UsageError
+from wwm_core.errors import UsageError
 
 
 class TrainerUsageError(UsageError):
