@@ -6,8 +6,9 @@ setuptools.setup(
     version="0.1.0",
     description="Whole-word-masked pretraining data for Chinese BERT (BERT-wwm, RoBERTa-wwm-ext) on Apache Beam",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["wwm_core", "wwm_core.*", "pipelines", "pipelines.*", "wwm_trainer", "wwm_trainer.*"]),
-    package_data={"wwm_core": ["data/*.txt", "data/sample/*"]},
+    packages=setuptools.find_packages(include=["wwm_core", "wwm_core.*", "pipelines", "pipelines.*", "wwm_trainer", "wwm_trainer.*",
+                                             "wwm_cli", "wwm_cli.*"]),
+    package_data={"wwm_core": ["data/*.txt", "data/NOTICE", "data/sample/*"]},
     install_requires=[
         "apache-beam[gcp]>=2.77,<3",
         "datasketch>=1.6",
@@ -26,7 +27,7 @@ setuptools.setup(
         "tf": ["tensorflow-cpu>=2.16"],
         # LTP's neural models (torch); the legacy perceptron needs only ltp-extension.
         "ltp-neural": ["ltp>=4.2"],
-        "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16"],
+        "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "datasets>=3"],
     },
-    entry_points={"console_scripts": ["wwm=pipelines.cli:main"]},
+    entry_points={"console_scripts": ["wwm=wwm_cli:main"]},
 )

@@ -41,7 +41,7 @@ def build_corpus(path: pathlib.Path, megabytes: float, rng: random.Random) -> No
 
 def wwm(*arguments) -> None:
     """A `wwm` command in a child process, not measured (setting up what a benchmark measures)."""
-    subprocess.run([sys.executable, "-m", "pipelines.cli", *arguments], check=True, cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "wwm_cli", *arguments], check=True, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
 
 
@@ -86,7 +86,7 @@ def main() -> None:
     run_input = [f"--input={corpus}"]
     if args.prepared:
         run_input = prepare_and_segment(corpus, work / "prepared", args.segmenter, model)
-    command = [sys.executable, "-m", "pipelines.cli", "run", *run_input, f"--output={work / 'out'}",
+    command = [sys.executable, "-m", "wwm_cli", "run", *run_input, f"--output={work / 'out'}",
                "--dupe_factor=5", "--max_seq_length=128", "--max_predictions_per_seq=20",
                f"--segmenter={args.segmenter}", f"--num_shards={args.num_shards}"]
     if pathlib.Path(args.vocab_file).exists():

@@ -46,7 +46,7 @@ def main() -> None:
     work = pathlib.Path(tempfile.mkdtemp(prefix="wwm-prepare-bench-"))
     dump = work / "zhwiki-bench.xml"
     build_dump(dump, args.dump_mb)
-    command = [sys.executable, "-m", "pipelines.cli", "prepare", f"--input={dump}", "--input_format=wiki",
+    command = [sys.executable, "-m", "wwm_cli", "prepare", f"--input={dump}", "--input_format=wiki",
                f"--output={work / 'out'}", *args.extra]
     measured = run_measured(command, cwd=ROOT)
     cpu = measured.cpu_seconds

@@ -36,7 +36,7 @@ def segmenter_alone(kind: str, model, sentences: list) -> float:
 
 def segment_stage(kind: str, model, prepared: pathlib.Path, beam_args: list):
     """(characters segmented, CPU seconds, wall seconds, peak RSS MB) of `wwm segment` in a child process."""
-    command = [sys.executable, "-m", "pipelines.cli", "segment", f"--input={prepared}", f"--segmenter={kind}",
+    command = [sys.executable, "-m", "wwm_cli", "segment", f"--input={prepared}", f"--segmenter={kind}",
                "--overwrite", *beam_args]
     if model:
         command.append(f"--ltp_model={model}")

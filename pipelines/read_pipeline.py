@@ -16,11 +16,11 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from pipelines.common import DEAD_LETTER, STATS, count, dead
 from pipelines.io_utils import open_decompressed
 from wwm_core.clean import clean_document
 from wwm_core.near_dedup import band_keys, band_layout, duplicates_in_band, signatures
@@ -29,21 +29,7 @@ from wwm_core.text import (JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter,
 from wwm_core.wiki import (BrokenPage, UnsafeXmlError, decompress_streams, multistream_offsets, page_chunks,
                            parse_page)
 
-DEAD_LETTER = "dead_letter"
-STATS = "stats"
-NAMESPACE = "wwm"
 STREAMS_PER_READ = 50  # bz2 streams (about 100 pages each) per parallel read of a multistream dump
-
-
-def count(stats: collections.Counter) -> None:
-    for name, value in stats.items():
-        Metrics.counter(NAMESPACE, name).inc(value)
-
-
-def _dead(record: BadRecord, stats: collections.Counter):
-    stats["records_in"] += 1
-    stats[f"dead_lettered.{record.reason}"] += 1
-    return beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
 
 def jsonl_preset(name, *, text_field: str, title_field: str) -> JsonlPreset:
@@ -71,14 +57,14 @@ class ParseTextOrJsonl(beam.DoFn):
                     if record is None:
                         stats["blank_lines_skipped"] += 1
                     elif isinstance(record, BadRecord):
-                        yield _dead(record, stats)
+                        yield dead(record, stats)
                     else:
                         stats["records_in"] += 1
                         yield record
         except EOFError as error:  # a truncated .bz2/.gz: what was read before is kept
-            yield _dead(BadRecord(path, "truncated_compressed_file", str(error), ""), stats)
+            yield dead(BadRecord(path, "truncated_compressed_file", str(error), ""), stats)
         except OSError as error:
-            yield _dead(BadRecord(path, "unreadable_file", str(error), ""), stats)
+            yield dead(BadRecord(path, "unreadable_file", str(error), ""), stats)
         stats["files_read"] += 1
         count(stats)
         yield beam.pvalue.TaggedOutput(STATS, stats)
@@ -126,11 +112,11 @@ class ReadWikiPages(beam.DoFn):
                     data = decompress_streams(handle.read(end - start))
                 yield from self._pages(path, page_chunks(data.splitlines(keepends=True)), stats, self._source)
         except UnsafeXmlError as error:
-            yield _dead(BadRecord(where, "unsafe_xml", str(error), ""), stats)
+            yield dead(BadRecord(where, "unsafe_xml", str(error), ""), stats)
         except EOFError as error:  # bz2 ended inside a stream: what was read before is kept
-            yield _dead(BadRecord(where, "truncated_compressed_file", str(error), ""), stats)
+            yield dead(BadRecord(where, "truncated_compressed_file", str(error), ""), stats)
         except OSError as error:
-            yield _dead(BadRecord(where, "unreadable_file", str(error), ""), stats)
+            yield dead(BadRecord(where, "unreadable_file", str(error), ""), stats)
         count(stats)
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
@@ -138,14 +124,14 @@ class ReadWikiPages(beam.DoFn):
     def _pages(path, chunks, stats, source):
         for where, chunk in chunks:
             if isinstance(chunk, BrokenPage):
-                yield _dead(BadRecord(f"{path}:{where}", chunk.reason, chunk.detail, chunk.raw), stats)
+                yield dead(BadRecord(f"{path}:{where}", chunk.reason, chunk.detail, chunk.raw), stats)
                 continue
             try:
                 page = parse_page(chunk)
             except UnsafeXmlError:
                 raise
             except Exception as error:  # noqa: BLE001 - any XML error: this page only
-                yield _dead(BadRecord(f"{path}:{where}", "broken_xml_page", str(error)[:500],
+                yield dead(BadRecord(f"{path}:{where}", "broken_xml_page", str(error)[:500],
                                       chunk[:200].decode("utf-8", "backslashreplace")), stats)
                 continue
             stats["records_in"] += 1
@@ -213,9 +199,11 @@ class CleanDocument(beam.DoFn):
     """RawDocument -> clean Document. Counts are summed per bundle and emitted once at its end:
     one stats record per document would cost more to move than the cleaning itself."""
 
-    def __init__(self, *, config, opencc_config: str):
-        self._config = config
+    def __init__(self, *, cleaning, opencc_config: str):
+        self._cleaning = cleaning
         self._opencc_config = opencc_config
+        # -{zh-hans:…;zh-hant:…}- keeps the variant the conversion aims at (simplified unless s2*).
+        self._wiki_variant = "zh-hant" if opencc_config.startswith("s2") else "zh-hans"
 
     def setup(self):
         self._converter = ChineseConverter(self._opencc_config)
@@ -224,17 +212,21 @@ class CleanDocument(beam.DoFn):
         self._stats = collections.Counter()
 
     def process(self, raw):
-        document, reason, changes = clean_document(raw, config=self._config)
+        document, reason, changes = clean_document(raw, config=self._cleaning, wiki_variant=self._wiki_variant)
         for name, value in changes.items():
             self._stats[f"changes.{name}"] += value
         if reason:
             self._stats[f"documents_filtered.{reason}"] += 1
             return
-        # One OpenCC call per document: conversion never adds or removes line breaks.
-        converted = tuple(self._converter.convert("\n".join(document.sentences)).split("\n"))
-        if converted != document.sentences:
+        # One OpenCC call per document, the title on the first line: conversion never adds or
+        # removes line breaks.
+        text = "\n".join((" ".join(document.title.split()),) + document.sentences)
+        converted = self._converter.convert(text)
+        if converted != text:
             self._stats["documents_converted_by_opencc"] += 1
-        yield dataclasses.replace(document, sentences=converted)
+            self._stats["characters_converted_by_opencc"] += sum(a != b for a, b in zip(text, converted))
+        title, *sentences = converted.split("\n")
+        yield dataclasses.replace(document, title=title, sentences=tuple(sentences))
 
     def finish_bundle(self):
         if self._stats:
@@ -313,11 +305,10 @@ class DropNearDuplicates(beam.PTransform):
 class ReadSource(beam.PTransform):
     """One source -> clean Documents (parquet sources are already clean), DEAD_LETTER and STATS."""
 
-    def __init__(self, source, *, clean_config):
+    def __init__(self, source, *, cleaning):
         super().__init__()
         self._source = source
-        self._clean_config = dataclasses.replace(
-            clean_config, wiki_variant="zh-hant" if source.opencc_config.startswith("s2") else "zh-hans")
+        self._cleaning = cleaning
 
     def expand(self, pipeline):
         source = self._source
@@ -334,8 +325,7 @@ class ReadSource(beam.PTransform):
                                                     source=source.name)
         cleaned = (raw.documents
                    | "Spread" >> beam.Reshuffle()
-                   | "Clean" >> beam.ParDo(CleanDocument(config=self._clean_config,
-                                                         opencc_config=source.opencc_config))
+                   | "Clean" >> beam.ParDo(CleanDocument(cleaning=self._cleaning, opencc_config=source.opencc_config))
                    .with_outputs(STATS, main="documents"))
         stats = (raw[STATS], cleaned[STATS]) | "Stats" >> beam.Flatten()
         return {"documents": cleaned.documents, DEAD_LETTER: raw[DEAD_LETTER], STATS: stats}
@@ -345,15 +335,15 @@ class PrepareDocuments(beam.PTransform):
     """Read and clean every source, then deduplicate across all of them: Documents, with
     DEAD_LETTER and STATS outputs."""
 
-    def __init__(self, sources, *, clean_config, dedup: bool, near_duplicate_threshold: float = 0.0):
+    def __init__(self, sources, *, cleaning):
         super().__init__()
         self._sources = list(sources)
-        self._clean_config = clean_config
-        self._dedup = dedup
-        self._near_duplicate_threshold = near_duplicate_threshold
+        self._cleaning = cleaning
+        self._dedup = cleaning.dedup == "exact"
+        self._near_duplicate_threshold = cleaning.near_duplicate_threshold
 
     def expand(self, pipeline):
-        read = [pipeline | f"Source[{source.name}]" >> ReadSource(source, clean_config=self._clean_config)
+        read = [pipeline | f"Source[{source.name}]" >> ReadSource(source, cleaning=self._cleaning)
                 for source in self._sources]
         documents = tuple(r["documents"] for r in read) | "AllSources" >> beam.Flatten()
         stats = [r[STATS] for r in read]

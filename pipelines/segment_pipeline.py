@@ -10,16 +10,17 @@ changed model or dictionary writes, and reads, another folder; inside it, bounda
 by a hash of the sentence text, so changed text is segmented again rather than misread.
 """
 import collections
-import json
 import logging
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.generate_pipeline import MANIFEST, finish_manifest, sum_counters, write_dead_letters
+from pipelines.common import (DEAD_LETTER, STATS, accounting, count, dead_letter_names, sum_counters,
+                              write_dead_letters, write_manifest_file)
 from pipelines.io_utils import exists, join, read_bytes
-from pipelines.read_pipeline import DEAD_LETTER, STATS, ReadParquetDocuments, count
+from pipelines.read_pipeline import ReadParquetDocuments
 from pipelines.word_cache import SCHEMA, SEGMENTATION_MANIFEST
+from wwm_core.manifest import MANIFEST, Manifest, parse_manifest
 from wwm_core.word_boundaries import segment_documents, sentence_key
 
 # Sentences segmented per call: large enough that the per-call cost of the segmenter and of Beam
@@ -65,13 +66,11 @@ def prepared_document_files(prepared: str) -> list:
     manifest_path = join(prepared, MANIFEST)
     if not exists(manifest_path):
         raise FileNotFoundError(f"{prepared} has no {MANIFEST}: not the output of a finished `wwm prepare`")
-    manifest = json.loads(read_bytes(manifest_path))
-    if manifest.get("format") != "wwm-documents/1":
-        raise ValueError(f"{manifest_path} is not a `wwm prepare` manifest (format {manifest.get('format')!r})")
-    return [join(prepared, name) for name in manifest["files"]]
+    manifest = parse_manifest(read_bytes(manifest_path), path=manifest_path, kinds=("documents",))
+    return [join(prepared, name) for name in manifest.files]
 
 
-def build_segment_pipeline(pipeline, *, files, choice, identity: dict, output: str,
+def build_segment_pipeline(pipeline, *, files, choice, identity: dict, output: str, run_info, config_json: dict,
                            batch_sentences: int = BATCH_SENTENCES):
     """Segments every document of ``files`` (Parquet) into ``output`` (the identity's folder)."""
     documents = (pipeline
@@ -90,13 +89,12 @@ def build_segment_pipeline(pipeline, *, files, choice, identity: dict, output: s
     counters = sum_counters((documents[STATS], segmented[STATS]))
 
     def write_manifest(_, files, counters, dead_letter_files):
-        return finish_manifest({
-            "format": "wwm-segmentation/1",
-            "identity": identity,
-            "files": sorted(FileSystems.split(f)[1] for f in files),
-            "num_documents": counters.get("documents_out", 0),
-        }, path=join(output, SEGMENTATION_MANIFEST), config_json={"segmenter": choice.__getstate__()},
-            counters=counters, dead_letter_files=dead_letter_files)
+        manifest = Manifest(
+            kind="segmentation", **run_info.fields(), config=config_json, identity=identity,
+            files=tuple(sorted(FileSystems.split(f)[1] for f in files)),
+            dead_letter_files=dead_letter_names(dead_letter_files), counters=counters,
+            accounting=accounting(counters), num_documents=counters.get("documents_out", 0))
+        return write_manifest_file(join(output, SEGMENTATION_MANIFEST), manifest)
 
     return (pipeline
             | "ManifestTrigger" >> beam.Create([None])

@@ -2,12 +2,15 @@
 its identity (what keys the segmentation cache)."""
 import dataclasses
 import functools
+import json
+import os
 
-from wwm_core.errors import UsageError
 from pipelines.io_utils import read_bytes, stage_locally
 from wwm_core.cws import CorpusFormatError, read_user_dict
-from wwm_core.segmentation import (SEGMENTERS, SegmenterError, identity_key, load_segmenter,
-                                   segmenter_identity)
+from wwm_core.errors import UsageError
+from wwm_core.hub import hub_file, is_hub_id
+from wwm_core.segmentation import (LTP_CONFIG_FILE, LTP_HELP, SEGMENTERS, SegmenterError, identity_key,
+                                   load_segmenter, segmenter_identity)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +32,9 @@ class SegmenterChoice:
 
     @functools.cached_property
     def _local_model(self):
-        return stage_locally(self.ltp_model) if self.kind == "ltp" and self.ltp_model else None
+        if self.kind != "ltp" or not self.ltp_model:
+            return None
+        return released_ltp_model(self.ltp_model) if is_hub_id(self.ltp_model) else stage_locally(self.ltp_model)
 
     @functools.cached_property
     def _identity(self) -> dict:
@@ -59,19 +64,29 @@ class SegmenterChoice:
         self.__dict__.update(state)
 
 
-def add_segmenter_flags(parser, *, default: str) -> None:
-    """--segmenter, --ltp_model, --user_dict: for every command that segments."""
-    add = parser.add_argument
-    add("--segmenter", choices=SEGMENTERS, default=default)
-    add("--ltp_model", help="LTP model: a perceptron CWS model file, a legacy release folder or a neural "
-        "model folder (local or gs://); `wwm segmenter train` makes one")
-    add("--user_dict", help="words to keep whole, one a line ('word [frequency] [tag]', jieba's format); for ltp "
-        "and jieba; local or gs://")
+def released_ltp_model(repo: str) -> str:
+    """The local folder of an LTP model on the Hugging Face hub (``LTP/legacy``), fetched the way
+    ``ltp.LTP(repo)`` fetches a legacy model: config.json, then the CWS model file it names (the
+    POS and NER models are not needed to segment)."""
+    try:
+        config_path = hub_file(repo, LTP_CONFIG_FILE)
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+        if config.get("nerual", config.get("neural")):
+            raise SegmenterError(f"--ltp_model {repo} is a neural LTP model: download it (hf download {repo}) and "
+                                 "pass its folder (needs the ltp-neural extra)")
+        cws_file = (config.get("tasks") or {}).get("cws")
+        if not cws_file:
+            raise SegmenterError(f"--ltp_model {repo}: its config.json names no cws model")
+        hub_file(repo, cws_file)
+    except UsageError as error:
+        raise SegmenterError(f"{error}. {LTP_HELP}") from error
+    return os.path.dirname(config_path)
 
 
-def segmenter_choice(config) -> SegmenterChoice:
-    """The segmenter a RunConfig names."""
-    return SegmenterChoice(config.segmenter, config.ltp_model, config.user_dict)
+def segmenter_choice(segmentation) -> SegmenterChoice:
+    """The segmenter a SegmentationConfig names."""
+    return SegmenterChoice(segmentation.segmenter, segmentation.ltp_model, segmentation.user_dict)
 
 
 def check_segmenter(choice: SegmenterChoice):

@@ -1,8 +1,9 @@
 """Cleaning: wikitext to text, conversion markup, normalization, sentences, filters (pure functions)."""
-from wwm_core.clean import CleanConfig, clean_document
+from wwm_core.clean import clean_document
+from wwm_core.config import CleaningConfig
 from wwm_core.normalize import normalize_text
 from wwm_core.text import LINES, PROSE, WIKITEXT, RawDocument, split_sentences
-from wwm_core.wiki import resolve_conversion_markup, wikitext_to_lines
+from wwm_core.wiki import article_lines, resolve_conversion_markup
 
 WIKITEXT_SAMPLE = """{{Infobox|name=数学|image=x.png}}
 '''数学'''是研究[[数量]]、[[结构 (数学)|结构]]的学科<ref name="a">{{cite web|url=x}}</ref>。<!-- 注释 -->
@@ -22,7 +23,7 @@ WIKITEXT_SAMPLE = """{{Infobox|name=数学|image=x.png}}
 
 
 def test_wikitext_becomes_plain_lines():
-    lines = wikitext_to_lines(WIKITEXT_SAMPLE)
+    lines = article_lines("", WIKITEXT_SAMPLE)
     text = "\n".join(lines)
     for markup in ("{{", "}}", "[[", "]]", "|}", "{|", "-{", "}-", "<ref", "<!--", "'''", "=="):
         assert markup not in text, markup
@@ -63,7 +64,7 @@ def test_sentences_split_at_chinese_and_english_ends_keeping_closing_quotes():
 
 
 def _clean(text, layout=PROSE, **config):
-    return clean_document(RawDocument("d", text, layout, title="标题"), config=CleanConfig(**config))
+    return clean_document(RawDocument("d", text, layout, title="标题"), config=CleaningConfig(**config))
 
 
 def test_filters_have_reasons():

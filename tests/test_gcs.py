@@ -12,8 +12,8 @@ import socket
 
 import pytest
 
-from pipelines.cli import run
-from pipelines.inspect import iter_instances
+from wwm_cli.data import run
+from wwm_cli.inspect import iter_instances
 from tests.test_pipeline import DOCUMENTS
 
 tf = pytest.importorskip("tensorflow")
@@ -61,33 +61,34 @@ def test_gcs_input_model_and_output(gcs_bucket, tmp_path):
     for index, document in enumerate(DOCUMENTS):
         gcs_bucket.blob(f"corpus/part-{index}.txt").upload_from_string("\n".join(document) + "\n")
 
-    manifest = run(["--input=gs://wwm-test/corpus/*.txt", "--output=gs://wwm-test/out", "--segmenter=ltp",
-                    "--ltp_model=gs://wwm-test/models/ltp", "--dupe_factor=2", "--num_shards=2",
-                    "--runner=BundleBasedDirectRunner"])
-    assert manifest["accounting"]["records_in"] == len(DOCUMENTS)
-    assert manifest["accounting"]["balanced"] and manifest["num_instances"] > 0
-
+    # Both phases of the default recipe, and Parquet beside the TFRecords.
+    top = run(["--input=gs://wwm-test/corpus/*.txt", "--output=gs://wwm-test/out", "--segmenter=ltp",
+               "--ltp_model=gs://wwm-test/models/ltp", "--dupe_factor=2", "--num_shards=2", "--output_format=both",
+               "--runner=BundleBasedDirectRunner"])
+    assert top["kind"] == "phases" and top["accounting"]["records_in"] == len(DOCUMENTS)
+    assert top["accounting"]["balanced"]
     names = {blob.name for blob in gcs_bucket.client.list_blobs(gcs_bucket)}
-    for file in manifest["files"]:
-        assert f"out/{file}" in names
-    assert "out/manifest.json" in names and "out/vocab.txt" in names
+    assert "out/manifest.json" in names
     assert not [n for n in names if ".tmp-" in n], "temporary shard files left behind"
-    stored = json.loads(gcs_bucket.blob("out/manifest.json").download_as_bytes())
-    assert stored["num_instances"] == manifest["num_instances"]
-
-    # The shards TensorFlow reads are the ones on gs://.
-    local = tmp_path / "shard.tfrecord"
-    gcs_bucket.blob(f"out/{manifest['files'][0]}").download_to_filename(str(local))
-    count = sum(1 for _ in tf.data.TFRecordDataset([str(local)]))
-    assert count == manifest["instances_per_file"][manifest["files"][0]]
-
-    decoded = list(iter_instances("gs://wwm-test/out"))
-    assert len(decoded) == manifest["num_instances"]
+    decoded = 0
+    for phase in ("seq128", "seq512"):
+        manifest = json.loads(gcs_bucket.blob(f"out/{phase}/manifest.json").download_as_bytes())
+        assert manifest["num_instances"] > 0 and f"out/{phase}/vocab.txt" in names
+        for file, info in manifest["file_info"].items():
+            blob = gcs_bucket.get_blob(f"out/{phase}/{file}")
+            assert info["bytes"] == blob.size and info["crc32c"] == blob.crc32c, "as GCS itself reports them"
+        # The shards TensorFlow reads are the ones on gs://.
+        local = tmp_path / "shard.tfrecord"
+        gcs_bucket.blob(f"out/{phase}/{manifest['files'][0]}").download_to_filename(str(local))
+        count = sum(1 for _ in tf.data.TFRecordDataset([str(local)]))
+        assert count == manifest["file_info"][manifest["files"][0]]["records"]
+        decoded += manifest["num_instances"]
+    assert len(list(iter_instances("gs://wwm-test/out"))) == decoded
 
 
 def test_segmenter_trained_to_and_served_from_gcs(gcs_bucket, tmp_path):
     """`wwm segmenter train` writes its model folder to gs://; eval and the identity read it back."""
-    from pipelines.segment_cli import segmenter_main
+    from wwm_cli.segment import segmenter_main
     from pipelines.segmenters import SegmenterChoice
 
     fixture = str(pathlib.Path(__file__).parent / "fixtures" / "segmented.txt")
@@ -110,8 +111,8 @@ def test_segmenter_trained_to_and_served_from_gcs(gcs_bucket, tmp_path):
 
 def test_prepare_segment_and_run_on_gcs(gcs_bucket):
     """The cached-segmentation workflow with every path on gs://, as on Dataflow."""
-    from pipelines.cli import prepare
-    from pipelines.segment_cli import segment
+    from wwm_cli.data import prepare
+    from wwm_cli.segment import segment
 
     for index, document in enumerate(DOCUMENTS):
         gcs_bucket.blob(f"seg/corpus/part-{index}.txt").upload_from_string("\n".join(document) + "\n")
@@ -120,7 +121,8 @@ def test_prepare_segment_and_run_on_gcs(gcs_bucket):
     cache = segment(["--input=gs://wwm-test/seg/prepared", "--segmenter=jieba", beam])
     assert cache["num_documents"] == len(DOCUMENTS)
     manifest = run(["--input_format=parquet", "--input=gs://wwm-test/seg/prepared/documents/*.parquet",
-                    "--output=gs://wwm-test/seg/out", "--segmenter=jieba", "--dupe_factor=2", "--num_shards=2", beam])
+                    "--output=gs://wwm-test/seg/out", "--segmenter=jieba", "--dupe_factor=2", "--num_shards=2",
+                    "--max_seq_length=128", beam])
     sentences = sum(len(document) for document in DOCUMENTS)
     assert manifest["counters"]["sentences.segmentation_cache_hit"] == sentences
     assert manifest["word_cache_folders"][0].startswith("gs://wwm-test/seg/prepared/segmentation/jieba-")

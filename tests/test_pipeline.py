@@ -1,11 +1,15 @@
 """The wwm run pipeline end to end on Beam's local runners, on small corpora written by the tests."""
+import base64
 import json
 import pathlib
 
+import google_crc32c
 import pytest
 
-from pipelines.cli import UsageError, main, run
-from pipelines.inspect import iter_instances
+from wwm_cli import main
+from wwm_cli.data import run
+from wwm_cli.inspect import iter_instances
+from wwm_core.errors import UsageError
 
 LOCAL = ["--runner=BundleBasedDirectRunner"]
 
@@ -24,8 +28,12 @@ def write_text_corpus(path: pathlib.Path, documents=DOCUMENTS) -> pathlib.Path:
 
 
 def run_wwm(tmp_path, *extra, name="out", inputs=None, vocab=None):
+    """``wwm run`` at one length (128), jieba, 3 shards, dupe 3, unless ``extra`` says otherwise."""
     inputs = inputs or [str(write_text_corpus(tmp_path / "corpus.txt"))]
     argv = [f"--input={i}" for i in inputs] + [f"--output={tmp_path / name}", "--dupe_factor=3", "--num_shards=3"]
+    for flag, default in (("--max_seq_length", "128"), ("--segmenter", "jieba")):
+        if not any(a.startswith(flag) for a in extra):
+            argv.append(f"{flag}={default}")
     if vocab:
         argv.append(f"--vocab_file={vocab}")
     return run(argv + list(extra) + ([] if any(a.startswith("--runner") for a in extra) else LOCAL))
@@ -36,17 +44,23 @@ def shard_bytes(folder: pathlib.Path) -> dict:
 
 
 def test_text_corpus_to_whole_word_masked_shards(tmp_path, bert_vocab_path):
-    manifest = run_wwm(tmp_path, vocab=bert_vocab_path)
+    manifest = run_wwm(tmp_path, "--opencc_config=t2s")
     out = tmp_path / "out"
-    for key in ("files", "num_instances", "recipe", "max_seq_length", "max_predictions_per_seq",
-                "vocab_size", "vocab_sha256", "config", "counters"):
+    for key in ("files", "file_info", "num_instances", "recipe", "max_seq_length", "max_predictions_per_seq",
+                "vocab_size", "vocab_sha256", "config", "counters", "statistics", "libraries", "command"):
         assert key in manifest
+    # Without --vocab_file: Google's bert-base-chinese vocabulary, byte for byte.
+    assert (out / "vocab.txt").read_bytes() == bert_vocab_path.read_bytes()
     assert manifest["vocab_size"] == 21128 and manifest["recipe"] == "bert-wwm"
+    assert manifest["max_predictions_per_seq"] == 20, "follows from max_seq_length 128"
     assert sorted(manifest["files"]) == sorted(shard_bytes(out))
     assert manifest["num_instances"] == manifest["counters"]["instances"] > 0
     assert manifest["accounting"] == {"records_in": 5, "out": 5, "filtered": 0, "dead_lettered": 0,
                                       "balanced": True}
     assert not list(out.glob("*.tmp-*")), "temporary shard files left behind"
+    for name, info in manifest["file_info"].items():
+        assert info["bytes"] == (out / name).stat().st_size
+        assert info["crc32c"] == base64.b64encode(google_crc32c.Checksum((out / name).read_bytes()).digest()).decode()
 
     instances = list(iter_instances(str(out)))
     assert len(instances) == manifest["num_instances"]
@@ -54,6 +68,12 @@ def test_text_corpus_to_whole_word_masked_shards(tmp_path, bert_vocab_path):
     assert "台湾" in text and "臺灣" not in text, "OpenCC t2s conversion was not applied"
     labels = {inst.next_sentence_label for _, inst, _ in instances}
     assert labels == {0, 1}
+
+
+def test_the_recipes_keep_traditional_text_as_written(tmp_path):
+    run_wwm(tmp_path)
+    text = "".join(v.tokens[i] for _, inst, v in iter_instances(str(tmp_path / "out")) for i in inst.input_ids)
+    assert "臺灣" in text and "台湾" not in text
 
 
 def test_same_seed_gives_identical_shards_and_another_seed_does_not(tmp_path):
@@ -124,10 +144,17 @@ def test_bad_input_is_counted_and_dead_lettered_never_lost(tmp_path):
 
 def test_roberta_recipe_has_no_nsp(tmp_path):
     manifest = run_wwm(tmp_path, "--recipe=roberta-wwm-ext", "--max_seq_length=64")
-    assert manifest["next_sentence_prediction"] is False
+    assert manifest["next_sentence_prediction"] is False and manifest["sentence_task"] == "none"
+    segments = set()
     for _, instance, vocab in iter_instances(str(tmp_path / "out")):
+        assert instance.next_sentence_label == 0 and len(instance.input_ids) <= 64
+        segments.update(instance.segment_ids)
+    assert segments == {0, 1}, "HFL's paired input: [CLS] A [SEP] B [SEP]"
+    manifest = run_wwm(tmp_path, "--recipe=roberta-wwm-ext", "--max_seq_length=64", "--paired_input=false",
+                       name="single")
+    for _, instance, vocab in iter_instances(str(tmp_path / "single")):
         assert instance.next_sentence_label == 0 and set(instance.segment_ids) == {0}
-        assert len(instance.input_ids) <= 64
+        assert instance.input_ids.count(vocab.id_of("[SEP]")) == 1
 
 
 def test_ltp_segmenter_with_a_perceptron_trained_here(tmp_path):
@@ -141,7 +168,7 @@ def test_ltp_segmenter_with_a_perceptron_trained_here(tmp_path):
     trainer.train().save(str(model_file))
 
     manifest = run_wwm(tmp_path, "--segmenter=ltp", f"--ltp_model={model_file}")
-    assert manifest["config"]["segmenter"] == "ltp" and manifest["num_instances"] > 0
+    assert manifest["config"]["segmentation"]["segmenter"] == "ltp" and manifest["num_instances"] > 0
     # The model learned "语言" and "模型" from the fixture: wherever one of their characters is
     # masked, so is the other (its masked original and its neighbour).
     for _, instance, vocab in iter_instances(str(tmp_path / "out")):
@@ -155,11 +182,14 @@ def test_ltp_segmenter_with_a_perceptron_trained_here(tmp_path):
                 assert (i in masked) == (i + 1 in masked), tokens
 
 
-def test_ltp_without_a_model_fails_before_the_pipeline_with_advice(tmp_path, capsys):
+def test_ltp_without_a_model_fails_before_the_pipeline_with_advice(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     corpus = write_text_corpus(tmp_path / "c.txt")
     status = main(["run", f"--input={corpus}", f"--output={tmp_path / 'o'}", "--segmenter=ltp"])
     assert status == 2
     error = capsys.readouterr().err
+    assert "LTP/legacy" in error and "not in the Hugging Face cache" in error
     assert "--ltp_model" in error and "jieba" in error and "wwm segmenter train" in error
     assert not (tmp_path / "o").exists()
     (tmp_path / "bad_model.bin").write_bytes(b"not a model")
@@ -174,6 +204,9 @@ def test_an_earlier_run_is_not_overwritten_by_accident(tmp_path):
         run_wwm(tmp_path)
     manifest = run_wwm(tmp_path, "--overwrite", "--recipe=roberta-wwm-ext")
     assert manifest["recipe"] == "roberta-wwm-ext"
+    (tmp_path / "out" / "manifest.json").unlink()
+    with pytest.raises(UsageError, match="an unfinished run"):
+        run_wwm(tmp_path)
 
 
 def test_input_that_matches_nothing_is_a_clear_error(tmp_path):
@@ -192,5 +225,7 @@ def test_inspect_prints_the_masked_originals(tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 3
     for row in rows:
-        assert set(row) >= {"tokens", "masked_positions", "masked_original", "next_sentence_label"}
-        assert len(row["masked_positions"]) == len(row["masked_original"])
+        assert set(row) >= {"input_ids", "tokens", "masked_positions", "masked_ids", "masked_original",
+                            "next_sentence_label"}
+        assert len(row["masked_positions"]) == len(row["masked_original"]) == len(row["masked_ids"])
+        assert len(row["input_ids"]) == len(row["tokens"])

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import read_pipeline
-from pipelines.cli import prepare, run
+from wwm_cli.data import prepare, run
 from tests.conftest import shared_file
 
 LOCAL = ["--runner=BundleBasedDirectRunner"]
@@ -46,7 +46,7 @@ def page(page_id, title, text, ns=0, redirect=False):
 
 def test_the_real_zhwiki_excerpt_is_cleaned_of_markup_and_converted(tmp_path):
     dump = shared_file("zhwiki_xml/zhwiki-test-pages.xml")
-    manifest, documents = prepare_docs(tmp_path, [dump], "--input_format=wiki")
+    manifest, documents = prepare_docs(tmp_path, [dump], "--input_format=wiki", "--opencc_config=t2s")
     counters = manifest["counters"]
     assert counters["records_in"] == 33 and counters["documents_filtered.not_article"] == 10
     assert len(documents) == 23
@@ -55,8 +55,12 @@ def test_the_real_zhwiki_excerpt_is_cleaned_of_markup_and_converted(tmp_path):
         for markup in ("{{", "[[", "|}", "-{", "<ref"):
             assert markup not in text, (document["title"], markup)
     by_title = {d["title"]: d for d in documents.values()}
-    literature = "".join(by_title["文學"]["sentences"])  # a traditional-Chinese page
+    assert "文學" not in by_title, "titles are converted like the text"
+    literature = "".join(by_title["文学"]["sentences"])  # a traditional-Chinese page
     assert "文学" in literature and "文學" not in literature
+    # Without --opencc_config, the text stays as written (HFL's recipes do not convert).
+    _, kept = prepare_docs(tmp_path, [dump], "--input_format=wiki", name="as_written")
+    assert "文學" in "".join({d["title"]: d for d in kept.values()}["文學"]["sentences"])
 
 
 def write_multistream(folder, pages, *, per_stream):
@@ -195,9 +199,14 @@ def test_prepared_parquet_feeds_wwm_run(tmp_path):
     prepared, documents = prepare_docs(tmp_path, [corpus], "--input_format=jsonl", "--jsonl_preset=news2016zh")
     assert all(json.loads(d["changes"]).get("html_entities_decoded") == 3 for d in documents.values())
     manifest = run([f"--input={tmp_path / 'prep' / 'documents' / '*.parquet'}", "--input_format=parquet",
-                    f"--output={tmp_path / 'out'}", "--dupe_factor=2", *LOCAL])
+                    f"--output={tmp_path / 'out'}", "--dupe_factor=2", "--max_seq_length=128", "--segmenter=jieba",
+                    *LOCAL])
     assert manifest["accounting"]["records_in"] == prepared["num_documents"] == 6
     assert manifest["num_instances"] > 0 and re.match(r"part-\d{5}-of-\d{5}\.tfrecord", manifest["files"][0])
+    # The run points to the prepare it read, with that prepare's sources and cleaning.
+    link = manifest["prepared"]
+    assert link["manifest"] == str(tmp_path / "prep" / "manifest.json") and link["num_documents"] == 6
+    assert link["sources"][0]["jsonl_preset"] == "news2016zh" and "min_document_chars" in link["cleaning"]
 
 
 BASE_ARTICLE = ("长江是中国第一长河，全长约六千三百公里。它发源于青藏高原，流经十一个省级行政区，最后注入东海。"

@@ -7,8 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pipelines.cli import main, prepare, run
-from pipelines.segment_cli import segment, segmenter_main
+from wwm_cli import main
+from wwm_cli.data import prepare, run
+from wwm_cli.segment import segment, segmenter_main
 from tests.conftest import shared_file
 from wwm_core.cws import read_segmented, read_user_dict, score_spans
 from wwm_core.segmentation import SegmenterError, identity_key, lengths_on_text, load_segmenter, segmenter_identity
@@ -166,7 +167,7 @@ def prepared(tmp_path):
 
 def _run(prepared, output, *flags):
     return run(["--input_format=parquet", f"--input={prepared}/documents/*.parquet", f"--output={output}",
-                "--segmenter=jieba", "--dupe_factor=2", "--num_shards=2", BEAM, *flags])
+                "--segmenter=jieba", "--dupe_factor=2", "--num_shards=2", "--max_seq_length=128", BEAM, *flags])
 
 
 def _shard_bytes(output, manifest):

@@ -1,22 +1,11 @@
 """From a raw document to a clean one: wikitext to text, normalization, sentences, filters."""
 import collections
-import dataclasses
 import json
 import re
 
 from wwm_core.normalize import normalize_text
 from wwm_core.text import LINES, WIKITEXT, Document, split_sentences
 from wwm_core.wiki import article_lines
-
-
-@dataclasses.dataclass(frozen=True)
-class CleanConfig:
-    full_width_to_half_width: bool = True
-    min_document_chars: int = 1
-    max_document_chars: int = 1_000_000
-    min_cjk_share: float = 0.0  # share of CJK characters among non-space characters; 0 keeps all
-    wiki_variant: str = "zh-hans"  # which side of -{zh-hans:…;zh-hant:…}- to keep
-    drop_boilerplate: bool = True
 
 
 # Lines that are page furniture, not text: section titles of reference lists, and the
@@ -34,12 +23,14 @@ def cjk_share(text: str) -> float:
     return len(_CJK.findall(text)) / visible if visible else 0.0
 
 
-def clean_document(raw, *, config: CleanConfig):
-    """Returns (Document or None, the filter reason or None, Counter of changes made)."""
+def clean_document(raw, *, config, wiki_variant: str = "zh-hans"):
+    """``config``: a config.CleaningConfig; ``wiki_variant``: which side of
+    ``-{zh-hans:…;zh-hant:…}-`` to keep. Returns (Document or None, the filter reason or None,
+    Counter of changes made)."""
     changes = collections.Counter()
     text = raw.text
     if raw.layout == WIKITEXT:
-        lines = article_lines(raw.title, text, variant=config.wiki_variant)
+        lines = article_lines(raw.title, text, variant=wiki_variant)
         if lines is None:
             return None, "disambiguation", changes
         text = "\n".join(lines)

@@ -1,124 +1,276 @@
-"""The run's configuration: one frozen object, built at the command line, read everywhere else."""
-import dataclasses
+"""The configuration tree: one frozen object per command, built once from the flags (and the
+recipe), then read everywhere else. Defaults live here and in the recipe, nowhere else.
 
-from wwm_core.instances import RECIPES, MaskingConfig
+    RunConfig
+      sources        SourceSpec per corpus (files, format, fields, Chinese conversion)
+      cleaning       CleaningConfig (normalization, filters, deduplication)
+      segmentation   SegmentationConfig (segmenter, model, user dictionary, cache)
+      instances      InstancesConfig (recipe, phases, sentence task, masking, vocabulary, seed)
+      output         OutputConfig (where, which formats, shards)
+      runner         RunnerConfig (Beam's own flags, progress display)
+
+``wwm prepare`` uses sources, cleaning and output; ``wwm segment`` segmentation and output;
+``wwm run`` all of them. The manifest holds the sections a command used (``to_json``), and the
+trainer and the report read them back (``from_json``).
+"""
+import dataclasses
+import json
+
+from wwm_core.errors import UsageError
+from wwm_core.recipes import DEFAULT_RECIPE, RECIPES, default_max_predictions, minimum_max_predictions
 from wwm_core.segmentation import SEGMENTERS
 from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
+
+SENTENCE_TASKS = ("nsp", "sop", "none")
+MASKING = ("static", "dynamic")
+OUTPUT_FORMATS = ("tfrecord", "parquet", "both")
+# Beyond these, a run is a mistake rather than a plan: BERT's position embeddings stop at 512 in
+# every released model, and a worker's memory grows with the sequence length.
+MAX_SEQ_LENGTH_LIMIT = 8192
+MAX_DUPE_FACTOR = 1000
+MAX_SHARDS = 1_000_000
+
+
+def _check(conditions) -> None:
+    for ok, message in conditions:
+        if not ok:
+            raise UsageError(message)
 
 
 @dataclasses.dataclass(frozen=True)
 class SourceSpec:
     """One input corpus: its files, format, fields and Chinese conversion. Its name tags every
-    document it yields (the Parquet ``source`` column)."""
+    document it yields (the Parquet ``source`` column) and starts every document id."""
     name: str
     input_format: str
     patterns: tuple
+    opencc_config: str  # an OpenCC config (t2s, tw2s, hk2s, ...) or none; the recipe's unless given
     jsonl_preset: str = None
     text_field: str = "text"
     title_field: str = "title"
-    opencc_config: str = "t2s"
 
     def __post_init__(self):
-        if self.input_format not in INPUT_FORMATS:
-            raise ValueError(f"source {self.name}: format must be one of {INPUT_FORMATS}")
-        if self.jsonl_preset is not None and self.jsonl_preset not in JSONL_PRESETS:
-            raise ValueError(f"source {self.name}: preset must be one of {', '.join(JSONL_PRESETS)}")
-        if not self.patterns:
-            raise ValueError(f"source {self.name}: no input")
-
-    @classmethod
-    def parse(cls, text: str) -> "SourceSpec":
-        """``name=news,format=jsonl,preset=news2016zh,opencc=t2s,input=corpus/news*.json``."""
-        fields = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
-        unknown = set(fields) - {"name", "format", "preset", "text_field", "title_field", "opencc", "input"}
-        if unknown or "input" not in fields or "name" not in fields:
-            raise ValueError(f"--source {text!r}: expected name=...,format=...,input=... "
-                             f"[,preset=...][,opencc=...][,text_field=...][,title_field=...]")
-        return cls(name=fields["name"], input_format=fields.get("format", "text"), patterns=(fields["input"],),
-                   jsonl_preset=fields.get("preset"), text_field=fields.get("text_field", "text"),
-                   title_field=fields.get("title_field", "title"), opencc_config=fields.get("opencc", "t2s"))
+        _check([
+            (self.input_format in INPUT_FORMATS, f"source {self.name}: format must be one of {', '.join(INPUT_FORMATS)}"),
+            (self.jsonl_preset is None or self.jsonl_preset in JSONL_PRESETS,
+             f"source {self.name}: preset must be one of {', '.join(JSONL_PRESETS)}"),
+            (bool(self.patterns), f"source {self.name}: no input"),
+            (bool(self.name) and "/" not in self.name, f"source name {self.name!r} must be non-empty, without '/'"),
+        ])
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
-    input_patterns: tuple
-    output: str
-    input_format: str = "text"
-    text_field: str = "text"
-    title_field: str = "title"
-    jsonl_preset: str = None  # one of text.JSONL_PRESETS: its fields instead of text_field/title_field
-    vocab_file: str = None  # None: the bundled vocabulary
-    do_lower_case: bool = True
-    opencc_config: str = "t2s"
-    segmenter: str = "jieba"
-    ltp_model: str = None
-    user_dict: str = None  # words the segmenter must keep whole (jieba's format); local or gs://
-    segmentation_cache: str = "auto"  # folder of `wwm segment` caches; "auto": beside parquet input; "none"
-    recipe: str = "bert-wwm"
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 10
-    random_seed: int = 12345
-    num_shards: int = 0  # 0: chosen from the input size
-    max_document_chars: int = 1_000_000
-    min_document_chars: int = 1
-    min_cjk_share: float = 0.0
+class CleaningConfig:
     full_width_to_half_width: bool = True
+    min_document_chars: int = 1
+    max_document_chars: int = 1_000_000
+    min_cjk_share: float = 0.0  # share of CJK characters among non-space characters; 0 keeps all
     dedup: str = "exact"  # or "none"
     near_duplicate_threshold: float = 0.0  # MinHash Jaccard; 0 turns near-duplicate removal off
-    sources: tuple = ()  # SourceSpecs from --source, besides the one --input describes
+    drop_boilerplate: bool = True
 
     def __post_init__(self):
-        checks = [
-            (self.input_format in INPUT_FORMATS, f"--input_format must be one of {INPUT_FORMATS}"),
-            (self.segmenter in SEGMENTERS, f"--segmenter must be one of {SEGMENTERS}"),
-            (self.recipe in RECIPES, f"--recipe must be one of {RECIPES}"),
-            (self.max_seq_length >= 8, "--max_seq_length must be at least 8"),
-            (0 < self.max_predictions_per_seq <= self.max_seq_length,
-             "--max_predictions_per_seq must be in 1..max_seq_length"),
-            (0.0 < self.masked_lm_prob < 1.0, "--masked_lm_prob must be in (0, 1)"),
-            (0.0 <= self.short_seq_prob <= 1.0, "--short_seq_prob must be in [0, 1]"),
-            (self.dupe_factor >= 1, "--dupe_factor must be at least 1"),
-            (self.num_shards >= 0, "--num_shards must be 0 (automatic) or more"),
-            (self.max_document_chars > 0, "--max_document_chars must be positive"),
+        _check([
+            (0 < self.max_document_chars <= 100_000_000, "--max_document_chars must be in 1..100,000,000"),
             (0 <= self.min_document_chars <= self.max_document_chars,
              "--min_document_chars must be in 0..max_document_chars"),
             (0.0 <= self.min_cjk_share <= 1.0, "--min_cjk_share must be in [0, 1]"),
             (self.dedup in ("exact", "none"), "--dedup must be exact or none"),
             (0.0 <= self.near_duplicate_threshold < 1.0, "--near_duplicate_threshold must be in [0, 1)"),
-            (self.jsonl_preset is None or self.jsonl_preset in JSONL_PRESETS,
-             f"--jsonl_preset must be one of {', '.join(JSONL_PRESETS)}"),
-            (bool(self.input_patterns or self.sources), "--input or --source is required"),
-            (len({s.name for s in self.all_sources}) == len(self.all_sources), "source names must be unique"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        ])
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationConfig:
+    segmenter: str  # the recipe's unless given
+    ltp_model: str = None  # local or gs:// file or folder, or a Hugging Face hub id (LTP/legacy)
+    user_dict: str = None  # words the segmenter must keep whole (jieba's format); local or gs://
+    cache: str = "auto"  # folder of `wwm segment` caches; "auto": beside parquet input; "none"
+    fallback: str = None  # why the recipe's segmenter could not be used, when another one stood in
+
+    def __post_init__(self):
+        _check([(self.segmenter in SEGMENTERS, f"--segmenter must be one of {', '.join(SEGMENTERS)}")])
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One training phase's data: its sequence length and prediction budget."""
+    max_seq_length: int
+    max_predictions_per_seq: int
 
     @property
-    def all_sources(self) -> tuple:
-        """--input (with --input_format, --jsonl_preset, ...) as a source of its own, then --source ones."""
-        own = ()
-        if self.input_patterns:
-            own = (SourceSpec(name=self.jsonl_preset or self.input_format, input_format=self.input_format,
-                              patterns=tuple(self.input_patterns), jsonl_preset=self.jsonl_preset,
-                              text_field=self.text_field, title_field=self.title_field,
-                              opencc_config=self.opencc_config),)
-        return own + tuple(self.sources)
+    def folder(self) -> str:
+        return f"seq{self.max_seq_length}"
+
+
+@dataclasses.dataclass(frozen=True)
+class InstancesConfig:
+    """Fields without a default come from the recipe (``instances_from_recipe``)."""
+    phases: tuple  # Phase per training phase, shortest first
+    recipe: str
+    sentence_task: str
+    paired_input: bool  # sentence_task none: Google's A/B pairs anyway (HFL's RoBERTa-wwm), else one segment
+    masking: str
+    masked_lm_prob: float
+    short_seq_prob: float
+    dupe_factor: int
+    pack_across_documents: bool = False  # sentence_task none, one segment: RoBERTa's FULL-SENTENCES
+    random_seed: int = 12345
+    vocab_file: str = None  # None: Google's bert-base-chinese vocabulary, bundled
+    do_lower_case: bool = True
+    allow_fewer_predictions: bool = False  # the user means a budget below the masked share
+
+    def __post_init__(self):
+        _check([
+            (self.recipe in RECIPES, f"--recipe must be one of {', '.join(RECIPES)}"),
+            (self.sentence_task in SENTENCE_TASKS, f"--sentence_task must be one of {', '.join(SENTENCE_TASKS)}"),
+            (self.masking in MASKING, f"--masking must be one of {', '.join(MASKING)}"),
+            (0.0 < self.masked_lm_prob < 1.0, "--masked_lm_prob must be in (0, 1)"),
+            (0.0 <= self.short_seq_prob <= 1.0, "--short_seq_prob must be in [0, 1]"),
+            (1 <= self.dupe_factor <= MAX_DUPE_FACTOR, f"--dupe_factor must be in 1..{MAX_DUPE_FACTOR}"),
+            (bool(self.phases), "at least one --max_seq_length is needed"),
+            (not self.pack_across_documents or (self.sentence_task == "none" and not self.paired_input),
+             "--pack_across_documents packs single segments: it needs --sentence_task none --paired_input false "
+             "(NSP and SOP pairs come from one document each)"),
+        ])
+        lengths = [phase.max_seq_length for phase in self.phases]
+        _check([(len(set(lengths)) == len(lengths), f"--max_seq_length lists a length twice: {lengths}")])
+        for phase in self.phases:
+            length, predictions = phase.max_seq_length, phase.max_predictions_per_seq
+            least = minimum_max_predictions(length, self.masked_lm_prob)
+            _check([
+                (8 <= length <= MAX_SEQ_LENGTH_LIMIT, f"--max_seq_length must be in 8..{MAX_SEQ_LENGTH_LIMIT}, "
+                 f"not {length}"),
+                (0 < predictions <= length, f"--max_predictions_per_seq {predictions} must be in 1..{length} "
+                 f"(max_seq_length {length})"),
+                (predictions >= least or self.allow_fewer_predictions,
+                 f"--max_predictions_per_seq {predictions} caps masking below --masked_lm_prob "
+                 f"{self.masked_lm_prob:g} at max_seq_length {length}: use at least {least} (Google's README value: "
+                 f"{default_max_predictions(length, self.masked_lm_prob)}), or pass --allow_fewer_predictions "
+                 "if you mean it"),
+            ])
 
     @property
-    def masking(self) -> MaskingConfig:
-        return MaskingConfig(
-            max_seq_length=self.max_seq_length,
-            max_predictions_per_seq=self.max_predictions_per_seq,
-            masked_lm_prob=self.masked_lm_prob,
-            short_seq_prob=self.short_seq_prob,
-        )
+    def trains_sentence_task(self) -> bool:
+        """Whether the data carries a sentence-level label the trainer should learn (NSP or SOP)."""
+        return self.sentence_task in ("nsp", "sop")
 
-    def to_json(self) -> dict:
-        values = dataclasses.asdict(self)
-        values["input_patterns"] = list(self.input_patterns)
-        values["sources"] = [dataclasses.asdict(source) for source in self.sources]
-        return values
+    @property
+    def pairs(self) -> bool:
+        """Whether instances are [CLS] A [SEP] B [SEP] (NSP, SOP, or HFL's paired input without a task)."""
+        return self.sentence_task != "none" or self.paired_input
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    path: str
+    output_format: str = "tfrecord"
+    num_shards: int = 0  # 0: chosen from the input size
+    overwrite: bool = False
+    balance_shards: bool = False
+
+    def __post_init__(self):
+        _check([
+            (self.output_format in OUTPUT_FORMATS, f"--output_format must be one of {', '.join(OUTPUT_FORMATS)}"),
+            (0 <= self.num_shards <= MAX_SHARDS, f"--num_shards must be in 0 (automatic)..{MAX_SHARDS:,}"),
+        ])
+
+    @property
+    def tfrecord(self) -> bool:
+        return self.output_format in ("tfrecord", "both")
+
+    @property
+    def parquet(self) -> bool:
+        return self.output_format in ("parquet", "both")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    beam_args: tuple = ()  # flags for Beam's PipelineOptions (--runner, --project, ...)
+    progress: str = "auto"  # auto | on | off
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    sources: tuple
+    output: OutputConfig
+    cleaning: CleaningConfig = CleaningConfig()
+    segmentation: SegmentationConfig = None  # None for commands that do not segment
+    instances: InstancesConfig = None  # None for commands that make no instances
+    runner: RunnerConfig = RunnerConfig()
+    overrides: tuple = ()  # recipe settings the user set explicitly
+
+    def __post_init__(self):
+        names = [source.name for source in self.sources]
+        _check([(bool(self.sources), "--input or --source is required"),
+                (len(set(names)) == len(names), f"source names must be unique: {names}")])
+
+    @property
+    def patterns(self) -> list:
+        return [pattern for source in self.sources for pattern in source.patterns]
+
+    def to_json(self, *, sections=("sources", "cleaning", "segmentation", "instances", "output", "runner")) -> dict:
+        """The sections a command used, as plain JSON values (tuples become lists)."""
+        values = {}
+        for name in sections:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            values[name] = ([dataclasses.asdict(source) for source in value] if name == "sources"
+                            else dataclasses.asdict(value))
+        if "instances" in sections and self.instances is not None:
+            values["overrides"] = list(self.overrides)
+        return json.loads(json.dumps(values))
+
+    @classmethod
+    def from_json(cls, values: dict) -> "RunConfig":
+        """The tree back from a manifest's ``config`` (sections absent there take their defaults)."""
+        sources = tuple(SourceSpec(**{**source, "patterns": tuple(source["patterns"])})
+                        for source in values.get("sources", []))
+        instances = values.get("instances")
+        if instances is not None:
+            instances = InstancesConfig(**{**instances, "phases": tuple(Phase(**p) for p in instances["phases"])})
+        runner = values.get("runner") or {}
+        segmentation = values.get("segmentation")
+        return cls(sources=sources or (SourceSpec("unknown", "text", ("-",), "none"),),
+                   output=OutputConfig(**values["output"]) if "output" in values else OutputConfig(path="-"),
+                   cleaning=CleaningConfig(**values.get("cleaning", {})),
+                   segmentation=SegmentationConfig(**segmentation) if segmentation else None,
+                   instances=instances,
+                   runner=RunnerConfig(**{**runner, "beam_args": tuple(runner.get("beam_args", ()))}),
+                   overrides=tuple(values.get("overrides", ())))
+
+
+def phases_for(max_seq_lengths, max_predictions=None, *, masked_lm_prob: float) -> tuple:
+    """Phases from the lengths and, optionally, their prediction budgets (one for all, or one per
+    length); a missing budget follows from the length (Google's README values)."""
+    lengths = tuple(max_seq_lengths)
+    if max_predictions is None or len(max_predictions) == 0:
+        budgets = [default_max_predictions(length, masked_lm_prob) for length in lengths]
+    elif len(max_predictions) == 1:
+        budgets = list(max_predictions) * len(lengths)
+    elif len(max_predictions) == len(lengths):
+        budgets = list(max_predictions)
+    else:
+        raise UsageError(f"--max_predictions_per_seq gives {len(max_predictions)} values for {len(lengths)} lengths")
+    return tuple(sorted((Phase(length, budget) for length, budget in zip(lengths, budgets)),
+                        key=lambda phase: phase.max_seq_length))
+
+
+def instances_from_recipe(name: str = DEFAULT_RECIPE, **overrides) -> InstancesConfig:
+    """The recipe's instance settings, with ``overrides`` (InstancesConfig fields, or
+    ``max_seq_lengths`` / ``max_predictions`` lists) applied."""
+    recipe = RECIPES[name] if name in RECIPES else None
+    if recipe is None:
+        raise UsageError(f"--recipe must be one of {', '.join(RECIPES)}")
+    masked_lm_prob = overrides.get("masked_lm_prob", recipe.masked_lm_prob)
+    lengths = overrides.pop("max_seq_lengths", None) or recipe.max_seq_lengths
+    predictions = overrides.pop("max_predictions", None)
+    values = dict(recipe=name, sentence_task=recipe.sentence_task, paired_input=recipe.paired_input,
+                  masking=recipe.masking, masked_lm_prob=recipe.masked_lm_prob, short_seq_prob=recipe.short_seq_prob,
+                  dupe_factor=recipe.dupe_factor)
+    values.update(overrides)
+    if "sentence_task" in overrides and "paired_input" not in overrides:
+        # A task chosen by hand: pairs for NSP and SOP, one segment without a task.
+        values["paired_input"] = values["sentence_task"] != "none"
+    return InstancesConfig(phases=phases_for(lengths, predictions, masked_lm_prob=masked_lm_prob), **values)

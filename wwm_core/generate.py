@@ -1,47 +1,94 @@
-"""From a bucket of raw documents to the TFRecord bytes of one shard: the whole per-shard work.
+"""From a bucket of documents to the bytes of its shards: the whole per-shard work, for every phase.
 
 The pipeline hashes documents into buckets; everything a bucket needs (its documents, the seed,
 the configuration) is an explicit input here, so a shard's bytes depend on nothing else: not on
-the runner, the number of workers, bundle order or retries.
+the runner, the number of workers, bundle order or retries. A bucket is segmented and tokenized
+once; each phase (sequence length) then plans, masks and encodes its instances from the same
+tokens, batch by batch, so what a worker holds is the bucket's token arrays, its plans and one
+batch, never a shard's worth of instances.
 """
 import collections
+import dataclasses
+import math
 import random
 
 import numpy as np
 
 from wwm_core.hashing import stable_hash
-from wwm_core.instances import (SpecialIds, TokenPool, bert_wwm_plans, masked_batch, roberta_wwm_ext_plans,
-                                sentence_offsets)
-from wwm_core.records import ExampleEncoder, tfrecord_frames
+from wwm_core.instances import (SpecialIds, TokenPool, drop_leading_separators, make_batch, packed_pool,
+                                pair_plans, sentence_offsets, single_segment_plans,
+                                single_segment_ranges)
+from wwm_core.records import ExampleEncoder, feature_values, schema, tfrecord_frames
+from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
 from wwm_core.word_boundaries import segment_documents
 
 BATCH_ROWS = 2048  # instances masked and encoded together: big enough to amortize numpy calls
+TOP_UNKNOWN_CHARACTERS = 50  # per shard, of the characters the vocabulary lacks
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedBucket:
+    """A bucket's documents as tokens: what every phase makes its instances from."""
+    doc_ids: list
+    doc_lengths: list  # per document, its sentences' token counts (sentences without tokens left out)
+    pool: TokenPool
+
+
+def histogram_key(name: str, value: int, *, width: int = 1, log2: bool = False) -> str:
+    """The counter a value is counted under: ``hist.NAME.LOWER_EDGE`` (bins of ``width``, or
+    powers of two), so histograms add up across shards like any counter."""
+    if log2:
+        edge = 0 if value < 1 else 1 << int(math.log2(value))
+    else:
+        edge = value // width * width
+    return f"hist.{name}.{edge}"
+
+
+def count_histogram(stats, name: str, values, *, width: int = 1, log2: bool = False) -> None:
+    values = np.asarray(values, dtype=np.int64)
+    if not len(values):
+        return
+    if log2:
+        edges = np.where(values < 1, 0, 1 << np.floor(np.log2(np.maximum(values, 1))).astype(np.int64))
+    else:
+        edges = values // width * width
+    found, counts = np.unique(edges, return_counts=True)
+    for edge, count in zip(found.tolist(), counts.tolist()):
+        stats[f"hist.{name}.{edge}"] += count
 
 
 class ShardMaker:
-    """Holds what is loaded once per worker: tokenizer, segmenter, encoder."""
+    """Holds what is loaded once per worker: tokenizer, segmenter, encoders."""
 
-    def __init__(self, *, config, vocab, segmenter):
-        self.config = config
+    def __init__(self, *, instances, output, vocab, segmenter, max_document_chars: int):
+        self.instances = instances
+        self.output = output
         self.segmenter = segmenter
-        self.tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=config.do_lower_case)
+        self.max_document_chars = max_document_chars
+        self.tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=instances.do_lower_case)
+        self.vocab = vocab
         self.special = SpecialIds(cls=vocab.id_of("[CLS]"), sep=vocab.id_of("[SEP]"),
                                   mask=vocab.id_of("[MASK]"), vocab_size=vocab.size)
-        self.encoder = ExampleEncoder(max_seq_length=config.max_seq_length,
-                                      max_predictions_per_seq=config.max_predictions_per_seq,
-                                      vocab_size=vocab.size)
+        self.unknown_id = vocab.id_of("[UNK]")
+        self.encoders = {phase: ExampleEncoder(schema(instances.masking), max_seq_length=phase.max_seq_length,
+                                               max_predictions_per_seq=phase.max_predictions_per_seq,
+                                               vocab_size=vocab.size)
+                         for phase in instances.phases}
+        self.parquet_features = schema(instances.masking, parquet=True)
 
-    def prepare(self, documents, stats: collections.Counter, dead_letters: list, *, word_cache=None):
-        """Documents -> (kept document ids, sentence token counts per document, TokenPool),
-        filtering with counted reasons; documents the segmenter fails on go to ``dead_letters``.
-        ``word_cache`` ({sentence key: word lengths}) spares segmenting sentences it holds."""
+    # ---------------------------------------------------------------- once per bucket
+
+    def prepare(self, documents, stats: collections.Counter, dead_letters: list, *, word_cache=None) -> PreparedBucket:
+        """Documents -> their tokens and word groups, filtering with counted reasons; documents
+        the segmenter fails on go to ``dead_letters``. ``word_cache`` ({sentence key: word
+        lengths}) spares segmenting sentences it holds."""
         kept = []
         for document in documents:
             num_chars = sum(map(len, document.sentences))
             if num_chars == 0:
                 stats["documents_filtered.empty"] += 1
-            elif num_chars > self.config.max_document_chars:
+            elif num_chars > self.max_document_chars:
                 stats["documents_filtered.too_long"] += 1
             else:
                 kept.append(document)
@@ -70,7 +117,8 @@ class ShardMaker:
                 doc_lengths.append(lengths)
             else:
                 stats["documents_filtered.no_tokens"] += 1
-        stats["tokens"] += len(tokenized.ids)
+        stats["documents_out"] += len(doc_ids)
+        self._count_text(stats, kept, sentences, words, tokenized)
         # Sentences and documents without tokens contribute no tokens, so the flat arrays are
         # exactly the kept documents' tokens, in order.
         pool = TokenPool(
@@ -78,35 +126,137 @@ class ShardMaker:
             group_start=grouping.group_start,
             doc_offsets=np.cumsum([0] + [sum(lengths) for lengths in doc_lengths], dtype=np.int64),
         )
-        return doc_ids, doc_lengths, pool
+        return PreparedBucket(doc_ids, doc_lengths, pool)
 
-    def plans(self, doc_ids, doc_lengths):
-        """Every instance plan of a bucket, dupe by dupe, each document with its own seeded generator."""
-        config = self.config
-        make_plans = bert_wwm_plans if config.recipe == "bert-wwm" else roberta_wwm_ext_plans
-        offsets = [sentence_offsets(lengths) for lengths in doc_lengths]
+    def _count_text(self, stats, documents, sentences, words, tokenized) -> None:
+        """What the report shows of the text: lengths, words, unknown characters."""
+        sentence_lengths = [len(text) for text in sentences]
+        stats["sentences"] += len(sentence_lengths)
+        stats["characters"] += sum(sentence_lengths)
+        stats["tokens"] += len(tokenized.ids)
+        count_histogram(stats, "document_chars", [sum(map(len, d.sentences)) for d in documents], log2=True)
+        count_histogram(stats, "sentence_chars", sentence_lengths, log2=True)
+        word_lengths = [length for lengths in words if lengths is not None for length in lengths]
+        count_histogram(stats, "word_chars", np.minimum(word_lengths, 16))
+        unknown = np.flatnonzero(tokenized.ids == self.unknown_id)
+        stats["tokens.unknown"] += len(unknown)
+        if len(unknown):
+            sentence_of = np.repeat(np.arange(len(sentences)), tokenized.sentence_tokens)[unknown]
+            texts = collections.Counter(sentences[s][a:b] for s, a, b in zip(
+                sentence_of.tolist(), tokenized.starts[unknown].tolist(), tokenized.ends[unknown].tolist()))
+            for text, count in texts.most_common(TOP_UNKNOWN_CHARACTERS):
+                stats[f"unknown_token_text.{text}"] += count
+
+    def instance_batches(self, documents, *, shard_index: int, stats, dead_letters: list, word_cache=None):
+        """A bucket's documents -> (phase, InstanceBatch) for every phase in turn, in shard
+        order, counted in ``stats``. Documents are sorted by id first (GroupByKey order is not
+        stable); a repeated id keeps its first document and dead-letters the others."""
+        unique, seen = [], set()
+        for document in sorted(documents, key=lambda d: d.id):
+            if document.id in seen:
+                stats["dead_lettered.duplicate_document_id"] += 1
+                dead_letters.append(BadRecord(document.id, "duplicate_document_id",
+                                              "another document has this id (is an input listed twice?)",
+                                              document.sentences[0][:200] if document.sentences else ""))
+                continue
+            seen.add(document.id)
+            unique.append(document)
+        bucket = self.prepare(unique, stats, dead_letters, word_cache=word_cache)
+        for phase in self.instances.phases:
+            if not self.instances.pairs:
+                self.count_other_layout(bucket, phase, stats)
+            for batch in self.phase_batches(bucket, phase, shard_index=shard_index, stats=stats):
+                self.count_batch(stats, batch, phase)
+                yield phase, batch
+
+    # ---------------------------------------------------------------- once per phase
+
+    def plans(self, bucket: PreparedBucket, phase, *, shard_index: int, stats) -> list:
+        """Every instance plan of a bucket for one phase, in the shard's (shuffled) order. Each
+        document's plans come from its own generator, seeded by (seed, document, dupe): the
+        plans of one phase never depend on the other phases or on the bucket's other documents
+        (except as the pool random-next segments are drawn from)."""
+        config = self.instances
+        plans = []
+        if config.pack_across_documents:
+            return self._packed_plans(bucket, phase, shard_index=shard_index)
+        offsets = [sentence_offsets(lengths) for lengths in bucket.doc_lengths]
+        task = config.sentence_task
+        make_plans = pair_plans if config.pairs else single_segment_plans
         for dupe in range(config.dupe_factor):
-            for index, doc_id in enumerate(doc_ids):
+            for index, doc_id in enumerate(bucket.doc_ids):
                 rng = random.Random(stable_hash(config.random_seed, doc_id, dupe))
-                yield from make_plans(doc_lengths, index, rng=rng, config=config.masking, offsets=offsets)
-
-    def shard_records(self, documents, *, shard_index: int, word_cache=None):
-        """Returns (framed TFRecord bytes in shard order, stats, dead letters) for one bucket."""
-        stats, dead_letters = collections.Counter(), []
-        documents = sorted(documents, key=lambda d: d.id)  # GroupByKey order is not stable
-        ids = [d.id for d in documents]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate document ids in shard {shard_index}; are input files listed twice?")
-        doc_ids, doc_lengths, pool = self.prepare(documents, stats, dead_letters, word_cache=word_cache)
-        stats["documents_out"] += len(doc_ids)
-        records, plans = [], list(self.plans(doc_ids, doc_lengths))
-        for first in range(0, len(plans), BATCH_ROWS):
-            batch = masked_batch(plans[first:first + BATCH_ROWS], pool, special=self.special,
-                                 config=self.config.masking)
-            stats["masked_tokens"] += int(batch.num_masked.sum())
-            records.extend(tfrecord_frames(self.encoder.encode_batch(batch)))
+                plans.extend(make_plans(bucket.doc_lengths, index, rng=rng, phase=phase,
+                                        short_seq_prob=config.short_seq_prob, task=task, offsets=offsets, stats=stats))
         # Google shuffles all instances; we shuffle within the shard, seeded by the shard.
-        order = np.random.default_rng(stable_hash(self.config.random_seed, "shard", shard_index)).permutation(len(records))
-        records = [records[i] for i in order.tolist()]
-        stats["instances"] += len(records)
-        return records, stats, dead_letters
+        order = np.random.default_rng(stable_hash(config.random_seed, "shard", shard_index)).permutation(len(plans))
+        return [plans[i] for i in order.tolist()]
+
+    def _packed_plans(self, bucket: PreparedBucket, phase, *, shard_index: int):
+        """FULL-SENTENCES: per dupe, the bucket's documents in a seeded order as one stream."""
+        config, plans = self.instances, []
+        for dupe in range(config.dupe_factor):
+            seed = stable_hash(config.random_seed, "pack", shard_index, dupe)
+            order = np.random.default_rng(seed).permutation(len(bucket.doc_ids))
+            stream, lengths = packed_pool(bucket.pool, bucket.doc_lengths, order, special=self.special)
+            dupe_plans = single_segment_plans([lengths], 0, rng=random.Random(seed), phase=phase)
+            plans.append((stream, drop_leading_separators(dupe_plans, stream, special=self.special)))
+        return plans
+
+    def count_other_layout(self, bucket: PreparedBucket, phase, stats) -> None:
+        """One segment per instance: what the other layout (packed across documents, or one
+        document each) would have made of this bucket, so the manifest can show both padding
+        shares. Counted as ``phase.<length>.{packed,unpacked}_{instances,tokens}``."""
+        prefix = f"phase.{phase.max_seq_length}."
+        content = int(bucket.pool.doc_offsets[-1])  # the bucket's tokens
+        dupes = self.instances.dupe_factor
+        budget = phase.max_seq_length - 2
+        if self.instances.pack_across_documents:
+            count = sum(len(single_segment_ranges(lengths, budget=budget)) for lengths in bucket.doc_lengths)
+            stats[prefix + "unpacked_instances"] += dupes * count
+            stats[prefix + "unpacked_tokens"] += dupes * (content + 2 * count)
+        else:
+            stream = [length + (rank > 0 and first) for rank, lengths in enumerate(bucket.doc_lengths)
+                      for first, length in ((i == 0, length) for i, length in enumerate(lengths))]
+            count = len(single_segment_ranges(stream, budget=budget))
+            separators = max(0, len(bucket.doc_ids) - 1)
+            stats[prefix + "packed_instances"] += dupes * count
+            stats[prefix + "packed_tokens"] += dupes * (content + separators + 2 * count)
+
+    def phase_batches(self, bucket: PreparedBucket, phase, *, shard_index: int, stats):
+        """The phase's instances in shard order, as InstanceBatches of at most BATCH_ROWS rows."""
+        config = self.instances
+        plans = self.plans(bucket, phase, shard_index=shard_index, stats=stats)
+        if config.pack_across_documents:  # one stream per dupe, each its own pool
+            chunks = [(stream, dupe_plans[first:first + BATCH_ROWS]) for stream, dupe_plans in plans
+                      for first in range(0, len(dupe_plans), BATCH_ROWS)]
+        else:
+            chunks = [(bucket.pool, plans[first:first + BATCH_ROWS]) for first in range(0, len(plans), BATCH_ROWS)]
+        for pool, chunk in chunks:
+            yield make_batch(chunk, pool, special=self.special, phase=phase, masked_lm_prob=config.masked_lm_prob,
+                             masking=config.masking, with_word_ids=self.output.parquet)
+
+    def count_batch(self, stats, batch, phase) -> None:
+        """Per-phase counters (``phase.<length>.*``) of one batch: instances, tokens, padding,
+        masks, labels, and the report's histograms."""
+        prefix = f"phase.{phase.max_seq_length}."
+        stats[prefix + "instances"] += len(batch)
+        stats[prefix + "instance_tokens"] += int(batch.lengths.sum())
+        stats[prefix + "padding_tokens"] += int(len(batch) * phase.max_seq_length - batch.lengths.sum())
+        stats[prefix + "label_1"] += int(batch.labels.sum())
+        count_histogram(stats, prefix + "instance_tokens", batch.lengths, width=max(1, phase.max_seq_length // 32))
+        if batch.num_masked is not None:
+            stats[prefix + "masked_tokens"] += int(batch.num_masked.sum())
+            count_histogram(stats, prefix + "masked_per_instance", batch.num_masked)
+            for size, count in enumerate(batch.masked_group_sizes.tolist()):
+                if count:
+                    stats[f"hist.{prefix}masked_word_tokens.{min(size, 16)}"] += count
+
+    def parquet_columns(self, batch, phase) -> dict:
+        """{Parquet column: (n, length) values} of a batch, from the schema."""
+        return {feature.parquet_name: feature_values(batch, feature, max_seq_length=phase.max_seq_length,
+                                                     max_predictions_per_seq=phase.max_predictions_per_seq)
+                for feature in self.parquet_features}
+
+    def tfrecord_bytes(self, batch, phase) -> bytes:
+        return b"".join(tfrecord_frames(self.encoders[phase].encode_batch(batch)))

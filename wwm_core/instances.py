@@ -3,20 +3,25 @@
 1. Planning (per document, plain Python on sentence lengths): Google's choice of segments, NSP
    partners and truncation, driven by a ``random.Random`` seeded from (seed, document, dupe).
    A plan is only token ranges: segment A is always a contiguous range of one document, and so is
-   segment B (from the same document, or from a random one for NSP).
+   segment B (from the same document, or from a random one for NSP). The sentence tasks:
+     nsp   Google's: B is A's continuation, or (label 1) a random segment of another document
+     sop   ALBERT's: A and B are consecutive segments of one document, swapped (label 1) half the time
+     none  one segment of consecutive sentences (RoBERTa's DOC-SENTENCES), or packed across
+           documents with [SEP] between them (FULL-SENTENCES); or, with paired input, Google's
+           NSP pairs with the label left at 0 (how HFL made RoBERTa-wwm's data)
 2. Materializing and masking (per batch of plans, vectorized with numpy): the ranges are gathered
    into padded matrices and whole words are masked for all rows at once. Each row's random draws
    come from a SplitMix64 stream keyed by a 63-bit seed its plan drew from its document's
    ``random.Random``, so a row's masks depend only on (seed, document, dupe), never on batching.
+   With dynamic masking nothing is masked here: each token's whole-word group (``word_ids``) is
+   written instead, for the trainer to mask anew every epoch.
 """
 import bisect
 import dataclasses
 import random
+import typing
 
 import numpy as np
-
-RECIPES = ("bert-wwm", "roberta-wwm-ext")
-
 
 @dataclasses.dataclass(frozen=True)
 class SpecialIds:
@@ -26,24 +31,16 @@ class SpecialIds:
     vocab_size: int
 
 
-@dataclasses.dataclass(frozen=True)
-class MaskingConfig:
-    max_seq_length: int
-    max_predictions_per_seq: int
-    masked_lm_prob: float
-    short_seq_prob: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """[CLS] A [SEP] (B [SEP]): token ranges [start, end) into documents of the pool."""
+class Plan(typing.NamedTuple):
+    """[CLS] A [SEP] (B [SEP]): token ranges [start, end) into documents of the pool. A tuple, so
+    a bucket's plans become one integer matrix for ``gather``."""
     a_doc: int
     a_start: int
     a_end: int
-    b_doc: int  # -1: no segment B (roberta-wwm-ext)
+    b_doc: int  # -1: no segment B
     b_start: int
     b_end: int
-    is_random_next: bool
+    label: int  # next_sentence_labels: nsp 1 = B is random; sop 1 = swapped; none 0
     seed: int  # keys this row's masking draws
 
 
@@ -85,21 +82,26 @@ def _uniform_int(rng: random.Random, low: int, high: int) -> int:
     return low + int(rng.random() * (high - low + 1))
 
 
-def bert_wwm_plans(documents, document_index, *, rng: random.Random, config: MaskingConfig, offsets=None):
-    """Google's create_instances_from_document (with NSP), over sentence token counts.
+def pair_plans(documents, document_index, *, rng: random.Random, phase, short_seq_prob: float, task: str = "nsp",
+               offsets=None, stats=None):
+    """Google's create_instances_from_document over sentence token counts: NSP pairs (``task``
+    "nsp"; "none" writes the same pairs with label 0, HFL's paired input), or ALBERT's SOP pairs
+    ("sop": B is always A's continuation, and the two are swapped half the time).
 
     ``documents`` is the pool random next segments come from, each a list of sentence lengths
     (in the pipeline: the documents of one bucket, so no worker holds the corpus); ``offsets``,
     if given, holds each document's sentence start offsets (``sentence_offsets``), computed once.
+    ``stats`` counts random-next segments that had to come from A's own document.
     """
     if offsets is None:
         offsets = [sentence_offsets(d) for d in documents]
     document, starts = documents[document_index], offsets[document_index]
     num_sentences, last_document = len(document), len(documents) - 1
-    max_num_tokens = config.max_seq_length - 3
+    max_num_tokens = phase.max_seq_length - 3
     target_seq_length = max_num_tokens
-    if rng.random() < config.short_seq_prob:
+    if rng.random() < short_seq_prob:
         target_seq_length = _uniform_int(rng, 2, max_num_tokens)
+    sop = task == "sop"
 
     plans = []
     chunk_start, chunk_size, current_length = 0, 0, 0
@@ -110,9 +112,16 @@ def bert_wwm_plans(documents, document_index, *, rng: random.Random, config: Mas
         chunk_size += 1
         current_length += document[i]
         if i == num_sentences - 1 or current_length >= target_seq_length:
+            if sop and chunk_size == 1:
+                plans.append(_single_sentence_sop_plan(document_index, starts[chunk_start],
+                                                       starts[chunk_start + 1], rng=rng,
+                                                       max_num_tokens=max_num_tokens))
+                chunk_size, current_length = 0, 0
+                i += 1
+                continue
             a_end = _uniform_int(rng, 1, chunk_size - 1) if chunk_size >= 2 else 1
             a_first, a_last = starts[chunk_start], starts[chunk_start + a_end]
-            is_random_next = chunk_size == 1 or rng.random() < 0.5
+            is_random_next = not sop and (chunk_size == 1 or rng.random() < 0.5)
             if is_random_next:
                 target_b_length = target_seq_length - (a_last - a_first)
                 b_doc = document_index
@@ -120,6 +129,8 @@ def bert_wwm_plans(documents, document_index, *, rng: random.Random, config: Mas
                     b_doc = _uniform_int(rng, 0, last_document)
                     if b_doc != document_index:
                         break
+                if b_doc == document_index and stats is not None:
+                    stats["random_next_from_same_document"] += 1
                 b_starts = offsets[b_doc]
                 random_start = _uniform_int(rng, 0, len(b_starts) - 2)
                 b_first = b_starts[random_start]
@@ -133,34 +144,61 @@ def bert_wwm_plans(documents, document_index, *, rng: random.Random, config: Mas
                 b_first, b_last = starts[chunk_start + a_end], starts[chunk_start + chunk_size]
             drop_a, drop_b = truncated_lengths(a_last - a_first, b_last - b_first, max_num_tokens)
             a_front, b_front = _front_share(drop_a, rng), _front_share(drop_b, rng)
-            plans.append(Plan(document_index, a_first + a_front, a_last - drop_a + a_front,
-                              b_doc, b_first + b_front, b_last - drop_b + b_front,
-                              is_random_next, rng.getrandbits(63)))
+            a = (document_index, a_first + a_front, a_last - drop_a + a_front)
+            b = (b_doc, b_first + b_front, b_last - drop_b + b_front)
+            label = int(is_random_next) if task == "nsp" else 0
+            if sop and rng.random() < 0.5:
+                a, b, label = b, a, 1
+            plans.append(Plan(*a, *b, label, rng.getrandbits(63)))
             chunk_size, current_length = 0, 0
         i += 1
     return plans
 
 
-def roberta_wwm_ext_plans(documents, document_index, *, rng: random.Random, config: MaskingConfig, offsets=None):
-    """No NSP: consecutive sentences of one document packed into [CLS] ... [SEP].
+def _single_sentence_sop_plan(document_index, first, last, *, rng, max_num_tokens):
+    """SOP needs two consecutive segments; a chunk of one sentence is cut inside the sentence (at a
+    uniformly random token), and a one-token sentence makes a single-segment instance."""
+    length = last - first
+    if length < 2:
+        return Plan(document_index, first, last, -1, 0, 0, 0, rng.getrandbits(63))
+    cut = first + _uniform_int(rng, 1, length - 1)
+    drop_a, drop_b = truncated_lengths(cut - first, last - cut, max_num_tokens)
+    a_front, b_front = _front_share(drop_a, rng), _front_share(drop_b, rng)
+    a = (document_index, first + a_front, cut - drop_a + a_front)
+    b = (document_index, cut + b_front, last - drop_b + b_front)
+    label = 0
+    if rng.random() < 0.5:
+        a, b, label = b, a, 1
+    return Plan(*a, *b, label, rng.getrandbits(63))
 
-    Instances never cross a document boundary (RoBERTa's DOC-SENTENCES); a document's last
-    instance may be short. A sentence longer than the budget is cut into budget-sized pieces.
-    """
-    budget = config.max_seq_length - 2
-    plans = []
+
+def single_segment_ranges(sentence_lengths, *, budget: int) -> list:
+    """[start, end) token ranges of consecutive whole sentences, each at most ``budget`` tokens; a
+    sentence longer than the budget is cut into budget-sized pieces."""
+    ranges = []
     start = end = 0
-    for length in documents[document_index]:
+    for length in sentence_lengths:
         sentence_start, sentence_end = end, end + length
         for piece_start in range(sentence_start, sentence_end, budget):
             piece_end = min(piece_start + budget, sentence_end)
             if piece_end - start > budget:
-                plans.append(Plan(document_index, start, end, -1, 0, 0, False, rng.getrandbits(63)))
+                ranges.append((start, end))
                 start = piece_start
             end = piece_end
     if end > start:
-        plans.append(Plan(document_index, start, end, -1, 0, 0, False, rng.getrandbits(63)))
-    return plans
+        ranges.append((start, end))
+    return ranges
+
+
+def single_segment_plans(documents, document_index, *, rng: random.Random, phase, **_):
+    """No sentence task: consecutive sentences of one document packed into [CLS] ... [SEP].
+
+    Instances never cross a document boundary (RoBERTa's DOC-SENTENCES); a document's last
+    instance may be short. (Packing across documents runs this over a stream of documents:
+    ``packed_pool``.)
+    """
+    return [Plan(document_index, start, end, -1, 0, 0, 0, rng.getrandbits(63))
+            for start, end in single_segment_ranges(documents[document_index], budget=phase.max_seq_length - 2)]
 
 
 # ------------------------------------------------ step 2: gather and mask a batch (vectorized)
@@ -174,14 +212,17 @@ class TokenPool:
 
 
 @dataclasses.dataclass(frozen=True)
-class MaskedBatch:
-    input_ids: np.ndarray  # (n, max_seq_length) int32, masked, zero-padded
+class InstanceBatch:
+    """Rows of instances as the output schema (``records.SCHEMAS``) reads them."""
+    input_ids: np.ndarray  # (n, max_seq_length) int32, masked (static) or not (dynamic), zero-padded
     lengths: np.ndarray  # (n,) real tokens per row
     segment_ids: np.ndarray  # (n, max_seq_length) uint8
-    masked_positions: np.ndarray  # (n, max_predictions_per_seq) int32, sorted, zero-padded
-    masked_ids: np.ndarray  # (n, max_predictions_per_seq) int32, the original ids
-    num_masked: np.ndarray  # (n,)
-    is_random_next: np.ndarray  # (n,) bool
+    labels: np.ndarray  # (n,) uint8 next_sentence_labels
+    word_ids: np.ndarray = None  # (n, max_seq_length) int32: whole-word group 1, 2, ...; 0 off words
+    masked_positions: np.ndarray = None  # (n, max_predictions_per_seq) int32, sorted, zero-padded
+    masked_ids: np.ndarray = None  # (n, max_predictions_per_seq) int32, the original ids
+    num_masked: np.ndarray = None  # (n,)
+    masked_group_sizes: np.ndarray = None  # bincount of the masked whole-word groups' sizes in tokens
 
     def __len__(self):
         return len(self.lengths)
@@ -200,11 +241,14 @@ def uniforms(seeds, width: int):
     return (state >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
-def gather(plans, pool: TokenPool, *, special: SpecialIds, max_seq_length: int):
-    """Plans -> padded (ids, group_start, segment_ids, lengths) matrices."""
-    n, width = len(plans), max_seq_length
-    fields = np.array([(p.a_doc, p.a_start, p.a_end, p.b_doc, p.b_start, p.b_end) for p in plans],
-                      dtype=np.int64).reshape(n, 6)
+def plan_matrix(plans) -> np.ndarray:
+    """Plans as one (n, 8) int64 matrix, columns in Plan's field order."""
+    return np.array(plans, dtype=np.int64).reshape(len(plans), len(Plan._fields))
+
+
+def gather(fields: np.ndarray, pool: TokenPool, *, special: SpecialIds, max_seq_length: int):
+    """A plan matrix -> padded (ids, group_start, segment_ids, lengths) matrices."""
+    n, width = len(fields), max_seq_length
     has_b = fields[:, 3] >= 0
     a_len = fields[:, 2] - fields[:, 1]
     b_len = np.where(has_b, fields[:, 5] - fields[:, 4], 0)
@@ -238,7 +282,8 @@ def mask_whole_words(ids, group_start, lengths, seeds, *, special: SpecialIds, m
     Per row: groups (words) in a uniformly random order are taken whole while they fit in the
     budget min(max_predictions, max(1, round(len * prob))); a group that would overflow is
     skipped, never cut. Each chosen token independently becomes [MASK] (80%), stays (10%) or
-    becomes a random id (10%), as in Google's code. Returns (output_ids, positions, labels, counts).
+    becomes a random id (10%), as in Google's code. Returns (output_ids, positions, labels, counts,
+    masked group sizes as a bincount).
     """
     n, width = ids.shape
     column = np.arange(width)[None, :]
@@ -286,15 +331,61 @@ def mask_whole_words(ids, group_start, lengths, seeds, *, special: SpecialIds, m
     positions[masked_rows, rank_in_row] = masked_cols
     labels = np.where(np.arange(max_predictions_per_seq)[None, :] < counts[:, None],
                       np.take_along_axis(ids, positions, axis=1), 0).astype(np.int32)
-    return output, positions, labels, counts
+    return output, positions, labels, counts, np.bincount(ordered_sizes[accepted])
 
 
-def masked_batch(plans, pool: TokenPool, *, special: SpecialIds, config: MaskingConfig) -> MaskedBatch:
-    ids, group_start, segment_ids, lengths = gather(plans, pool, special=special,
-                                                    max_seq_length=config.max_seq_length)
-    seeds = np.array([p.seed for p in plans], dtype=np.uint64)
-    output, positions, labels, counts = mask_whole_words(
-        ids, group_start, lengths, seeds, special=special, masked_lm_prob=config.masked_lm_prob,
-        max_predictions_per_seq=config.max_predictions_per_seq)
-    return MaskedBatch(output, lengths, segment_ids, positions, labels, counts,
-                       np.array([p.is_random_next for p in plans], dtype=bool))
+def word_ids_of(ids, group_start, lengths, *, special: SpecialIds):
+    """(n, width) whole-word group numbers (1, 2, ...) of the maskable tokens, 0 elsewhere: the
+    same groups ``mask_whole_words`` masks as units."""
+    width = ids.shape[1]
+    real = np.arange(width)[None, :] < lengths[:, None]
+    candidate = real & (ids != special.cls) & (ids != special.sep)
+    numbers = np.cumsum(group_start & candidate, axis=1)
+    return np.where(candidate, numbers, 0).astype(np.int32)
+
+
+def make_batch(plans, pool: TokenPool, *, special: SpecialIds, phase, masked_lm_prob: float, masking: str = "static",
+               with_word_ids: bool = False) -> InstanceBatch:
+    """Plans -> an InstanceBatch: whole words masked (static), or unmasked with word_ids (dynamic)."""
+    fields = plan_matrix(plans)
+    ids, group_start, segment_ids, lengths = gather(fields, pool, special=special, max_seq_length=phase.max_seq_length)
+    labels = fields[:, Plan._fields.index("label")].astype(np.uint8)
+    word_ids = word_ids_of(ids, group_start, lengths, special=special) if with_word_ids or masking == "dynamic" else None
+    if masking == "dynamic":
+        return InstanceBatch(ids, lengths, segment_ids, labels, word_ids)
+    seeds = fields[:, Plan._fields.index("seed")].astype(np.uint64)
+    output, positions, masked_ids, counts, group_sizes = mask_whole_words(
+        ids, group_start, lengths, seeds, special=special, masked_lm_prob=masked_lm_prob,
+        max_predictions_per_seq=phase.max_predictions_per_seq)
+    return InstanceBatch(output, lengths, segment_ids, labels, word_ids, positions, masked_ids, counts, group_sizes)
+
+
+def packed_pool(pool: TokenPool, doc_lengths, order, *, special: SpecialIds):
+    """Documents in ``order`` as one stream, a [SEP] between consecutive ones (RoBERTa's
+    FULL-SENTENCES): (the stream as a one-document TokenPool, its sentence lengths). The [SEP]
+    counts with the next document's first sentence, so instances split only at sentence ends;
+    ``drop_leading_separators`` trims one that would start an instance."""
+    order = np.asarray(order, dtype=np.int64)
+    starts, ends = pool.doc_offsets[order], pool.doc_offsets[order + 1]
+    sizes = ends - starts + 1  # each document behind its separator
+    total = int(sizes.sum())
+    position = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    source = np.repeat(starts, sizes) + position - 1
+    is_separator = position == 0
+    ids = np.where(is_separator, special.sep, pool.ids[np.maximum(source, 0)]).astype(np.int32)
+    group_start = np.where(is_separator, True, pool.group_start[np.maximum(source, 0)])
+    # The stream starts with the first document itself, not a separator.
+    ids, group_start = ids[1:], group_start[1:]
+    sentence_lengths = []
+    for rank, document in enumerate(order.tolist()):
+        lengths = list(doc_lengths[document])
+        if rank:
+            lengths[0] += 1
+        sentence_lengths += lengths
+    stream = TokenPool(ids=ids, group_start=group_start, doc_offsets=np.array([0, len(ids)], dtype=np.int64))
+    return stream, sentence_lengths
+
+
+def drop_leading_separators(plans, stream: TokenPool, *, special: SpecialIds) -> list:
+    """An instance that begins at a document boundary begins after its [SEP]."""
+    return [p._replace(a_start=p.a_start + 1) if stream.ids[p.a_start] == special.sep else p for p in plans]

@@ -79,7 +79,7 @@ class Manifest:
     # Data files, relative to the manifest's folder. For instances: the TFRecord shards (what
     # Google-schema readers take), with Parquet in parquet_files.
     files: tuple = ()
-    parquet_files: tuple = ()
+    parquet_files: tuple = None
     file_info: dict = dataclasses.field(default_factory=dict)  # name -> FileInfo, for every data file
     dead_letter_files: tuple = ()
     counters: dict = dataclasses.field(default_factory=dict)
@@ -92,14 +92,14 @@ class Manifest:
     sentence_task: str = None  # nsp | sop | none
     next_sentence_prediction: bool = None  # whether a sentence-level head trains on the labels (NSP or SOP)
     masking: str = None  # static | dynamic
-    features: tuple = ()  # the TFRecord feature names, in schema order
+    features: tuple = None  # the TFRecord feature names, in schema order
     vocab_file: str = None
     vocab_size: int = None
     vocab_sha256: str = None
     statistics: dict = dataclasses.field(default_factory=dict)  # masked and padding shares, ... (see README)
-    word_cache_folders: tuple = ()
+    word_cache_folders: tuple = None
     # kind "phases": [{"max_seq_length", "manifest"}] in training order
-    phases: tuple = ()
+    phases: tuple = None
     # kinds "documents" and "segmentation"
     num_documents: int = None
     identity: dict = None  # segmentation: the segmenter's identity
@@ -112,7 +112,7 @@ class Manifest:
         values = {"manifest_version": VERSION}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is None or value == () or value == {}:
+            if value is None:  # a field of another kind
                 continue
             if field.name == "file_info":
                 value = {name: dataclasses.asdict(info) for name, info in value.items()}
@@ -124,7 +124,7 @@ class Manifest:
 
     @property
     def all_files(self) -> tuple:
-        return tuple(self.files) + tuple(self.parquet_files)
+        return tuple(self.files) + tuple(self.parquet_files or ())
 
 
 def parse_manifest(data: bytes, *, path: str, kinds=KINDS) -> Manifest:

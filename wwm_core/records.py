@@ -1,9 +1,15 @@
-"""The output schema, and tf.train.Example / TFRecord bytes written and read without TensorFlow.
+"""The output schema, and the bytes of tf.train.Example records and TFRecord files.
 
-``FEATURES`` is the one definition of the schema: the writer below, ``wwm inspect``, the tests'
-TensorFlow parse and the trainer all derive from it. Encoding by hand (protobuf wire format is
-simple) keeps TensorFlow off the pipeline workers and avoids building one protobuf object per
-instance in the hot path.
+``SCHEMAS`` is the one definition of the output: every encoder and decoder (the TFRecord writer
+below, the Parquet writer, ``wwm inspect``, the trainer's tf.data parser) takes feature names,
+kinds and lengths from it. Static masking writes exactly the features Google's
+``run_pretraining.py`` reads; dynamic masking writes unmasked instances with ``word_ids`` (each
+token's whole-word group) so the trainer can draw new masks every epoch.
+
+Encoding by hand (protobuf's wire format is simple) keeps TensorFlow off the pipeline workers and
+avoids building one protobuf object per instance in the hot path; features are written in key
+order, so the bytes equal protobuf's deterministic serialization. Decoding, off the hot path, uses
+the protobuf library with tf.train.Example's message definition (see ``example_message``).
 """
 import dataclasses
 import struct
@@ -11,22 +17,65 @@ import struct
 import google_crc32c
 import numpy as np
 
-# name -> (dtype, length source); "seq" = max_seq_length, "pred" = max_predictions_per_seq.
-FEATURES = {
-    "input_ids": ("int64", "seq"),
-    "input_mask": ("int64", "seq"),
-    "segment_ids": ("int64", "seq"),
-    "masked_lm_positions": ("int64", "pred"),
-    "masked_lm_ids": ("int64", "pred"),
-    "masked_lm_weights": ("float", "pred"),
-    "next_sentence_labels": ("int64", 1),
+SEQ, PRED = "seq", "pred"  # lengths: max_seq_length, max_predictions_per_seq
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    name: str  # the TFRecord feature name
+    dtype: str  # int64 | float
+    length: object  # SEQ, PRED or a number
+    parquet_name: str  # the Parquet column (Hugging Face's names where it has one)
+    source: str  # the InstanceBatch attribute (or derived value) it is made from
+
+
+_INPUT = (
+    Feature("input_ids", "int64", SEQ, "input_ids", "input_ids"),
+    Feature("input_mask", "int64", SEQ, "attention_mask", "input_mask"),
+    Feature("segment_ids", "int64", SEQ, "token_type_ids", "segment_ids"),
+    Feature("next_sentence_labels", "int64", 1, "next_sentence_label", "labels"),
+)
+SCHEMAS = {
+    # What Google's run_pretraining.py reads.
+    "static": _INPUT + (
+        Feature("masked_lm_positions", "int64", PRED, "masked_lm_positions", "masked_positions"),
+        Feature("masked_lm_ids", "int64", PRED, "masked_lm_ids", "masked_ids"),
+        Feature("masked_lm_weights", "float", PRED, "masked_lm_weights", "masked_weights"),
+        Feature("word_ids", "int64", SEQ, "word_ids", "word_ids"),
+    ),
+    # Unmasked: the trainer masks whole words from word_ids, anew every epoch.
+    "dynamic": _INPUT + (Feature("word_ids", "int64", SEQ, "word_ids", "word_ids"),),
 }
+# word_ids: 0 for [CLS], [SEP] and padding; the tokens of the k-th whole word of an instance have k.
+NOT_A_WORD = 0
 
 
-def feature_lengths(*, max_seq_length: int, max_predictions_per_seq: int) -> dict:
-    sizes = {"seq": max_seq_length, "pred": max_predictions_per_seq}
-    return {name: sizes.get(length, length) for name, (_, length) in FEATURES.items()}
+def schema(masking: str, *, parquet: bool = False) -> tuple:
+    """The features of an output form. TFRecords of static masks keep Google's seven features
+    (word_ids are for Parquet users, who mask themselves or check masks against words)."""
+    features = SCHEMAS[masking]
+    if masking == "static" and not parquet:
+        features = tuple(f for f in features if f.name != "word_ids")
+    return features
 
+
+def feature_lengths(features, *, max_seq_length: int, max_predictions_per_seq: int) -> dict:
+    sizes = {SEQ: max_seq_length, PRED: max_predictions_per_seq}
+    return {feature.name: sizes.get(feature.length, feature.length) for feature in features}
+
+
+def feature_values(batch, feature: Feature, *, max_seq_length: int, max_predictions_per_seq: int) -> np.ndarray:
+    """An (n, length) matrix of one feature's values for every row of an InstanceBatch."""
+    if feature.source == "input_mask":
+        return (np.arange(max_seq_length)[None, :] < batch.lengths[:, None]).astype(np.uint8)
+    if feature.source == "masked_weights":
+        return (np.arange(max_predictions_per_seq)[None, :] < batch.num_masked[:, None]).astype("<f4")
+    if feature.source == "labels":
+        return np.asarray(batch.labels, dtype=np.uint8)[:, None]
+    return getattr(batch, feature.source)
+
+
+# ---- tf.train.Example bytes ----
 
 def _encode_varint(value: int) -> bytes:
     out = bytearray()
@@ -52,11 +101,14 @@ def _len_delimited(field: int, payload: bytes) -> bytes:
 
 
 _INT64_LIST, _FLOAT_LIST = 3, 2  # tf.train.Feature's oneof field numbers
+_KIND = {"int64": _INT64_LIST, "float": _FLOAT_LIST}
 
 
 def _varint_rows(matrix: np.ndarray):
     """Varint bytes of every value of a non-negative (n, w) matrix (values < 2**21), and the
     byte offset of each row's encoding in them: rows are encoded all at once, not value by value."""
+    if matrix.dtype == np.uint8 and (matrix.size == 0 or matrix.max() < 0x80):  # one byte a value
+        return matrix.tobytes(), list(range(0, matrix.size + 1, matrix.shape[1] or 1))
     values = matrix.astype(np.uint32)
     num_bytes = 1 + (values >= 1 << 7) + (values >= 1 << 14)
     encoded = np.empty(values.shape + (3,), dtype=np.uint8)
@@ -69,66 +121,57 @@ def _varint_rows(matrix: np.ndarray):
     return encoded[keep].tobytes(), offsets.tolist()
 
 
-class ExampleEncoder:
-    """Serializes batches of instances to ``tf.train.Example`` bytes for one shape."""
+def _float_rows(matrix: np.ndarray):
+    data = np.ascontiguousarray(matrix, dtype="<f4")
+    width = 4 * data.shape[1]
+    return data.tobytes(), list(range(0, width * len(data) + 1, width))
 
-    def __init__(self, *, max_seq_length: int, max_predictions_per_seq: int, vocab_size: int):
+
+class ExampleEncoder:
+    """Serializes InstanceBatches to ``tf.train.Example`` bytes, for one schema and shape."""
+
+    def __init__(self, features, *, max_seq_length: int, max_predictions_per_seq: int, vocab_size: int):
         if vocab_size >= 1 << 21:
             raise ValueError("vocabularies of 2**21 tokens or more are not supported")
+        # Protobuf's deterministic serialization writes map entries in key order: so do we.
+        self.features = tuple(sorted(features, key=lambda f: f.name))
         self.max_seq_length = max_seq_length
         self.max_predictions_per_seq = max_predictions_per_seq
-        self._keys = {name: _len_delimited(1, name.encode()) for name in FEATURES}
+        self._keys = {f.name: _len_delimited(1, f.name.encode()) for f in self.features}
         self._headers = {}
 
-    def _entry(self, name: str, kind: int, payload: bytes) -> bytes:
-        # Features.feature map entry {key, value: Feature {int64_list|float_list {packed value}}}.
-        value_list = b"\x0a" + _varint(len(payload)) + payload
-        feature = bytes((kind << 3 | 2,)) + _varint(len(value_list)) + value_list
-        entry = self._keys[name] + b"\x12" + _varint(len(feature)) + feature
-        return b"\x0a" + _varint(len(entry)) + entry
-
-    def _header(self, name: str, kind: int, payload_length: int) -> bytes:
-        """Everything of a feature's map entry before its payload; cached, as it depends only on
-        the payload's length."""
-        key = (name, payload_length)
+    def _header(self, feature: Feature, payload_length: int) -> bytes:
+        """Everything of a feature's map entry before its payload: it depends only on the
+        payload's length, so it is built once per length."""
+        key = (feature.name, payload_length)
         header = self._headers.get(key)
         if header is None:
-            header = self._headers[key] = self._entry(name, kind, b"\x00" * payload_length)[:-payload_length or None]
+            value_list = b"\x0a" + _varint(payload_length)
+            feature_message = bytes((_KIND[feature.dtype] << 3 | 2,)) + _varint(len(value_list) + payload_length)
+            entry = self._keys[feature.name] + b"\x12" + _varint(len(feature_message) + len(value_list)
+                                                                 + payload_length)
+            header = self._headers[key] = (b"\x0a" + _varint(len(entry) + len(feature_message) + len(value_list)
+                                                             + payload_length)
+                                           + entry + feature_message + value_list)
         return header
 
     def encode_batch(self, batch) -> list:
-        """A ``MaskedBatch`` -> one serialized Example per row."""
-        seq, pred = self.max_seq_length, self.max_predictions_per_seq
-        column = np.arange(seq)[None, :]
-        ids_bytes, ids_at = _varint_rows(batch.input_ids)
-        positions_bytes, positions_at = _varint_rows(batch.masked_positions)
-        labels_bytes, labels_at = _varint_rows(batch.masked_ids)
-        # 0/1 values are one varint byte each: the mask and segment rows are their own bytes.
-        mask_bytes = (column < batch.lengths[:, None]).astype(np.uint8).tobytes()
-        segment_bytes = batch.segment_ids.astype(np.uint8).tobytes()
-        weights_bytes = (np.arange(pred)[None, :] < batch.num_masked[:, None]).astype("<f4").tobytes()
+        """An InstanceBatch -> one serialized Example per row."""
+        columns = []
+        for feature in self.features:
+            values = feature_values(batch, feature, max_seq_length=self.max_seq_length,
+                                    max_predictions_per_seq=self.max_predictions_per_seq)
+            data, offsets = _float_rows(values) if feature.dtype == "float" else _varint_rows(values)
+            columns.append((feature, data, offsets))
         header = self._header
-        mask_header = header("input_mask", _INT64_LIST, seq)
-        segment_header = header("segment_ids", _INT64_LIST, seq)
-        weights_header = header("masked_lm_weights", _FLOAT_LIST, 4 * pred)
-        nsp = [self._entry("next_sentence_labels", _INT64_LIST, b"\x00"),
-               self._entry("next_sentence_labels", _INT64_LIST, b"\x01")]
-        random_next = batch.is_random_next.tolist()
         examples = []
         for row in range(len(batch)):
-            ids_start, ids_end = ids_at[row], ids_at[row + 1]
-            positions_start, positions_end = positions_at[row], positions_at[row + 1]
-            labels_start, labels_end = labels_at[row], labels_at[row + 1]
-            features = b"".join((
-                header("input_ids", _INT64_LIST, ids_end - ids_start), ids_bytes[ids_start:ids_end],
-                mask_header, mask_bytes[row * seq:(row + 1) * seq],
-                segment_header, segment_bytes[row * seq:(row + 1) * seq],
-                header("masked_lm_positions", _INT64_LIST, positions_end - positions_start),
-                positions_bytes[positions_start:positions_end],
-                header("masked_lm_ids", _INT64_LIST, labels_end - labels_start), labels_bytes[labels_start:labels_end],
-                weights_header, weights_bytes[row * 4 * pred:(row + 1) * 4 * pred],
-                nsp[random_next[row]],
-            ))
+            parts = []
+            for feature, data, offsets in columns:
+                start, end = offsets[row], offsets[row + 1]
+                parts.append(header(feature, end - start))
+                parts.append(data[start:end])
+            features = b"".join(parts)
             examples.append(b"\x0a" + _varint(len(features)) + features)
         return examples
 
@@ -140,13 +183,8 @@ def _masked_crc(data: bytes) -> bytes:
     return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
-def tfrecord_frame(record: bytes) -> bytes:
-    length = struct.pack("<Q", len(record))
-    return length + _masked_crc(length) + record + _masked_crc(record)
-
-
 def tfrecord_frames(records: list) -> list:
-    """``tfrecord_frame`` of many records; the length header is computed once per length."""
+    """Each record framed as in a TFRecord file; the length header is computed once per length."""
     headers, framed = {}, []
     for record in records:
         header = headers.get(len(record))
@@ -178,89 +216,99 @@ def read_tfrecords(stream):
         yield record
 
 
-# ---- Decoding tf.train.Example without TensorFlow (for `wwm inspect`) ----
+# ---- Decoding with the protobuf library ----
 
-def _read_varint(data: bytes, pos: int):
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
+_EXAMPLE_PROTO = """
+syntax = "proto3";
+package tensorflow;
+message BytesList { repeated bytes value = 1; }
+message FloatList { repeated float value = 1 [packed = true]; }
+message Int64List { repeated int64 value = 1 [packed = true]; }
+message Feature { oneof kind { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
+message Features { map<string, Feature> feature = 1; }
+message Example { Features features = 1; }
+"""  # tensorflow/core/example/{example,feature}.proto, whose field numbers never change
 
 
-def _fields(data: bytes):
-    """(field number, wire type, value) of a message; length-delimited values as bytes."""
-    pos = 0
-    while pos < len(data):
-        key, pos = _read_varint(data, pos)
-        field, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value, pos = _read_varint(data, pos)
-        elif wire_type == 2:
-            length, pos = _read_varint(data, pos)
-            value, pos = data[pos : pos + length], pos + length
-        elif wire_type == 5:
-            value, pos = data[pos : pos + 4], pos + 4
-        elif wire_type == 1:
-            value, pos = data[pos : pos + 8], pos + 8
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire_type}")
-        yield field, wire_type, value
+def example_message():
+    """The tf.train.Example message class, defined from its published field numbers with the
+    protobuf library (TensorFlow, which ships it, is not needed to read our files)."""
+    global _EXAMPLE_CLASS
+    if _EXAMPLE_CLASS is None:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+        file = descriptor_pb2.FileDescriptorProto(name="wwm_example.proto", package="tensorflow", syntax="proto3")
+        for name, field_type in (("BytesList", "TYPE_BYTES"), ("FloatList", "TYPE_FLOAT"),
+                                 ("Int64List", "TYPE_INT64")):
+            message = file.message_type.add(name=name)
+            message.field.add(name="value", number=1, label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+                              type=getattr(descriptor_pb2.FieldDescriptorProto, field_type))
+        feature = file.message_type.add(name="Feature")
+        feature.oneof_decl.add(name="kind")
+        for number, (name, kind) in enumerate((("bytes_list", "BytesList"), ("float_list", "FloatList"),
+                                               ("int64_list", "Int64List")), start=1):
+            feature.field.add(name=name, number=number, label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+                              type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                              type_name=f".tensorflow.{kind}", oneof_index=0)
+        features = file.message_type.add(name="Features")
+        entry = features.nested_type.add(name="FeatureEntry")
+        entry.options.map_entry = True
+        entry.field.add(name="key", number=1, label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+                        type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING)
+        entry.field.add(name="value", number=2, label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+                        type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE, type_name=".tensorflow.Feature")
+        features.field.add(name="feature", number=1, label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+                           type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                           type_name=".tensorflow.Features.FeatureEntry")
+        example = file.message_type.add(name="Example")
+        example.field.add(name="features", number=1, label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+                          type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE, type_name=".tensorflow.Features")
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(file)
+        _EXAMPLE_CLASS = message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.Example"))
+    return _EXAMPLE_CLASS
+
+
+_EXAMPLE_CLASS = None
 
 
 def decode_example(data: bytes) -> dict:
     """tf.train.Example bytes -> {feature name: list of ints or floats}."""
-    features = {}
-    for _, _, features_message in _fields(data):
-        for _, _, entry in _fields(features_message):
-            name, values = None, []
-            for field, _, value in _fields(entry):
-                if field == 1:
-                    name = value.decode()
-                elif field == 2:
-                    values = _decode_feature(value)
-            features[name] = values
-    return features
-
-
-def _decode_feature(feature: bytes) -> list:
-    values = []
-    for kind, _, value_list in _fields(feature):
-        for _, wire_type, value in _fields(value_list):
-            if kind == _INT64_LIST:
-                if wire_type == 2:  # packed
-                    pos = 0
-                    while pos < len(value):
-                        number, pos = _read_varint(value, pos)
-                        values.append(number)
-                else:
-                    values.append(value)
-            elif kind == _FLOAT_LIST:
-                values.extend(struct.unpack(f"<{len(value) // 4}f", value))  # packed or single
-            else:
-                raise ValueError("bytes features are not part of the schema")
-    return values
+    example = example_message().FromString(data)
+    decoded = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        if kind == "bytes_list":
+            raise ValueError(f"feature {name} holds bytes, which no wwm-data schema has")
+        decoded[name] = list(getattr(feature, kind).value) if kind else []
+    return decoded
 
 
 @dataclasses.dataclass(frozen=True)
 class DecodedInstance:
+    """One instance as a reader sees it: unpadded, masks (if static) as lists."""
     input_ids: list
     segment_ids: list
-    masked_positions: list
-    masked_ids: list
     next_sentence_label: int
+    masked_positions: list = ()
+    masked_ids: list = ()
+    word_ids: list = ()
 
 
-def decoded_instance(example: dict) -> DecodedInstance:
-    length = sum(example["input_mask"])
-    num_masked = int(sum(example["masked_lm_weights"]))
+def decoded_instance(values: dict) -> DecodedInstance:
+    """{feature or Parquet column name: values} of either schema -> DecodedInstance."""
+    def column(feature_name, parquet_name):
+        return values[feature_name] if feature_name in values else values.get(parquet_name)
+
+    length = int(sum(column("input_mask", "attention_mask")))
+    num_masked = int(sum(values.get("masked_lm_weights", ())))
+    label = column("next_sentence_labels", "next_sentence_label")
+    word_ids = values.get("word_ids")
     return DecodedInstance(
-        input_ids=example["input_ids"][:length],
-        segment_ids=example["segment_ids"][:length],
-        masked_positions=example["masked_lm_positions"][:num_masked],
-        masked_ids=example["masked_lm_ids"][:num_masked],
-        next_sentence_label=example["next_sentence_labels"][0],
+        input_ids=list(values["input_ids"][:length]),
+        segment_ids=list(column("segment_ids", "token_type_ids")[:length]),
+        next_sentence_label=int(label[0] if isinstance(label, (list, tuple)) else label),
+        masked_positions=list(values.get("masked_lm_positions", [])[:num_masked]),
+        masked_ids=list(values.get("masked_lm_ids", [])[:num_masked]),
+        word_ids=list(word_ids[:length]) if word_ids is not None else [],
     )

@@ -36,9 +36,10 @@ class Vocab:
         return self.raw
 
 
-def bundled_vocab_bytes() -> bytes:
-    """The project's own Chinese vocabulary, used when no ``--vocab_file`` is given.
+BUNDLED_VOCAB = "data/bert_base_chinese_vocab.txt"  # Apache-2.0: see wwm_core/data/NOTICE
 
-    Its ids do not match Google's or HFL's released checkpoints; see ``wwm_core/default_vocab.py``.
-    """
-    return resources.files("wwm_core").joinpath("data/default_vocab.txt").read_bytes()
+
+def bundled_vocab_bytes() -> bytes:
+    """Google's BERT-Base Chinese vocabulary (21,128 tokens), used when no ``--vocab_file`` is
+    given: the ids of every released BERT-wwm / RoBERTa-wwm-ext / RBT model."""
+    return resources.files("wwm_core").joinpath(BUNDLED_VOCAB).read_bytes()

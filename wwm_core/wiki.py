@@ -219,8 +219,3 @@ def article_lines(title: str, wikitext: str, *, variant: str = "zh-hans"):
     for pattern in _LEFTOVER:  # unbalanced markup the parser kept as text
         text = pattern.sub("", text)
     return [line.strip(" \t*#:;=") for line in text.splitlines() if line.strip(" \t*#:;=")]
-
-
-def wikitext_to_lines(wikitext: str, *, variant: str = "zh-hans") -> list:
-    """``article_lines`` for text that is not a disambiguation page."""
-    return article_lines("", wikitext, variant=variant) or []

@@ -1,22 +1,19 @@
 """A ``wwm run`` output as training input: its manifest checked, its shards read with ``tf.data``.
 
-The parsing spec is derived from ``wwm_core.records.FEATURES``, the schema the writer uses, so the
-two cannot drift apart.
+The manifest is read by ``wwm_core.manifest`` and the parsing spec derived from
+``wwm_core.records.schema``, the schema the writer uses, so the two cannot drift apart.
 """
 import dataclasses
 import hashlib
-import json
 import os
 
 import tensorflow as tf
 
-from wwm_core.records import FEATURES, feature_lengths
+from wwm_core.manifest import ManifestError, parse_manifest
+from wwm_core.records import feature_lengths, schema
 from wwm_trainer.errors import TrainerUsageError
 
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = "wwm-tfrecord/1"
-REQUIRED_KEYS = ("format", "files", "num_instances", "recipe", "next_sentence_prediction", "max_seq_length",
-                 "max_predictions_per_seq", "vocab_file", "vocab_size", "vocab_sha256")
 # Records are mixed across files by the interleave; this buffer mixes them within a file too.
 # Google's run_pretraining.py uses 100; 1000 costs ~12 MB of memory at max_seq_length 512.
 SHUFFLE_BUFFER = 1000
@@ -37,6 +34,7 @@ class Manifest:
     vocab_path: str
     vocab_size: int
     vocab_sha256: str
+    masking: str = "static"
 
 
 def read_manifest(path: str) -> Manifest:
@@ -50,38 +48,31 @@ def read_manifest(path: str) -> Manifest:
         raise TrainerUsageError(
             f"no manifest at {path}: `wwm run` writes manifest.json last, so either that run has not "
             "finished (or failed) or the path is wrong; give --manifest OUTPUT/manifest.json of a finished run")
+    with tf.io.gfile.GFile(path, "rb") as file:
+        data = file.read()
     try:
-        with tf.io.gfile.GFile(path, "rb") as file:
-            values = json.loads(file.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TrainerUsageError(f"manifest {path} is not JSON: {error}") from error
-    if not isinstance(values, dict):
-        raise TrainerUsageError(f"manifest {path} is not a JSON object")
-    if values.get("format") != MANIFEST_FORMAT:
-        hint = " (that is `wwm prepare` output: run `wwm run` on it first)" if values.get(
-            "format") == "wwm-documents/1" else ""
-        raise TrainerUsageError(f"manifest {path} has format {values.get('format')!r}, not {MANIFEST_FORMAT!r}{hint}")
-    missing_keys = [key for key in REQUIRED_KEYS if key not in values]
-    if missing_keys:
-        raise TrainerUsageError(f"manifest {path} is incomplete: it lacks {', '.join(missing_keys)}")
+        values = parse_manifest(data, path=path, kinds=("instances",))
+    except ManifestError as error:
+        raise TrainerUsageError(str(error)) from error
     folder = os.path.dirname(path) or "."
-    _check_files_present(path, folder, list(values["files"]) + [values["vocab_file"]])
-    if not values["files"] or values["num_instances"] < 1:
-        raise TrainerUsageError(f"manifest {path} lists {len(values['files'])} shards with "
-                                f"{values['num_instances']} instances: nothing to train on")
-    vocab_path = os.path.join(folder, values["vocab_file"])
-    _check_vocab(vocab_path, values["vocab_sha256"])
+    _check_files_present(path, folder, list(values.files) + [values.vocab_file])
+    if not values.files or values.num_instances < 1:
+        raise TrainerUsageError(f"manifest {path} lists {len(values.files)} shards with "
+                                f"{values.num_instances} instances: nothing to train on")
+    vocab_path = os.path.join(folder, values.vocab_file)
+    _check_vocab(vocab_path, values.vocab_sha256)
     return Manifest(
         path=path,
-        files=tuple(os.path.join(folder, name) for name in values["files"]),
-        num_instances=int(values["num_instances"]),
-        recipe=values["recipe"],
-        next_sentence_prediction=bool(values["next_sentence_prediction"]),
-        max_seq_length=int(values["max_seq_length"]),
-        max_predictions_per_seq=int(values["max_predictions_per_seq"]),
+        files=tuple(os.path.join(folder, name) for name in values.files),
+        num_instances=int(values.num_instances),
+        recipe=values.recipe,
+        next_sentence_prediction=bool(values.next_sentence_prediction),
+        max_seq_length=int(values.max_seq_length),
+        max_predictions_per_seq=int(values.max_predictions_per_seq),
         vocab_path=vocab_path,
-        vocab_size=int(values["vocab_size"]),
-        vocab_sha256=values["vocab_sha256"],
+        vocab_size=int(values.vocab_size),
+        vocab_sha256=values.vocab_sha256,
+        masking=values.masking,
     )
 
 
@@ -105,9 +96,10 @@ def _check_vocab(vocab_path: str, expected_sha256: str) -> None:
 
 def feature_spec(manifest: Manifest) -> dict:
     """The ``tf.io.parse_example`` spec of the run's records, from the writer's schema."""
-    lengths = feature_lengths(max_seq_length=manifest.max_seq_length,
+    features = schema(manifest.masking)
+    lengths = feature_lengths(features, max_seq_length=manifest.max_seq_length,
                               max_predictions_per_seq=manifest.max_predictions_per_seq)
-    return {name: tf.io.FixedLenFeature([lengths[name]], _TF_DTYPES[dtype]) for name, (dtype, _) in FEATURES.items()}
+    return {f.name: tf.io.FixedLenFeature([lengths[f.name]], _TF_DTYPES[f.dtype]) for f in features}
 
 
 def _parse_batch(serialized, spec: dict) -> dict:

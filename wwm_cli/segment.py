@@ -15,12 +15,16 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from wwm_core.errors import UsageError
+from pipelines.common import RunInfo
 from pipelines.io_utils import exists, join, read_bytes, write_bytes
 from pipelines.segment_pipeline import build_segment_pipeline, prepared_document_files
-from pipelines.segmenters import SegmenterChoice, add_segmenter_flags, check_segmenter
+from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_choice
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
+from wwm_cli import flags
+from wwm_cli.data import pipeline_options, print_counters
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
+from wwm_core.errors import UsageError
+from wwm_core.manifest import parse_manifest
 from wwm_core.segmentation import LTP_CONFIG_FILE
 
 log = logging.getLogger("wwm")
@@ -31,26 +35,25 @@ TRAINING_REPORT = "training.json"
 # ---------------------------------------------------------------- wwm segment
 
 def segment_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wwm segment", description="Segment the documents of a `wwm prepare` output once and cache the word "
+    parser = flags.parser(
+        "wwm segment", "Segment the documents of a `wwm prepare` output once and cache the word "
         "boundaries beside them (PREPARED/segmentation/<segmenter identity>/), so that every later `wwm run "
         "--input_format parquet --input 'PREPARED/documents/*.parquet'` with the same segmenter reuses them. "
         "Unknown flags go to Apache Beam.")
     add = parser.add_argument
     add("--input", required=True, help="a `wwm prepare` output folder (local or gs://)")
-    add_segmenter_flags(parser, default="ltp")
+    flags.add_segmenter_flags(parser, default="ltp")
     add("--cache_root", help="where the cache goes (default: INPUT/segmentation)")
     add("--overwrite", action="store_true", help="segment again even if this segmenter's cache is complete")
     return parser
 
 
 def segment(argv) -> dict:
-    from pipelines.cli import _pipeline_options  # one place decides the default runner
-
     args, beam_args = segment_parser().parse_known_args(argv)
     if args.segmenter == "char":
         raise UsageError("--segmenter char has no word boundaries to cache; choose ltp or jieba")
-    choice = SegmenterChoice(args.segmenter, args.ltp_model, args.user_dict)
+    segmentation = flags.segmentation_from_args(args)
+    choice = segmenter_choice(segmentation)
     check_segmenter(choice)
     try:
         files = prepared_document_files(args.input)
@@ -60,10 +63,10 @@ def segment(argv) -> dict:
     output = cache_folder(args.cache_root or join(args.input, SEGMENTATION_FOLDER), choice.identity_key())
     manifest_path = join(output, SEGMENTATION_MANIFEST)
     if exists(manifest_path) and not args.overwrite:
-        manifest = json.loads(read_bytes(manifest_path))
-        print(f"{output} already holds this segmenter's boundaries for {manifest['num_documents']} documents; "
+        manifest = parse_manifest(read_bytes(manifest_path), path=manifest_path, kinds=("segmentation",))
+        print(f"{output} already holds this segmenter's boundaries for {manifest.num_documents} documents; "
               "nothing to do (--overwrite segments again)")
-        return manifest
+        return manifest.to_json()
     # An unfinished (or overwritten) earlier attempt: its files would mix with ours. On gs:// a
     # "*" may also match below dead_letter/, hence the set.
     earlier = {m.path for pattern in (join(output, "part-*"), join(output, SEGMENTATION_MANIFEST),
@@ -73,18 +76,20 @@ def segment(argv) -> dict:
         FileSystems.delete(sorted(earlier))
     log.info("segmenting %d Parquet files of %s with %s into %s", len(files), args.input, identity, output)
     started = time.monotonic()
-    with beam.Pipeline(options=_pipeline_options(beam_args)) as pipeline:
-        build_segment_pipeline(pipeline, files=files, choice=choice, identity=identity, output=output)
+    run_info = RunInfo(command=("wwm", "segment", *argv), inputs=[{"path": f} for f in files])
+    config_json = {"segmentation": {"segmenter": choice.kind, "ltp_model": choice.ltp_model,
+                                    "user_dict": choice.user_dict}}
+    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+        build_segment_pipeline(pipeline, files=files, choice=choice, identity=identity, output=output,
+                               run_info=run_info, config_json=config_json)
     seconds = time.monotonic() - started
-    manifest = json.loads(read_bytes(manifest_path))
-    counters = manifest["counters"]
+    manifest = parse_manifest(read_bytes(manifest_path), path=manifest_path, kinds=("segmentation",))
+    counters = manifest.counters
     print(f"segmented {counters.get('sentences_segmented', 0)} sentences "
-          f"({counters.get('characters_segmented', 0)} characters) of {manifest['num_documents']} documents in "
+          f"({counters.get('characters_segmented', 0)} characters) of {manifest.num_documents} documents in "
           f"{seconds:.1f} s into {output}")
-    from pipelines.cli import _print_counters
-
-    _print_counters(counters)
-    return manifest
+    print_counters(counters)
+    return manifest.to_json()
 
 
 # ---------------------------------------------------------------- wwm segmenter train | eval

@@ -1,0 +1,116 @@
+"""What every stage shares: the side outputs (dead letters, counters), the accounting, and the
+manifest written last.
+
+Every stage's DoFns yield records on their main output, ``BadRecord``s on ``DEAD_LETTER`` and
+``collections.Counter``s on ``STATS``; the counters are also Beam metrics (namespace ``wwm``),
+so Dataflow's and Spark's consoles show them while a job runs.
+"""
+import collections
+import json
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from pipelines.io_utils import join, write_bytes
+from wwm_core.manifest import MANIFEST, Manifest, library_versions, now, tool_version
+from wwm_core.text import BadRecord
+
+DEAD_LETTER = "dead_letter"
+STATS = "stats"
+NAMESPACE = "wwm"
+DEAD_LETTER_FOLDER = "dead_letter"
+
+
+def count(stats: collections.Counter) -> None:
+    """Adds ``stats`` to Beam's metrics (what a runner's console shows while the job runs)."""
+    for name, value in stats.items():
+        Metrics.counter(NAMESPACE, name).inc(value)
+
+
+def dead(record: BadRecord, stats: collections.Counter):
+    """A record that cannot be used: counted as read and as dead-lettered, with its reason."""
+    stats["records_in"] += 1
+    stats[f"dead_lettered.{record.reason}"] += 1
+    return beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+
+
+class SumCounters(beam.CombineFn):
+    def create_accumulator(self):
+        return collections.Counter()
+
+    def add_input(self, accumulator, counter):
+        accumulator.update(counter)
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        total = collections.Counter()
+        for accumulator in accumulators:
+            total.update(accumulator)
+        return total
+
+    def extract_output(self, accumulator):
+        return dict(sorted(accumulator.items()))
+
+
+def accounting(counters: dict) -> dict:
+    """records in = out + filtered + dead-lettered, from the counters."""
+    filtered = sum(v for k, v in counters.items() if k.startswith("documents_filtered."))
+    dead_lettered = sum(v for k, v in counters.items() if k.startswith("dead_lettered."))
+    records_in, out = counters.get("records_in", 0), counters.get("documents_out", 0)
+    return {"records_in": records_in, "out": out, "filtered": filtered, "dead_lettered": dead_lettered,
+            "balanced": records_in == out + filtered + dead_lettered}
+
+
+def sum_counters(stats, label: str = "SumStats"):
+    """Every STATS output of a pipeline -> one dict of summed counters."""
+    return (stats | f"All{label}" >> beam.Flatten()
+            | label >> beam.CombineGlobally(SumCounters()))
+
+
+def _dead_letter_json(record: BadRecord) -> str:
+    return json.dumps({"id": record.id, "reason": record.reason, "detail": record.detail, "raw": record.raw},
+                      ensure_ascii=False)
+
+
+def write_dead_letters(bad_records, output: str):
+    """Dead letters as JSON lines under OUTPUT/dead_letter/; returns the written file names."""
+    return (bad_records
+            | "AllDeadLetters" >> beam.Flatten()
+            | "DeadLetterJson" >> beam.Map(_dead_letter_json)
+            | "WriteDeadLetters" >> beam.io.WriteToText(
+                join(output, DEAD_LETTER_FOLDER, "records"), file_name_suffix=".jsonl", num_shards=1))
+
+
+def dead_letter_names(paths) -> tuple:
+    return tuple(sorted(join(DEAD_LETTER_FOLDER, FileSystems.split(path)[1]) for path in paths))
+
+
+class RunInfo:
+    """What every manifest says of the command that made it: the command line, when it ran, the
+    versions of the tool and the libraries that decide the bytes, the input files."""
+
+    def __init__(self, *, command, inputs=()):
+        self.command = tuple(command)
+        self.inputs = tuple(inputs)
+        self.started_at = now()
+        self.tool_version = tool_version()
+        self.libraries = library_versions()
+
+    def fields(self) -> dict:
+        return {"command": self.command, "inputs": self.inputs, "started_at": self.started_at,
+                "finished_at": now(), "tool_version": self.tool_version, "libraries": self.libraries}
+
+
+def write_manifest(folder: str, manifest: Manifest) -> Manifest:
+    """Writes ``folder/manifest.json`` last: its presence means the job completed."""
+    return write_manifest_file(join(folder, MANIFEST), manifest)
+
+
+def write_manifest_file(path: str, manifest: Manifest) -> Manifest:
+    """Writes a manifest once the accounting holds (a run whose records are unaccounted for
+    writes none)."""
+    if manifest.accounting and not manifest.accounting["balanced"]:
+        raise RuntimeError(f"records are unaccounted for: {manifest.accounting}; refusing to write a manifest")
+    write_bytes(path, manifest.to_bytes())
+    return manifest

@@ -1,0 +1,44 @@
+"""The ``wwm`` command: one subcommand per stage, each a function of its argv.
+
+This module only dispatches; each subcommand's module is imported when it runs, so ``wwm
+recipe`` never loads Beam and ``wwm train`` never loads the pipelines.
+"""
+import importlib
+import logging
+import sys
+
+from wwm_core.errors import guarded
+
+# name: (module, function, one line for `wwm --help`)
+COMMANDS = {
+    "run": ("wwm_cli.data", "run", "corpus -> whole-word-masked instances (TFRecord / Parquet), as a recipe says"),
+    "prepare": ("wwm_cli.data", "prepare", "corpus -> clean documents (Parquet), once, for later runs"),
+    "segment": ("wwm_cli.segment", "segment", "prepared documents -> cached word boundaries, once, for later runs"),
+    "segmenter": ("wwm_cli.segment", "segmenter_main", "train an LTP perceptron, or score a segmenter (train|eval)"),
+    "recipe": ("wwm_cli.recipe", "recipe_main", "HFL's recipes and where their numbers come from (list|show NAME)"),
+    "inspect": ("wwm_cli.inspect", "inspect_main", "decode a run's instances, with masks and word groups"),
+    "train": ("wwm_trainer.cli", "train_main", "pretrain BERT on a run's output (TPU, GPUs or CPU)"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: wwm COMMAND [flags]   (wwm COMMAND --help for its flags and their defaults)", "",
+             "Whole-word-masked pretraining data for Chinese BERT (BERT-wwm, RoBERTa-wwm-ext, RBT3, ...).", "",
+             "commands:"]
+    lines += [f"  {name:10s} {line}" for name, (_, _, line) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("wwm").setLevel(logging.INFO)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] not in COMMANDS:
+        print(f"wwm: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module, function, _ = COMMANDS[argv[0]]
+    command = getattr(importlib.import_module(module), function)
+    return guarded(f"wwm {argv[0]}", command, argv[1:])

@@ -1,0 +1,278 @@
+"""``wwm run`` (corpus -> whole-word-masked instances) and ``wwm prepare`` (corpus -> clean
+documents): the flags become the configuration tree, everything is checked before any work
+starts, then the Beam pipeline runs and the manifest it wrote last is summarized.
+
+Anything these commands do not know is handed to Beam's PipelineOptions (``--runner``,
+``--project``, ``--direct_num_workers``, ...).
+"""
+import dataclasses
+import logging
+import os
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipelines.common import RunInfo, accounting
+from pipelines.generate_pipeline import automatic_shards, build_pipeline
+from pipelines.io_utils import join, read_bytes
+from pipelines.parquet_io import DOCUMENTS_FOLDER
+from pipelines.prepare_pipeline import build_prepare_pipeline
+from pipelines.segmenters import check_segmenter, segmenter_choice
+from pipelines.word_cache import finished_cache, word_cache_root_of
+from wwm_cli import flags
+from wwm_core.config import SegmentationConfig
+from wwm_core.errors import UsageError
+from wwm_core.hub import hub_file, is_hub_id
+from wwm_core.manifest import MANIFEST, ManifestError, parse_manifest
+from wwm_core.vocab import Vocab, bundled_vocab_bytes
+
+log = logging.getLogger("wwm")
+# A worker holds one bucket (shard) of documents at a time; ~16 MB of text per bucket keeps its
+# token arrays and plans small (see README, Performance).
+AUTO_SHARD_INPUT_BYTES = 16 * 1024 * 1024
+EARLIER_OUTPUT = (MANIFEST, "part-*", "vocab.txt", "statistics.json", "dead_letter/*", f"{DOCUMENTS_FOLDER}/*",
+                  "seq*/*")
+
+
+# ---------------------------------------------------------------- wwm run
+
+def run_parser():
+    parser = flags.parser("wwm run", "Chinese text -> whole-word-masked BERT pretraining data (TFRecords in Google's "
+                          "schema and/or Parquet), made as a recipe says (wwm recipe list). Unknown flags go to "
+                          "Apache Beam (e.g. --runner, --direct_num_workers, --project).")
+    flags.add_input_flags(parser)
+    flags.add_segmenter_flags(parser)
+    parser.add_argument_group("segmentation").add_argument(
+        "--segmentation_cache", default="auto",
+        help="folder of `wwm segment` caches to reuse word boundaries from; auto: PREPARED/segmentation when --input "
+        "is PREPARED/documents/*.parquet; none: always segment")
+    flags.add_instance_flags(parser)
+    flags.add_output_flags(parser, instances=True)
+    from wwm_trainer.cli import add_then_train_flags  # the trainer's flags, without importing TensorFlow
+
+    add_then_train_flags(parser)
+    return parser
+
+
+def run(argv) -> dict:
+    args, beam_args = run_parser().parse_known_args(argv)
+    config = flags.config_from_args(args, beam_args, instances=True)
+    from wwm_trainer.cli import check_then_train, then_train
+
+    check_then_train(args)  # a training mistake (or no TensorFlow) fails now, not after the data is made
+    vocab = load_vocab(config.instances.vocab_file)
+    config, choice = checked_segmenter(config, recipe_default=args.segmenter is None)
+    word_cache_folders = word_cache_folders_for(config, choice)
+    prepared = prepared_link(config)
+    config, inputs = sized_with_clear_output(config)
+    check_memory(config)
+    run_info = RunInfo(command=("wwm", "run", *argv), inputs=inputs)
+    log.info("reading %d bytes from %s into %d shards at %s", sum(i["bytes"] for i in inputs), describe(config),
+             config.output.num_shards, config.output.path)
+    with beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+        build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
+                       word_cache_folders=word_cache_folders, prepared=prepared)
+    manifest = read_manifest(config.output.path)
+    print_run_summary(manifest, config)
+    then_train(args, config.output.path)
+    return manifest.to_json()
+
+
+def load_vocab(vocab_file) -> Vocab:
+    """The bundled Google vocabulary, a file (local or gs://), or a hub model's vocab.txt."""
+    try:
+        if vocab_file is None:
+            return Vocab.from_bytes(bundled_vocab_bytes())
+        path = hub_file(vocab_file, "vocab.txt") if is_hub_id(vocab_file) else vocab_file
+        return Vocab.from_bytes(read_bytes(path))
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot use --vocab_file {vocab_file}: {error}") from error
+
+
+def checked_segmenter(config, *, recipe_default: bool):
+    """(config, the checked SegmenterChoice). When the recipe's own segmenter (LTP/legacy) cannot
+    be loaded and the user did not name one, jieba stands in, loudly: the run says so at its start
+    and end, and the manifest records why (segmentation.fallback)."""
+    choice = segmenter_choice(config.segmentation)
+    try:
+        check_segmenter(choice)
+        return config, choice
+    except UsageError as error:
+        if not (recipe_default and config.segmentation.segmenter == "ltp"):
+            raise
+        reason = str(error).split(". ")[0]
+    log.warning("WARNING: the recipe's segmenter (LTP, %s) is not available: %s. Segmenting with jieba instead; "
+                "the word groups will differ from the recipe's. Pass --segmenter jieba to choose it, or get the "
+                "model (hf download %s) to follow the recipe.", config.segmentation.ltp_model, reason,
+                config.segmentation.ltp_model)
+    segmentation = SegmentationConfig(segmenter="jieba", user_dict=config.segmentation.user_dict,
+                                      cache=config.segmentation.cache,
+                                      fallback=f"LTP {config.segmentation.ltp_model}: {reason}")
+    config = dataclasses.replace(config, segmentation=segmentation)
+    choice = segmenter_choice(segmentation)
+    check_segmenter(choice)
+    return config, choice
+
+
+def word_cache_folders_for(config, choice) -> tuple:
+    """The finished segmentation cache of this very segmenter, if the run has one to reuse."""
+    segmentation = config.segmentation
+    if segmentation.segmenter == "char" or segmentation.cache == "none":
+        return ()
+    root = segmentation.cache
+    if root == "auto":
+        if not all(source.input_format == "parquet" for source in config.sources):
+            return ()
+        root = word_cache_root_of(config.patterns)
+        if root is None:
+            return ()
+    key = choice.identity_key()
+    folder = finished_cache(root, key)
+    if folder:
+        log.info("reusing word boundaries cached by `wwm segment` in %s", folder)
+        return (folder,)
+    log.warning("no finished segmentation cache for this segmenter (%s) in %s: segmenting in this run. "
+                "`wwm segment` writes one that later runs reuse.", key, root)
+    return ()
+
+
+def prepared_link(config):
+    """For a run on `wwm prepare` output: that prepare's manifest, sources and cleaning, which
+    decided the text this run reads."""
+    links = []
+    for source in config.sources:
+        if source.input_format != "parquet":
+            continue
+        for pattern in source.patterns:
+            folder, _ = FileSystems.split(pattern)
+            root, name = FileSystems.split(folder.rstrip("/"))
+            manifest_path = join(root, MANIFEST)
+            if name != DOCUMENTS_FOLDER or not FileSystems.exists(manifest_path):
+                continue
+            prepared = parse_manifest(read_bytes(manifest_path), path=manifest_path, kinds=("documents",))
+            links.append({"manifest": manifest_path, "sources": prepared.config.get("sources", []),
+                          "cleaning": prepared.config.get("cleaning", {}), "num_documents": prepared.num_documents})
+    if not links:
+        return None
+    return links[0] if len(links) == 1 else {"manifests": links}
+
+
+def input_files(config) -> list:
+    """{"path", "bytes"} of every input file; a pattern that matches nothing is an error."""
+    files = []
+    for pattern, result in zip(config.patterns, FileSystems.match(list(config.patterns))):
+        if not result.metadata_list:
+            raise UsageError(f"--input {pattern!r} matches no file")
+        files += [{"path": m.path, "bytes": m.size_in_bytes} for m in result.metadata_list]
+    return files
+
+
+def clear_output(output) -> None:
+    """Refuses an --output that holds an earlier run, unless --overwrite (then removes its files)."""
+    patterns = [join(output.path, pattern) for pattern in EARLIER_OUTPUT]
+    earlier = sorted({m.path for result in FileSystems.match(patterns) for m in result.metadata_list})
+    if earlier and not output.overwrite:
+        finished = FileSystems.exists(join(output.path, MANIFEST))
+        raise UsageError(f"{output.path} already holds the output of {'a finished' if finished else 'an unfinished'} "
+                         f"run ({len(earlier)} files); pass --overwrite to replace it, or choose another --output")
+    if earlier:
+        log.info("removing %d files of an earlier run in %s", len(earlier), output.path)
+        FileSystems.delete(earlier)
+
+
+def sized_with_clear_output(config):
+    """(config with its number of shards decided, input files), once --output holds no earlier run."""
+    inputs = input_files(config)
+    num_shards = config.output.num_shards or automatic_shards(sum(i["bytes"] for i in inputs),
+                                                              bytes_per_shard=AUTO_SHARD_INPUT_BYTES)
+    clear_output(config.output)
+    return dataclasses.replace(config, output=dataclasses.replace(config.output, num_shards=num_shards)), inputs
+
+
+def check_memory(config) -> None:
+    """A worker holds one batch of instances per phase: refuse a shape that cannot fit this
+    machine (the longest sequences make the biggest batches)."""
+    from wwm_core.generate import BATCH_ROWS
+
+    longest = max(phase.max_seq_length for phase in config.instances.phases)
+    # Masking works on (rows x length) matrices of int64 and float64: about 40 of them at once.
+    estimate = BATCH_ROWS * longest * 8 * 40 + 400 * 2**20
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if estimate > available:
+        raise UsageError(f"--max_seq_length {longest} needs about {estimate / 2**30:.1f} GiB per worker, more than "
+                         f"this machine's {available / 2**30:.1f} GiB")
+
+
+def describe(config) -> str:
+    return "; ".join(f"{s.name} ({s.input_format}): {', '.join(s.patterns)}" for s in config.sources)
+
+
+def pipeline_options(beam_args) -> PipelineOptions:
+    options = PipelineOptions(list(beam_args))
+    if options.view_as(StandardOptions).runner is None:
+        # The local runner, named directly: "DirectRunner" first tries to download Beam's Prism
+        # runner binary, with no timeout, and then falls back to this one for batch pipelines.
+        options.view_as(StandardOptions).runner = "FnApiRunner"
+    return options
+
+
+def read_manifest(folder: str, kinds=("instances", "phases", "documents", "segmentation")):
+    path = join(folder, MANIFEST)
+    try:
+        return parse_manifest(read_bytes(path), path=path, kinds=kinds)
+    except OSError as error:
+        raise ManifestError(f"{path}: {error}") from error
+
+
+def print_counters(counters: dict) -> None:
+    balance = accounting(counters)
+    print(f"records in {balance['records_in']} = out {balance['out']} + filtered {balance['filtered']} "
+          f"+ dead-lettered {balance['dead_lettered']}")
+    for name, value in counters.items():
+        if not name.startswith(("hist.", "unknown_token_text.", "phase.")):
+            print(f"  {name:40s} {value}")
+
+
+def print_run_summary(manifest, config) -> None:
+    instances = config.instances
+    phases = [manifest] if manifest.kind == "instances" else [
+        read_manifest(join(config.output.path, phase.folder)) for phase in instances.phases]
+    for phase in phases:
+        statistics = phase.statistics
+        masked = statistics.get("masked_share")
+        print(f"wrote {phase.num_instances} instances in {len(phase.all_files)} files ({phase.recipe}, "
+              f"max_seq_length {phase.max_seq_length}, {phase.max_predictions_per_seq} predictions, "
+              f"{phase.sentence_task} sentence task, {phase.masking} masking)"
+              + (f": masked share {masked['measured']:.4f} (target {masked['expected']:g})" if masked else "")
+              + (f", padding share {statistics['padding_share']:.3f}" if "padding_share" in statistics else ""))
+    if config.segmentation.fallback:
+        print(f"WARNING: segmented with jieba, not the recipe's LTP ({config.segmentation.fallback})")
+    print_counters(manifest.counters)
+
+
+# ---------------------------------------------------------------- wwm prepare
+
+def prepare_parser():
+    parser = flags.parser("wwm prepare", "Read and clean Chinese corpora once; write documents as Parquet for "
+                          "`wwm segment` and `wwm run --input_format parquet`. Unknown flags go to Apache Beam.")
+    flags.add_input_flags(parser)
+    flags.add_output_flags(parser, instances=False)
+    return parser
+
+
+def prepare(argv) -> dict:
+    args, beam_args = prepare_parser().parse_known_args(argv)
+    config = flags.config_from_args(args, beam_args, instances=False)
+    if any(source.input_format == "parquet" for source in config.sources):
+        raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
+    config, inputs = sized_with_clear_output(config)
+    run_info = RunInfo(command=("wwm", "prepare", *argv), inputs=inputs)
+    log.info("cleaning %d bytes from %s into %s", sum(i["bytes"] for i in inputs), describe(config),
+             config.output.path)
+    with beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+        build_prepare_pipeline(pipeline, config=config, run_info=run_info)
+    manifest = read_manifest(config.output.path, kinds=("documents",))
+    print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")
+    print_counters(manifest.counters)
+    return manifest.to_json()

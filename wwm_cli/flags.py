@@ -1,0 +1,229 @@
+"""Flags shared by the data commands, and the configuration tree built from them.
+
+Flags whose default comes from the recipe default to None here; ``config_from_args`` fills them
+from the recipe and records which ones the user set (the manifest's ``overrides``).
+"""
+import argparse
+import csv
+
+from wwm_core.config import (INPUT_FORMATS, MASKING, OUTPUT_FORMATS, SEGMENTERS, SENTENCE_TASKS, CleaningConfig,
+                             OutputConfig, RunConfig, RunnerConfig, SegmentationConfig, SourceSpec,
+                             instances_from_recipe)
+from wwm_core.errors import UsageError
+from wwm_core.recipes import DEFAULT_RECIPE, RECIPES
+from wwm_core.text import JSONL_PRESETS
+
+_CLEANING = CleaningConfig()
+RECIPE_DEFAULT = "default: the recipe's"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every flag's help ends with its default; descriptions keep their line breaks."""
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+
+
+def boolean(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def int_list(text: str) -> tuple:
+    """``128`` or ``128,512``."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, got {text!r}") from error
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+SOURCE_KEYS = ("name", "format", "input", "preset", "opencc", "text_field", "title_field")
+
+
+def source_fields(text: str) -> dict:
+    """``name=news,format=jsonl,input=corpus/news*.json``: comma-separated key=value pairs, read as
+    one CSV line, so a value with a comma is written in double quotes (``"input=a,b/*.txt"``) or
+    with the comma escaped (``input=a\\,b/*.txt``)."""
+    try:
+        parts = next(csv.reader([text], escapechar="\\", strict=True))
+    except (csv.Error, StopIteration) as error:
+        raise argparse.ArgumentTypeError(f"--source {text!r}: {error}") from error
+    fields = {}
+    for part in parts:
+        key, equals, value = part.partition("=")
+        if not equals or key not in SOURCE_KEYS or key in fields:
+            raise argparse.ArgumentTypeError(
+                f"--source {text!r}: {part!r} is not one of {', '.join(k + '=...' for k in SOURCE_KEYS)} "
+                "(given once each; quote a value that holds a comma: \"input=a,b/*.txt\")")
+        fields[key] = value
+    if "input" not in fields or "name" not in fields:
+        raise argparse.ArgumentTypeError(f"--source {text!r}: name=... and input=... are required")
+    return fields
+
+
+def add_input_flags(parser: argparse.ArgumentParser) -> None:
+    """Reading and cleaning: shared by ``wwm run`` and ``wwm prepare``."""
+    group = parser.add_argument_group("input and cleaning")
+    add = group.add_argument
+    add("--input", action="append", default=[], help="file glob, local or gs://; may be repeated")
+    add("--source", action="append", default=[], type=source_fields,
+        help="another input with its own settings, tagged with its name: name=NAME,format=text|jsonl|wiki|parquet,"
+        "input=GLOB[,preset=P][,opencc=C][,text_field=F][,title_field=F]; repeatable; quote a value holding a comma")
+    add("--input_format", choices=INPUT_FORMATS, default="text",
+        help="text: one sentence a line, blank line between documents; jsonl: one JSON document a line; "
+        "wiki: MediaWiki XML dump (.xml, .xml.bz2, multistream with its index); parquet: `wwm prepare` output")
+    add("--text_field", default="text", help="jsonl: the field holding the document text")
+    add("--title_field", default="title", help="jsonl: the field holding the title")
+    add("--jsonl_preset", choices=sorted(JSONL_PRESETS), help="jsonl: the fields of a public ext corpus")
+    add("--opencc_config", default=None, help="OpenCC config (t2s, tw2s, hk2s, ...) or none; " + RECIPE_DEFAULT
+        + " (none: HFL kept traditional text as written)")
+    add("--max_document_chars", type=int, default=_CLEANING.max_document_chars,
+        help="longer documents are filtered (documents_filtered.too_long)")
+    add("--min_document_chars", type=int, default=_CLEANING.min_document_chars,
+        help="shorter documents (after cleaning) are filtered (documents_filtered.too_short)")
+    add("--min_cjk_share", type=float, default=_CLEANING.min_cjk_share,
+        help="documents with a smaller share of CJK characters are filtered; 0 keeps all")
+    add("--full_width_to_half_width", type=boolean, default=_CLEANING.full_width_to_half_width,
+        help="full-width letters and digits to ASCII (punctuation is kept)")
+    add("--dedup", choices=("exact", "none"), default=_CLEANING.dedup,
+        help="drop documents whose cleaned text repeats another's (the smallest id is kept)")
+    add("--near_duplicate_threshold", type=float, default=_CLEANING.near_duplicate_threshold,
+        help="also drop near-duplicates: MinHash-estimated Jaccard similarity of character 5-grams at or above "
+        "this (0.8 suits news and web text); 0 turns it off")
+
+
+def add_output_flags(parser: argparse.ArgumentParser, *, instances: bool) -> None:
+    group = parser.add_argument_group("output")
+    add = group.add_argument
+    add("--output", required=True, help="output folder or gs:// prefix")
+    add("--num_shards", type=int, default=0,
+        help="output shards (run: buckets of documents, one file per phase and format each; prepare: Parquet "
+        "files); 0 picks one per ~16 MB of input")
+    add("--overwrite", action="store_true", help="replace the output of an earlier run in --output")
+    if instances:
+        add("--output_format", choices=OUTPUT_FORMATS, default="tfrecord",
+            help="tfrecord: Google's schema, for TensorFlow; parquet: Hugging Face column names with word_ids, "
+            "for PyTorch; both")
+
+
+def add_segmenter_flags(parser: argparse.ArgumentParser, *, default=None) -> None:
+    """--segmenter, --ltp_model, --user_dict: for every command that segments."""
+    group = parser.add_argument_group("segmentation")
+    add = group.add_argument
+    add("--segmenter", choices=SEGMENTERS, default=default,
+        help="ltp (the recipes'), jieba, or char (no word grouping: plain BERT masking)"
+        + ("" if default else "; " + RECIPE_DEFAULT + " (ltp with LTP/legacy)"))
+    add("--ltp_model", help="LTP model: a Hugging Face hub id (LTP/legacy, through its cache), a perceptron CWS "
+        "model file, a legacy release folder or a neural model folder (local or gs://); `wwm segmenter train` "
+        "makes one")
+    add("--user_dict", help="words to keep whole, one a line ('word [frequency] [tag]', jieba's format); for ltp "
+        "and jieba; local or gs://")
+
+
+def add_instance_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "instances", "Defaults come from --recipe (wwm recipe show NAME); any flag given here overrides it")
+    add = group.add_argument
+    add("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE, help="HFL's released model to make data for")
+    add("--vocab_file", help="BERT vocab.txt: a path (local or gs://) or a Hugging Face model id "
+        "(hfl/chinese-roberta-wwm-ext); default: Google's bert-base-chinese vocabulary, bundled, which every "
+        "HFL model uses")
+    add("--do_lower_case", type=boolean, default=True)
+    add("--max_seq_length", type=int_list, help="one length, or several (128,512: one phase each, written to "
+        "OUTPUT/seq128/ and OUTPUT/seq512/ from one pass over the corpus); " + RECIPE_DEFAULT)
+    add("--max_predictions_per_seq", type=int_list,
+        help="one value, or one per length; default: max_seq_length x masked_lm_prob rounded up to a multiple of "
+        "5 (20 at 128, 80 at 512, Google's README values). Fewer than round(max_seq_length x masked_lm_prob) "
+        "is refused unless --allow_fewer_predictions")
+    add("--allow_fewer_predictions", action="store_true",
+        help="accept a --max_predictions_per_seq that caps masking below --masked_lm_prob")
+    add("--masked_lm_prob", type=float, help=RECIPE_DEFAULT + " (0.15)")
+    add("--short_seq_prob", type=float, help="pairs: share of instances with a shorter target length; "
+        + RECIPE_DEFAULT + " (0.1)")
+    add("--dupe_factor", type=int, help="each document is used this many times with different masks; "
+            + RECIPE_DEFAULT + " (5)")
+    add("--sentence_task", choices=SENTENCE_TASKS, help="nsp: Google's next sentence prediction; sop: ALBERT's "
+        "sentence order prediction; none: no sentence-level label; " + RECIPE_DEFAULT)
+    add("--paired_input", type=boolean, help="with --sentence_task none: Google's [CLS] A [SEP] B [SEP] pairs anyway "
+        "(label 0), as HFL made RoBERTa-wwm's data; false: one segment per instance; " + RECIPE_DEFAULT)
+    add("--pack_across_documents", action="store_true",
+        help="with --sentence_task none --paired_input false: fill instances across document boundaries, a [SEP] "
+        "between documents (RoBERTa's FULL-SENTENCES), instead of one document each (DOC-SENTENCES)")
+    add("--masking", choices=MASKING, help="static: masks fixed in the data (Google's schema; what HFL's models "
+        "used); dynamic: unmasked instances with word_ids, masked anew every epoch by `wwm train`; "
+        + RECIPE_DEFAULT)
+    add("--random_seed", type=int, default=12345)
+
+
+RECIPE_INSTANCE_FLAGS = ("masked_lm_prob", "short_seq_prob", "dupe_factor", "sentence_task", "paired_input",
+                         "masking")
+
+
+def sources_from_args(args, *, opencc_default: str) -> tuple:
+    sources = []
+    if args.input:
+        sources.append(SourceSpec(name=args.jsonl_preset or args.input_format, input_format=args.input_format,
+                                  patterns=tuple(args.input), opencc_config=args.opencc_config or opencc_default,
+                                  jsonl_preset=args.jsonl_preset, text_field=args.text_field,
+                                  title_field=args.title_field))
+    for fields in args.source:
+        sources.append(SourceSpec(name=fields["name"], input_format=fields.get("format", "text"),
+                                  patterns=(fields["input"],),
+                                  opencc_config=fields.get("opencc", args.opencc_config or opencc_default),
+                                  jsonl_preset=fields.get("preset"), text_field=fields.get("text_field", "text"),
+                                  title_field=fields.get("title_field", "title")))
+    return tuple(sources)
+
+
+def cleaning_from_args(args) -> CleaningConfig:
+    return CleaningConfig(full_width_to_half_width=args.full_width_to_half_width,
+                          min_document_chars=args.min_document_chars, max_document_chars=args.max_document_chars,
+                          min_cjk_share=args.min_cjk_share, dedup=args.dedup,
+                          near_duplicate_threshold=args.near_duplicate_threshold)
+
+
+def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:
+    """The whole tree from parsed flags: the recipe's values where a flag was not given."""
+    recipe = RECIPES[getattr(args, "recipe", None) or DEFAULT_RECIPE]
+    overrides = []
+    instance_config = segmentation = None
+    if instances:
+        explicit = {name: getattr(args, name) for name in RECIPE_INSTANCE_FLAGS if getattr(args, name) is not None}
+        if args.max_seq_length:
+            explicit["max_seq_lengths"] = args.max_seq_length
+        if args.max_predictions_per_seq:
+            explicit["max_predictions"] = args.max_predictions_per_seq
+        overrides = sorted(explicit) + [name for name in ("segmenter", "ltp_model", "opencc_config")
+                                        if getattr(args, name, None) is not None]
+        instance_config = instances_from_recipe(
+            recipe.name, pack_across_documents=args.pack_across_documents, random_seed=args.random_seed,
+            vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
+            allow_fewer_predictions=args.allow_fewer_predictions, **explicit)
+        segmentation = segmentation_from_args(args, recipe=recipe)
+    return RunConfig(
+        sources=sources_from_args(args, opencc_default=recipe.opencc_config),
+        cleaning=cleaning_from_args(args),
+        segmentation=segmentation,
+        instances=instance_config,
+        output=OutputConfig(path=args.output, output_format=getattr(args, "output_format", "tfrecord"),
+                            num_shards=args.num_shards, overwrite=args.overwrite),
+        runner=RunnerConfig(beam_args=tuple(beam_args), progress=getattr(args, "progress", "auto")),
+        overrides=tuple(overrides))
+
+
+def segmentation_from_args(args, *, recipe=None) -> SegmentationConfig:
+    segmenter = args.segmenter or (recipe.segmenter if recipe else None)
+    if segmenter is None:
+        raise UsageError("--segmenter is required")
+    ltp_model = args.ltp_model
+    if segmenter == "ltp" and ltp_model is None:
+        ltp_model = (recipe or RECIPES[DEFAULT_RECIPE]).ltp_model  # LTP's released model, by name
+    return SegmentationConfig(segmenter=segmenter, ltp_model=ltp_model, user_dict=args.user_dict,
+                              cache=getattr(args, "segmentation_cache", "auto"))

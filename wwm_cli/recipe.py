@@ -1,0 +1,28 @@
+"""``wwm recipe list`` and ``wwm recipe show NAME``: HFL's recipes, every number with its source."""
+import argparse
+import json
+
+from wwm_core.recipes import RECIPES, describe
+
+
+def recipe_main(argv) -> None:
+    parser = argparse.ArgumentParser(prog="wwm recipe", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="the recipes, one line each")
+    show = commands.add_parser("show", help="a recipe's data and training settings and their sources")
+    show.add_argument("name", choices=list(RECIPES))
+    show.add_argument("--json", action="store_true", help="as JSON")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for name, recipe in RECIPES.items():
+            lengths = " then ".join(str(phase.max_seq_length) for phase in recipe.phases)
+            print(f"{name:22s} {recipe.model}: {recipe.model_config}, {lengths}, {recipe.sentence_task} sentence task, "
+                  f"{recipe.optimizer}, init {recipe.init_checkpoint or 'random'}")
+        return
+    recipe = RECIPES[args.name]
+    if args.json:
+        print(json.dumps({"name": recipe.name, "model": recipe.model, "data": recipe.data_settings(),
+                          "training": recipe.training_settings(), "sources": recipe.sources},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(describe(recipe))
