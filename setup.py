@@ -23,10 +23,10 @@ setuptools.setup(
         "tokenizers>=0.20",
     ],
     extras_require={
-        "tf": ["tensorflow-cpu>=2.16"],
+        "tf": ["tensorflow-cpu>=2.16", "keras>=3.0", "safetensors>=0.4", "h5py>=3.10", "huggingface_hub>=0.25"],
         # LTP's neural models (torch); the legacy perceptron needs only ltp-extension.
         "ltp-neural": ["ltp>=4.2"],
-        "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16"],
+        "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "safetensors>=0.4"],
     },
     entry_points={"console_scripts": ["wwm=pipelines.cli:main"]},
 )
