@@ -153,15 +153,16 @@ def _per_phase(values, index: int, name: str, count: int):
 
 
 def _recipe_phase(recipe: Recipe | None, index: int, count: int, max_seq_length: int):
-    """The recipe's phase for data phase ``index``: by max_seq_length when one matches, else by
-    position when the counts agree."""
+    """The recipe's phase for data phase ``index``: by position when the data has as many phases
+    as the recipe, else the recipe's phase of the same max_seq_length (one seq512 folder of a
+    bert-wwm run is its phase 2), else by position."""
     if recipe is None:
         return None
+    if len(recipe.phases) == count:
+        return recipe.phases[index]
     matching = [phase for phase in recipe.phases if phase.max_seq_length == max_seq_length]
     if len(matching) == 1:
         return matching[0]
-    if len(recipe.phases) == count:
-        return recipe.phases[index]
     return recipe.phases[min(index, len(recipe.phases) - 1)]
 
 
