@@ -171,19 +171,12 @@ def train(settings: TrainSettings) -> dict:
               eval_writer=tf.summary.create_file_writer(os.path.join(settings.model_dir, "eval")),
               eval_results=read_results(settings.model_dir, up_to_global_step=offsets[resume_phase - 1] + (
                   int(latest.rsplit("-", 1)[1]) if latest else 0)))
-    weights_current = not started  # the model holds what the first phase to run starts from
+    # Phases before the latest one with a checkpoint are done; that one resumes from its checkpoint
+    # (its own weights and optimizer), and each later one starts from the weights in memory.
     for plan, phase_data, held, replica_batch, offset in zip(plans, data, held_out, replica_batches, offsets):
         if plan.number < resume_phase:
             continue
-        if plan.number > 1 and not weights_current:
-            previous = tf.train.latest_checkpoint(phase_dir(settings.model_dir, plan.number - 1))
-            if not tf.train.latest_checkpoint(phase_dir(settings.model_dir, plan.number)):
-                # Phase k starts from phase k-1's last weights (the optimizer is new).
-                tf.train.Checkpoint(model=checkpoint_io.google_variables(model)).restore(previous).expect_partial()
-                log.info("phase %d starts from phase %d's weights (%s) with a new optimizer", plan.number,
-                         plan.number - 1, previous)
         summary["phases"].append(run_phase(run, plan, phase_data, held, replica_batch=replica_batch, offset=offset))
-        weights_current = True
     run.train_writer.close()
     run.eval_writer.close()
 
