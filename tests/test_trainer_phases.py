@@ -315,3 +315,16 @@ def test_tf_model_h5_of_transformers_loads(tmp_path):
     same(model.encoder_layers[0].output_layer_norm.gamma.numpy(), arrays[next(n for n in arrays if "gamma" in n)])
     same(model.mlm_head.output_bias.numpy(), arrays[next(n for n in arrays if "predictions/bias" in n)])
     same(model.nsp_head.output_weights.numpy(), arrays[next(n for n in arrays if "seq_relationship" in n)].T)
+
+
+def test_state_dict_names_of_older_checkpoints_map_to_googles():
+    """Older PyTorch BERT checkpoints name LayerNorm weights gamma/beta, a BertModel's have no
+    "bert." prefix, and tied copies and buffers are not weights of their own."""
+    from wwm_trainer.hf_io import google_name_of_hf
+
+    assert google_name_of_hf("bert.embeddings.LayerNorm.gamma") == "bert/embeddings/LayerNorm/gamma"
+    assert google_name_of_hf("bert.encoder.layer.11.output.LayerNorm.beta") == "bert/encoder/layer_11/output/LayerNorm/beta"
+    assert google_name_of_hf("encoder.layer.0.attention.self.query.weight") == \
+        "bert/encoder/layer_0/attention/self/query/kernel"
+    assert google_name_of_hf("cls.predictions.decoder.weight") is None
+    assert google_name_of_hf("bert.embeddings.position_ids") is None
