@@ -15,6 +15,7 @@ setuptools.setup(
         "defusedxml>=0.7",
         "google-cloud-storage>=3",
         "google-crc32c>=1.5",
+        "huggingface_hub>=0.25",
         "jieba>=0.42",
         "ltp-extension>=0.1.13",
         "mwparserfromhell>=0.6",
@@ -24,10 +25,11 @@ setuptools.setup(
         "tokenizers>=0.20",
     ],
     extras_require={
-        "tf": ["tensorflow-cpu>=2.16"],
+        "tf": ["tensorflow-cpu>=2.16", "keras>=3.0", "safetensors>=0.4", "h5py>=3.10"],
         # LTP's neural models (torch); the legacy perceptron needs only ltp-extension.
         "ltp-neural": ["ltp>=4.2"],
-        "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "datasets>=3"],
+        "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "safetensors>=0.4",
+                 "datasets>=3"],
     },
     entry_points={"console_scripts": ["wwm=wwm_cli:main"]},
 )

@@ -1,8 +1,10 @@
 """Pretraining BERT-wwm / RoBERTa-wwm-ext style models on the output of ``wwm run`` (TensorFlow 2, Keras 3).
 
 Importing this package is cheap: TensorFlow is imported only by the modules that train
-(``model``, ``data``, ``optimization``, ``checkpoint_io``, ``train``), so ``wwm`` commands that do
-not train never pay for it. Start at ``wwm_trainer.cli``.
+(``model``, ``data``, ``masking``, ``optimization``, ``steps``, ``evaluation``, ``checkpoint_io``,
+``hf_io``, ``train``), so ``wwm`` commands that do not train never pay for it. ``presets`` and
+``settings`` (what a run is asked to do, and where each setting comes from) are pure. Start at
+``wwm_trainer.cli``.
 """
 import os
 

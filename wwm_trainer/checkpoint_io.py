@@ -1,4 +1,5 @@
-"""Checkpoints in the variable layout of Google's BERT: loaded (``--init_checkpoint``) and exported.
+"""Checkpoints in the variable layout of Google's BERT: loaded (``--init_checkpoint``, which also
+takes Hugging Face folders and hub ids through ``hf_io``) and exported.
 
 Google's names (``bert/encoder/layer_3/attention/self/query/kernel``, ``cls/predictions/output_bias``,
 ...) are what the released Chinese models (BERT-wwm, RoBERTa-wwm-ext, RBT3, ...) use and what the
@@ -100,6 +101,34 @@ def _is_optimizer_state(name: str) -> bool:
     return any(marker in name for marker in OPTIMIZER_STATE_MARKERS)
 
 
+def _check_shapes(source: str, shapes: dict, targets: dict) -> None:
+    mismatched = [f"{name}: checkpoint {list(shapes[name])}, model {list(targets[name].shape)}"
+                  for name in targets if name in shapes and list(shapes[name]) != list(targets[name].shape)]
+    if mismatched:
+        raise TrainerUsageError(
+            f"--init_checkpoint {source} does not fit the model ({len(mismatched)} shapes differ: "
+            f"{'; '.join(mismatched[:4])}{' ...' if len(mismatched) > 4 else ''}); pass the checkpoint's own "
+            "config as --model_config, and data made with its vocab.txt")
+
+
+def assign_arrays(model, arrays: dict, *, source: str, skipped_state: int = 0) -> LoadReport:
+    """Assigns Google-named arrays to a built model, every shape checked first. Names the model
+    does not have (another model's layers 3-11 for an RBT3, a task head) are reported unused."""
+    targets = google_variables(model)
+    for name, value in list(arrays.items()):
+        # transformers' TF weights stored some attention kernels as [H, heads, head size].
+        if name in targets and value.shape != tuple(targets[name].shape) and value.size == targets[name].shape.num_elements():
+            arrays[name] = value.reshape(targets[name].shape)
+    _check_shapes(source, {name: value.shape for name, value in arrays.items()}, targets)
+    present = [name for name in targets if name in arrays]
+    for name in present:
+        variable = targets[name]
+        variable.assign(tf.cast(arrays[name], variable.dtype))
+    return LoadReport(checkpoint=source, loaded=present, not_in_checkpoint=[n for n in targets if n not in arrays],
+                      unused=sorted(name for name in arrays if name not in targets),
+                      optimizer_state_skipped=skipped_state)
+
+
 def load_google_checkpoint(model, path: str) -> LoadReport:
     """Assigns the weights of a Google-layout checkpoint to a built model.
 
@@ -109,34 +138,33 @@ def load_google_checkpoint(model, path: str) -> LoadReport:
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     targets = google_variables(model)
-    present = [name for name in targets if name in shapes]
-    mismatched = [f"{name}: checkpoint {list(shapes[name])}, model {list(targets[name].shape)}"
-                  for name in present if list(shapes[name]) != list(targets[name].shape)]
-    if mismatched:
-        raise TrainerUsageError(
-            f"--init_checkpoint {prefix} does not fit the model ({len(mismatched)} shapes differ: "
-            f"{'; '.join(mismatched[:4])}{' ...' if len(mismatched) > 4 else ''}); pass the checkpoint's own "
-            "bert_config.json as --model_config, and data made with its vocab.txt")
-    for name in present:
-        variable = targets[name]
-        variable.assign(tf.cast(reader.get_tensor(name), variable.dtype))
-    extra = sorted(name for name in shapes if name not in targets)
-    return LoadReport(
-        checkpoint=prefix,
-        loaded=present,
-        not_in_checkpoint=[name for name in targets if name not in shapes],
-        unused=[name for name in extra if not _is_optimizer_state(name)],
-        optimizer_state_skipped=sum(1 for name in extra if _is_optimizer_state(name)),
-    )
+    _check_shapes(prefix, shapes, targets)
+    state = [name for name in shapes if name not in targets and _is_optimizer_state(name)]
+    arrays = {name: reader.get_tensor(name) for name in shapes if name not in state}
+    return assign_arrays(model, arrays, source=prefix, skipped_state=len(state))
 
 
-def export_google_checkpoint(model, export_dir: str) -> str:
-    """Writes the model's weights (float32) as ``export_dir/bert_model.ckpt``; returns the prefix."""
+def load_init_checkpoint(model, source: str) -> LoadReport:
+    """``--init_checkpoint``: a Hugging Face folder or hub id, else a Google-layout checkpoint."""
+    from wwm_trainer import hf_io
+
+    if hf_io.is_hf_source(source):
+        arrays, path = hf_io.read_hf_weights(source)
+        return assign_arrays(model, arrays, source=path)
+    return load_google_checkpoint(model, source)
+
+
+def model_arrays(model) -> dict:
+    """Google name -> float32 numpy array of every weight. Read on the host: under a distribution
+    strategy this is the (identical) first replica's copy."""
+    return {name: variable.numpy().astype("float32") for name, variable in google_variables(model).items()}
+
+
+def export_google_checkpoint(arrays: dict, export_dir: str) -> str:
+    """Writes Google-named arrays as ``export_dir/bert_model.ckpt``; returns the prefix."""
     tf.io.gfile.makedirs(export_dir)
     prefix = os.path.join(export_dir, EXPORT_PREFIX)
-    variables = google_variables(model)
-    names = sorted(variables)
-    # Read on the host: under a distribution strategy this is the (identical) first replica's copy.
-    tensors = [tf.constant(variables[name].numpy(), dtype=tf.float32) for name in names]
+    names = sorted(arrays)
+    tensors = [tf.constant(arrays[name], dtype=tf.float32) for name in names]
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
     return prefix

@@ -2,41 +2,75 @@
 
 TensorFlow is imported only when training starts, so adding these flags to a parser costs nothing.
 
-    wwm train --manifest OUT/manifest.json --model_dir DIR [--model_config base|...|bert_config.json]
+    wwm train --manifest OUT/manifest.json --model_dir DIR [--recipe NAME] [flags that override it]
+    wwm train --manifest OUT/seq128/manifest.json --then OUT/seq512/manifest.json --model_dir DIR
     wwm run ... --output OUT --then_train --model_dir DIR [trainer flags]
 """
 import argparse
 import dataclasses
 import os
 
-from wwm_trainer.settings import MIXED_PRECISION, OPTIMIZERS, TrainSettings
+from wwm_core.recipes import RECIPES
+from wwm_trainer.presets import NO_RECIPE, OPTIMIZERS
+from wwm_trainer.settings import MIXED_PRECISION, TrainSettings
 
 MODEL_CONFIGS = ("base", "large", "rbt3", "rbtl3", "tiny")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSettings) if f.default is not dataclasses.MISSING}
 
 
-def add_train_flags(parser: argparse.ArgumentParser, *, manifest_flag: bool = True) -> None:
-    """The trainer's flags. ``manifest_flag=False`` for ``wwm run``, whose output is the manifest;
-    there ``--model_dir`` is optional (needed only with ``--then_train``)."""
+def _per_phase(kind):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(part) for part in text.split(","))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"expected a number or a comma-separated list, one per phase: {text!r}") \
+                from error
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_train_flags(parser, *, manifest_flag: bool = True) -> None:
+    """The trainer's flags. ``manifest_flag=False`` for ``wwm run``, whose output is the data (and
+    whose own --recipe is recorded in its manifest); there ``--model_dir`` is optional (needed
+    only with ``--then_train``)."""
     add = parser.add_argument
     if manifest_flag:
-        add("--manifest", required=True, help="manifest.json of a finished `wwm run` (or its folder), local or gs://")
+        add("--manifest", required=True,
+            help="manifest.json of a finished `wwm run` (or its folder), local or gs://: one phase's "
+            "(OUT/seq128/manifest.json) or a several-length run's (OUT/manifest.json: every phase in order)")
+        add("--then", action="append", default=[], metavar="MANIFEST",
+            help="a further phase's manifest, trained after the one before it from its weights "
+            "(e.g. --then OUT/seq512/manifest.json); repeatable")
+        add("--recipe", choices=list(RECIPES) + [NO_RECIPE],
+            help="HFL's settings for a released model (wwm recipe show NAME): model size, init checkpoint, "
+            "optimizer, and per phase steps, batch, learning rate and warmup; default: the recipe recorded in "
+            "the manifest; none: only flags and defaults. Flags given override it")
     add("--model_dir", required=manifest_flag,
-        help="checkpoints, TensorBoard logs and export/ (local or gs://); a run resumes from its latest checkpoint")
+        help="checkpoints (phase1/, phase2/), TensorBoard logs, eval_results.json, export/ (Google's layout) "
+        "and export_hf/ (Hugging Face's); local or gs://. A run resumes in the phase it was in")
     add("--model_config", default=None,
-        help=f"{'|'.join(MODEL_CONFIGS)} or a Google bert_config.json; default: the bert_config.json beside "
-        "--init_checkpoint, else base. Built-in sizes take the data's vocabulary size")
-    add("--init_checkpoint", help="TensorFlow checkpoint in Google's BERT layout (a released BERT-wwm, "
-        "RoBERTa-wwm-ext, ... or an export of this trainer) to continue pretraining from")
+        help=f"{'|'.join(MODEL_CONFIGS)} or a bert_config.json / Hugging Face config.json; default: the recipe's, "
+        "else the config beside --init_checkpoint, else base. Built-in sizes take the data's vocabulary size")
+    add("--init_checkpoint",
+        help="weights to start from: a TensorFlow checkpoint in Google's BERT layout (a released BERT-wwm, "
+        "RoBERTa-wwm-ext, ... or an export of this trainer), a Hugging Face BERT folder (model.safetensors or "
+        "tf_model.h5), or a hub id such as hfl/chinese-roberta-wwm-ext (read through the Hugging Face cache; "
+        "HF_HUB_OFFLINE=1 uses only the cache); 'none' for random weights. Weights the model has no place for "
+        "(layers 3-11 of a base model under --model_config rbt3) are reported and left out")
     add("--tpu", help="Cloud TPU name, or 'local' on a TPU VM; without it: all GPUs, else the CPU")
-    add("--train_batch_size", type=int, default=_DEFAULTS["train_batch_size"], help="global batch, all replicas")
-    add("--learning_rate", type=float, default=_DEFAULTS["learning_rate"], help="peak learning rate")
-    add("--num_train_steps", type=int, default=_DEFAULTS["num_train_steps"],
-        help="total optimizer steps, counting those of earlier runs in --model_dir")
-    add("--num_warmup_steps", type=int, default=None,
-        help="linear warmup of the learning rate; default 10,000 (Google's), or a tenth of a shorter run")
-    add("--optimizer", choices=OPTIMIZERS, default=_DEFAULTS["optimizer"],
-        help="lamb: large-batch pretraining (BERT-wwm-ext, RoBERTa-wwm-ext); adamw: Google's original")
+    add("--optimizer", choices=OPTIMIZERS, default=None,
+        help="adamw: Google's AdamWeightDecayOptimizer (HFL's RoBERTa-wwm-ext and -large, batch 384-512); lamb: "
+        "large batches (HFL's BERT-wwm and BERT-wwm-ext, batch 2,560). Default: the recipe's, else adamw")
+    add("--train_batch_size", type=_per_phase(int), default=None,
+        help="global batch, all replicas; one value, or one per phase (2560,384). Default: the recipe's, else 32")
+    add("--learning_rate", type=_per_phase(float), default=None,
+        help="peak learning rate, one or one per phase. Default: the recipe's, else adamw 1e-4 (Google's; 5e-5 "
+        "for large), lamb 6e-3 x sqrt(batch/65536) (NVIDIA's recipe, square-root scaling)")
+    add("--num_train_steps", type=_per_phase(int), default=None,
+        help="optimizer steps of each phase (one value, or one per phase). Default: the recipe's, else 100,000")
+    add("--num_warmup_steps", type=_per_phase(int), default=None,
+        help="linear warmup of each phase's learning rate; default: the recipe's, else a tenth of the phase, at "
+        "most 10,000 (Google's)")
     add("--gradient_accumulation_steps", type=int, default=_DEFAULTS["gradient_accumulation_steps"],
         help="split each replica's batch into this many micro-batches (less memory, same update)")
     add("--save_checkpoints_steps", type=int, default=_DEFAULTS["save_checkpoints_steps"])
@@ -45,13 +79,22 @@ def add_train_flags(parser: argparse.ArgumentParser, *, manifest_flag: bool = Tr
     add("--max_checkpoints_to_keep", type=int, default=_DEFAULTS["max_checkpoints_to_keep"])
     add("--mixed_precision", choices=MIXED_PRECISION, default=_DEFAULTS["mixed_precision"],
         help="auto: bfloat16 compute on TPUs and Ampere+ GPUs, float32 on CPUs")
-    add("--seed", type=int, default=_DEFAULTS["seed"], help="initialization, dropout and data order")
+    add("--seed", type=int, default=_DEFAULTS["seed"], help="initialization, dropout, data order, dynamic masks")
+    add("--eval_manifest", help="held-out data (another `wwm run` output): MLM and NSP/SOP loss and accuracy every "
+        "--eval_every steps and at the end of each phase, in the log, TensorBoard (model_dir/eval) and "
+        "model_dir/eval_results.json")
+    add("--eval_share", type=float, default=_DEFAULTS["eval_share"],
+        help="instead of --eval_manifest: hold out this share of each phase's shards (whole shards, the last "
+        "ones) and evaluate on them")
+    add("--eval_every", type=int, default=None, help="steps between evaluations; default: --save_checkpoints_steps")
+    add("--eval_batch_size", type=int, default=None, help="default: the phase's batch (at most the held-out size)")
+    add("--eval_max_batches", type=int, default=None, help="evaluate on at most this many batches; default: all")
 
 
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wwm train", description="Pretrain (or continue pretraining) BERT-wwm / RoBERTa-wwm-ext style "
-        "models on the output of `wwm run`.")
+        "models on the output of `wwm run`, one or more phases, with HFL's recipes as presets.")
     add_train_flags(parser)
     return parser
 
@@ -60,6 +103,7 @@ def settings_from_args(args, *, manifest: str | None = None) -> TrainSettings:
     """TrainSettings from parsed flags; ``manifest`` overrides ``args.manifest`` (``--then_train``)."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings) if hasattr(args, f.name)}
     values["manifest"] = manifest or values.get("manifest")
+    values["then"] = tuple(values.get("then") or ())
     return TrainSettings(**values)  # checks every value, --model_dir given included
 
 
@@ -74,11 +118,11 @@ def train_from_args(args, *, manifest: str | None = None) -> dict:
 
 
 def train_main(argv) -> dict:
-    """``wwm train ARGV``. Returns a summary dict: start_step, final_step, first_steps and
-    last_steps (per-step mlm_loss, mlm_accuracy, nsp_loss/nsp_accuracy with NSP data),
-    steps_per_second and examples_per_second (first loop's tracing included),
-    steady_steps_per_second (without it), checkpoints, restored_from, init_checkpoint (what was
-    loaded), export_dir. Raises TrainerUsageError (a pipelines UsageError) for one-line errors."""
+    """``wwm train ARGV``. Returns a summary dict: plan (the settings in force, with sources),
+    phases (per phase: start_step, final_step, first_steps and last_steps with per-step mlm_loss,
+    mlm_accuracy and nsp_/sop_ loss and accuracy, steps_per_second, steady_steps_per_second,
+    checkpoints, restored_from), init_checkpoint (what was loaded), eval_results, export_dir,
+    hf_export_dir. Raises TrainerUsageError (a UsageError) for one-line errors."""
     return train_from_args(train_parser().parse_args(argv))
 
 
@@ -100,19 +144,23 @@ def check_then_train(args) -> None:
 
 
 def then_train(args, output: str):
-    """After ``wwm run`` wrote ``output``: trains on ``output/manifest.json`` when --then_train was
-    given (returns the summary), else returns None."""
+    """After ``wwm run`` wrote ``output``: trains on ``output/manifest.json`` (every phase the run
+    made) when --then_train was given (returns the summary), else returns None."""
     if not args.then_train:
         return None
     return train_from_args(args, manifest=os.path.join(output, "manifest.json"))
 
 
 def _print_summary(summary: dict) -> None:
-    first, last = summary["first_steps"], summary["last_steps"]
-    if first and last:
-        print(f"trained steps {summary['start_step']} -> {summary['final_step']}: mlm_loss "
-              f"{first[0]['mlm_loss']:.4f} (step {first[0]['step']}) -> {last[-1]['mlm_loss']:.4f} "
-              f"(step {last[-1]['step']}), {summary['steps_per_second']:.2f} steps/s"
-              + (f" ({summary['steady_steps_per_second']:.2f} after the first loop)"
-                 if summary["steady_steps_per_second"] else ""))
-    print(f"export: {summary['export_dir']}")
+    for phase in summary["phases"]:
+        first, last = phase["first_steps"], phase["last_steps"]
+        if first and last:
+            print(f"phase {phase['phase']}: trained steps {phase['start_step']} -> {phase['final_step']}: mlm_loss "
+                  f"{first[0]['mlm_loss']:.4f} (step {first[0]['step']}) -> {last[-1]['mlm_loss']:.4f} "
+                  f"(step {last[-1]['step']}), {phase['steps_per_second']:.2f} steps/s"
+                  + (f" ({phase['steady_steps_per_second']:.2f} after the first loop)"
+                     if phase["steady_steps_per_second"] else ""))
+    if summary["eval_results"]:
+        final = summary["eval_results"][-1]
+        print("eval: " + ", ".join(f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float)))
+    print(f"export: {summary['export_dir']} (Google's layout), {summary['hf_export_dir']} (Hugging Face's)")

@@ -1,13 +1,14 @@
 """Optimizers and the learning-rate schedule of Google's BERT pretraining.
 
-LAMB (layer-wise adaptive moments, You et al. 2019) for large-batch pretraining, as BERT-wwm-ext
-and RoBERTa-wwm-ext were trained; AdamW (Adam with decoupled weight decay, Google's
-AdamWeightDecayOptimizer) otherwise. Both leave LayerNorm weights and biases out of weight decay.
+LAMB (layer-wise adaptive moments, You et al. 2019) for large-batch pretraining, as BERT-wwm and
+BERT-wwm-ext were trained (batch 2,560); AdamW (Adam with decoupled weight decay, Google's
+AdamWeightDecayOptimizer) otherwise, as Google's BERT and HFL's RoBERTa-wwm-ext (batch 384) and
+RoBERTa-wwm-ext-large were. Both leave LayerNorm weights and biases out of weight decay.
 """
 import keras
 import tensorflow as tf
 
-from wwm_trainer.settings import OPTIMIZERS
+from wwm_trainer.presets import OPTIMIZERS
 
 WEIGHT_DECAY = 0.01
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-6
@@ -63,7 +64,11 @@ class DecoupledAdam(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(var_list)
-        self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["m", "v"])
+        if hasattr(self, "add_optimizer_variables"):  # Keras 3.10 and later
+            self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["m", "v"])
+        else:  # Keras 3.0-3.9 (e.g. a TPU VM image's own Keras)
+            self._momentums = [self.add_variable_from_reference(v, "m") for v in var_list]
+            self._velocities = [self.add_variable_from_reference(v, "v") for v in var_list]
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
