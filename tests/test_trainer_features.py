@@ -12,7 +12,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from pipelines.cli import run
+from wwm_cli.data import run
 from tests.conftest import shared_file
 from tests.test_pipeline import LOCAL
 from wwm_core.manifest import FileInfo, Manifest

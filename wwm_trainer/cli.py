@@ -1,4 +1,4 @@
-"""``wwm train`` and ``wwm run --then_train``: the flags, and the calls ``pipelines.cli`` makes.
+"""``wwm train`` and ``wwm run --then_train``: the flags, and the calls the `wwm` command makes.
 
 TensorFlow is imported only when training starts, so adding these flags to a parser costs nothing.
 
