@@ -1,27 +1,38 @@
-"""Benchmark of ``wwm run``: instances per CPU-second and peak RSS, segmentation included.
+"""Benchmark of ``wwm run`` against Google's generator, side by side on the same machine, corpus,
+vocabulary and flags: instances per CPU-second and peak RSS of each, and the ratio.
 
-Runs the real command in a child process at Google's reference settings (--dupe_factor 5
---max_seq_length 128) and reads the child's CPU time and peak RSS from the kernel (getrusage),
-so Beam's own overhead is counted too. Without --corpus it builds one from the gold-segmented UD
-sentences in ../shared/data (raw text only), shuffled into documents and repeated to --corpus_mb.
+Both run as child processes; CPU time (user + sys) and peak RSS come from the kernel (getrusage),
+so Beam's own overhead, segmentation, cleaning and writing are all counted for ``wwm run``.
+Google's ``create_pretraining_data.py`` (../shared/tools/google_bert/, when that folder exists)
+does no segmentation at all. Without --corpus the corpus is built from the UD Chinese sentences
+in ../shared/data (raw text), shuffled into documents and repeated to --corpus_mb.
 
-    .venv/bin/python benchmarks/generate_benchmark.py --segmenter ltp
-    .venv/bin/python benchmarks/generate_benchmark.py --corpus 'my/*.txt' --segmenter jieba -- --direct_num_workers=2 --direct_running_mode=multi_processing
+    .venv/bin/python benchmarks/generate_benchmark.py                      # LTP, length 128, dupe 5
+    .venv/bin/python benchmarks/generate_benchmark.py --prepared           # a re-run on cached word boundaries
+    .venv/bin/python benchmarks/generate_benchmark.py --max_seq_length 512 # 80 predictions
+    .venv/bin/python benchmarks/generate_benchmark.py --phases             # 128,512 in one run vs two runs
+    .venv/bin/python benchmarks/generate_benchmark.py --corpus_mb 110 --no_google   # memory at 10x the text
+    .venv/bin/python benchmarks/generate_benchmark.py -- --direct_num_workers=2 --direct_running_mode=multi_processing
 """
 import argparse
 import glob
 import json
 import pathlib
+import platform
 import random
+import re
 import subprocess
 import sys
 import tempfile
+import time
 
 from measure import run_measured
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-UD = ROOT.parent / "shared" / "data" / "ud_chinese_gsdsimp"
-GOOGLE_INSTANCES_PER_CPU_SECOND = 1238  # create_pretraining_data.py on this machine class, no segmentation
+SHARED = ROOT.parent / "shared"
+UD = SHARED / "data" / "ud_chinese_gsdsimp"
+GOOGLE = SHARED / "tools" / "google_bert" / "create_pretraining_data.py"
+VOCAB = SHARED / "data" / "bert_vocab" / "vocab.txt"
 
 
 def ud_sentences(path: pathlib.Path) -> list:
@@ -41,8 +52,7 @@ def build_corpus(path: pathlib.Path, megabytes: float, rng: random.Random) -> No
 
 def wwm(*arguments) -> None:
     """A `wwm` command in a child process, not measured (setting up what a benchmark measures)."""
-    subprocess.run([sys.executable, "-m", "wwm_cli", *arguments], check=True, cwd=ROOT,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "wwm_cli", *arguments], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
 def train_ltp_model(folder: pathlib.Path) -> None:
@@ -58,17 +68,64 @@ def prepare_and_segment(corpus: str, prepared: pathlib.Path, segmenter: str, mod
     return ["--input_format=parquet", f"--input={prepared}/documents/*.parquet"]
 
 
+def google_run(corpus: str, work: pathlib.Path, *, length: int, predictions: int, dupe: int):
+    """Google's generator on the same corpus and flags: (instances, Measurement)."""
+    output = work / "google.tfrecord"
+    log = work / "google.log"
+    command = [sys.executable, str(GOOGLE), f"--input_file={corpus}", f"--output_file={output}",
+               f"--vocab_file={VOCAB}", "--do_lower_case=True", "--do_whole_word_mask=True",
+               f"--max_seq_length={length}", f"--max_predictions_per_seq={predictions}", "--masked_lm_prob=0.15",
+               "--random_seed=12345", f"--dupe_factor={dupe}"]
+    with log.open("w") as handle:
+        measured = run_measured(command, cwd=ROOT, stderr=handle)
+    found = re.findall(r"Wrote (\d+) total instances", log.read_text())
+    if not found:
+        raise RuntimeError(f"Google's generator printed no instance count; see {log}")
+    output.unlink()
+    return int(found[-1]), measured
+
+
+def wwm_run(run_input, output: pathlib.Path, *, lengths: str, predictions: str, args, model, extra=()):
+    command = [sys.executable, "-m", "wwm_cli", "run", *run_input, f"--output={output}",
+               f"--dupe_factor={args.dupe_factor}", f"--max_seq_length={lengths}",
+               f"--max_predictions_per_seq={predictions}", f"--segmenter={args.segmenter}",
+               f"--num_shards={args.num_shards}", *extra]
+    if VOCAB.exists():
+        command.append(f"--vocab_file={VOCAB}")
+    if model:
+        command.append(f"--ltp_model={model}")
+    command += args.beam_args
+    measured = run_measured(command, cwd=ROOT)
+    manifest = json.loads((output / "manifest.json").read_text())
+    if manifest["kind"] == "phases":
+        instances = sum(json.loads((output / p["manifest"]).read_text())["num_instances"] for p in manifest["phases"])
+    else:
+        instances = manifest["num_instances"]
+    return instances, measured, command
+
+
+def report(name: str, instances: int, measured) -> float:
+    rate = instances / measured.cpu_seconds
+    print(f"{name:34s} {instances:>10,} {measured.cpu_seconds:>8.1f} {rate:>10,.0f} {measured.wall_seconds:>7.1f} "
+          f"{measured.peak_rss_mb:>7.0f}")
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", help="input glob (text format); default: built from ../shared UD sentences")
     parser.add_argument("--corpus_mb", type=float, default=11.0)
     parser.add_argument("--segmenter", default="ltp", choices=["ltp", "jieba", "char"])
     parser.add_argument("--ltp_model", help="default: a perceptron trained on the UD dev sentences")
-    parser.add_argument("--vocab_file", default=str(ROOT.parent / "shared" / "data" / "bert_vocab" / "vocab.txt"))
-    parser.add_argument("--num_shards", type=int, default=4)
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--dupe_factor", type=int, default=5)
+    parser.add_argument("--num_shards", type=int, default=0, help="0: wwm run's automatic sizing")
     parser.add_argument("--prepared", action="store_true",
                         help="measure a re-run: `wwm prepare` and `wwm segment` first (not measured), then "
                         "`wwm run` on the Parquet documents, reusing the cached word boundaries")
+    parser.add_argument("--phases", action="store_true",
+                        help="also measure 128 and 512 in one run against two single runs")
+    parser.add_argument("--no_google", action="store_true", help="skip Google's generator (no ratio)")
     parser.add_argument("beam_args", nargs="*", help="after --: passed to wwm run (e.g. --direct_num_workers=2)")
     args = parser.parse_args()
 
@@ -82,33 +139,50 @@ def main() -> None:
     if args.segmenter == "ltp" and model is None:
         model = str(work / "ltp_model")
         train_ltp_model(pathlib.Path(model))
-
     run_input = [f"--input={corpus}"]
     if args.prepared:
         run_input = prepare_and_segment(corpus, work / "prepared", args.segmenter, model)
-    command = [sys.executable, "-m", "wwm_cli", "run", *run_input, f"--output={work / 'out'}",
-               "--dupe_factor=5", "--max_seq_length=128", "--max_predictions_per_seq=20",
-               f"--segmenter={args.segmenter}", f"--num_shards={args.num_shards}"]
-    if pathlib.Path(args.vocab_file).exists():
-        command.append(f"--vocab_file={args.vocab_file}")
-    if model:
-        command.append(f"--ltp_model={model}")
-    command += args.beam_args
+    length = args.max_seq_length
+    predictions = {128: 20, 512: 80}.get(length, round(length * 0.15))
 
-    measured = run_measured(command, cwd=ROOT)
-    cpu = measured.cpu_seconds
-    manifest = json.loads((work / "out" / "manifest.json").read_text())
-    instances = manifest["num_instances"]
-    rate = instances / cpu
+    print(f"date              {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"machine           {platform.processor() or platform.machine()}, {_cores()} cores, Python "
+          f"{platform.python_version()}")
     print(f"corpus            {input_mb:.1f} MB ({corpus})")
-    print(f"segmenter         {args.segmenter}{' (cached by wwm segment)' if args.prepared else ''}")
+    print(f"settings          length {length}, {predictions} predictions, dupe {args.dupe_factor}, segmenter "
+          f"{args.segmenter}{' (cached by wwm segment)' if args.prepared else ''}")
+    print(f"{'':34s} {'instances':>10s} {'CPU s':>8s} {'inst/CPU-s':>10s} {'wall s':>7s} {'RSS MB':>7s}")
+    instances, measured, command = wwm_run(run_input, work / "out", lengths=str(length), predictions=str(predictions),
+                                           args=args, model=model)
+    ours = report("wwm run", instances, measured)
+    if args.phases:
+        both, measured_both, _ = wwm_run(run_input, work / "both", lengths="128,512", predictions="20,80",
+                                         args=args, model=model)
+        report("wwm run, 128 and 512 in one run", both, measured_both)
+        cpu_single = 0.0
+        for single_length, single_predictions in ((128, 20), (512, 80)):
+            single, measured_single, _ = wwm_run(run_input, work / f"single{single_length}",
+                                                 lengths=str(single_length), predictions=str(single_predictions),
+                                                 args=args, model=model)
+            report(f"wwm run, {single_length} alone", single, measured_single)
+            cpu_single += measured_single.cpu_seconds
+        print(f"two phases in one run: {measured_both.cpu_seconds:.1f} CPU s; two single runs: {cpu_single:.1f} CPU s "
+              f"({measured_both.cpu_seconds / cpu_single:.2f}x)")
+    if args.no_google or not GOOGLE.exists():
+        print("no ratio measured: Google's generator " + ("skipped" if args.no_google else f"not found at {GOOGLE}"))
+        return
+    google_instances, google_measured = google_run(corpus, work, length=length, predictions=predictions,
+                                                   dupe=args.dupe_factor)
+    google = report("Google create_pretraining_data.py", google_instances, google_measured)
+    print(f"ratio             {ours / google:.1f}x Google's instances per CPU-second; peak RSS "
+          f"{measured.peak_rss_mb:.0f} MB vs {google_measured.peak_rss_mb:.0f} MB")
     print(f"command           {' '.join(command[2:])}")
-    print(f"instances         {instances}")
-    print(f"wall seconds      {measured.wall_seconds:.1f}")
-    print(f"CPU seconds       {cpu:.1f}  (user {measured.user_seconds:.1f} + sys {measured.system_seconds:.1f}, "
-          "all child processes)")
-    print(f"instances/CPU-s   {rate:.0f}  ({rate / GOOGLE_INSTANCES_PER_CPU_SECOND:.1f}x Google's 1,238)")
-    print(f"peak RSS          {measured.peak_rss_mb:.0f} MB (largest single process)")
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Runs a command in a child process and reads its CPU time and peak RSS from the kernel."""
 import dataclasses
-import resource
+import os
 import subprocess
 import time
 
@@ -11,16 +11,17 @@ class Measurement:
     cpu_seconds: float
     user_seconds: float
     system_seconds: float
-    peak_rss_mb: float  # of the largest single child process
+    peak_rss_mb: float  # of the largest single process: the child or one of its own children
 
 
-def run_measured(command, *, cwd) -> Measurement:
-    """CPU time is the difference of RUSAGE_CHILDREN around the command, so several commands may be
-    measured from one process; peak RSS is the largest of any child waited for so far."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def run_measured(command, *, cwd, stderr=None) -> Measurement:
+    """``wait4`` gives this child's own resource use (with the children it waited for), so
+    several commands measured from one process do not mix their figures."""
     wall = time.perf_counter()
-    subprocess.run(command, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - wall
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-    return Measurement(wall, user + system, user, system, after.ru_maxrss / 1024)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, command)
+    return Measurement(wall, usage.ru_utime + usage.ru_stime, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024)

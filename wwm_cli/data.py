@@ -191,13 +191,13 @@ def sized_with_clear_output(config):
 
 
 def check_memory(config) -> None:
-    """A worker holds one batch of instances per phase: refuse a shape that cannot fit this
-    machine (the longest sequences make the biggest batches)."""
-    from wwm_core.generate import BATCH_ROWS
+    """A worker holds one batch of instances at a time: refuse a shape that cannot fit this
+    machine (a batch holds at least one row of the longest length)."""
+    from wwm_core.generate import BATCH_CELLS, batch_rows
 
     longest = max(phase.max_seq_length for phase in config.instances.phases)
     # Masking works on (rows x length) matrices of int64 and float64: about 40 of them at once.
-    estimate = BATCH_ROWS * longest * 8 * 40 + 400 * 2**20
+    estimate = max(BATCH_CELLS, batch_rows(longest) * longest) * 8 * 40 + 400 * 2**20
     available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if estimate > available:
         raise UsageError(f"--max_seq_length {longest} needs about {estimate / 2**30:.1f} GiB per worker, more than "

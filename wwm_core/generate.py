@@ -7,23 +7,28 @@ once; each phase (sequence length) then plans, masks and encodes its instances f
 tokens, batch by batch, so what a worker holds is the bucket's token arrays, its plans and one
 batch, never a shard's worth of instances.
 """
+import array
 import collections
 import dataclasses
+import itertools
 import math
 import random
 
 import numpy as np
 
 from wwm_core.hashing import stable_hash
-from wwm_core.instances import (SpecialIds, TokenPool, drop_leading_separators, make_batch, packed_pool,
-                                pair_plans, sentence_offsets, single_segment_plans,
+from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separators, make_batch, packed_pool,
+                                pair_plans, plan_matrix, sentence_offsets, single_segment_plans,
                                 single_segment_ranges)
 from wwm_core.records import ExampleEncoder, feature_values, schema, tfrecord_frames
 from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
 from wwm_core.word_boundaries import segment_documents
 
-BATCH_ROWS = 2048  # instances masked and encoded together: big enough to amortize numpy calls
+# Instances masked and encoded together: enough to amortize numpy's per-call cost, few enough that
+# a batch's (rows x length) matrices stay small; 2048 rows at length 128, 512 at 512.
+BATCH_CELLS = 2048 * 128
+CHUNK_SENTENCES = 8192  # sentences segmented and tokenized together
 TOP_UNKNOWN_CHARACTERS = 50  # per shard, of the characters the vocabulary lacks
 
 
@@ -58,6 +63,23 @@ def count_histogram(stats, name: str, values, *, width: int = 1, log2: bool = Fa
         stats[f"hist.{name}.{edge}"] += count
 
 
+def batch_rows(max_seq_length: int) -> int:
+    return max(1, BATCH_CELLS // max_seq_length)
+
+
+def _chunks(documents, sentences_per_chunk: int):
+    """Consecutive documents in groups of about ``sentences_per_chunk`` sentences (whole documents)."""
+    chunk, size = [], 0
+    for document in documents:
+        chunk.append(document)
+        size += len(document.sentences)
+        if size >= sentences_per_chunk:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
 class ShardMaker:
     """Holds what is loaded once per worker: tokenizer, segmenter, encoders."""
 
@@ -82,7 +104,9 @@ class ShardMaker:
     def prepare(self, documents, stats: collections.Counter, dead_letters: list, *, word_cache=None) -> PreparedBucket:
         """Documents -> their tokens and word groups, filtering with counted reasons; documents
         the segmenter fails on go to ``dead_letters``. ``word_cache`` ({sentence key: word
-        lengths}) spares segmenting sentences it holds."""
+        lengths}) spares segmenting sentences it holds. Worked through in chunks of about
+        CHUNK_SENTENCES sentences, so what is held is the bucket's token arrays, not the
+        segmenter's and tokenizer's Python objects for all of it."""
         kept = []
         for document in documents:
             num_chars = sum(map(len, document.sentences))
@@ -92,10 +116,29 @@ class ShardMaker:
                 stats["documents_filtered.too_long"] += 1
             else:
                 kept.append(document)
-        # One batched call per stage for the whole bucket: the segmenter and the tokenizer both
-        # pay a per-call cost that would dominate short sentences.
-        kept, sentences, words = segment_documents(self.segmenter, kept, stats=stats, dead_letters=dead_letters,
-                                                   cache=word_cache)
+        doc_ids, doc_lengths, ids, group_start = [], [], [], []
+        for chunk in _chunks(kept, CHUNK_SENTENCES):
+            chunk_ids, chunk_group_start = self._prepare_chunk(chunk, stats, dead_letters, doc_ids, doc_lengths,
+                                                              word_cache=word_cache)
+            ids.append(chunk_ids)
+            group_start.append(chunk_group_start)
+        stats["documents_out"] += len(doc_ids)
+        # Sentences and documents without tokens contribute no tokens, so the flat arrays are
+        # exactly the kept documents' tokens, in order.
+        pool = TokenPool(
+            ids=np.concatenate(ids) if ids else np.zeros(0, np.int32),
+            group_start=np.concatenate(group_start) if group_start else np.zeros(0, bool),
+            doc_offsets=np.cumsum([0] + [sum(lengths) for lengths in doc_lengths], dtype=np.int64),
+        )
+        return PreparedBucket(doc_ids, doc_lengths, pool)
+
+    def _prepare_chunk(self, documents, stats, dead_letters, doc_ids: list, doc_lengths: list, *, word_cache):
+        """One chunk of documents: segmented and tokenized in one batched call each (both pay a
+        per-call cost that would dominate short sentences). Appends the documents that have
+        tokens to ``doc_ids`` and their sentences' token counts to ``doc_lengths``; returns the
+        chunk's (token ids, group starts)."""
+        kept, sentences, words = segment_documents(self.segmenter, documents, stats=stats,
+                                                   dead_letters=dead_letters, cache=word_cache)
         sentence_lengths = [len(text) for text in sentences]
         for index, (length, word_lengths) in enumerate(zip(sentence_lengths, words)):
             if word_lengths is not None and sum(word_lengths) != length:
@@ -106,8 +149,7 @@ class ShardMaker:
         stats["segmenter_boundaries_overridden"] += grouping.boundaries_overridden
         stats["segmenter_words_split_at_space"] += grouping.words_split_at_space
         stats["sentences_dropped.no_tokens"] += int(np.count_nonzero(tokenized.sentence_tokens == 0))
-
-        doc_ids, doc_lengths, cursor = [], [], 0
+        cursor = 0
         for document in kept:
             counts = tokenized.sentence_tokens[cursor:cursor + len(document.sentences)].tolist()
             cursor += len(document.sentences)
@@ -117,16 +159,8 @@ class ShardMaker:
                 doc_lengths.append(lengths)
             else:
                 stats["documents_filtered.no_tokens"] += 1
-        stats["documents_out"] += len(doc_ids)
         self._count_text(stats, kept, sentences, words, tokenized)
-        # Sentences and documents without tokens contribute no tokens, so the flat arrays are
-        # exactly the kept documents' tokens, in order.
-        pool = TokenPool(
-            ids=tokenized.ids,
-            group_start=grouping.group_start,
-            doc_offsets=np.cumsum([0] + [sum(lengths) for lengths in doc_lengths], dtype=np.int64),
-        )
-        return PreparedBucket(doc_ids, doc_lengths, pool)
+        return tokenized.ids, grouping.group_start
 
     def _count_text(self, stats, documents, sentences, words, tokenized) -> None:
         """What the report shows of the text: lengths, words, unknown characters."""
@@ -136,7 +170,7 @@ class ShardMaker:
         stats["tokens"] += len(tokenized.ids)
         count_histogram(stats, "document_chars", [sum(map(len, d.sentences)) for d in documents], log2=True)
         count_histogram(stats, "sentence_chars", sentence_lengths, log2=True)
-        word_lengths = [length for lengths in words if lengths is not None for length in lengths]
+        word_lengths = np.fromiter(itertools.chain.from_iterable(w for w in words if w is not None), np.int64)
         count_histogram(stats, "word_chars", np.minimum(word_lengths, 16))
         unknown = np.flatnonzero(tokenized.ids == self.unknown_id)
         stats["tokens.unknown"] += len(unknown)
@@ -171,36 +205,38 @@ class ShardMaker:
 
     # ---------------------------------------------------------------- once per phase
 
-    def plans(self, bucket: PreparedBucket, phase, *, shard_index: int, stats) -> list:
-        """Every instance plan of a bucket for one phase, in the shard's (shuffled) order. Each
-        document's plans come from its own generator, seeded by (seed, document, dupe): the
-        plans of one phase never depend on the other phases or on the bucket's other documents
-        (except as the pool random-next segments are drawn from)."""
+    def plans(self, bucket: PreparedBucket, phase, *, shard_index: int, stats) -> np.ndarray:
+        """Every instance plan of a bucket for one phase, as one (n, 8) int64 matrix (Plan's
+        fields) in the shard's (shuffled) order: numbers, not a Python object per instance. Each
+        document's plans, all dupes in turn, come from its own generator, seeded by (seed,
+        document): the plans of one phase never depend on the other phases or on the bucket's
+        other documents (except as the pool random-next segments are drawn from)."""
         config = self.instances
-        plans = []
-        if config.pack_across_documents:
-            return self._packed_plans(bucket, phase, shard_index=shard_index)
         offsets = [sentence_offsets(lengths) for lengths in bucket.doc_lengths]
         task = config.sentence_task
         make_plans = pair_plans if config.pairs else single_segment_plans
-        for dupe in range(config.dupe_factor):
-            for index, doc_id in enumerate(bucket.doc_ids):
-                rng = random.Random(stable_hash(config.random_seed, doc_id, dupe))
-                plans.extend(make_plans(bucket.doc_lengths, index, rng=rng, phase=phase,
-                                        short_seq_prob=config.short_seq_prob, task=task, offsets=offsets, stats=stats))
+        fields = array.array("q")
+        for index, doc_id in enumerate(bucket.doc_ids):
+            rng = random.Random(stable_hash(config.random_seed, doc_id))
+            for _ in range(config.dupe_factor):
+                for plan in make_plans(bucket.doc_lengths, index, rng=rng, phase=phase,
+                                       short_seq_prob=config.short_seq_prob, task=task, offsets=offsets, stats=stats):
+                    fields.extend(plan)
+        plans = np.frombuffer(fields, dtype=np.int64).reshape(-1, len(Plan._fields))
         # Google shuffles all instances; we shuffle within the shard, seeded by the shard.
         order = np.random.default_rng(stable_hash(config.random_seed, "shard", shard_index)).permutation(len(plans))
-        return [plans[i] for i in order.tolist()]
+        return plans[order]
 
     def _packed_plans(self, bucket: PreparedBucket, phase, *, shard_index: int):
-        """FULL-SENTENCES: per dupe, the bucket's documents in a seeded order as one stream."""
+        """FULL-SENTENCES: per dupe, the bucket's documents in a seeded order as one stream:
+        [(the stream's pool, its plan matrix)]."""
         config, plans = self.instances, []
         for dupe in range(config.dupe_factor):
             seed = stable_hash(config.random_seed, "pack", shard_index, dupe)
             order = np.random.default_rng(seed).permutation(len(bucket.doc_ids))
             stream, lengths = packed_pool(bucket.pool, bucket.doc_lengths, order, special=self.special)
             dupe_plans = single_segment_plans([lengths], 0, rng=random.Random(seed), phase=phase)
-            plans.append((stream, drop_leading_separators(dupe_plans, stream, special=self.special)))
+            plans.append((stream, plan_matrix(drop_leading_separators(dupe_plans, stream, special=self.special))))
         return plans
 
     def count_other_layout(self, bucket: PreparedBucket, phase, stats) -> None:
@@ -224,14 +260,14 @@ class ShardMaker:
             stats[prefix + "packed_tokens"] += dupes * (content + separators + 2 * count)
 
     def phase_batches(self, bucket: PreparedBucket, phase, *, shard_index: int, stats):
-        """The phase's instances in shard order, as InstanceBatches of at most BATCH_ROWS rows."""
+        """The phase's instances in shard order, as InstanceBatches of ``batch_rows`` rows."""
         config = self.instances
-        plans = self.plans(bucket, phase, shard_index=shard_index, stats=stats)
+        rows = batch_rows(phase.max_seq_length)
         if config.pack_across_documents:  # one stream per dupe, each its own pool
-            chunks = [(stream, dupe_plans[first:first + BATCH_ROWS]) for stream, dupe_plans in plans
-                      for first in range(0, len(dupe_plans), BATCH_ROWS)]
+            streams = self._packed_plans(bucket, phase, shard_index=shard_index)
         else:
-            chunks = [(bucket.pool, plans[first:first + BATCH_ROWS]) for first in range(0, len(plans), BATCH_ROWS)]
+            streams = [(bucket.pool, self.plans(bucket, phase, shard_index=shard_index, stats=stats))]
+        chunks = [(pool, plans[first:first + rows]) for pool, plans in streams for first in range(0, len(plans), rows)]
         for pool, chunk in chunks:
             yield make_batch(chunk, pool, special=self.special, phase=phase, masked_lm_prob=config.masked_lm_prob,
                              masking=config.masking, with_word_ids=self.output.parquet)

@@ -142,8 +142,10 @@ def pair_plans(documents, document_index, *, rng: random.Random, phase, short_se
             else:
                 b_doc = document_index
                 b_first, b_last = starts[chunk_start + a_end], starts[chunk_start + chunk_size]
-            drop_a, drop_b = truncated_lengths(a_last - a_first, b_last - b_first, max_num_tokens)
-            a_front, b_front = _front_share(drop_a, rng), _front_share(drop_b, rng)
+            drop_a = drop_b = a_front = b_front = 0
+            if a_last - a_first + b_last - b_first > max_num_tokens:
+                drop_a, drop_b = truncated_lengths(a_last - a_first, b_last - b_first, max_num_tokens)
+                a_front, b_front = _front_share(drop_a, rng), _front_share(drop_b, rng)
             a = (document_index, a_first + a_front, a_last - drop_a + a_front)
             b = (b_doc, b_first + b_front, b_last - drop_b + b_front)
             label = int(is_random_next) if task == "nsp" else 0
@@ -231,10 +233,11 @@ class InstanceBatch:
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def uniforms(seeds, width: int):
-    """(len(seeds), width) floats in [0, 1): row r is the SplitMix64 stream of seed r (state
-    seed + k * golden ratio, then SplitMix64's output mix), a pure function of (seed, column)."""
-    state = np.asarray(seeds, dtype=np.uint64)[:, None] + np.arange(1, width + 1, dtype=np.uint64) * _GOLDEN
+def uniforms(seeds, columns):
+    """Floats in [0, 1), one per (seed, column) pair: column k of seed s is draw k+1 of the
+    SplitMix64 stream of s (state s + (k + 1) * golden ratio, then SplitMix64's output mix). A
+    pure function of (seed, column), so any subset of a row's draws can be computed alone."""
+    state = np.asarray(seeds, dtype=np.uint64) + (np.asarray(columns, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
     state = (state ^ (state >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     state = (state ^ (state >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     state ^= state >> np.uint64(31)
@@ -294,15 +297,17 @@ def mask_whole_words(ids, group_start, lengths, seeds, *, special: SpecialIds, m
     group[~real] = width - 1  # padding shares the last slot; never a candidate start
     row_base = np.arange(n)[:, None] * width
     sizes = np.bincount((row_base + group)[candidate], minlength=n * width).reshape(n, width)
-    # A group's priority is its first token's draw; non-candidate slots sort last.
+    # A group's priority is its first token's draw; non-candidate slots sort last. Each token has
+    # three draws: columns [0, width) its group's priority, [width, 2 width) the replacement
+    # choice, [2 width, 3 width) the random id; only those used are computed.
     priority = np.full((n, width), 2.0)
-    first = starts & candidate
-    first_rows, first_cols = np.nonzero(first)
-    draws = uniforms(seeds, 3 * width)  # per token: group priority, replacement choice, random id
-    priority[first_rows, group[first_rows, first_cols]] = draws[first_rows, first_cols]
-    order = np.argsort(priority, axis=1, kind="stable")
+    first_rows, first_cols = np.nonzero(starts & candidate)
+    priority[first_rows, group[first_rows, first_cols]] = uniforms(seeds[first_rows], first_cols)
+    # Ties are only among the non-candidate slots, whose order does not matter.
+    order = np.argsort(priority, axis=1, kind="quicksort")
     ordered_sizes = np.take_along_axis(sizes, order, axis=1)
-    ordered_valid = np.take_along_axis(priority, order, axis=1) < 2.0
+    # The groups sort first (priorities < 2): a row's first k ranks are its k groups.
+    ordered_valid = column < np.bincount(first_rows, minlength=n)[:, None]
 
     budget = np.minimum(max_predictions_per_seq, np.maximum(1, np.round(lengths * masked_lm_prob))).astype(np.int64)
     taken = np.zeros(n, dtype=np.int64)
@@ -317,17 +322,17 @@ def mask_whole_words(ids, group_start, lengths, seeds, *, special: SpecialIds, m
     np.put_along_axis(accepted_group, order, accepted, axis=1)
     masked = candidate & np.take_along_axis(accepted_group, group, axis=1)
 
-    decision = draws[:, width:2 * width]
-    random_ids = (draws[:, 2 * width:] * special.vocab_size).astype(np.int32)
+    masked_rows, masked_cols = np.nonzero(masked)  # row-major: columns ascending within a row
+    decision = uniforms(seeds[masked_rows], width + masked_cols)
+    random_ids = (uniforms(seeds[masked_rows], 2 * width + masked_cols) * special.vocab_size).astype(np.int32)
     output = ids.copy()
-    output[masked & (decision < 0.8)] = special.mask
-    replace = masked & (decision >= 0.9)
-    output[replace] = random_ids[replace]
+    output[masked_rows[decision < 0.8], masked_cols[decision < 0.8]] = special.mask
+    replace = decision >= 0.9
+    output[masked_rows[replace], masked_cols[replace]] = random_ids[replace]
 
     counts = masked.sum(axis=1)
     positions = np.zeros((n, max_predictions_per_seq), dtype=np.int32)
-    masked_rows, masked_cols = np.nonzero(masked)  # row-major: columns ascending within a row
-    rank_in_row = np.cumsum(masked, axis=1)[masked_rows, masked_cols] - 1
+    rank_in_row = np.arange(len(masked_rows)) - (np.cumsum(counts) - counts)[masked_rows]
     positions[masked_rows, rank_in_row] = masked_cols
     labels = np.where(np.arange(max_predictions_per_seq)[None, :] < counts[:, None],
                       np.take_along_axis(ids, positions, axis=1), 0).astype(np.int32)
@@ -346,8 +351,9 @@ def word_ids_of(ids, group_start, lengths, *, special: SpecialIds):
 
 def make_batch(plans, pool: TokenPool, *, special: SpecialIds, phase, masked_lm_prob: float, masking: str = "static",
                with_word_ids: bool = False) -> InstanceBatch:
-    """Plans -> an InstanceBatch: whole words masked (static), or unmasked with word_ids (dynamic)."""
-    fields = plan_matrix(plans)
+    """Plans (Plan tuples or their matrix) -> an InstanceBatch: whole words masked (static), or
+    unmasked with word_ids (dynamic)."""
+    fields = plans if isinstance(plans, np.ndarray) else plan_matrix(plans)
     ids, group_start, segment_ids, lengths = gather(fields, pool, special=special, max_seq_length=phase.max_seq_length)
     labels = fields[:, Plan._fields.index("label")].astype(np.uint8)
     word_ids = word_ids_of(ids, group_start, lengths, special=special) if with_word_ids or masking == "dynamic" else None
