@@ -13,6 +13,7 @@ the protobuf library with tf.train.Example's message definition (see ``example_m
 """
 import dataclasses
 import struct
+import typing
 
 import google_crc32c
 import numpy as np
@@ -106,25 +107,51 @@ _KIND = {"int64": _INT64_LIST, "float": _FLOAT_LIST}
 
 def _varint_rows(matrix: np.ndarray):
     """Varint bytes of every value of a non-negative (n, w) matrix (values < 2**21), and the
-    byte offset of each row's encoding in them: rows are encoded all at once, not value by value."""
+    byte offset of each row's encoding in them (n + 1): rows are encoded all at once, not value
+    by value, each byte written once at its place."""
+    rows, width = matrix.shape
     if matrix.dtype == np.uint8 and (matrix.size == 0 or matrix.max() < 0x80):  # one byte a value
-        return matrix.tobytes(), list(range(0, matrix.size + 1, matrix.shape[1] or 1))
-    values = matrix.astype(np.uint32)
-    num_bytes = 1 + (values >= 1 << 7) + (values >= 1 << 14)
-    encoded = np.empty(values.shape + (3,), dtype=np.uint8)
-    encoded[..., 0] = (values & 0x7F) | ((values >= 1 << 7) << 7)
-    encoded[..., 1] = ((values >> 7) & 0x7F) | ((values >= 1 << 14) << 7)
-    encoded[..., 2] = values >> 14
-    keep = np.arange(3) < num_bytes[..., None]
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(num_bytes.sum(axis=1), out=offsets[1:])
-    return encoded[keep].tobytes(), offsets.tolist()
+        return matrix.tobytes(), np.arange(0, matrix.size + 1, width or 1)
+    values = matrix.astype(np.uint32).ravel()
+    two, three = values >= 1 << 7, values >= 1 << 14
+    num_bytes = 1 + two.astype(np.int64) + three
+    ends = np.cumsum(num_bytes)
+    starts = ends - num_bytes
+    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
+    out[starts] = (values & 0x7F) | (two << 7)
+    second = np.flatnonzero(two)
+    out[starts[second] + 1] = ((values[second] >> 7) & 0x7F) | (three[second] << 7)
+    third = np.flatnonzero(three)
+    out[starts[third] + 2] = values[third] >> 14
+    offsets = np.zeros(rows + 1, dtype=np.int64)
+    offsets[1:] = ends[width - 1::width] if width else 0
+    return out.tobytes(), offsets
 
 
 def _float_rows(matrix: np.ndarray):
     data = np.ascontiguousarray(matrix, dtype="<f4")
     width = 4 * data.shape[1]
-    return data.tobytes(), list(range(0, width * len(data) + 1, width))
+    return data.tobytes(), np.arange(0, width * len(data) + 1, width or 1)
+
+
+class FixedBlock(typing.NamedTuple):
+    """Features whose payloads have one length in every row, headers and payloads of all rows
+    laid out at once: row r's bytes are ``data[r * width:(r + 1) * width]``."""
+    width: int
+    data: bytes
+
+
+class VaryingFeature(typing.NamedTuple):
+    """A feature whose payload length varies by row: its header is chosen row by row."""
+    feature: Feature
+    data: bytes
+    offsets: list  # row r's payload is data[offsets[r]:offsets[r + 1]]
+
+
+def _block(matrices) -> FixedBlock:
+    """Side-by-side (rows, width) uint8 matrices as one block."""
+    block = np.concatenate(matrices, axis=1)
+    return FixedBlock(block.shape[1], block.tobytes())
 
 
 class ExampleEncoder:
@@ -155,44 +182,78 @@ class ExampleEncoder:
                                            + entry + feature_message + value_list)
         return header
 
-    def encode_batch(self, batch) -> list:
-        """An InstanceBatch -> one serialized Example per row."""
+    def _columns(self, batch):
+        """Per feature in key order: (bytes of all rows' payloads, row offsets, or None where
+        every row's payload has the same length and so the feature joins a fixed block)."""
         columns = []
         for feature in self.features:
             values = feature_values(batch, feature, max_seq_length=self.max_seq_length,
                                     max_predictions_per_seq=self.max_predictions_per_seq)
             data, offsets = _float_rows(values) if feature.dtype == "float" else _varint_rows(values)
-            columns.append((feature, data, offsets))
+            lengths = np.diff(offsets)
+            fixed = len(lengths) > 0 and bool((lengths == lengths[0]).all())
+            columns.append((feature, data, offsets, int(lengths[0]) if fixed else None))
+        return columns
+
+    def _layout(self, batch) -> list:
+        """What each row's Example is made of, in order: FixedBlocks (runs of features of one
+        payload length in every row) and VaryingFeatures."""
+        rows, layout, blocks = len(batch), [], []
+        for feature, data, offsets, fixed in self._columns(batch):
+            if fixed is None:
+                if blocks:
+                    layout.append(_block(blocks))
+                    blocks = []
+                layout.append(VaryingFeature(feature, data, offsets.tolist()))
+                continue
+            header = np.frombuffer(self._header(feature, fixed), dtype=np.uint8)
+            blocks += [np.broadcast_to(header, (rows, len(header))), np.frombuffer(data, np.uint8).reshape(rows, fixed)]
+        if blocks:
+            layout.append(_block(blocks))
+        return layout
+
+    def encode_batch(self, batch) -> list:
+        """An InstanceBatch -> one serialized Example per row."""
+        layout = self._layout(batch)
         header = self._header
         examples = []
         for row in range(len(batch)):
             parts = []
-            for feature, data, offsets in columns:
-                start, end = offsets[row], offsets[row + 1]
-                parts.append(header(feature, end - start))
-                parts.append(data[start:end])
+            for entry in layout:
+                if isinstance(entry, FixedBlock):
+                    parts.append(entry.data[row * entry.width:(row + 1) * entry.width])
+                else:
+                    start, end = entry.offsets[row], entry.offsets[row + 1]
+                    parts.append(header(entry.feature, end - start))
+                    parts.append(entry.data[start:end])
             features = b"".join(parts)
             examples.append(b"\x0a" + _varint(len(features)) + features)
         return examples
 
+    def tfrecords(self, batch) -> bytes:
+        """An InstanceBatch -> its rows as the bytes of a TFRecord file."""
+        return b"".join(tfrecord_frames(self.encode_batch(batch)))
+
 
 # ---- TFRecord framing: length, masked crc32c of length, data, masked crc32c of data ----
 
+def _masked(crcs) -> np.ndarray:
+    crcs = np.asarray(crcs, dtype=np.uint64)
+    return ((((crcs >> 15) | (crcs << 17)) + 0xA282EAD8) & 0xFFFFFFFF).astype("<u4")
+
+
 def _masked_crc(data: bytes) -> bytes:
-    crc = google_crc32c.value(data)
-    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+    return _masked([google_crc32c.value(data)]).tobytes()
 
 
 def tfrecord_frames(records: list) -> list:
     """Each record framed as in a TFRecord file; the length header is computed once per length."""
-    headers, framed = {}, []
-    for record in records:
-        header = headers.get(len(record))
-        if header is None:
-            length = struct.pack("<Q", len(record))
-            header = headers[len(record)] = length + _masked_crc(length)
-        framed.append(header + record + _masked_crc(record))
-    return framed
+    headers = {}
+    for length in {len(record) for record in records}:
+        length_bytes = struct.pack("<Q", length)
+        headers[length] = length_bytes + _masked_crc(length_bytes)
+    footers = _masked([google_crc32c.value(record) for record in records]).tobytes()
+    return [headers[len(record)] + record + footers[4 * i:4 * i + 4] for i, record in enumerate(records)]
 
 
 def read_tfrecords(stream):
