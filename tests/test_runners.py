@@ -1,5 +1,16 @@
-"""The same pipeline on Beam's portable runner (embedded job server) gives the same bytes."""
-from tests.test_pipeline import run_wwm, shard_bytes
+"""The same pipeline on Beam's portable runner gives the same bytes as the local runner: with the
+embedded job server and LOOPBACK workers, and with EXTERNAL workers, separate processes started
+from Beam's worker pool (``worker_pool_main``), the SDK harness that Spark and Flink start."""
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.test_pipeline import run_wwm, shard_bytes, write_text_corpus
+
+MANY_DOCUMENTS = [[f"第{d}篇文档的第{s}句话讲述了语言模型和全词掩码。" for s in range(6)] for d in range(30)]
 
 
 def test_portable_runner_matches_the_local_runner(tmp_path):
@@ -8,3 +19,42 @@ def test_portable_runner_matches_the_local_runner(tmp_path):
                        "--environment_type=LOOPBACK", name="portable")
     assert portable["num_instances"] == local["num_instances"] > 0
     assert shard_bytes(tmp_path / "portable") == shard_bytes(tmp_path / "local")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def worker_pool():
+    """A Beam worker pool in its own process, as a Spark or Flink cluster runs next to each
+    executor; every SDK worker it starts is another process."""
+    port = _free_port()
+    pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                             f"--service_port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if pool.poll() is not None:
+            raise RuntimeError(f"the worker pool exited: {pool.stderr.read().decode()[-2000:]}")
+        time.sleep(0.2)
+    yield f"127.0.0.1:{port}", pool
+    pool.terminate()
+    pool.wait(timeout=30)
+
+
+def test_external_worker_processes_write_the_local_runners_bytes(tmp_path, worker_pool):
+    address, pool = worker_pool
+    corpus = str(write_text_corpus(tmp_path / "many.txt", MANY_DOCUMENTS))
+    local = run_wwm(tmp_path, name="local", inputs=[corpus])
+    external = run_wwm(tmp_path, "--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
+                       f"--environment_config={address}", "--sdk_worker_parallelism=2", name="external",
+                       inputs=[corpus])
+    assert pool.poll() is None, "the pool served the job and is still up"
+    assert external["num_instances"] == local["num_instances"] > 0
+    assert external["counters"] == local["counters"]
+    assert shard_bytes(tmp_path / "external") == shard_bytes(tmp_path / "local")
