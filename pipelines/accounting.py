@@ -2,6 +2,18 @@
 import collections
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+# The tags of every stage's side outputs: bad records, and Counters of what happened.
+DEAD_LETTER = "dead_letter"
+STATS = "stats"
+NAMESPACE = "wwm"
+
+
+def count(stats: collections.Counter) -> None:
+    """Reports a stage's counts as Beam metrics too (the manifest sums the STATS outputs)."""
+    for name, value in stats.items():
+        Metrics.counter(NAMESPACE, name).inc(value)
 
 
 class SumCounters(beam.CombineFn):

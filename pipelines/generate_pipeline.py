@@ -24,7 +24,7 @@ from pipelines.word_cache import read_word_cache
 from wwm_core.clean import CleanConfig
 from wwm_core.generate import ShardMaker
 from wwm_core.hashing import bucket_of
-from wwm_core.text import BadRecord
+from wwm_core.text import BadRecord, split_duplicate_ids
 from wwm_core.vocab import Vocab
 from wwm_core.word_boundaries import cache_entries
 
@@ -58,8 +58,13 @@ class WriteShard(beam.DoFn):
     def process(self, bucket_and_inputs):
         bucket, inputs = bucket_and_inputs
         word_cache = cache_entries(inputs["words"]) if self._use_word_cache else None
-        records, stats, dead_letters = self._maker.shard_records(list(inputs["documents"]), shard_index=bucket,
+        # Documents with one id meet in one bucket: the repeats are dead letters here (reliability hook).
+        documents, duplicates = split_duplicate_ids(inputs["documents"])
+        records, stats, dead_letters = self._maker.shard_records(documents, shard_index=bucket,
                                                                  word_cache=word_cache)
+        if duplicates:
+            stats["dead_lettered.duplicate_document_id"] += len(duplicates)
+        dead_letters = duplicates + dead_letters
         name = shard_name(bucket, self._num_shards)
         final_path = join(self._config.output, name)
         temporary_path = f"{final_path}.tmp-{uuid.uuid4().hex}"
