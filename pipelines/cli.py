@@ -16,11 +16,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from wwm_core.errors import UsageError, guarded
-from pipelines.generate_pipeline import (DEAD_LETTER, MANIFEST, VOCAB, accounting, build_pipeline,
-                                        build_prepare_pipeline)
-from pipelines.parquet_io import DOCUMENTS_FOLDER
+from pipelines.generate_pipeline import MANIFEST, accounting, build_pipeline, build_prepare_pipeline
 from pipelines.inspect import inspect_main
 from pipelines.io_utils import join, read_bytes
+from pipelines.output import claim_output
 from pipelines.segment_cli import segment, segmenter_main
 from pipelines.segmenters import add_segmenter_flags, check_segmenter, segmenter_choice
 from pipelines.word_cache import finished_cache, word_cache_root_of
@@ -166,25 +165,19 @@ def _input_bytes(config: RunConfig) -> int:
     return total
 
 
-def _prepare_output(output: str, *, overwrite: bool) -> None:
-    earlier = [m.path for pattern in (join(output, MANIFEST), join(output, "part-*"),
-                                      join(output, VOCAB), join(output, DEAD_LETTER, "*"),
-                                      join(output, DOCUMENTS_FOLDER, "*"))
-               for m in FileSystems.match([pattern])[0].metadata_list]
-    if earlier and not overwrite:
-        raise UsageError(f"{output} already holds the output of a run ({len(earlier)} files); "
-                         "pass --overwrite to replace it, or choose another --output")
-    if earlier:
-        log.info("removing %d files of an earlier run in %s", len(earlier), output)
-        FileSystems.delete(earlier)
+def _prepare_output(output: str, *, overwrite: bool):
+    """Claims --output for this run (pipelines.output.claim_output): refuses a second run, a file,
+    a read-only folder, or an earlier run's files without --overwrite, before any work starts."""
+    return claim_output(output, overwrite=overwrite)
 
 
 def _sized_with_clear_output(config: RunConfig, *, overwrite: bool):
-    """(config with its number of shards decided, input bytes), once --output holds no earlier run."""
+    """(config with its number of shards decided, input bytes, the claim on --output), once --output
+    holds no earlier run."""
     input_bytes = _input_bytes(config)
     num_shards = config.num_shards or max(1, math.ceil(input_bytes / AUTO_SHARD_INPUT_BYTES))
-    _prepare_output(config.output, overwrite=overwrite)
-    return dataclasses.replace(config, num_shards=num_shards), input_bytes
+    claim = _prepare_output(config.output, overwrite=overwrite)
+    return dataclasses.replace(config, num_shards=num_shards), input_bytes, claim
 
 
 def run(argv) -> dict:
@@ -195,12 +188,12 @@ def run(argv) -> dict:
     choice = segmenter_choice(config)
     check_segmenter(choice)
     word_cache_folders = _word_cache_folders(config, choice)
-    config, input_bytes = _sized_with_clear_output(config, overwrite=args.overwrite)
+    config, input_bytes, claim = _sized_with_clear_output(config, overwrite=args.overwrite)
 
     options = _pipeline_options(beam_args)
     log.info("reading %d bytes from %s into %d shards at %s", input_bytes, _describe(config), config.num_shards,
              config.output)
-    with beam.Pipeline(options=options) as pipeline:
+    with claim, beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, num_shards=config.num_shards, segmenter=choice,
                        word_cache_folders=word_cache_folders)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
@@ -227,9 +220,9 @@ def prepare(argv) -> dict:
     config = _config_from_args(args)
     if any(source.input_format == "parquet" for source in config.all_sources):
         raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
-    config, input_bytes = _sized_with_clear_output(config, overwrite=args.overwrite)
+    config, input_bytes, claim = _sized_with_clear_output(config, overwrite=args.overwrite)
     log.info("cleaning %d bytes from %s into %s", input_bytes, _describe(config), config.output)
-    with beam.Pipeline(options=_pipeline_options(beam_args)) as pipeline:
+    with claim, beam.Pipeline(options=_pipeline_options(beam_args)) as pipeline:
         build_prepare_pipeline(pipeline, config=config, num_shards=config.num_shards)
     manifest = json.loads(read_bytes(join(config.output, MANIFEST)))
     print(f"wrote {manifest['num_documents']} documents in {len(manifest['files'])} Parquet files")

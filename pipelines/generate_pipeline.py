@@ -11,13 +11,13 @@ never the (dupe_factor times larger) instances.
 import collections
 import json
 import logging
-import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.accounting import SumCounters, accounting
-from pipelines.io_utils import join, write_bytes
+from pipelines.io_utils import join
+from pipelines.output import write_atomically
 from pipelines.parquet_io import DOCUMENTS_FOLDER
 from pipelines.read_pipeline import DEAD_LETTER, STATS, PrepareDocuments, count
 from pipelines.word_cache import read_word_cache
@@ -66,10 +66,7 @@ class WriteShard(beam.DoFn):
             stats["dead_lettered.duplicate_document_id"] += len(duplicates)
         dead_letters = duplicates + dead_letters
         name = shard_name(bucket, self._num_shards)
-        final_path = join(self._config.output, name)
-        temporary_path = f"{final_path}.tmp-{uuid.uuid4().hex}"
-        write_bytes(temporary_path, b"".join(records))
-        FileSystems.rename([temporary_path], [final_path])
+        write_atomically(join(self._config.output, name), b"".join(records))
         stats["shards_written"] += 1
         count(stats)
         logging.info("wrote %s: %d instances from %d documents", name, stats["instances"], stats["documents_out"])
@@ -130,14 +127,14 @@ def finish_manifest(fields: dict, *, path: str, config_json: dict, counters, dea
         "counters": counters,
         "accounting": balance,
     }
-    write_bytes(path, json.dumps(manifest, ensure_ascii=False, indent=2).encode())
+    write_atomically(path, json.dumps(manifest, ensure_ascii=False, indent=2).encode())
     return manifest
 
 
 def write_manifest(_, *, config, vocab, shards, counters, dead_letter_files, word_cache_folders=()):
     """Runs once, after every shard and the dead letters are written: vocab.txt, then manifest.json."""
     shards = sorted(shards, key=lambda s: s["file"])
-    write_bytes(join(config.output, VOCAB), vocab.to_bytes())
+    write_atomically(join(config.output, VOCAB), vocab.to_bytes())
     return finish_manifest({
         "format": "wwm-tfrecord/1",
         "files": [s["file"] for s in shards],

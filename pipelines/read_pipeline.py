@@ -24,13 +24,13 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines.accounting import DEAD_LETTER, NAMESPACE, STATS, count  # noqa: F401 - re-exported
+from pipelines.accounting import DEAD_LETTER, STATS, count  # noqa: F401 - re-exported
 from pipelines.io_utils import (codec_of, input_root, normalized_pattern, open_raw,
                                 path_under_root, verified_chunks, _next_header, _Reader)
 from pipelines.parquet_io import ReadParquetDocuments
 from wwm_core.clean import clean_document
 from wwm_core.near_dedup import band_keys, band_layout, duplicates_in_band, signatures
-from wwm_core.text import (JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter, Damage, Document, JsonlPreset,
+from wwm_core.text import (JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter, Damage, JsonlPreset,
                            RawDocument, document_from_json_line, documents_from_text_lines, split_lines, utf8_chunks)
 from wwm_core.wiki import (BrokenPage, PageScan, PageTooComplex, UnsafeXmlError, header_declares_dtd, is_stream_header,
                            multistream_offsets, page_elements, parse_page)
