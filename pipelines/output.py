@@ -136,8 +136,7 @@ def disk_error_message(error: BaseException, output: str):
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, OSError) and error.errno in _DISK_ERRORS:
-            where = f" ({error.filename})" if error.filename else ""
-            return f"cannot write to --output {output}: {_DISK_ERRORS[error.errno]}{where}"
+            return f"cannot write to --output {output}: {_DISK_ERRORS[error.errno]} ({os.strerror(error.errno)})"
         text = str(error)
         for number, meaning in _DISK_ERRORS.items():
             if f"[Errno {number}]" in text:

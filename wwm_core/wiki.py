@@ -312,10 +312,10 @@ def _prune(code) -> None:
 # a real zhwiki excerpt cost at most 0.1 M each.
 MAX_WIKITEXT_CHARS = 4_000_000  # about 5 s of parsing for text without unclosed constructs
 MAX_PARSE_COST = 50_000_000  # characters scanned by failing constructs: at most ~6 s, usually ~2
-_PAIRS = {"{{": "}}", "[[": "]]", "{|": "|}", "<!--": "-->", "-{": "}-", "[": "]"}
+_PAIRS = {"{{": "}}", "[[": "]]", "{|": "|}", "<!--": "-->", "[": "]"}  # not "-{": the parser has no such construct
 _CLOSERS = {closer: opener for opener, closer in _PAIRS.items()}
 _VOID_TAGS = {"br", "hr", "wbr", "img", "meta", "link"}  # never closed, and the parser knows it
-_ROUTE = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|<!--|-->|-\{|\}-|\[|\]|'{2,}|\n"
+_ROUTE = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|<!--|-->|\[|\]|'{2,}|\n"
                     r"|<(/?)([A-Za-z][\w-]{0,30})(?=[\s/>])[^<>]{0,500}?(/?)>")
 
 
