@@ -325,10 +325,22 @@ def claim_output(output: str, *, overwrite: bool, command=None) -> OutputClaim:
                              "another --output")
         if earlier:
             FileSystems.delete(_outermost(earlier))
+            _remove_empty_temporary_folders(earlier)
     except BaseException:
         claim.release()
         raise
     return claim
+
+
+def _remove_empty_temporary_folders(deleted) -> None:
+    """Local folders of Beam's writers (beam-temp-*) that the deleted files leave empty: on gs://
+    a folder is only a prefix and vanishes with its objects."""
+    for folder in sorted({os.path.dirname(path) for path in deleted if "://" not in path}, reverse=True):
+        if os.path.basename(folder).startswith("beam-temp-"):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
 
 
 def _outermost(paths) -> list:

@@ -106,6 +106,7 @@ def text_run(tmp_path_factory):
     add("streams.txt.bz2", streams[0] + bytes(flipped) + streams[2])
     whole = gzip.compress(text_corpus(600, 20).encode())
     add("truncated.txt.gz", whole[:-30])  # inside the last document
+    add("garbage.txt.gz", gzip.compress(text_corpus(650, 5).encode()) + b"not gzip at all")  # trailing garbage
     add("bomb.txt.gz", gzip.compress(b"\0" * (65 * 1024 * 1024)))  # a 65 MB line: over the 64 MB record limit
     add("cr_only.txt", text_corpus(700, 3).replace("\n", "\r").encode())
     add("utf16_no_bom.txt", text_corpus(800, 3).encode("utf-16-le"))
@@ -146,6 +147,12 @@ def test_a_truncated_gzip_keeps_whole_documents_and_dead_letters_the_cut(text_ru
     assert outcome.dead(files["truncated.txt.gz"]) == ["truncated_compressed_file"]
 
 
+def test_trailing_garbage_after_the_last_member_is_a_dead_letter(text_run):
+    files, outcome = text_run
+    assert len(outcome.ids("text:garbage.txt.gz")) == 5
+    assert outcome.dead(files["garbage.txt.gz"]) == ["corrupt_compressed_data"]
+
+
 def test_a_decompression_bomb_is_one_dead_letter(text_run):
     files, outcome = text_run
     assert outcome.ids("text:bomb.txt.gz") == []
@@ -182,8 +189,8 @@ def test_a_file_listed_twice_is_read_once(text_run):
 def test_text_accounting_is_exact(text_run):
     files, outcome = text_run
     whole = zlib.decompressobj(wbits=31).decompress(files["truncated.txt.gz"].read_bytes()).decode()
-    out = 4 + 99 + 99 + whole.count("\n\n") + 3 + 3 + 2
-    dead = {"corrupt_compressed_data": 3, "truncated_compressed_file": 1, "record_too_large": 1,
+    out = 4 + 99 + 99 + whole.count("\n\n") + 5 + 3 + 3 + 2
+    dead = {"corrupt_compressed_data": 4, "truncated_compressed_file": 1, "record_too_large": 1,
             "utf16_without_bom": 1, "duplicate_input_file": 1}
     assert {k[len("dead_lettered."):]: v for k, v in outcome.counters.items() if k.startswith("dead_lettered.")} == dead
     # The bomb's line is a record, never text; no document is filtered.
@@ -591,12 +598,14 @@ def test_a_stale_lock_is_broken_only_with_overwrite(tmp_path, capsys):
     output.mkdir()
     (output / LOCK_NAME).write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout),
                                                 "started": "2026-01-01T00:00:00+00:00", "command": "wwm run ..."}))
-    (output / "part-00000-of-00002.tfrecord.tmp-0123").write_bytes(b"half a shard")  # a killed run's leftover
+    (output / "part-00000-of-00002.tfrecord.tmp-0123").write_bytes(b"half a shard")  # a killed run's leftovers
+    (output / "dead_letter" / "beam-temp-records-0123").mkdir(parents=True)
+    (output / "dead_letter" / "beam-temp-records-0123" / "part").write_bytes(b"{}")
     assert small_run(tmp_path, output) == 2
     assert "holds the lock of a run that is no longer running" in one_error_line(capsys)
     assert small_run(tmp_path, output, "--overwrite") == 0
-    assert not list(output.glob("*.tmp-*")) and not (output / LOCK_NAME).exists()
-    assert (output / "manifest.json").exists()
+    assert not list(output.glob("*.tmp-*")) and not list(output.glob("dead_letter/beam-temp-*"))
+    assert not (output / LOCK_NAME).exists() and (output / "manifest.json").exists()
 
 
 def test_refusals_tell_a_finished_run_from_an_unfinished_one(tmp_path, capsys):
@@ -623,3 +632,29 @@ def test_file_checksum_is_crc32c_as_gcs_reports_it(tmp_path):
 
     assert file_checksum(str(big)) == (2_560_000, base64.b64encode(
         google_crc32c.value(big.read_bytes()).to_bytes(4, "big")).decode())
+
+
+def test_an_exception_while_cleaning_one_document_is_its_dead_letter():
+    """A document that breaks cleaning (here OpenCC on a lone surrogate, which no reader lets
+    through any more, and a page over the parse budget) costs itself, not the bundle."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.read_pipeline import DEAD_LETTER, STATS, CleanDocument
+    from wwm_core.clean import CleanConfig
+    from wwm_core.text import LINES, WIKITEXT, RawDocument
+
+    raws = [RawDocument("t:a:0", "好的句子。", LINES), RawDocument("t:a:1", "坏\ud800的。", LINES),
+            RawDocument("w:b#1", "[[a|" * 20000, WIKITEXT), RawDocument("t:a:2", "另一句。", LINES)]
+    with TestPipeline(runner="BundleBasedDirectRunner") as pipeline:
+        cleaned = (pipeline | beam.Create(raws)
+                   | beam.ParDo(CleanDocument(config=CleanConfig(), opencc_config="t2s"))
+                   .with_outputs(STATS, DEAD_LETTER, main="documents"))
+        assert_that(cleaned.documents | beam.Map(lambda d: (d.id, d.sentences)),
+                    equal_to([("t:a:0", ("好的句子。",)), ("t:a:2", ("另一句。",))]), label="documents")
+        assert_that(cleaned[DEAD_LETTER] | beam.Map(lambda r: (r.id, r.reason, r.detail.split(":")[0])),
+                    equal_to([("t:a:1", "record_error", "UnicodeEncodeError"),
+                              ("w:b#1", "page_too_complex", "unclosed markup would make the parser scan "
+                               f"{sum(80000 - 4 * i for i in range(20000))} characters (budget 50000000)")]),
+                    label="dead letters")
