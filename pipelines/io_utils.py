@@ -218,6 +218,18 @@ def _next_header(reader, position: int, codec):
         position += len(data) - overlap
 
 
+def first_member_at_or_after(path: str, start: int):
+    """The offset of the first gzip member or bz2 stream of ``path`` that starts at or after
+    ``start`` and decompresses, or None: where a reader of a byte range of a multistream file
+    begins when the index's offset is not a stream's start."""
+    codec = codec_of(path)
+    with open_raw(path) as handle:
+        handle.seek(start)
+        if codec.header.match(handle.read(16)):
+            return start
+        return _next_header(_Reader(handle), start, codec)
+
+
 def _only_padding(reader) -> bool:
     """True when nothing but NUL bytes is left (tape padding, which gzip and bzip2 ignore)."""
     while True:

@@ -312,6 +312,10 @@ def claim_output(output: str, *, overwrite: bool, command=None) -> OutputClaim:
     except OSError as error:
         raise UsageError(disk_error_message(error, output) or f"cannot write to --output {output}: {error}") \
             from error
+    except UsageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - gs://: a missing bucket, no permission (google.api_core errors)
+        raise UsageError(f"cannot write to --output {output}: {str(error).splitlines()[0][:300]}") from error
     claim = OutputClaim(output, lock_path, owner, generation)
     try:
         earlier = earlier_run_files(output)

@@ -25,14 +25,14 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines.accounting import DEAD_LETTER, STATS, count  # noqa: F401 - re-exported
-from pipelines.io_utils import (codec_of, input_root, normalized_pattern, open_raw,
-                                path_under_root, verified_chunks, _next_header, _Reader)
+from pipelines.io_utils import (first_member_at_or_after, input_root, normalized_pattern, path_under_root,
+                                verified_chunks)
 from pipelines.parquet_io import ReadParquetDocuments
 from wwm_core.clean import clean_document
 from wwm_core.near_dedup import band_keys, band_layout, duplicates_in_band, signatures
 from wwm_core.text import (JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter, Damage, JsonlPreset,
                            RawDocument, document_from_json_line, documents_from_text_lines, split_lines, utf8_chunks)
-from wwm_core.wiki import (BrokenPage, PageScan, PageTooComplex, UnsafeXmlError, header_declares_dtd, is_stream_header,
+from wwm_core.wiki import (BrokenPage, PageScan, PageTooComplex, UnsafeXmlError, header_declares_dtd,
                            multistream_offsets, page_elements, parse_page)
 
 log = logging.getLogger("wwm")
@@ -199,15 +199,6 @@ def plan_wiki_reads(metadata):
         yield WikiRead(path, group[0], end, tuple(group), problem if first == 0 else "")
 
 
-def _first_stream_at_or_after(path: str, start: int):
-    """The offset of the first bz2 stream header at or after ``start`` that decompresses, or None."""
-    with open_raw(path) as handle:
-        handle.seek(start)
-        if is_stream_header(handle.read(10)):
-            return start
-        return _next_header(_Reader(handle), start, codec_of(path))
-
-
 def _header_declares_dtd(path: str) -> bool:
     """Whether a multistream dump's first stream (its header) declares a DTD or entities."""
     head = b""
@@ -255,7 +246,7 @@ class ReadWikiPages(beam.DoFn):
         if read.index_problem:
             stats["multistream_index_fallback"] += 1
             log.warning("%s: %s; reading its bz2 streams in sequence", path, read.index_problem)
-        first = _first_stream_at_or_after(path, read.start)
+        first = first_member_at_or_after(path, read.start)
         if first is None or first >= read.end:
             if read.expected:
                 stats["multistream_index_fallback"] += 1

@@ -24,7 +24,6 @@ import pytest
 
 from pipelines.cli import main, prepare, run
 from pipelines.output import LOCK_NAME, claim_output, file_checksum, write_atomically
-from wwm_core.errors import UsageError
 from tests.test_prepare import HEADER, page
 
 LOCAL = ["--runner=BundleBasedDirectRunner"]
@@ -495,8 +494,15 @@ def ltp_model(tmp_path_factory):
 @pytest.mark.parametrize("damage", ["truncated", "bit_flipped"])
 def test_a_damaged_ltp_model_is_one_line_naming_the_file(tmp_path, capsys, ltp_model, damage):
     model = tmp_path / f"{damage}.bin"
-    model.write_bytes(ltp_model[:len(ltp_model) // 2] if damage == "truncated"
-                      else corrupt(ltp_model, len(ltp_model) // 2, 8))
+    if damage == "truncated":
+        model.write_bytes(ltp_model[:len(ltp_model) // 2])
+    else:
+        # The model is an Avro container: a header ending in a 16-byte sync marker (which also ends
+        # every block), then blocks that start with their object count and size. Flipping those
+        # breaks the structure; a flip inside a weight would only change the weight.
+        sync = ltp_model[-16:]
+        first_block = ltp_model.index(sync) + 16
+        model.write_bytes(corrupt(ltp_model, first_block, 4))
     corpus = tmp_path / "c.txt"
     corpus.write_text(text_corpus(0, 2), encoding="utf-8")
     status = main(["run", f"--input={corpus}", f"--output={tmp_path / 'o'}", "--segmenter=ltp",
@@ -553,7 +559,7 @@ def test_a_read_only_output_is_one_line(tmp_path, capsys, tmpfs):
     folder = tmpfs("size=1m,ro")
     assert small_run(tmp_path, folder / "out") == 2
     line = one_error_line(capsys)
-    assert line.startswith(f"wwm run: error: cannot ") and "read-only" in line
+    assert line.startswith("wwm run: error: cannot ") and "read-only" in line
 
 
 def test_a_disk_that_fills_up_during_the_run_leaves_no_manifest_and_one_line(tmp_path, capsys, tmpfs):

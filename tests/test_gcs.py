@@ -151,6 +151,8 @@ def test_gcs_ids_do_not_depend_on_the_bucket_and_outputs_are_locked_and_checksum
         with pytest.raises(UsageError, match=r"is in use by another run \(pid \d+ on host .*running: wwm run --first\)"):
             claim_output("gs://wwm-test/locked", overwrite=False)
     assert not gcs_bucket.blob(f"locked/{LOCK_NAME}").exists()
+    with pytest.raises(UsageError, match=r"^cannot write to --output gs://no-such-bucket/out: "):
+        claim_output("gs://no-such-bucket/out", overwrite=False)
     assert not [b.name for b in gcs_bucket.client.list_blobs(gcs_bucket, prefix="ids/out/") if LOCK_NAME in b.name]
 
     shard = f"ids/out/{first['files'][0]}"

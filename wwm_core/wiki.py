@@ -167,15 +167,6 @@ def page_elements(chunks, *, scan: PageScan = None, unsafe: bool = False, max_pa
 
 # ---------------------------------------------------------------- multistream dumps
 
-# Every bz2 stream starts with "BZh", the block size digit, then the first block's magic
-# 0x314159265359 ("1AY&SY" in ASCII), or the end-of-stream magic 0x177245385090 if it is empty.
-BZ2_STREAM_HEADER = re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)")
-
-
-def is_stream_header(data: bytes) -> bool:
-    return BZ2_STREAM_HEADER.match(data) is not None
-
-
 def multistream_offsets(index_lines):
     """Sorted distinct byte offsets of the bz2 streams, from a multistream index
     ("offset:id:title" a line), or None when a line is not of that form: a garbage index is not
