@@ -12,7 +12,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipelines.io_utils import join, write_bytes
+from pipelines.io_utils import join
+from pipelines.output import write_atomically
 from wwm_core.manifest import MANIFEST, Manifest, library_versions, now, tool_version
 from wwm_core.text import BadRecord
 
@@ -112,5 +113,5 @@ def write_manifest_file(path: str, manifest: Manifest) -> Manifest:
     writes none)."""
     if manifest.accounting and not manifest.accounting["balanced"]:
         raise RuntimeError(f"records are unaccounted for: {manifest.accounting}; refusing to write a manifest")
-    write_bytes(path, manifest.to_bytes())
+    write_atomically(path, manifest.to_bytes())
     return manifest

@@ -25,7 +25,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.common import (DEAD_LETTER, STATS, RunInfo, count, dead_letter_names, sum_counters, write_dead_letters,
                               write_manifest)
-from pipelines.io_utils import join, write_bytes
+from pipelines.io_utils import join
+from pipelines.output import write_atomically
 from pipelines.read_pipeline import PrepareDocuments
 from pipelines.word_cache import read_word_cache
 from wwm_core.generate import ShardMaker
@@ -268,7 +269,7 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
     for phase in instances.phases:
         folder = phase_folder(config, phase)
         own = sorted((f for f in files if f["phase"] == phase.max_seq_length), key=lambda f: f["file"])
-        write_bytes(join(folder, VOCAB), vocab.to_bytes())
+        write_atomically(join(folder, VOCAB), vocab.to_bytes())
         phase_counters = _phase_counters(counters, phase)
         manifest = Manifest(
             kind="instances", **run_info.fields(), prepared=prepared, config=config_json,

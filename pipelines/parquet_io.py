@@ -1,9 +1,19 @@
-"""Cleaned documents as Parquet: what ``wwm prepare`` writes and ``--input_format parquet`` reads."""
-import pyarrow as pa
+"""Parquet: what ``wwm prepare`` writes and ``--input_format parquet`` reads, and the one reading
+function every stage that reads Parquet uses (``wwm run``'s parquet sources, ``wwm segment``, the
+segmentation cache): a file is opened, checked against the schema it must have, and streamed in
+batches; whatever does not fit is a dead letter that names the file."""
+import collections
 
-from wwm_core.text import Document
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+from pipelines.common import DEAD_LETTER, STATS, count
+from wwm_core.text import BadRecord, Document
 
 DOCUMENTS_FOLDER = "documents"  # in a `wwm prepare` output folder
+BATCH_ROWS = 1024  # rows decoded at a time: memory bounded by a batch, not a file
 
 SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -12,8 +22,110 @@ SCHEMA = pa.schema([
     ("sentences", pa.list_(pa.string())),
     ("changes", pa.string()),  # JSON object: what cleaning changed
 ])
+REQUIRED_COLUMNS = ("id", "sentences")
 
 
 def document_row(document: Document) -> dict:
     return {"id": document.id, "source": document.source, "title": document.title,
             "sentences": list(document.sentences), "changes": document.changes}
+
+
+class ParquetInputError(ValueError):
+    """A Parquet file that cannot be read as the schema says: ``reason`` is the dead letter's."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:
+    """Types that read back as the same Python values: string or large_string, list or large_list."""
+    if pa.types.is_string(expected):
+        return pa.types.is_string(found) or pa.types.is_large_string(found)
+    if pa.types.is_binary(expected) or pa.types.is_fixed_size_binary(expected):
+        return found == expected or pa.types.is_binary(found) or pa.types.is_large_binary(found)
+    if pa.types.is_list(expected):
+        return ((pa.types.is_list(found) or pa.types.is_large_list(found))
+                and _same_kind(found.value_type, expected.value_type))
+    return found == expected
+
+
+def schema_problems(found: pa.Schema, expected: pa.Schema, *, required) -> list:
+    """What keeps a file's schema from being read as ``expected``: missing required columns, and
+    columns of another type ("sentences is string, expected list<string>")."""
+    problems = [f"no column {name!r}" for name in required if name not in found.names]
+    for field in expected:
+        if field.name in found.names:
+            found_type = found.field(field.name).type
+            if not _same_kind(found_type, field.type):
+                problems.append(f"column {field.name!r} is {found_type}, expected {field.type}")
+    return problems
+
+
+def parquet_rows(path: str, *, schema: pa.Schema, required=()):
+    """The rows of a Parquet file (dicts of the ``schema`` columns it has), batch by batch.
+
+    Raises ParquetInputError ``unreadable_parquet`` for bytes that are not Parquet (or break
+    while read) and ``parquet_schema_mismatch`` for missing required columns or columns of the
+    wrong type, each naming the file."""
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            try:
+                parquet = pq.ParquetFile(handle)
+            except (pa.ArrowException, OSError, ValueError) as error:
+                raise ParquetInputError("unreadable_parquet", f"{path} is not a readable Parquet file: {error}") \
+                    from error
+            problems = schema_problems(parquet.schema_arrow, schema, required=required)
+            if problems:
+                raise ParquetInputError("parquet_schema_mismatch", f"{path}: {'; '.join(problems)} "
+                                        f"({parquet.metadata.num_rows} rows not read)")
+            columns = [name for name in schema.names if name in parquet.schema_arrow.names]
+            try:
+                for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+                    yield from batch.to_pylist()
+            except (pa.ArrowException, OSError, ValueError) as error:
+                raise ParquetInputError("unreadable_parquet", f"{path} breaks while read: {error}") from error
+    except OSError as error:  # opening it: a missing or unreadable file
+        raise ParquetInputError("unreadable_parquet", f"{path}: {error}") from error
+
+
+def _path_of(element) -> str:
+    """A path from a path, a FileMetadata (fileio.MatchAll) or a ReadableFile (fileio.ReadMatches)."""
+    return getattr(getattr(element, "metadata", element), "path", element)
+
+
+class ReadParquetDocuments(beam.DoFn):
+    """A Parquet file of cleaned documents -> Documents, with DEAD_LETTER and STATS outputs. A file
+    that is not Parquet or not of the documents' schema is one dead letter; a row without an id or
+    sentences, or whose id repeats one of the same file, is one dead letter."""
+
+    def process(self, element):
+        path = _path_of(element)
+        stats = collections.Counter()
+        seen = set()
+        position = 0
+        try:
+            for position, row in enumerate(parquet_rows(path, schema=SCHEMA, required=REQUIRED_COLUMNS)):
+                stats["records_in"] += 1
+                doc_id = row.get("id")
+                if not doc_id or row.get("sentences") is None:
+                    yield self._dead(stats, BadRecord(f"{path}:{position}", "parquet_bad_row",
+                                                      f"{path} row {position}: empty id or no sentences", ""))
+                elif doc_id in seen:
+                    yield self._dead(stats, BadRecord(doc_id, "duplicate_document_id",
+                                                      f"{path} row {position}: the id of an earlier row", ""))
+                else:
+                    seen.add(doc_id)
+                    yield Document(doc_id, tuple(s for s in row["sentences"] if s), row.get("source") or "",
+                                   row.get("title") or "", row.get("changes") or "{}")
+        except ParquetInputError as error:
+            stats["records_in"] += 1
+            yield self._dead(stats, BadRecord(path, error.reason, str(error), ""))
+        stats["files_read"] += 1
+        count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+    @staticmethod
+    def _dead(stats, record):
+        stats[f"dead_lettered.{record.reason}"] += 1
+        return beam.pvalue.TaggedOutput(DEAD_LETTER, record)

@@ -1,74 +1,146 @@
 """Reading and cleaning: files -> clean Documents, with dead letters and counters.
 
-    for each source:  ReadRawDocuments (text | jsonl | wiki, multistream dumps by byte ranges)
+    for each source:  MatchInputFiles (absolute patterns, one read per file)
+                      -> ReadRawDocuments (text | jsonl | wiki, multistream dumps by byte ranges)
                       -> Reshuffle -> CleanDocument (wikitext, normalization, OpenCC, sentences, filters)
                       (parquet sources: ReadParquetDocuments, already clean)
     all sources:      Flatten -> exact dedup (by content hash) -> DropNearDuplicates (MinHash) -> Document
 
 Every record read is counted in ``records_in`` and ends as a Document, a ``documents_filtered.*``
-count or a dead letter (``dead_lettered.*``).
+count or a dead letter (``dead_lettered.*``); an exception while reading or cleaning one record is
+that record's dead letter, never the end of the run. Ids are ``<source>:<path under the input
+root>`` and a position, so they do not depend on where the corpus lies; dead letters name the full
+path in their detail.
 """
 import collections
 import dataclasses
 import hashlib
+import logging
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 from apache_beam.io import fileio
-from apache_beam.io.filesystems import CompressionTypes, FileSystems
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines.common import DEAD_LETTER, STATS, count, dead
-from pipelines.io_utils import open_decompressed
+from pipelines.common import DEAD_LETTER, STATS, count
+from pipelines.io_utils import (first_member_at_or_after, input_root, normalized_pattern, path_under_root,
+                                verified_chunks)
+from pipelines.parquet_io import ReadParquetDocuments
 from wwm_core.clean import clean_document
 from wwm_core.near_dedup import band_keys, band_layout, duplicates_in_band, signatures
-from wwm_core.text import (JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter, Document, JsonlPreset, RawDocument,
-                           document_from_json_line, documents_from_text_lines)
-from wwm_core.wiki import (BrokenPage, UnsafeXmlError, decompress_streams, multistream_offsets, page_chunks,
-                           parse_page)
+from wwm_core.text import (JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter, Damage, JsonlPreset,
+                           RawDocument, document_from_json_line, documents_from_text_lines, split_lines, utf8_chunks)
+from wwm_core.wiki import (BrokenPage, PageScan, PageTooComplex, UnsafeXmlError, header_declares_dtd,
+                           multistream_offsets, page_elements, parse_page)
 
+log = logging.getLogger("wwm")
 STREAMS_PER_READ = 50  # bz2 streams (about 100 pages each) per parallel read of a multistream dump
+# Without a usable index, a multistream dump is read in ranges of this many compressed bytes, each
+# reader finding the streams that start in its range from their headers.
+FALLBACK_RANGE_BYTES = 4 * 1024 * 1024
+HEADER_STREAM_BYTES = 1024 * 1024  # how much of a dump's first stream is searched for a DTD
+
+
+def _dead(record: BadRecord, stats: collections.Counter, path: str = None, *, new: bool = True):
+    """A dead letter; ``new``: a record not counted in yet. Its detail names the full ``path``:
+    the id holds only the path under the input root."""
+    if new:
+        stats["records_in"] += 1
+    stats[f"dead_lettered.{record.reason}"] += 1
+    if path and path not in record.detail:
+        record = dataclasses.replace(record, detail=f"{path}: {record.detail}")
+    return beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+
+
+def _error_detail(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
 
 
 def jsonl_preset(name, *, text_field: str, title_field: str) -> JsonlPreset:
     return JSONL_PRESETS[name] if name else JsonlPreset(title_field, (text_field,))
 
 
+# ---------------------------------------------------------------- files
+
+def _one_read_per_file(relative_and_files):
+    """Of the matches of one path under the root (a file listed twice, or matched by two patterns),
+    the first is read and each other one is a dead letter ``duplicate_input_file``: read twice, its
+    records would have the same ids."""
+    relative, files = relative_and_files
+    files = sorted(files, key=lambda m: m.path)
+    yield files[0]
+    if len(files) > 1:
+        stats = collections.Counter()
+        for duplicate in files[1:]:
+            yield _dead(BadRecord(relative, "duplicate_input_file", "the same file is matched more than once "
+                                  "(listed twice, or by two patterns); it is read once", ""), stats, duplicate.path)
+        count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+class MatchInputFiles(beam.PTransform):
+    """File patterns -> the FileMetadata of every file they match, each file once, with DEAD_LETTER
+    and STATS outputs. Local patterns are made absolute here, at launch."""
+
+    def __init__(self, patterns):
+        super().__init__()
+        self._patterns = [normalized_pattern(p) for p in patterns]
+        self.root = input_root(self._patterns)
+
+    def expand(self, pipeline):
+        root = self.root
+        return (pipeline
+                | "Patterns" >> beam.Create(self._patterns)
+                | "Match" >> fileio.MatchAll()
+                | "KeyByPathUnderRoot" >> beam.Map(lambda m: (path_under_root(m.path, root), m))
+                | "GroupByPath" >> beam.GroupByKey()
+                | "OneReadPerFile" >> beam.FlatMap(_one_read_per_file).with_outputs(DEAD_LETTER, STATS, main="files"))
+
+
+# ---------------------------------------------------------------- text and jsonl
+
 class ParseTextOrJsonl(beam.DoFn):
-    def __init__(self, *, input_format: str, preset: JsonlPreset, source: str):
+    def __init__(self, *, input_format: str, preset: JsonlPreset, source: str, root: str):
         self._input_format = input_format
         self._preset = preset
         self._source = source
+        self._root = root
 
     def process(self, metadata):
         path = metadata.path
+        name = f"{self._source}:{path_under_root(path, self._root)}"
         stats = collections.Counter()
         try:
-            with open_decompressed(path) as handle:
-                lines = iter(handle.readline, b"")
-                if self._input_format == "text":
-                    records = documents_from_text_lines(path, lines, source=self._source)
+            lines = split_lines(utf8_chunks(verified_chunks(path), stats), stats)
+            if self._input_format == "text":
+                records = documents_from_text_lines(name, lines, source=self._source)
+            else:
+                records = (self._json_record(name, number, line) for number, line in enumerate(lines, start=1))
+            for record in records:
+                if record is None:
+                    stats["blank_lines_skipped"] += 1
+                elif isinstance(record, BadRecord):
+                    yield _dead(record, stats, path)
                 else:
-                    records = (document_from_json_line(path, number, line, preset=self._preset, source=self._source)
-                               for number, line in enumerate(lines, start=1))
-                for record in records:
-                    if record is None:
-                        stats["blank_lines_skipped"] += 1
-                    elif isinstance(record, BadRecord):
-                        yield dead(record, stats)
-                    else:
-                        stats["records_in"] += 1
-                        yield record
-        except EOFError as error:  # a truncated .bz2/.gz: what was read before is kept
-            yield dead(BadRecord(path, "truncated_compressed_file", str(error), ""), stats)
-        except OSError as error:
-            yield dead(BadRecord(path, "unreadable_file", str(error), ""), stats)
+                    stats["records_in"] += 1
+                    yield record
+        except OSError as error:  # the file cannot be read (any more): what was read before is kept
+            yield _dead(BadRecord(name, "unreadable_file", _error_detail(error), ""), stats, path)
         stats["files_read"] += 1
         count(stats)
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
+    def _json_record(self, name, number, line):
+        try:
+            return document_from_json_line(name, number, line, preset=self._preset, source=self._source)
+        except Exception as error:  # noqa: BLE001 - whatever one line does, it is that line's dead letter
+            return BadRecord(f"{name}:{number}", "record_error", _error_detail(error),
+                             line[:200].decode("utf-8", "backslashreplace") if isinstance(line, bytes) else "")
+
+
+# ---------------------------------------------------------------- wiki dumps
 
 def multistream_index_path(path: str):
     """``x-multistream.xml.bz2`` -> ``x-multistream-index.txt.bz2`` when that file exists."""
@@ -79,72 +151,160 @@ def multistream_index_path(path: str):
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class WikiRead:
+    """One read of a wiki dump: the whole file (start None), or the bz2 streams of a multistream
+    dump that start in [start, end), which the index says begin at ``expected`` offsets."""
+    path: str
+    start: int = None
+    end: int = None
+    expected: tuple = None  # the index's stream offsets in [start, end); None without a usable index
+    index_problem: str = ""  # why the index was not used, for the range that reports it
+
+
+def _index_offsets(index: str):
+    """The index's stream offsets, or None when it cannot be read or holds a line that is not
+    "offset:id:title" (a garbage index is not trusted at all)."""
+    try:
+        lines = list(split_lines(verified_chunks(index), collections.Counter()))
+    except OSError:
+        return None
+    if any(isinstance(line, Damage) for line in lines):
+        return None
+    return multistream_offsets(lines)
+
+
 def plan_wiki_reads(metadata):
-    """A dump -> (path, start, end) byte ranges of whole bz2 streams, or (path, None, None)."""
-    index = multistream_index_path(metadata.path)
+    """A dump -> WikiReads: the whole file, or ranges of STREAMS_PER_READ whole bz2 streams of a
+    multistream dump as its index gives them; without a usable index, ranges of
+    FALLBACK_RANGE_BYTES whose readers find the streams from their headers."""
+    path, size = metadata.path, metadata.size_in_bytes
+    index = multistream_index_path(path)
     if index is None:
-        yield metadata.path, None, None
+        yield WikiRead(path)
         return
-    with FileSystems.open(index) as handle:  # .bz2: decompressed by extension
-        # Offset 0 too: the first stream holds the dump's header (checked for DTDs), not pages.
-        offsets = sorted({0, *multistream_offsets(iter(handle.readline, b""))}) + [metadata.size_in_bytes]
-    for first in range(0, len(offsets) - 1, STREAMS_PER_READ):
-        yield metadata.path, offsets[first], offsets[min(first + STREAMS_PER_READ, len(offsets) - 1)]
+    offsets = _index_offsets(index)
+    if offsets is None:
+        problem = f"the index {index} is unreadable or holds lines that are not offset:id:title"
+        for start in range(0, max(size, 1), FALLBACK_RANGE_BYTES):
+            yield WikiRead(path, start, min(start + FALLBACK_RANGE_BYTES, size), None, problem if start == 0 else "")
+        return
+    # Offset 0 too: the first stream holds the dump's header (checked for DTDs), not pages.
+    inside = sorted({0, *(offset for offset in offsets if offset < size)})
+    beyond = sum(offset >= size for offset in offsets)
+    problem = f"the index names {beyond} stream offsets past the end of the file (truncated?)" if beyond else ""
+    for first in range(0, len(inside), STREAMS_PER_READ):
+        group = inside[first:first + STREAMS_PER_READ]
+        end = inside[first + STREAMS_PER_READ] if first + STREAMS_PER_READ < len(inside) else size
+        yield WikiRead(path, group[0], end, tuple(group), problem if first == 0 else "")
+
+
+def _header_declares_dtd(path: str) -> bool:
+    """Whether a multistream dump's first stream (its header) declares a DTD or entities."""
+    head = b""
+    for chunk in verified_chunks(path, start=0, end=1):
+        if isinstance(chunk, bytes):
+            head += chunk
+        if len(head) > HEADER_STREAM_BYTES:
+            break
+    return header_declares_dtd(head)
 
 
 class ReadWikiPages(beam.DoFn):
-    """A dump, or a byte range of whole streams of a multistream dump -> main-namespace pages."""
+    """A WikiRead -> main-namespace pages as RawDocuments. Every ``<page>`` seen is a record."""
 
-    def __init__(self, source: str = "wiki"):
+    def __init__(self, source: str = "wiki", root: str = "/"):
         self._source = source
+        self._root = root
 
-    def process(self, read):
-        path, start, end = read
+    def process(self, read: WikiRead):
+        path = read.path
+        name = f"{self._source}:{path_under_root(path, self._root)}"
         stats = collections.Counter()
-        where = path if start is None else f"{path}@{start}"
+        scan = PageScan()
         try:
-            if start is None:
-                with open_decompressed(path) as handle:
-                    yield from self._pages(path, page_chunks(iter(handle.readline, b"")), stats, self._source)
+            if read.start is None:
+                chunks = utf8_chunks(verified_chunks(path), stats)
+                yield from self._pages(path, name, page_elements(chunks, scan=scan), stats)
+                if scan.pages == 0 and not any(k.startswith("dead_lettered.") for k in stats):
+                    reason = "unsafe_xml" if scan.declaration else "no_pages_found"
+                    yield _dead(BadRecord(name, reason, "no <page> element in the file: not a MediaWiki dump?", ""),
+                                stats, path)
             else:
-                with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-                    handle.seek(start)
-                    data = decompress_streams(handle.read(end - start))
-                yield from self._pages(path, page_chunks(data.splitlines(keepends=True)), stats, self._source)
-        except UnsafeXmlError as error:
-            yield dead(BadRecord(where, "unsafe_xml", str(error), ""), stats)
-        except EOFError as error:  # bz2 ended inside a stream: what was read before is kept
-            yield dead(BadRecord(where, "truncated_compressed_file", str(error), ""), stats)
-        except OSError as error:
-            yield dead(BadRecord(where, "unreadable_file", str(error), ""), stats)
+                yield from self._range(read, name, scan, stats)
+        except OSError as error:  # the file cannot be read (any more): what was read before is kept
+            yield _dead(BadRecord(name, "unreadable_file", _error_detail(error), ""), stats, path)
         count(stats)
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
-    @staticmethod
-    def _pages(path, chunks, stats, source):
-        for where, chunk in chunks:
-            if isinstance(chunk, BrokenPage):
-                yield dead(BadRecord(f"{path}:{where}", chunk.reason, chunk.detail, chunk.raw), stats)
+    def _range(self, read: WikiRead, name: str, scan: PageScan, stats):
+        """The streams of a multistream dump that start in [read.start, read.end), found from
+        their headers; the index's offsets are checked against them, and any difference is
+        counted in ``multistream_index_fallback`` (the streams are then read in sequence from the
+        first header at or after the range's start, which is what a reader without an index does)."""
+        path = read.path
+        if read.index_problem:
+            stats["multistream_index_fallback"] += 1
+            log.warning("%s: %s; reading its bz2 streams in sequence", path, read.index_problem)
+        first = first_member_at_or_after(path, read.start)
+        if first is None or first >= read.end:
+            if read.expected:
+                stats["multistream_index_fallback"] += 1
+            return
+        found = []
+        chunks = verified_chunks(path, start=first, end=read.end,
+                                 on_segments=lambda segments: found.extend(s.start for s in segments))
+        unsafe = read.start > 0 and _header_declares_dtd(path)
+        yield from self._pages(f"{path}@{first}", name, page_elements(chunks, scan=scan, unsafe=unsafe), stats,
+                               at=f"@{first}")
+        # Every offset the index names must be a stream's start; streams it does not name (the
+        # footer's) are read all the same.
+        if read.expected is not None and not read.index_problem and not set(read.expected) <= set(found):
+            stats["multistream_index_fallback"] += 1
+            log.warning("%s: the index's stream offsets in bytes %d-%d do not match the bz2 stream headers; "
+                        "read the streams in sequence instead", path, read.start, read.end)
+
+    def _pages(self, where_read: str, name: str, elements, stats, at: str = ""):
+        """``where_read``: the file (and range) for dead letters' details; ``at``: the range, for
+        the ids of dead letters that have no page id."""
+        seen_ids = set()
+        for element in elements:
+            if isinstance(element, BrokenPage):
+                yield _dead(BadRecord(f"{name}{at}@{element.where}", element.reason, element.detail, element.raw),
+                            stats, f"{where_read} {element.where}")
                 continue
+            offset, chunk = element
+            where = f"{where_read} byte {offset}"
             try:
                 page = parse_page(chunk)
-            except UnsafeXmlError:
-                raise
-            except Exception as error:  # noqa: BLE001 - any XML error: this page only
-                yield dead(BadRecord(f"{path}:{where}", "broken_xml_page", str(error)[:500],
-                                      chunk[:200].decode("utf-8", "backslashreplace")), stats)
+            except UnsafeXmlError as error:
+                yield _dead(BadRecord(f"{name}{at}@byte {offset}", "unsafe_xml", str(error), _head(chunk)), stats, where)
                 continue
+            except Exception as error:  # noqa: BLE001 - any XML error: this page only
+                yield _dead(BadRecord(f"{name}{at}@byte {offset}", "broken_xml_page", _error_detail(error), _head(chunk)),
+                            stats, where)
+                continue
+            doc_id = f"{name}#{page.page_id}"
+            if page.page_id in seen_ids:
+                yield _dead(BadRecord(doc_id, "duplicate_document_id", "a page id seen earlier in this dump",
+                                      _head(chunk)), stats, where)
+                continue
+            seen_ids.add(page.page_id)
             stats["records_in"] += 1
             if page.namespace != 0:
                 stats["documents_filtered.not_article"] += 1
             elif page.is_redirect:
                 stats["documents_filtered.redirect"] += 1
             else:
-                yield RawDocument(f"{path}#{page.page_id}", page.wikitext, WIKITEXT, source=source, title=page.title)
+                yield RawDocument(doc_id, page.wikitext, WIKITEXT, source=self._source, title=page.title)
+
+
+def _head(chunk: bytes) -> str:
+    return chunk[:200].decode("utf-8", "backslashreplace")
 
 
 class ReadRawDocuments(beam.PTransform):
-    """File patterns -> RawDocuments, with DEAD_LETTER and STATS outputs."""
+    """File patterns -> RawDocuments, with DEAD_LETTER and STATS outputs (a dict of the three)."""
 
     def __init__(self, patterns, *, input_format: str, preset: JsonlPreset = None, source: str = ""):
         super().__init__()
@@ -154,50 +314,31 @@ class ReadRawDocuments(beam.PTransform):
         self._source = source or input_format
 
     def expand(self, pipeline):
-        matched = (pipeline
-                   | "Patterns" >> beam.Create(self._patterns)
-                   | "Match" >> fileio.MatchAll())
+        match = MatchInputFiles(self._patterns)
+        files = pipeline | "Files" >> match
         if self._input_format == "wiki":
-            return (matched
+            read = (files.files
                     | "PlanReads" >> beam.FlatMap(plan_wiki_reads)
                     | "SpreadReads" >> beam.Reshuffle()
-                    | "ReadPages" >> beam.ParDo(ReadWikiPages(self._source)).with_outputs(DEAD_LETTER, STATS, main="documents"))
-        return (matched
-                | "Parse" >> beam.ParDo(ParseTextOrJsonl(input_format=self._input_format, preset=self._preset,
-                                                         source=self._source))
-                .with_outputs(DEAD_LETTER, STATS, main="documents"))
-
-
-class ReadParquetDocuments(beam.DoFn):
-    """A Parquet file of cleaned documents -> Documents; rows without id or sentences are dead letters."""
-
-    def process(self, readable_file):
-        path = readable_file.metadata.path
-        stats = collections.Counter()
-        with readable_file.open() as handle:
-            table = pq.read_table(handle)
-        missing = [name for name in ("id", "sentences") if name not in table.column_names]
-        if missing:
-            stats["records_in"] += 1
-            stats["dead_lettered.parquet_missing_columns"] += 1
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, BadRecord(path, "parquet_missing_columns", str(missing), ""))
+                    | "ReadPages" >> beam.ParDo(ReadWikiPages(self._source, match.root))
+                    .with_outputs(DEAD_LETTER, STATS, main="documents"))
         else:
-            for row in table.to_pylist():
-                stats["records_in"] += 1
-                if not row["id"] or row["sentences"] is None:
-                    stats["dead_lettered.parquet_bad_row"] += 1
-                    yield beam.pvalue.TaggedOutput(DEAD_LETTER, BadRecord(f"{path}:{row['id']}", "parquet_bad_row",
-                                                                          "empty id or no sentences", ""))
-                    continue
-                yield Document(row["id"], tuple(s for s in row["sentences"] if s), row.get("source") or "",
-                               row.get("title") or "", row.get("changes") or "{}")
-        count(stats)
-        yield beam.pvalue.TaggedOutput(STATS, stats)
+            read = (files.files
+                    | "Parse" >> beam.ParDo(ParseTextOrJsonl(input_format=self._input_format, preset=self._preset,
+                                                             source=self._source, root=match.root))
+                    .with_outputs(DEAD_LETTER, STATS, main="documents"))
+        return {"documents": read.documents,
+                DEAD_LETTER: (files[DEAD_LETTER], read[DEAD_LETTER]) | "DeadLetters" >> beam.Flatten(),
+                STATS: (files[STATS], read[STATS]) | "Stats" >> beam.Flatten()}
 
+
+# ---------------------------------------------------------------- cleaning
 
 class CleanDocument(beam.DoFn):
-    """RawDocument -> clean Document. Counts are summed per bundle and emitted once at its end:
-    one stats record per document would cost more to move than the cleaning itself."""
+    """RawDocument -> clean Document, with STATS and DEAD_LETTER outputs. A page over the wikitext
+    parse budget is a dead letter ``page_too_complex``; any other exception while cleaning one
+    document is its dead letter ``record_error``. Counts are summed per bundle and emitted once at
+    its end: one stats record per document would cost more to move than the cleaning itself."""
 
     def __init__(self, *, cleaning, opencc_config: str):
         self._cleaning = cleaning
@@ -212,16 +353,26 @@ class CleanDocument(beam.DoFn):
         self._stats = collections.Counter()
 
     def process(self, raw):
-        document, reason, changes = clean_document(raw, config=self._cleaning, wiki_variant=self._wiki_variant)
+        try:
+            document, reason, changes = clean_document(raw, config=self._cleaning, wiki_variant=self._wiki_variant)
+            if document is not None:
+                # One OpenCC call per document, the title on the first line: conversion never adds
+                # or removes line breaks.
+                text = "\n".join((" ".join(document.title.split()),) + document.sentences)
+                converted = self._converter.convert(text)
+        except PageTooComplex as error:
+            yield _dead(BadRecord(raw.id, "page_too_complex", str(error), raw.text[:200]), self._stats, new=False)
+            return
+        except Exception as error:  # noqa: BLE001 - one document's failure is its dead letter
+            yield _dead(BadRecord(raw.id, "record_error", _error_detail(error),
+                                  raw.text[:200].encode("utf-8", "backslashreplace").decode("utf-8")),
+                        self._stats, new=False)
+            return
         for name, value in changes.items():
             self._stats[f"changes.{name}"] += value
         if reason:
             self._stats[f"documents_filtered.{reason}"] += 1
             return
-        # One OpenCC call per document, the title on the first line: conversion never adds or
-        # removes line breaks.
-        text = "\n".join((" ".join(document.title.split()),) + document.sentences)
-        converted = self._converter.convert(text)
         if converted != text:
             self._stats["documents_converted_by_opencc"] += 1
             self._stats["characters_converted_by_opencc"] += sum(a != b for a, b in zip(text, converted))
@@ -313,22 +464,23 @@ class ReadSource(beam.PTransform):
     def expand(self, pipeline):
         source = self._source
         if source.input_format == "parquet":  # already clean and deduplicated by `wwm prepare`
-            read = (pipeline
-                    | "Patterns" >> beam.Create(list(source.patterns))
-                    | "Match" >> fileio.MatchAll()
-                    | "Open" >> fileio.ReadMatches()
+            files = pipeline | "Files" >> MatchInputFiles(source.patterns)
+            read = (files.files
                     | "ReadParquet" >> beam.ParDo(ReadParquetDocuments()).with_outputs(DEAD_LETTER, STATS,
                                                                                     main="documents"))
-            return {"documents": read.documents, DEAD_LETTER: read[DEAD_LETTER], STATS: read[STATS]}
+            return {"documents": read.documents,
+                    DEAD_LETTER: (files[DEAD_LETTER], read[DEAD_LETTER]) | "DeadLetters" >> beam.Flatten(),
+                    STATS: (files[STATS], read[STATS]) | "Stats" >> beam.Flatten()}
         preset = jsonl_preset(source.jsonl_preset, text_field=source.text_field, title_field=source.title_field)
         raw = pipeline | "Read" >> ReadRawDocuments(source.patterns, input_format=source.input_format, preset=preset,
                                                     source=source.name)
-        cleaned = (raw.documents
+        cleaned = (raw["documents"]
                    | "Spread" >> beam.Reshuffle()
                    | "Clean" >> beam.ParDo(CleanDocument(cleaning=self._cleaning, opencc_config=source.opencc_config))
-                   .with_outputs(STATS, main="documents"))
+                   .with_outputs(STATS, DEAD_LETTER, main="documents"))
         stats = (raw[STATS], cleaned[STATS]) | "Stats" >> beam.Flatten()
-        return {"documents": cleaned.documents, DEAD_LETTER: raw[DEAD_LETTER], STATS: stats}
+        dead = (raw[DEAD_LETTER], cleaned[DEAD_LETTER]) | "DeadLetters" >> beam.Flatten()
+        return {"documents": cleaned.documents, DEAD_LETTER: dead, STATS: stats}
 
 
 class PrepareDocuments(beam.PTransform):

@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.common import (DEAD_LETTER, STATS, accounting, count, dead_letter_names, sum_counters,
                               write_dead_letters, write_manifest_file)
 from pipelines.io_utils import exists, join, read_bytes
-from pipelines.read_pipeline import ReadParquetDocuments
+from pipelines.parquet_io import ReadParquetDocuments
 from pipelines.word_cache import SCHEMA, SEGMENTATION_MANIFEST
 from wwm_core.manifest import MANIFEST, Manifest, parse_manifest
 from wwm_core.word_boundaries import segment_documents, sentence_key
@@ -75,8 +75,6 @@ def build_segment_pipeline(pipeline, *, files, choice, identity: dict, output: s
     """Segments every document of ``files`` (Parquet) into ``output`` (the identity's folder)."""
     documents = (pipeline
                  | "DocumentFiles" >> beam.Create(files)
-                 | "Match" >> beam.io.fileio.MatchAll()
-                 | "Open" >> beam.io.fileio.ReadMatches()
                  | "ReadDocuments" >> beam.ParDo(ReadParquetDocuments()).with_outputs(DEAD_LETTER, STATS,
                                                                                       main="documents"))
     segmented = (documents.documents

@@ -10,7 +10,7 @@ from wwm_core.cws import CorpusFormatError, read_user_dict
 from wwm_core.errors import UsageError
 from wwm_core.hub import hub_file, is_hub_id
 from wwm_core.segmentation import (LTP_CONFIG_FILE, LTP_HELP, SEGMENTERS, SegmenterError, identity_key,
-                                   load_segmenter, segmenter_identity)
+                                   load_segmenter, probe_ltp_model, resolve_ltp_model, segmenter_identity)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +91,15 @@ def segmenter_choice(segmentation) -> SegmenterChoice:
 
 def check_segmenter(choice: SegmenterChoice):
     """Loads the segmenter once at launch, so a missing or bad model or dictionary fails before any
-    worker starts. Returns it (commands that segment locally use it)."""
+    worker starts. Returns it (commands that segment locally use it). An LTP perceptron model is
+    first loaded in a child process: a damaged file crashes LTP's loader, which would abort this
+    process; a worker loads only the very bytes checked here (their hash is the identity)."""
     try:
+        if choice.kind == "ltp" and choice.ltp_model:
+            model = resolve_ltp_model(choice._local_model)
+            problem = probe_ltp_model(model.path) if model.kind == "perceptron" else None
+            if problem:
+                raise UsageError(f"could not load LTP model {choice.ltp_model!r} ({model.path}): {problem}")
         return choice.load()
     except (SegmenterError, CorpusFormatError, OSError, UnicodeDecodeError) as error:
         raise UsageError(str(error)) from error

@@ -3,13 +3,15 @@
     PREPARED/segmentation/<identity key>/part-*.parquet      rows: id, sentence keys, word lengths
     PREPARED/segmentation/<identity key>/segmentation.json   identity and counters, written last
 """
+import logging
+
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
 from pipelines.io_utils import exists, join
-from pipelines.parquet_io import DOCUMENTS_FOLDER
+from pipelines.parquet_io import DOCUMENTS_FOLDER, ParquetInputError, parquet_rows
 
 SEGMENTATION_FOLDER = "segmentation"
 SEGMENTATION_MANIFEST = "segmentation.json"
@@ -25,12 +27,17 @@ def cache_folder(cache_root: str, identity_key: str) -> str:
 
 
 class ReadCacheRows(beam.DoFn):
-    """A cache Parquet file -> its rows ({"id", "sentence_keys", "word_lengths"})."""
+    """A cache Parquet file -> its rows ({"id", "sentence_keys", "word_lengths"}). A file that is
+    not a readable cache file gives no rows: its sentences miss the cache and are segmented again,
+    which gives the same bytes, and the file is named in the log."""
 
-    def process(self, readable_file):
-        with readable_file.open() as handle:
-            table = pq.read_table(handle, schema=SCHEMA)
-        yield from table.to_pylist()
+    def process(self, path):
+        try:
+            yield from parquet_rows(path, schema=SCHEMA, required=SCHEMA.names)
+        except ParquetInputError as error:
+            Metrics.counter("wwm", "segmentation_cache_files_unreadable").inc()
+            logging.getLogger("wwm").warning("segmentation cache: %s (%s); its sentences are segmented again",
+                                             error, error.reason)
 
 
 def read_word_cache(pipeline, folders):
@@ -39,7 +46,7 @@ def read_word_cache(pipeline, folders):
     return (pipeline
             | "CacheFolders" >> beam.Create(patterns)
             | "MatchCache" >> beam.io.fileio.MatchAll()
-            | "OpenCache" >> beam.io.fileio.ReadMatches()
+            | "CachePaths" >> beam.Map(lambda metadata: metadata.path)
             | "ReadCache" >> beam.ParDo(ReadCacheRows()))
 
 

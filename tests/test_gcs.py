@@ -126,3 +126,39 @@ def test_prepare_segment_and_run_on_gcs(gcs_bucket):
     sentences = sum(len(document) for document in DOCUMENTS)
     assert manifest["counters"]["sentences.segmentation_cache_hit"] == sentences
     assert manifest["word_cache_folders"][0].startswith("gs://wwm-test/seg/prepared/segmentation/jieba-")
+
+
+def test_gcs_ids_do_not_depend_on_the_bucket_and_outputs_are_locked_and_checksummed(gcs_bucket, tmp_path):
+    """The same corpus in two buckets gives the same shard bytes; a gs:// output is locked by an
+    object (created with if_generation_match=0 on GCS: this emulator ignores preconditions, so the
+    race itself is not exercised here, only the refusal, the owner's name and the release); file
+    checksums come from the object's metadata and equal the local file's."""
+    from pipelines.output import LOCK_NAME, claim_output, file_checksum
+    from wwm_core.errors import UsageError
+
+    other = gcs_bucket.client.create_bucket("wwm-other")
+    for bucket in (gcs_bucket, other):
+        for index, document in enumerate(DOCUMENTS):
+            bucket.blob(f"ids/corpus/part-{index}.txt").upload_from_string("\n".join(document) + "\n")
+    common = ["--dupe_factor=2", "--num_shards=2", "--runner=BundleBasedDirectRunner"]
+    first = run(["--input=gs://wwm-test/ids/corpus/*.txt", "--output=gs://wwm-test/ids/out", *common])
+    second = run(["--input=gs://wwm-other/ids/corpus/*.txt", "--output=gs://wwm-other/ids/out", *common])
+    assert first["files"] == second["files"]
+    for name in first["files"]:
+        assert (gcs_bucket.blob(f"ids/out/{name}").download_as_bytes()
+                == other.blob(f"ids/out/{name}").download_as_bytes())
+
+    with claim_output("gs://wwm-test/locked", overwrite=False, command="wwm run --first"):
+        assert gcs_bucket.blob(f"locked/{LOCK_NAME}").exists()
+        with pytest.raises(UsageError, match=r"is in use by another run \(pid \d+ on host .*running: wwm run --first\)"):
+            claim_output("gs://wwm-test/locked", overwrite=False)
+    assert not gcs_bucket.blob(f"locked/{LOCK_NAME}").exists()
+    with pytest.raises(UsageError, match=r"^cannot write to --output gs://no-such-bucket/out: "):
+        claim_output("gs://no-such-bucket/out", overwrite=False)
+    assert not [b.name for b in gcs_bucket.client.list_blobs(gcs_bucket, prefix="ids/out/") if LOCK_NAME in b.name]
+
+    shard = f"ids/out/{first['files'][0]}"
+    local = tmp_path / "shard.tfrecord"
+    gcs_bucket.blob(shard).download_to_filename(str(local))
+    assert file_checksum(f"gs://wwm-test/{shard}") == file_checksum(str(local))
+    assert file_checksum(str(local))[0] == local.stat().st_size > 0

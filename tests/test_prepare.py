@@ -95,7 +95,7 @@ def test_a_multistream_dump_is_read_in_parallel_ranges_like_a_sequential_read(tm
     metadata = FileSystems.match([str(dump)])[0].metadata_list[0]
     ranges = list(read_pipeline.plan_wiki_reads(metadata))
     # header + 8 page streams (the footer rides with the last): 9 streams, 2 per read
-    assert len(ranges) == 5 and all(start is not None for _, start, _ in ranges)
+    assert len(ranges) == 5 and all(r.start is not None for r in ranges)
 
     _, parallel = prepare_docs(tmp_path, [dump], "--input_format=wiki", name="parallel")
     _, sequential = prepare_docs(tmp_path, [plain], "--input_format=wiki", name="sequential")
@@ -151,7 +151,7 @@ def test_broken_pages_truncated_bz2_redirects_and_namespaces_are_accounted_for(t
     assert counters["dead_lettered.truncated_compressed_file"] == 1
     assert counters["documents_filtered.redirect"] >= 1 and counters["documents_filtered.not_article"] >= 1
     assert counters["documents_filtered.disambiguation"] >= 1 and counters["documents_filtered.empty"] >= 1
-    titles = sorted(d["title"] for d in documents.values() if d["id"].startswith(str(broken)))
+    titles = sorted(d["title"] for d in documents.values() if d["id"].startswith("wiki:broken.xml#"))
     assert titles == ["最后", "正常"]
     balance = manifest["accounting"]
     assert balance["records_in"] == balance["out"] + balance["filtered"] + balance["dead_lettered"]
@@ -220,7 +220,7 @@ def test_near_duplicates_are_dropped_at_the_threshold(tmp_path):
     corpus.write_text("\n".join(json.dumps({"text": t}, ensure_ascii=False)
                                 for t in (BASE_ARTICLE, near_copy, other)) + "\n")
     manifest, documents = prepare_docs(tmp_path, [corpus], "--input_format=jsonl", "--near_duplicate_threshold=0.8")
-    assert sorted(documents) == [f"{corpus}:1", f"{corpus}:3"]  # the first of the near pair is kept
+    assert sorted(documents) == ["jsonl:docs.jsonl:1", "jsonl:docs.jsonl:3"]  # the first of the near pair is kept
     assert manifest["counters"]["documents_filtered.near_duplicate"] == 1
     _, kept_all = prepare_docs(tmp_path, [corpus], "--input_format=jsonl", name="off")
     assert len(kept_all) == 3

@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from pipelines.common import RunInfo, accounting
 from pipelines.generate_pipeline import automatic_shards, build_pipeline
 from pipelines.io_utils import join, read_bytes
+from pipelines.output import claim_output
 from pipelines.parquet_io import DOCUMENTS_FOLDER
 from pipelines.prepare_pipeline import build_prepare_pipeline
 from pipelines.segmenters import check_segmenter, segmenter_choice
@@ -31,8 +32,6 @@ log = logging.getLogger("wwm")
 # A worker holds one bucket (shard) of documents at a time; ~16 MB of text per bucket keeps its
 # token arrays and plans small (see README, Performance).
 AUTO_SHARD_INPUT_BYTES = 16 * 1024 * 1024
-EARLIER_OUTPUT = (MANIFEST, "part-*", "vocab.txt", "statistics.json", "dead_letter/*", f"{DOCUMENTS_FOLDER}/*",
-                  "seq*/*")
 
 
 # ---------------------------------------------------------------- wwm run
@@ -65,12 +64,13 @@ def run(argv) -> dict:
     config, choice = checked_segmenter(config, recipe_default=args.segmenter is None)
     word_cache_folders = word_cache_folders_for(config, choice)
     prepared = prepared_link(config)
-    config, inputs = sized_with_clear_output(config)
     check_memory(config)
-    run_info = RunInfo(command=("wwm", "run", *argv), inputs=inputs)
+    command = ("wwm", "run", *argv)
+    config, inputs, claim = sized_and_claimed(config, command)
+    run_info = RunInfo(command=command, inputs=inputs)
     log.info("reading %d bytes from %s into %d shards at %s", sum(i["bytes"] for i in inputs), describe(config),
              config.output.num_shards, config.output.path)
-    with beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+    with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
                        word_cache_folders=word_cache_folders, prepared=prepared)
     manifest = read_manifest(config.output.path)
@@ -168,26 +168,14 @@ def input_files(config) -> list:
     return files
 
 
-def clear_output(output) -> None:
-    """Refuses an --output that holds an earlier run, unless --overwrite (then removes its files)."""
-    patterns = [join(output.path, pattern) for pattern in EARLIER_OUTPUT]
-    earlier = sorted({m.path for result in FileSystems.match(patterns) for m in result.metadata_list})
-    if earlier and not output.overwrite:
-        finished = FileSystems.exists(join(output.path, MANIFEST))
-        raise UsageError(f"{output.path} already holds the output of {'a finished' if finished else 'an unfinished'} "
-                         f"run ({len(earlier)} files); pass --overwrite to replace it, or choose another --output")
-    if earlier:
-        log.info("removing %d files of an earlier run in %s", len(earlier), output.path)
-        FileSystems.delete(earlier)
-
-
-def sized_with_clear_output(config):
-    """(config with its number of shards decided, input files), once --output holds no earlier run."""
+def sized_and_claimed(config, command):
+    """(config with its number of shards decided, input files, the claim on --output): the
+    output folder is this run's (pipelines.output.claim_output) before any work starts."""
     inputs = input_files(config)
     num_shards = config.output.num_shards or automatic_shards(sum(i["bytes"] for i in inputs),
                                                               bytes_per_shard=AUTO_SHARD_INPUT_BYTES)
-    clear_output(config.output)
-    return dataclasses.replace(config, output=dataclasses.replace(config.output, num_shards=num_shards)), inputs
+    claim = claim_output(config.output.path, overwrite=config.output.overwrite, command=command)
+    return dataclasses.replace(config, output=dataclasses.replace(config.output, num_shards=num_shards)), inputs, claim
 
 
 def check_memory(config) -> None:
@@ -266,11 +254,12 @@ def prepare(argv) -> dict:
     config = flags.config_from_args(args, beam_args, instances=False)
     if any(source.input_format == "parquet" for source in config.sources):
         raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
-    config, inputs = sized_with_clear_output(config)
-    run_info = RunInfo(command=("wwm", "prepare", *argv), inputs=inputs)
+    command = ("wwm", "prepare", *argv)
+    config, inputs, claim = sized_and_claimed(config, command)
+    run_info = RunInfo(command=command, inputs=inputs)
     log.info("cleaning %d bytes from %s into %s", sum(i["bytes"] for i in inputs), describe(config),
              config.output.path)
-    with beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+    with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
         build_prepare_pipeline(pipeline, config=config, run_info=run_info)
     manifest = read_manifest(config.output.path, kinds=("documents",))
     print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")

@@ -21,7 +21,7 @@ from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separa
                                 pair_plans, plan_matrix, sentence_offsets, single_segment_plans,
                                 single_segment_ranges)
 from wwm_core.records import ExampleEncoder, feature_values, schema, tfrecord_frames
-from wwm_core.text import BadRecord
+from wwm_core.text import split_duplicate_ids
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
 from wwm_core.word_boundaries import segment_documents
 
@@ -184,17 +184,12 @@ class ShardMaker:
     def instance_batches(self, documents, *, shard_index: int, stats, dead_letters: list, word_cache=None):
         """A bucket's documents -> (phase, InstanceBatch) for every phase in turn, in shard
         order, counted in ``stats``. Documents are sorted by id first (GroupByKey order is not
-        stable); a repeated id keeps its first document and dead-letters the others."""
-        unique, seen = [], set()
-        for document in sorted(documents, key=lambda d: d.id):
-            if document.id in seen:
-                stats["dead_lettered.duplicate_document_id"] += 1
-                dead_letters.append(BadRecord(document.id, "duplicate_document_id",
-                                              "another document has this id (is an input listed twice?)",
-                                              document.sentences[0][:200] if document.sentences else ""))
-                continue
-            seen.add(document.id)
-            unique.append(document)
+        stable); of documents that share an id one is kept, whatever their order, and the others
+        are dead letters (``split_duplicate_ids``)."""
+        unique, duplicates = split_duplicate_ids(documents)
+        stats["dead_lettered.duplicate_document_id"] += len(duplicates)
+        dead_letters.extend(duplicates)
+        unique.sort(key=lambda d: d.id)
         bucket = self.prepare(unique, stats, dead_letters, word_cache=word_cache)
         for phase in self.instances.phases:
             if not self.instances.pairs:

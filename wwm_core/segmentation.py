@@ -10,6 +10,8 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import subprocess
+import sys
 
 SEGMENTERS = ("ltp", "jieba", "char")
 
@@ -166,6 +168,34 @@ def resolve_ltp_model(path: str) -> LtpModel:
         if os.path.isfile(candidate):
             return LtpModel("perceptron", candidate, (candidate,))
     raise SegmenterError(f"--ltp_model {path!r} is a folder without config.json or cws_model.bin. {LTP_HELP}")
+
+
+# Loads a perceptron model and segments one sentence, in a process of its own: ltp_extension's
+# Rust loader panics on a truncated or bit-flipped file, and that panic aborts the whole process
+# (SIGABRT; pyo3 cannot turn it into an exception), which would take the command with it.
+_PROBE = """
+import sys
+from ltp_extension.perceptron import CWSModel
+CWSModel.load(sys.argv[1]).batch_predict(["使用语言模型来预测下一个词。"], parallelism=False)
+"""
+PROBE_TIMEOUT_S = 600
+
+
+def probe_ltp_model(path: str):
+    """None when the perceptron model file at ``path`` loads and segments, else why not, in one
+    line. Costs one Python start and one model load (about a second for a small model)."""
+    try:
+        probe = subprocess.run([sys.executable, "-c", _PROBE, path], capture_output=True, text=True,
+                               timeout=PROBE_TIMEOUT_S, env={**os.environ, "RUST_BACKTRACE": "0"})
+    except subprocess.TimeoutExpired:
+        return f"loading it took over {PROBE_TIMEOUT_S} s"
+    if probe.returncode == 0:
+        return None
+    lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+    panic = next((lines[i + 1] for i, line in enumerate(lines[:-1]) if "panicked at" in line), None)
+    last = panic or (lines[-1] if lines else f"exit status {probe.returncode}")
+    crashed = "crashed" if probe.returncode < 0 or probe.returncode == 134 else "failed"
+    return f"LTP's loader {crashed} on it ({last[:300]}): the file is truncated or damaged"
 
 
 def load_segmenter(kind: str, *, ltp_model: str = None, user_words=()):

@@ -1,5 +1,7 @@
 """Reading documents out of raw bytes, Chinese conversion and sentence splitting."""
+import codecs
 import dataclasses
+import itertools
 import json
 import re
 
@@ -14,7 +16,9 @@ WIKITEXT = "wikitext"  # MediaWiki markup: converted to plain lines first
 @dataclasses.dataclass(frozen=True)
 class RawDocument:
     """A document as read, before cleaning."""
-    id: str  # stable: "<file>:<document number>", "<file>:<line number>" or "<file>#<page id>"
+    # stable, and the same wherever the corpus lies: "<source>:<path under the input root>:<document
+    # number>" (text), "...:<line number>" (jsonl) or "...#<page id>" (wiki)
+    id: str
     text: str
     layout: str = PROSE
     source: str = ""
@@ -39,47 +43,225 @@ class BadRecord:
     raw: str  # the start of the record, escaped, so a user can find it
 
 
+@dataclasses.dataclass(frozen=True)
+class Damage:
+    """A marker in a stream of byte chunks where bytes could not be trusted: a compressed member
+    whose checksum failed (``corrupt_compressed_data``), a file that ends inside a compressed
+    stream (``truncated_compressed_file``), a line over the size limit (``record_too_large``), a
+    file in an encoding that cannot be read (``utf16_without_bom``). Readers turn the record it
+    falls in into one dead letter with this reason; nothing of it is ever read as text."""
+    reason: str
+    detail: str
+
+
+# The most bytes one record (a line, a document, a page) may hold before it is refused: memory is
+# bounded by one record, never by a file.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+# How much of a file's start is looked at to recognise UTF-16 without a byte-order mark.
+ENCODING_SAMPLE_BYTES = 64 * 1024
+
+_BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+    (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def _looks_like_utf16(sample: bytes) -> bool:
+    """UTF-8 text never holds NUL bytes; UTF-16 holds one in every ASCII character (line breaks
+    included), all at odd offsets (little endian) or all at even ones (big endian)."""
+    odd = sample[1::2].count(0)
+    even = sample[0::2].count(0)
+    return odd + even >= 2 and max(odd, even) >= 0.9 * (odd + even)
+
+
+def utf8_chunks(chunks, stats):
+    """Byte chunks of a text file -> the same text as UTF-8 byte chunks (Damage markers pass).
+
+    A UTF-8 byte-order mark is dropped; UTF-16 and UTF-32 with a byte-order mark are decoded
+    (lone surrogates are kept as such and make their record a dead letter later, never a
+    replacement character); UTF-16 without a byte-order mark cannot be told apart from other
+    binaries with certainty and becomes one Damage ``utf16_without_bom`` for the whole file:
+    read as bytes, its line breaks ("\\n\\0") would never be blank lines and every document would
+    merge with the next."""
+    chunks = iter(chunks)
+    early, head = [], b""  # what came before the encoding was decided, in order
+    for chunk in chunks:
+        early.append(chunk)
+        if isinstance(chunk, Damage):
+            break
+        head += chunk
+        if len(head) >= ENCODING_SAMPLE_BYTES:
+            break
+    encoding = next((name for mark, name in _BOMS if head.startswith(mark)), None)
+    if encoding is None and _looks_like_utf16(head[:ENCODING_SAMPLE_BYTES]):
+        stats["files_refused_as_utf16_without_bom"] += 1
+        yield Damage("utf16_without_bom", "NUL bytes at every other position: UTF-16 without a byte-order mark. "
+                     "Convert it to UTF-8 (iconv -f UTF-16LE -t UTF-8) or add a byte-order mark")
+        return
+    if encoding is not None:
+        mark = next(mark for mark, name in _BOMS if name == encoding)
+        first = next(i for i, chunk in enumerate(early) if not isinstance(chunk, Damage) and chunk)
+        early[first:] = [b"".join(c for c in early[first:] if not isinstance(c, Damage))[len(mark):],
+                         *[c for c in early[first:] if isinstance(c, Damage)]]
+    chunks = itertools.chain(early, chunks)
+    if encoding in (None, "utf-8"):
+        if encoding:
+            stats["files_with_utf8_bom"] += 1
+        yield from chunks
+        return
+    stats[f"files_decoded_from_{encoding.replace('-', '_')}"] += 1
+    decoder = codecs.getincrementaldecoder(encoding)(errors="surrogatepass")
+    for chunk in chunks:
+        if isinstance(chunk, Damage):
+            yield chunk
+        else:
+            yield decoder.decode(chunk).encode("utf-8", "surrogatepass")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        yield Damage("invalid_utf16", f"the file ends inside a character: {error}")
+
+
+def split_lines(chunks, stats, *, max_line_bytes: int = MAX_RECORD_BYTES):
+    """UTF-8 byte chunks -> lines without their ends, and Damage markers.
+
+    A line ends at "\\n", "\\r\\n" or a lone "\\r" (old Mac files, counted in
+    ``files_with_cr_line_ends``: read line by line, never merged; a JSON line cannot hold a raw
+    CR, so nothing valid is cut). A line cut by a Damage is part of it: the bytes since the last
+    line end and up to the next one are dropped with it, so no half line is ever read. A line over
+    ``max_line_bytes`` becomes a Damage ``record_too_large`` without being held in memory."""
+    pending, size = [], 0  # the line being read, and its size so far
+    skipping = too_long = False  # inside a line given up on (cut by a Damage, or too long)
+    last_cr = cr_seen = False  # the previous chunk ended with "\r"; a lone CR was seen
+    for chunk in chunks:
+        if isinstance(chunk, Damage):
+            pending, size, skipping, too_long = [], 0, True, False
+            yield chunk
+            continue
+        if not chunk:
+            continue
+        lone_cr = chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r")
+        if last_cr:
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]  # the second half of a CRLF cut by the chunking
+            else:
+                lone_cr += 1
+        last_cr = chunk.endswith(b"\r")
+        if lone_cr > 0 and not cr_seen:
+            cr_seen = True
+            stats["files_with_cr_line_ends"] += 1
+        if not skipping and b"\r" not in chunk:  # the common case, at C speed: lines split at "\n" only
+            lines = chunk.split(b"\n")
+            tail = lines.pop()
+            if pending and lines:
+                pending.append(lines[0])
+                lines[0] = b"".join(pending)
+                pending, size = [], 0
+            for line in lines:
+                if len(line) > max_line_bytes:
+                    yield Damage("record_too_large", f"a line of {len(line)} bytes (over {max_line_bytes})")
+                else:
+                    yield line
+            if tail:
+                size += len(tail)
+                if size > max_line_bytes:
+                    pending, skipping, too_long = [], True, True
+                else:
+                    pending.append(tail)
+            continue
+        for piece in chunk.splitlines(keepends=True):  # at \n, \r\n and \r only: bytes know no other
+            ended = piece.endswith((b"\n", b"\r"))
+            content = piece[:-2] if piece.endswith(b"\r\n") else piece[:-1] if ended else piece
+            size += len(content)
+            if not skipping and size > max_line_bytes:
+                pending, skipping, too_long = [], True, True
+            if not skipping:
+                pending.append(content)
+            if ended:
+                if too_long:
+                    yield Damage("record_too_large", f"a line of {size} bytes (over {max_line_bytes})")
+                elif not skipping:
+                    yield b"".join(pending) if len(pending) > 1 else pending[0]
+                pending, size, skipping, too_long = [], 0, False, False
+    if too_long:
+        yield Damage("record_too_large", f"a line of {size} bytes (over {max_line_bytes})")
+    elif pending and not skipping:
+        yield b"".join(pending)
+
+
+def split_duplicate_ids(documents):
+    """(documents with distinct ids, BadRecords ``duplicate_document_id`` for the others). Of the
+    documents that share an id, the one with the smallest (sentences, source, title) is kept,
+    whatever order they came in: two prepared corpora of the same text given together, or a dump
+    that repeats a page id, cost their repeats, never the run."""
+    by_id = {}
+    for document in documents:
+        by_id.setdefault(document.id, []).append(document)
+    kept, duplicates = [], []
+    for doc_id, same in by_id.items():
+        if len(same) > 1:
+            same.sort(key=lambda d: (d.sentences, d.source, d.title, d.changes))
+            duplicates.extend(BadRecord(doc_id, "duplicate_document_id", f"{len(same)} documents have this id; "
+                                        "the first by content is kept", "\n".join(d.sentences)[:200])
+                              for d in same[1:])
+        kept.append(same[0])
+    return kept, duplicates
+
+
 def _escaped_head(raw: bytes, limit: int = 200) -> str:
     return raw[:limit].decode("utf-8", errors="backslashreplace")
 
 
-def documents_from_text_lines(path: str, lines, *, source: str = "text"):
+def documents_from_text_lines(name: str, lines, *, source: str = "text",
+                              max_document_bytes: int = MAX_RECORD_BYTES):
     """Google's layout: one sentence a line, a blank line between documents.
 
-    ``lines`` are raw ``bytes`` lines. A document with a line that is not UTF-8 becomes one
-    BadRecord (the whole document, not just the line, so no half-document is trained on).
-    Yields RawDocument or BadRecord.
+    ``lines`` are raw ``bytes`` lines (or Damage markers, see ``split_lines``); ``name`` prefixes
+    the documents' ids (``name:number``). A document with a line that is not UTF-8, or that a
+    Damage falls in, becomes one BadRecord (the whole document, not just the line, so no
+    half-document is trained on); so does a document over ``max_document_bytes``. Yields
+    RawDocument or BadRecord.
     """
-    sentences, bad_line, first_line = [], None, None
+    sentences, bad, first_line, size = [], None, None, 0
     number = 0
     for line_number, raw in enumerate(lines, start=1):
+        if isinstance(raw, Damage):
+            if bad is None:
+                bad = (raw.reason, f"line {line_number}: {raw.detail}", "")
+            if first_line is None:
+                first_line = line_number
+            continue
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError as error:
             line = ""
-            if bad_line is None:
-                bad_line = (line_number, error, raw)
+            if bad is None:
+                bad = ("invalid_utf8", f"line {line_number}: {error}", _escaped_head(raw))
             if first_line is None:
                 first_line = line_number
             continue
         if line:
             if first_line is None:
                 first_line = line_number
-            sentences.append(line)
+            size += len(raw)
+            if size > max_document_bytes and bad is None:
+                bad = ("record_too_large", f"a document of over {max_document_bytes} bytes", _escaped_head(raw))
+            if bad is None:
+                sentences.append(line)
             continue
         if first_line is not None:
-            yield _text_document(path, number, sentences, bad_line, source)
+            yield _text_document(name, number, sentences, bad, source)
             number += 1
-        sentences, bad_line, first_line = [], None, None
+        sentences, bad, first_line, size = [], None, None, 0
     if first_line is not None:
-        yield _text_document(path, number, sentences, bad_line, source)
+        yield _text_document(name, number, sentences, bad, source)
 
 
-def _text_document(path, number, sentences, bad_line, source):
-    doc_id = f"{path}:{number}"
-    if bad_line is not None:
-        line_number, error, raw = bad_line
-        return BadRecord(doc_id, "invalid_utf8", f"line {line_number}: {error}", _escaped_head(raw))
+def _text_document(name, number, sentences, bad, source):
+    doc_id = f"{name}:{number}"
+    if bad is not None:
+        reason, detail, raw = bad
+        return BadRecord(doc_id, reason, detail, raw)
     return RawDocument(doc_id, "\n".join(sentences), LINES, source=source)
 
 
@@ -100,9 +282,22 @@ JSONL_PRESETS = {
 }
 
 
-def document_from_json_line(path: str, line_number: int, raw: bytes, *, preset: JsonlPreset, source: str = "jsonl"):
-    """One JSON object a line, its text in the preset's fields. Returns RawDocument, BadRecord or None (blank)."""
-    doc_id = f"{path}:{line_number}"
+def _unencodable(text: str) -> bool:
+    """A lone surrogate ("\\ud800" in JSON) is a str that no UTF-8 writer can write."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def document_from_json_line(name: str, line_number: int, raw, *, preset: JsonlPreset, source: str = "jsonl"):
+    """One JSON object a line, its text in the preset's fields. Returns RawDocument, BadRecord or
+    None (blank). ``raw`` is the line's bytes or a Damage; ``name`` prefixes the id
+    (``name:line``). Every way a line can fail is a BadRecord with its reason, never an exception."""
+    doc_id = f"{name}:{line_number}"
+    if isinstance(raw, Damage):
+        return BadRecord(doc_id, raw.reason, raw.detail, "")
     if not raw.strip():
         return None
     try:
@@ -113,17 +308,26 @@ def document_from_json_line(path: str, line_number: int, raw: bytes, *, preset: 
         record = json.loads(line)
     except json.JSONDecodeError as error:
         return BadRecord(doc_id, "malformed_json", str(error), _escaped_head(raw))
+    except RecursionError:
+        return BadRecord(doc_id, "json_nesting_too_deep", "nested deeper than Python's JSON parser goes",
+                         _escaped_head(raw))
+    except ValueError as error:  # an integer of more digits than int() converts (sys.get_int_max_str_digits)
+        return BadRecord(doc_id, "json_number_too_long", str(error)[:300], _escaped_head(raw))
     if not isinstance(record, dict):
         return BadRecord(doc_id, "not_a_json_object", type(record).__name__, _escaped_head(raw))
     present = [f for f in preset.text_fields if f in record]
     if not present:
         return BadRecord(doc_id, "missing_text_field", f"none of the fields {list(preset.text_fields)}",
                          _escaped_head(raw))
-    wrong = [f for f in present + ([preset.title_field] if preset.title_field in record else [])
-             if not isinstance(record[f], str)]
+    fields = present + ([preset.title_field] if preset.title_field in record else [])
+    wrong = [f for f in fields if not isinstance(record[f], str)]
     if wrong:
         return BadRecord(doc_id, "text_field_not_a_string",
                          ", ".join(f"{f}: {type(record[f]).__name__}" for f in wrong), _escaped_head(raw))
+    surrogates = [f for f in fields if _unencodable(record[f])]
+    if surrogates:
+        return BadRecord(doc_id, "lone_surrogate", f"{', '.join(surrogates)}: a \\ud800-\\udfff escape that is not "
+                         "half of a pair, which is no character", _escaped_head(raw))
     text = "\n".join(record[f] for f in present if record[f].strip())
     return RawDocument(doc_id, text, PROSE, source=source, title=record.get(preset.title_field, "") or "")
 

@@ -1,0 +1,667 @@
+"""Adversarial input and faults, through the real commands (``wwm prepare`` / ``wwm run`` on Beam's
+local runner) on files written here: compression faults, XML attacks and broken dumps, hostile
+JSON, encodings and line endings, Parquet that breaks its schema, damaged models, and outputs that
+are files, read-only, full, or owned by another run.
+
+Every case asserts the exact dead-letter reason or error line and the accounting. To keep the
+module fast, the reader cases share one run per input format (a module-scoped fixture), and each
+test checks its own files: their documents (by id) and dead letters (by the path in their detail).
+"""
+import bz2
+import collections
+import gzip
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import zlib
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from wwm_cli import main
+from wwm_cli.data import prepare, run
+from pipelines.output import LOCK_NAME, claim_output, file_checksum, write_atomically
+from tests.test_prepare import HEADER, page
+
+LOCAL = ["--runner=BundleBasedDirectRunner"]
+FOOTER = "</mediawiki>\n"
+
+
+def sentences_of(i, n=3):
+    return [f"这是第{i}篇文档的第{s}句话，讲述全词掩码。" for s in range(n)]
+
+
+def text_corpus(first, count):
+    """Google's layout: documents of three sentences, a blank line between them."""
+    return "".join("\n".join(sentences_of(i)) + "\n\n" for i in range(first, first + count))
+
+
+class Outcome:
+    """What a run made of each input file: its documents and its dead letters."""
+
+    def __init__(self, manifest, documents, dead_letters):
+        self.manifest = manifest
+        self.counters = manifest["counters"]
+        self.documents = documents  # id -> row (prepare) or id -> True (run)
+        self.dead_letters = dead_letters
+
+    def dead(self, path) -> list:
+        """The reasons of the dead letters whose detail names ``path``, sorted."""
+        return sorted(row["reason"] for row in self.dead_letters if str(path) in row["detail"])
+
+    def ids(self, name) -> list:
+        return sorted(i for i in self.documents if i.startswith(name))
+
+
+def read_dead_letters(folder) -> list:
+    return [json.loads(line) for f in sorted((folder / "dead_letter").glob("*.jsonl"))
+            for line in f.read_text(encoding="utf-8").splitlines()]
+
+
+def prepared(folder, inputs, *flags) -> Outcome:
+    manifest = prepare([f"--input={i}" for i in inputs] + [f"--output={folder}", "--dedup=none", *flags, *LOCAL])
+    rows = [row for f in sorted((folder / "documents").glob("*.parquet")) for row in pq.read_table(f).to_pylist()]
+    assert manifest["accounting"]["balanced"]
+    assert manifest["num_documents"] == len(rows)
+    return Outcome(manifest, {row["id"]: row for row in rows}, read_dead_letters(folder))
+
+
+def balance(outcome) -> tuple:
+    a = outcome.manifest["accounting"]
+    return a["records_in"], a["out"], a["filtered"], a["dead_lettered"]
+
+
+# ---------------------------------------------------------------- compression, encodings, line endings
+
+def corrupt(data: bytes, at: int, length: int = 64) -> bytes:
+    return data[:at] + bytes(b ^ 0xFF for b in data[at:at + length]) + data[at + length:]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    """One `wwm prepare` over every text-format case."""
+    folder = tmp_path_factory.mktemp("text")
+    files = {}
+
+    def add(name, data):
+        files[name] = folder / name
+        files[name].write_bytes(data)
+
+    add("good.txt", text_corpus(0, 4).encode())
+    # 64 bytes flipped in the middle of a one-member gzip: Python's gzip would hand out the
+    # (garbage) text before the CRC at its end fails.
+    single = gzip.compress(text_corpus(100, 400).encode())
+    add("corrupt.txt.gz", corrupt(single, len(single) // 2))
+    # Three members of 50 documents; the middle one corrupted: its documents are lost, as one
+    # dead letter, the others kept.
+    members = [gzip.compress(text_corpus(200 + 50 * m, 50).encode()) for m in range(3)]
+    add("members.txt.gz", members[0] + corrupt(members[1], len(members[1]) // 2) + members[2])
+    streams = [bz2.compress(text_corpus(400 + 50 * m, 50).encode()) for m in range(3)]
+    flipped = bytearray(streams[1])
+    flipped[len(flipped) // 2] ^= 0x10  # one bit: libbz2's block CRC
+    add("streams.txt.bz2", streams[0] + bytes(flipped) + streams[2])
+    whole = gzip.compress(text_corpus(600, 20).encode())
+    add("truncated.txt.gz", whole[:-30])  # inside the last document
+    add("garbage.txt.gz", gzip.compress(text_corpus(650, 5).encode()) + b"not gzip at all")  # trailing garbage
+    add("bomb.txt.gz", gzip.compress(b"\0" * (65 * 1024 * 1024)))  # a 65 MB line: over the 64 MB record limit
+    add("cr_only.txt", text_corpus(700, 3).replace("\n", "\r").encode())
+    add("utf16_no_bom.txt", text_corpus(800, 3).encode("utf-16-le"))
+    add("utf16_bom.txt", text_corpus(900, 3).encode("utf-16"))
+    add("utf8_bom.txt", b"\xef\xbb\xbf" + text_corpus(1000, 2).encode())
+    inputs = list(files.values()) + [files["good.txt"]]  # one file listed twice
+    return files, prepared(folder / "out", inputs)
+
+
+def test_gzip_with_corrupted_bytes_gives_no_text_only_a_dead_letter(text_run):
+    files, outcome = text_run
+    assert outcome.ids("text:corrupt.txt.gz") == []
+    assert outcome.dead(files["corrupt.txt.gz"]) == ["corrupt_compressed_data"]
+
+
+def test_a_corrupt_gzip_member_costs_its_records_not_the_file(text_run):
+    files, outcome = text_run
+    kept = [outcome.documents[i]["sentences"] for i in outcome.ids("text:members.txt.gz")]
+    # Where the lost bytes ended is unknown: the document that follows them (300) goes with them.
+    assert sorted(kept) == sorted(sentences_of(i) for i in [*range(200, 250), *range(301, 350)])
+    assert outcome.dead(files["members.txt.gz"]) == ["corrupt_compressed_data"]
+
+
+def test_a_bz2_stream_with_one_flipped_bit_costs_its_records_not_the_file(text_run):
+    files, outcome = text_run
+    kept = [outcome.documents[i]["sentences"] for i in outcome.ids("text:streams.txt.bz2")]
+    assert sorted(kept) == sorted(sentences_of(i) for i in [*range(400, 450), *range(501, 550)])
+    assert outcome.dead(files["streams.txt.bz2"]) == ["corrupt_compressed_data"]
+
+
+def test_a_truncated_gzip_keeps_whole_documents_and_dead_letters_the_cut(text_run):
+    files, outcome = text_run
+    kept = [outcome.documents[i]["sentences"] for i in outcome.ids("text:truncated.txt.gz")]
+    # zlib's own reading of the cut file: the documents it holds whole, each followed by its blank line
+    whole = zlib.decompressobj(wbits=31).decompress(files["truncated.txt.gz"].read_bytes()).decode()
+    assert 0 < whole.count("\n\n") < 20
+    assert sorted(kept) == sorted(sentences_of(i) for i in range(600, 600 + whole.count("\n\n")))
+    assert outcome.dead(files["truncated.txt.gz"]) == ["truncated_compressed_file"]
+
+
+def test_trailing_garbage_after_the_last_member_is_a_dead_letter(text_run):
+    files, outcome = text_run
+    assert len(outcome.ids("text:garbage.txt.gz")) == 5
+    assert outcome.dead(files["garbage.txt.gz"]) == ["corrupt_compressed_data"]
+
+
+def test_a_decompression_bomb_is_one_dead_letter(text_run):
+    files, outcome = text_run
+    assert outcome.ids("text:bomb.txt.gz") == []
+    assert outcome.dead(files["bomb.txt.gz"]) == ["record_too_large"]
+
+
+def test_cr_only_line_endings_are_line_breaks(text_run):
+    files, outcome = text_run
+    kept = [outcome.documents[i]["sentences"] for i in outcome.ids("text:cr_only.txt")]
+    assert sorted(kept) == sorted(sentences_of(i) for i in range(700, 703))
+    assert outcome.counters["files_with_cr_line_ends"] == 1
+
+
+def test_utf16_without_a_byte_order_mark_is_refused_not_merged(text_run):
+    files, outcome = text_run
+    assert outcome.ids("text:utf16_no_bom.txt") == []
+    assert outcome.dead(files["utf16_no_bom.txt"]) == ["utf16_without_bom"]
+
+
+def test_utf16_and_utf8_with_a_byte_order_mark_are_decoded(text_run):
+    files, outcome = text_run
+    for name, first in (("utf16_bom.txt", 900), ("utf8_bom.txt", 1000)):
+        kept = [outcome.documents[i]["sentences"] for i in outcome.ids(f"text:{name}")]
+        assert sorted(kept) == sorted(sentences_of(i) for i in range(first, first + len(kept))) and kept, name
+    assert outcome.counters["files_decoded_from_utf_16_le"] == 1 and outcome.counters["files_with_utf8_bom"] == 1
+
+
+def test_a_file_listed_twice_is_read_once(text_run):
+    files, outcome = text_run
+    assert outcome.ids("text:good.txt") == [f"text:good.txt:{n}" for n in range(4)]
+    assert outcome.dead(files["good.txt"]) == ["duplicate_input_file"]
+
+
+def test_text_accounting_is_exact(text_run):
+    files, outcome = text_run
+    whole = zlib.decompressobj(wbits=31).decompress(files["truncated.txt.gz"].read_bytes()).decode()
+    out = 4 + 99 + 99 + whole.count("\n\n") + 5 + 3 + 3 + 2
+    dead = {"corrupt_compressed_data": 4, "truncated_compressed_file": 1, "record_too_large": 1,
+            "utf16_without_bom": 1, "duplicate_input_file": 1}
+    assert {k[len("dead_lettered."):]: v for k, v in outcome.counters.items() if k.startswith("dead_lettered.")} == dead
+    # The bomb's line is a record, never text; no document is filtered.
+    assert balance(outcome) == (out + sum(dead.values()), out, 0, sum(dead.values()))
+
+
+# ---------------------------------------------------------------- JSON lines
+
+def test_hostile_json_lines_are_dead_letters_never_the_end_of_the_run(tmp_path):
+    corpus = tmp_path / "hostile.jsonl"
+    corpus.write_bytes(b"\n".join([
+        b'\xef\xbb\xbf{"text": "\xe7\xac\xac\xe4\xb8\x80\xe8\xa1\x8c\xe3\x80\x82"}',  # a UTF-8 BOM: still read
+        b'{"text": "\\ud800 a lone surrogate"}',
+        b'{"text": "ok", "title": "\\udfff"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"text": "big", "n": ' + b"7" * 5000 + b"}",
+        b'{"text": "\\ud83d\\ude00 a real pair"}',
+        b'{"text": "\xe6\x9c\x80\xe5\x90\x8e\xe4\xb8\x80\xe8\xa1\x8c\xe3\x80\x82"}',
+    ]) + b"\n")
+    outcome = prepared(tmp_path / "out", [corpus], "--input_format=jsonl")
+    assert sorted(outcome.documents) == ["jsonl:hostile.jsonl:1", "jsonl:hostile.jsonl:6", "jsonl:hostile.jsonl:7"]
+    assert outcome.documents["jsonl:hostile.jsonl:1"]["sentences"] == ["第一行。"]
+    rows = {row["id"]: row["reason"] for row in outcome.dead_letters}
+    assert rows == {"jsonl:hostile.jsonl:2": "lone_surrogate", "jsonl:hostile.jsonl:3": "lone_surrogate",
+                    "jsonl:hostile.jsonl:4": "json_nesting_too_deep", "jsonl:hostile.jsonl:5": "json_number_too_long"}
+    assert balance(outcome) == (7, 3, 0, 4)
+
+
+# ---------------------------------------------------------------- wiki dumps
+
+def wiki_page(page_id, text=None):
+    return page(page_id, f"条目{page_id}", text if text is not None else f"'''条目{page_id}'''是第{page_id}个条目。")
+
+
+@pytest.fixture(scope="module")
+def wiki_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wiki")
+    files = {}
+
+    def add(name, data):
+        files[name] = folder / name
+        files[name].write_bytes(data if isinstance(data, bytes) else data.encode())
+
+    pages = [wiki_page(i) for i in range(1, 6)]
+    add("one_line.xml", (HEADER + "".join(pages) + FOOTER).replace("\n", ""))
+    unclosed = wiki_page(12).replace("</page>", "")
+    add("unclosed.xml", HEADER + wiki_page(11) + unclosed + wiki_page(13) + FOOTER)
+    doctype = wiki_page(22).replace("<title>", '<!DOCTYPE t [<!ENTITY x "y">]><title>')
+    add("doctype_in_page.xml", HEADER + wiki_page(21) + doctype + wiki_page(23) + FOOTER)
+    add("header_dtd.xml", '<?xml version="1.0"?>\n<!DOCTYPE m [<!ENTITY e "&#60;page&#62;">]>\n'
+        + HEADER + wiki_page(31) + wiki_page(32) + FOOTER)
+    add("too_complex.xml", HEADER + wiki_page(41, "{{a|" * 16384) + wiki_page(42) + FOOTER)  # 64 KB unclosed
+    add("conversion.xml", HEADER + wiki_page(51, "-{" * 100_000 + "正文。") + FOOTER)  # linear, not quadratic
+    add("no_pages.xml", "<html><body>not a dump</body></html>\n")
+    add("utf16.xml", (HEADER + wiki_page(61) + FOOTER).encode("utf-16"))
+    add("repeated_id.xml", HEADER + wiki_page(71) + wiki_page(71, "另一个文本。") + FOOTER)
+    dump = (HEADER + "".join(wiki_page(i) for i in range(81, 91)) + FOOTER).encode()
+    add("corrupt.xml.gz", corrupt(gzip.compress(dump), 200, 8))
+    return files, prepared(folder / "out", list(files.values()), "--input_format=wiki")
+
+
+def titles(outcome, name):
+    return sorted(outcome.documents[i]["title"] for i in outcome.ids(f"wiki:{name}#"))
+
+
+def test_one_line_xml_gives_every_page(wiki_run):
+    files, outcome = wiki_run
+    assert titles(outcome, "one_line.xml") == [f"条目{i}" for i in range(1, 6)]
+    assert outcome.dead(files["one_line.xml"]) == []
+
+
+def test_a_page_without_its_end_tag_is_counted_and_the_next_one_read(wiki_run):
+    files, outcome = wiki_run
+    assert titles(outcome, "unclosed.xml") == ["条目11", "条目13"]
+    assert outcome.dead(files["unclosed.xml"]) == ["broken_xml_page"]
+
+
+def test_a_doctype_inside_a_page_costs_that_page_only(wiki_run):
+    files, outcome = wiki_run
+    assert titles(outcome, "doctype_in_page.xml") == ["条目21", "条目23"]
+    assert outcome.dead(files["doctype_in_page.xml"]) == ["unsafe_xml"]
+
+
+def test_a_dtd_in_the_header_makes_every_page_a_dead_letter(wiki_run):
+    files, outcome = wiki_run
+    assert titles(outcome, "header_dtd.xml") == []
+    assert outcome.dead(files["header_dtd.xml"]) == ["unsafe_xml", "unsafe_xml"]  # one per page, none expanded
+
+
+def test_wikitext_over_the_parse_budget_is_page_too_complex(wiki_run):
+    files, outcome = wiki_run
+    assert titles(outcome, "too_complex.xml") == ["条目42"]
+    (row,) = [r for r in outcome.dead_letters if r["id"] == "wiki:too_complex.xml#41"]
+    assert row["reason"] == "page_too_complex" and "budget" in row["detail"]
+
+
+def test_unclosed_conversion_markup_is_read_in_linear_time(wiki_run):
+    _, outcome = wiki_run
+    (document,) = [outcome.documents[i] for i in outcome.ids("wiki:conversion.xml#")]
+    assert document["sentences"] == ["正文。"]  # "-{" left as text by the parser, then removed
+
+
+def test_a_file_without_pages_is_a_dead_letter(wiki_run):
+    files, outcome = wiki_run
+    assert outcome.dead(files["no_pages.xml"]) == ["no_pages_found"]
+
+
+def test_a_utf16_dump_with_a_byte_order_mark_is_read(wiki_run):
+    _, outcome = wiki_run
+    assert titles(outcome, "utf16.xml") == ["条目61"]
+
+
+def test_a_repeated_page_id_is_a_dead_letter(wiki_run):
+    files, outcome = wiki_run
+    assert titles(outcome, "repeated_id.xml") == ["条目71"]
+    assert outcome.dead(files["repeated_id.xml"]) == ["duplicate_document_id"]
+
+
+def test_a_corrupted_gzip_dump_gives_no_pages(wiki_run):
+    files, outcome = wiki_run
+    assert titles(outcome, "corrupt.xml.gz") == []
+    assert outcome.dead(files["corrupt.xml.gz"]) == ["corrupt_compressed_data"]
+
+
+def test_wiki_accounting_is_exact(wiki_run):
+    _, outcome = wiki_run
+    out = 5 + 2 + 2 + 1 + 1 + 1 + 1
+    dead = {"broken_xml_page": 1, "unsafe_xml": 3, "page_too_complex": 1, "no_pages_found": 1,
+            "duplicate_document_id": 1, "corrupt_compressed_data": 1}
+    assert {k[len("dead_lettered."):]: v for k, v in outcome.counters.items() if k.startswith("dead_lettered.")} == dead
+    assert balance(outcome) == (out + sum(dead.values()), out, 0, sum(dead.values()))
+
+
+def write_multistream(folder, page_ids, *, per_stream=4):
+    """A multistream dump as Wikimedia makes them (header, streams of pages, footer) and its index."""
+    folder.mkdir(parents=True)
+    dump = folder / "zhwiki-test-pages-articles-multistream.xml.bz2"
+    streams, index = [bz2.compress(HEADER.encode())], []
+    for first in range(0, len(page_ids), per_stream):
+        offset = sum(map(len, streams))
+        index += [f"{offset}:{i}:条目{i}" for i in page_ids[first:first + per_stream]]
+        streams.append(bz2.compress("".join(wiki_page(i) for i in page_ids[first:first + per_stream]).encode()))
+    streams.append(bz2.compress(FOOTER.encode()))
+    dump.write_bytes(b"".join(streams))
+    index_file = folder / "zhwiki-test-pages-articles-multistream-index.txt.bz2"
+    index_file.write_bytes(bz2.compress(("\n".join(index) + "\n").encode()))
+    return dump, index_file, streams, index
+
+
+@pytest.fixture(scope="module")
+def multistream_run(tmp_path_factory, monkeypatch_module):
+    from pipelines import read_pipeline
+
+    monkeypatch_module.setattr(read_pipeline, "STREAMS_PER_READ", 3)  # several ranges per dump
+    monkeypatch_module.setattr(read_pipeline, "FALLBACK_RANGE_BYTES", 1000)
+    root = tmp_path_factory.mktemp("multistream")
+    dumps = {}
+    ids = list(range(100, 140))
+    # An index whose offsets are all 3 bytes off.
+    dump, index_file, _, index = write_multistream(root / "off", ids)
+    shifted = [f"{int(line.split(':', 1)[0]) + 3}:{line.split(':', 1)[1]}" for line in index]
+    index_file.write_bytes(bz2.compress(("\n".join(shifted) + "\n").encode()))
+    dumps["off"] = dump
+    # An index with a garbage line.
+    dump, index_file, _, index = write_multistream(root / "garbage", ids)
+    index_file.write_bytes(bz2.compress(("\n".join(index[:5] + ["garbage line"] + index[5:]) + "\n").encode()))
+    dumps["garbage"] = dump
+    # A dump cut in its seventh page stream (pages 124..127), its index intact.
+    dump, _, streams, _ = write_multistream(root / "truncated", ids)
+    dump.write_bytes(b"".join(streams[:7]) + streams[7][:len(streams[7]) // 2])
+    dumps["truncated"] = dump
+    # One stream with a flipped bit (pages 108..111).
+    dump, _, streams, _ = write_multistream(root / "corrupt", ids)
+    bad = bytearray(streams[3])
+    bad[len(bad) // 2] ^= 0x08
+    dump.write_bytes(b"".join(streams[:3]) + bytes(bad) + b"".join(streams[4:]))
+    dumps["corrupt"] = dump
+    return dumps, prepared(root / "out", list(dumps.values()), "--input_format=wiki")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def multistream_titles(outcome, folder):
+    return sorted(int(i.rsplit("#", 1)[1]) for i in outcome.ids(f"wiki:{folder}/"))
+
+
+def test_an_index_a_few_bytes_off_falls_back_to_reading_the_streams(multistream_run):
+    dumps, outcome = multistream_run
+    assert multistream_titles(outcome, "off") == list(range(100, 140))
+    assert outcome.dead(dumps["off"]) == []
+
+
+def test_a_garbage_index_falls_back_to_reading_the_streams(multistream_run):
+    dumps, outcome = multistream_run
+    assert multistream_titles(outcome, "garbage") == list(range(100, 140))
+    assert outcome.dead(dumps["garbage"]) == []
+
+
+def test_a_truncated_multistream_dump_is_a_truncated_compressed_file(multistream_run):
+    dumps, outcome = multistream_run
+    assert multistream_titles(outcome, "truncated") == list(range(100, 124))
+    assert outcome.dead(dumps["truncated"]) == ["truncated_compressed_file"]
+
+
+def test_a_corrupt_stream_costs_its_pages_only(multistream_run):
+    dumps, outcome = multistream_run
+    assert multistream_titles(outcome, "corrupt") == [*range(100, 108), *range(112, 140)]
+    assert outcome.dead(dumps["corrupt"]) == ["corrupt_compressed_data"]
+
+
+def test_multistream_accounting_and_fallback_counter(multistream_run):
+    _, outcome = multistream_run
+    # "off": each of its 4 ranges; "garbage": once for the index; "truncated": its offsets past the end.
+    assert outcome.counters["multistream_index_fallback"] == 4 + 1 + 1
+    out = 40 + 40 + 24 + 36
+    assert balance(outcome) == (out + 2, out, 0, 2)
+
+
+# ---------------------------------------------------------------- Parquet input
+
+def write_parquet(path, columns: dict, schema=None):
+    pq.write_table(pa.table(columns, schema=schema), path)
+
+
+def test_parquet_that_breaks_the_schema_is_a_dead_letter_naming_the_file(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    good = {"id": ["p:a:0", "p:a:1"], "source": ["p", "p"], "title": ["", ""],
+            "sentences": [sentences_of(0), sentences_of(1)], "changes": ["{}", "{}"]}
+    write_parquet(folder / "good.parquet", good)
+    write_parquet(folder / "string_sentences.parquet", {"id": ["p:b:0"], "sentences": ["一句话。"]})
+    write_parquet(folder / "int_sentences.parquet", {"id": ["p:c:0"], "sentences": [[1, 2, 3]]})
+    write_parquet(folder / "no_id.parquet", {"sentences": [sentences_of(2)]})
+    (folder / "not_parquet.parquet").write_bytes(b"PK\x03\x04 this is a zip, not Parquet" * 10)
+    write_parquet(folder / "bad_rows.parquet", {"id": ["p:d:0", "", "p:d:0", "p:d:3"],
+                                                "sentences": [sentences_of(3), sentences_of(4), sentences_of(5), None]})
+    shutil.copy(folder / "good.parquet", folder / "good_copy.parquet")  # the same ids in two files
+    manifest = run([f"--input={folder}/*.parquet", "--input_format=parquet", f"--output={tmp_path / 'out'}",
+                    "--dedup=none", "--num_shards=2", "--dupe_factor=1", *LOCAL])
+    dead = read_dead_letters(tmp_path / "out")
+    by_file = collections.defaultdict(list)
+    for row in dead:
+        for name in os.listdir(folder):
+            if str(folder / name) in row["detail"]:
+                by_file[name].append(row["reason"])
+    assert {name: sorted(reasons) for name, reasons in by_file.items()} == {
+        "string_sentences.parquet": ["parquet_schema_mismatch"],
+        "int_sentences.parquet": ["parquet_schema_mismatch"],
+        "no_id.parquet": ["parquet_schema_mismatch"],
+        "not_parquet.parquet": ["unreadable_parquet"],
+        "bad_rows.parquet": ["duplicate_document_id", "parquet_bad_row", "parquet_bad_row"],
+    }
+    # Both ids of the copied file: dead letters where the two copies meet (their bucket), by id.
+    across = sorted(row["id"] for row in dead if row["reason"] == "duplicate_document_id" and str(folder) not in row["detail"])
+    assert across == ["p:a:0", "p:a:1"]
+    details = {row["detail"] for row in dead}
+    assert any("column 'sentences' is string, expected list<item: string>" in d for d in details)
+    assert any("column 'sentences' is list<element: int64>, expected list<item: string>" in d for d in details)
+    assert any("no column 'id'" in d for d in details)
+    # records: good 2 + copy 2 + 3 bad files + not Parquet 1 + bad_rows 4
+    assert manifest["accounting"] == {"records_in": 12, "out": 3, "filtered": 0, "dead_lettered": 9,
+                                      "balanced": True}
+
+
+# ---------------------------------------------------------------- paths
+
+def test_the_same_corpus_at_two_paths_gives_the_same_bytes(tmp_path, monkeypatch):
+    corpus = text_corpus(0, 30)
+    for copy in ("a/nested/corpus", "b"):
+        (tmp_path / copy).mkdir(parents=True)
+        (tmp_path / copy / "part-1.txt").write_text(corpus[:len(corpus) // 2], encoding="utf-8")
+        (tmp_path / copy / "part-2.txt").write_text(corpus[len(corpus) // 2:], encoding="utf-8")
+    common = ["--num_shards=3", "--dupe_factor=2", *LOCAL]
+    run([f"--input={tmp_path}/a/nested/corpus/*.txt", f"--output={tmp_path / 'out1'}", *common])
+    monkeypatch.chdir(tmp_path / "a")  # relative, from another working directory
+    run(["--input=../b/part-*.txt", f"--output={tmp_path / 'out2'}", *common])
+    monkeypatch.chdir(tmp_path / "b")
+    run(["--input=part-1.txt", "--input=./part-2.txt", f"--output={tmp_path / 'out3'}", *common])
+    shards = [{p.name: p.read_bytes() for p in sorted((tmp_path / o).glob("part-*"))} for o in ("out1", "out2", "out3")]
+    assert shards[0] and shards[0] == shards[1] == shards[2]
+
+
+# ---------------------------------------------------------------- models
+
+@pytest.fixture(scope="module")
+def ltp_model(tmp_path_factory):
+    from ltp_extension.perceptron import CWSTrainer
+
+    trainer = CWSTrainer()
+    trainer.epoch = 2
+    trainer.shuffle = False
+    trainer.load_train_data(str(pathlib.Path(__file__).parent / "fixtures" / "segmented.txt"))
+    model = tmp_path_factory.mktemp("ltp") / "cws_model.bin"
+    trainer.train().save(str(model))
+    return model.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit_flipped"])
+def test_a_damaged_ltp_model_is_one_line_naming_the_file(tmp_path, capsys, ltp_model, damage):
+    model = tmp_path / f"{damage}.bin"
+    if damage == "truncated":
+        model.write_bytes(ltp_model[:len(ltp_model) // 2])
+    else:
+        # The model is an Avro container: a header ending in a 16-byte sync marker (which also ends
+        # every block), then blocks that start with their object count and size. Flipping those
+        # breaks the structure; a flip inside a weight would only change the weight.
+        sync = ltp_model[-16:]
+        first_block = ltp_model.index(sync) + 16
+        model.write_bytes(corrupt(ltp_model, first_block, 4))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(text_corpus(0, 2), encoding="utf-8")
+    status = main(["run", f"--input={corpus}", f"--output={tmp_path / 'o'}", "--segmenter=ltp",
+                   f"--ltp_model={model}", *LOCAL])
+    err = capsys.readouterr().err
+    error = [line for line in err.splitlines() if line.startswith("wwm run: error:")]
+    assert status == 2 and len(error) == 1 and "Traceback" not in err and "panicked" not in err
+    assert error[0].startswith("wwm run: error: could not load LTP model") and str(model) in error[0]
+    assert "truncated or damaged" in error[0]
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- outputs
+
+def small_run(tmp_path, output, *extra):
+    corpus = tmp_path / "corpus.txt"
+    if not corpus.exists():
+        corpus.write_text(text_corpus(0, 6), encoding="utf-8")
+    return main(["run", f"--input={corpus}", f"--output={output}", "--num_shards=2", "--dupe_factor=2",
+                 *extra, *LOCAL])
+
+
+def one_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("wwm run: error:")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_an_output_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    assert small_run(tmp_path, tmp_path / "taken") == 2
+    assert one_error_line(capsys) == f"wwm run: error: --output {tmp_path / 'taken'} is a file, not a folder"
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A small tmpfs mounted for the test (needs root and CAP_SYS_ADMIN), unmounted after."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+
+    def mount(options):
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or result.returncode}): "
+                        "the disk-fault cases need root with CAP_SYS_ADMIN")
+        return mount_point
+
+    yield mount
+    subprocess.run(["umount", str(mount_point)], capture_output=True)
+
+
+def test_a_read_only_output_is_one_line(tmp_path, capsys, tmpfs):
+    folder = tmpfs("size=1m,ro")
+    assert small_run(tmp_path, folder / "out") == 2
+    line = one_error_line(capsys)
+    assert line.startswith("wwm run: error: cannot ") and "read-only" in line
+
+
+def test_a_disk_that_fills_up_during_the_run_leaves_no_manifest_and_one_line(tmp_path, capsys, tmpfs):
+    folder = tmpfs("size=48k")  # room for the lock and a little, not for the shards
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(text_corpus(0, 300), encoding="utf-8")
+    assert small_run(tmp_path, folder / "out") == 2
+    assert one_error_line(capsys) == (f"wwm run: error: cannot write to --output {folder / 'out'}: the disk is full "
+                                      "(No space left on device)")
+    left = sorted(str(p.relative_to(folder / "out")) for p in (folder / "out").rglob("*") if p.is_file())
+    assert "manifest.json" not in left and not [p for p in left if ".tmp-" in p] and LOCK_NAME not in left
+
+
+def test_write_atomically_on_a_full_disk_leaves_neither_file_nor_temporary(tmpfs):
+    folder = tmpfs("size=64k")
+    with pytest.raises(OSError) as error:
+        write_atomically(str(folder / "manifest.json"), b"x" * 200_000)
+    assert error.value.errno == 28 and list(folder.iterdir()) == []
+    write_atomically(str(folder / "manifest.json"), b"{}")
+    assert [p.name for p in folder.iterdir()] == ["manifest.json"]
+
+
+def test_a_second_run_on_a_locked_output_is_refused_naming_the_owner(tmp_path, capsys):
+    output = tmp_path / "out"
+    with claim_output(str(output), overwrite=False, command="wwm run --input corpus.txt"):
+        assert small_run(tmp_path, output) == 2
+        line = one_error_line(capsys)
+    import socket
+
+    assert line.startswith(f"wwm run: error: --output {output} is in use by another run (pid {os.getpid()} on host "
+                           f"{socket.gethostname()}, started ")
+    assert line.endswith("running: wwm run --input corpus.txt)")
+    assert not (output / LOCK_NAME).exists()  # released
+    assert small_run(tmp_path, output) == 0
+
+
+def test_a_stale_lock_is_broken_only_with_overwrite(tmp_path, capsys):
+    output = tmp_path / "out"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    output.mkdir()
+    (output / LOCK_NAME).write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout),
+                                                "started": "2026-01-01T00:00:00+00:00", "command": "wwm run ..."}))
+    (output / "part-00000-of-00002.tfrecord.tmp-0123").write_bytes(b"half a shard")  # a killed run's leftovers
+    (output / "dead_letter" / "beam-temp-records-0123").mkdir(parents=True)
+    (output / "dead_letter" / "beam-temp-records-0123" / "part").write_bytes(b"{}")
+    assert small_run(tmp_path, output) == 2
+    assert "holds the lock of a run that is no longer running" in one_error_line(capsys)
+    assert small_run(tmp_path, output, "--overwrite") == 0
+    assert not list(output.glob("*.tmp-*")) and not list(output.glob("dead_letter/beam-temp-*"))
+    assert not (output / LOCK_NAME).exists() and (output / "manifest.json").exists()
+
+
+def test_refusals_tell_a_finished_run_from_an_unfinished_one(tmp_path, capsys):
+    output = tmp_path / "out"
+    assert small_run(tmp_path, output) == 0
+    capsys.readouterr()
+    assert small_run(tmp_path, output) == 2
+    assert "already holds a finished run (manifest.json" in one_error_line(capsys)
+    (output / "manifest.json").unlink()
+    assert small_run(tmp_path, output) == 2
+    assert "holds an unfinished run (" in one_error_line(capsys)
+    assert small_run(tmp_path, output, "--overwrite") == 0
+
+
+def test_file_checksum_is_crc32c_as_gcs_reports_it(tmp_path):
+    check = tmp_path / "check.txt"
+    check.write_bytes(b"123456789")  # the CRC-32C check value (RFC 3720, B.4): 0xE3069283
+    assert file_checksum(str(check)) == (9, "4waSgw==")
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 10_000)  # over one read block
+    import base64
+
+    import google_crc32c
+
+    assert file_checksum(str(big)) == (2_560_000, base64.b64encode(
+        google_crc32c.value(big.read_bytes()).to_bytes(4, "big")).decode())
+
+
+def test_an_exception_while_cleaning_one_document_is_its_dead_letter():
+    """A document that breaks cleaning (here OpenCC on a lone surrogate, which no reader lets
+    through any more, and a page over the parse budget) costs itself, not the bundle."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.read_pipeline import DEAD_LETTER, STATS, CleanDocument
+    from wwm_core.config import CleaningConfig
+    from wwm_core.text import LINES, WIKITEXT, RawDocument
+
+    raws = [RawDocument("t:a:0", "好的句子。", LINES), RawDocument("t:a:1", "坏\ud800的。", LINES),
+            RawDocument("w:b#1", "[[a|" * 20000, WIKITEXT), RawDocument("t:a:2", "另一句。", LINES)]
+    with TestPipeline(runner="BundleBasedDirectRunner") as pipeline:
+        cleaned = (pipeline | beam.Create(raws)
+                   | beam.ParDo(CleanDocument(cleaning=CleaningConfig(), opencc_config="t2s"))
+                   .with_outputs(STATS, DEAD_LETTER, main="documents"))
+        assert_that(cleaned.documents | beam.Map(lambda d: (d.id, d.sentences)),
+                    equal_to([("t:a:0", ("好的句子。",)), ("t:a:2", ("另一句。",))]), label="documents")
+        assert_that(cleaned[DEAD_LETTER] | beam.Map(lambda r: (r.id, r.reason, r.detail.split(":")[0])),
+                    equal_to([("t:a:1", "record_error", "UnicodeEncodeError"),
+                              ("w:b#1", "page_too_complex", "unclosed markup would make the parser scan "
+                               f"{sum(80000 - 4 * i for i in range(20000))} characters (budget 50000000)")]),
+                    label="dead letters")
