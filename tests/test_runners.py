@@ -1,6 +1,8 @@
 """The same pipeline on Beam's portable runner gives the same bytes as the local runner: with the
 embedded job server and LOOPBACK workers, and with EXTERNAL workers, separate processes started
 from Beam's worker pool (``worker_pool_main``), the SDK harness that Spark and Flink start."""
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -32,8 +34,11 @@ def worker_pool():
     """A Beam worker pool in its own process, as a Spark or Flink cluster runs next to each
     executor; every SDK worker it starts is another process."""
     port = _free_port()
+    # The pool starts each SDK worker as `python -c ...`: the `python` on its PATH must have this
+    # package installed, as in Beam's SDK container; here, the test's own interpreter.
+    env = {**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
     pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                             f"--service_port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             f"--service_port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -51,9 +56,13 @@ def test_external_worker_processes_write_the_local_runners_bytes(tmp_path, worke
     address, pool = worker_pool
     corpus = str(write_text_corpus(tmp_path / "many.txt", MANY_DOCUMENTS))
     local = run_wwm(tmp_path, name="local", inputs=[corpus])
-    external = run_wwm(tmp_path, "--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
-                       f"--environment_config={address}", "--sdk_worker_parallelism=2", name="external",
-                       inputs=[corpus])
+    # In a child process with a time limit: a worker that cannot start would leave the job waiting.
+    subprocess.run([sys.executable, "-m", "wwm_cli", "run", f"--input={corpus}", f"--output={tmp_path / 'external'}",
+                    "--dupe_factor=3", "--num_shards=3", "--max_seq_length=128", "--segmenter=jieba",
+                    "--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
+                    f"--environment_config={address}", "--sdk_worker_parallelism=2"],
+                   check=True, timeout=300, stdout=subprocess.DEVNULL)
+    external = json.loads((tmp_path / "external" / "manifest.json").read_text())
     assert pool.poll() is None, "the pool served the job and is still up"
     assert external["num_instances"] == local["num_instances"] > 0
     assert external["counters"] == local["counters"]
