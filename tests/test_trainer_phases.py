@@ -66,7 +66,8 @@ def test_phases_manifest_lists_both_phases(two_lengths):
     assert {(p.recipe, p.sentence_task, p.masking) for p in phases} == {("bert-wwm", "nsp", "static")}
     assert phases[0].vocab_path != phases[1].vocab_path and phases[0].vocab_sha256 == phases[1].vocab_sha256
     for phase in phases:  # what TensorFlow reads: the count the trainer plans with, records of the phase's length
-        examples = [tf.train.Example.FromString(record.numpy()) for record in tf.data.TFRecordDataset(list(phase.files))]
+        records = tf.data.TFRecordDataset(list(phase.files))
+        examples = [tf.train.Example.FromString(record.numpy()) for record in records]
         assert phase.num_instances == len(examples) > 8
         assert {len(example.features.feature["input_ids"].int64_list.value) for example in examples} == {
             phase.max_seq_length}

@@ -1,6 +1,7 @@
 """``wwm train`` and ``wwm run --then_train``: the flags, and the calls the `wwm` command makes.
 
-TensorFlow is imported only when training starts, so adding these flags to a parser costs nothing.
+TensorFlow is imported only when training is about to start (``wwm run --then_train``: when the
+flags are checked, before the pipeline), so adding these flags to a parser costs nothing.
 
     wwm train --manifest OUT/manifest.json --model_dir DIR [--recipe NAME] [flags that override it]
     wwm train --manifest OUT/seq128/manifest.json --then OUT/seq512/manifest.json --model_dir DIR
@@ -8,6 +9,7 @@ TensorFlow is imported only when training starts, so adding these flags to a par
 """
 import argparse
 import dataclasses
+import importlib
 import os
 
 from wwm_core.manifest import MANIFEST
@@ -110,10 +112,10 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args, *, manifest: str | None = None) -> TrainSettings:
-    """TrainSettings from parsed flags; ``manifest`` overrides ``args.manifest``."""
+def settings_from_args(args) -> TrainSettings:
+    """TrainSettings from parsed flags (``wwm run``'s have no --manifest: its output is the data)."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings) if hasattr(args, f.name)}
-    values["manifest"] = manifest or values.get("manifest")
+    values["manifest"] = values.get("manifest")
     values["then"] = tuple(values.get("then") or ())
     return TrainSettings(**values)  # checks every value, --model_dir given included
 
@@ -121,8 +123,6 @@ def settings_from_args(args, *, manifest: str | None = None) -> TrainSettings:
 def require_training_libraries() -> None:
     """TensorFlow (and what the trainer imports with it) can be imported, or a one-line error
     with the install command, before any other work."""
-    import importlib
-
     for name in TRAINING_MODULES:
         try:
             importlib.import_module(name)
