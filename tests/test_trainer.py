@@ -1,7 +1,10 @@
 """wwm_trainer end to end on CPU: real TensorFlow, real pipeline output, the tiny model config."""
 import argparse
+import base64
 import json
+import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +15,7 @@ import pytest
 
 from wwm_cli import main as wwm
 from wwm_cli.data import run
+from tests.test_gcs import gcs_bucket  # noqa: F401 (a fixture: a bucket on a GCS emulator)
 from tests.test_pipeline import LOCAL
 
 tf = pytest.importorskip("tensorflow")
@@ -159,6 +163,72 @@ def test_incomplete_manifest_is_refused(data, tmp_path, damage, message):
         train_main([f"--manifest={folder / 'manifest.json'}", f"--model_dir={tmp_path / 'm'}", "--model_config=tiny"])
 
 
+# ---- shard integrity ----
+
+def crc32c_bitwise(data: bytes) -> int:
+    """CRC-32C (Castagnoli: reflected polynomial 0x82F63B78, initial and final XOR 0xFFFFFFFF), one
+    bit at a time, as RFC 3720 (iSCSI) defines it: a reference independent of google_crc32c."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_manifest_records_each_shards_size_and_crc32c_as_gcs_reports_it(data):
+    """What the trainer verifies against: the manifest's file_info of every shard, checked here
+    with a bitwise CRC-32C, GCS's encoding (base64 of the big-endian value) and TensorFlow's count."""
+    assert crc32c_bitwise(b"123456789") == 0xE3069283  # RFC 3720's check value
+    manifest = json.loads((data / "bert" / "manifest.json").read_text())
+    assert sorted(manifest["file_info"]) == sorted(manifest["files"])
+    for name in manifest["files"]:
+        content = (data / "bert" / name).read_bytes()
+        info = manifest["file_info"][name]
+        assert info["bytes"] == len(content)
+        assert base64.b64decode(info["crc32c"]) == crc32c_bitwise(content).to_bytes(4, "big")
+        assert info["records"] == sum(1 for _ in tf.data.TFRecordDataset(str(data / "bert" / name)))
+
+
+def damaged_copy(source: pathlib.Path, folder: pathlib.Path, *, truncate: str = None, flip: str = None):
+    """A copy of a run whose shard ``truncate`` lost its last 100 bytes and whose shard ``flip``
+    has one byte inverted in its middle (sizes unchanged)."""
+    shutil.copytree(source, folder)
+    if truncate:
+        content = (folder / truncate).read_bytes()
+        (folder / truncate).write_bytes(content[:-100])
+    if flip:
+        content = bytearray((folder / flip).read_bytes())
+        content[len(content) // 2] ^= 0xFF
+        (folder / flip).write_bytes(bytes(content))
+    return folder
+
+
+def test_truncated_and_corrupted_shards_are_named_before_training(data, tmp_path, capsys):
+    first, second = "part-00000-of-00002.tfrecord", "part-00001-of-00002.tfrecord"
+    folder = damaged_copy(data / "bert", tmp_path / "damaged", truncate=first, flip=second)
+    model_dir = tmp_path / "model"
+    flags = [f"--manifest={folder}", f"--model_dir={model_dir}", *FAST, "--num_train_steps=2"]
+    assert wwm(["train", *flags]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and error.startswith("wwm train: error: 2 of the 2 shards of")
+    size = (data / "bert" / first).stat().st_size
+    assert f"{first} has {size - 100:,} bytes, the manifest says {size:,} (truncated)" in error
+    assert re.search(f"{second} has crc32c \\S+, the manifest says \\S+ \\(corrupted\\)", error)
+    assert not model_dir.exists()  # refused before anything was written
+
+    # Sizes only: the truncated shard is found, the same-size corruption is not.
+    with pytest.raises(TrainerUsageError, match=f"^1 of the 2 shards .*{first} has") as found:
+        train_main([*flags, "--verify_shards=size"])
+    assert second not in str(found.value)
+
+    # What the check prevents: unchecked, TensorFlow stops at the corrupted record mid-training.
+    corrupted = damaged_copy(data / "bert", tmp_path / "corrupted", flip=second)
+    with pytest.raises(tf.errors.DataLossError):
+        train_main([f"--manifest={corrupted}", f"--model_dir={tmp_path / 'unchecked'}", *FAST,
+                    "--num_train_steps=2", "--verify_shards=none"])
+
+
 # ---- configuration and device ----
 
 def test_tpu_without_a_tpu_fails_clearly_and_quickly(data, tmp_path):
@@ -183,13 +253,35 @@ def test_bert_config_must_fit_the_data(data, tmp_path):
 def test_then_train_flags_are_checked_before_the_pipeline(data, tmp_path):
     parser = argparse.ArgumentParser()
     add_then_train_flags(parser)
-    assert then_train(parser.parse_args([]), str(data / "bert")) is None
+    assert check_then_train(parser.parse_args([])) is None  # no --then_train: nothing to train
+    assert then_train(None, str(data / "bert")) is None
     with pytest.raises(TrainerUsageError, match="--model_dir is required"):
         check_then_train(parser.parse_args(["--then_train"]))
     with pytest.raises(TrainerUsageError, match="--train_batch_size 10 is not a multiple of "
                        "--gradient_accumulation_steps 4"):
         check_then_train(parser.parse_args(["--then_train", f"--model_dir={tmp_path}", "--train_batch_size=10",
                                             "--gradient_accumulation_steps=4"]))
+    # The checked settings, with the data's manifest still to come (the run's output).
+    settings = check_then_train(parser.parse_args(["--then_train", f"--model_dir={tmp_path}", "--seed=9",
+                                                   "--num_train_steps=30,20"]))
+    assert (settings.manifest, settings.model_dir, settings.seed, settings.num_train_steps) == (
+        None, str(tmp_path), 9, (30, 20))
+
+
+def test_then_train_refuses_parquet_only_output_before_the_pipeline(tmp_path, capsys):
+    """--output_format parquet writes no TFRecords: `wwm run --then_train` says so before reading
+    anything, and `wwm train` on such a run names the reason."""
+    output = tmp_path / "parquet_only"
+    assert wwm(["run", f"--input={SAMPLE}", f"--output={output}", "--segmenter=char", "--max_seq_length=64",
+                "--output_format=parquet", "--then_train", f"--model_dir={tmp_path / 'm'}", *LOCAL]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("wwm run: error: --then_train trains on the TFRecord shards") and "\n" not in error
+    assert not output.exists()
+    made = run([f"--input={SAMPLE}", f"--output={output}", "--segmenter=char", "--max_seq_length=64",
+                "--dupe_factor=1", "--output_format=parquet", *LOCAL])
+    assert made["parquet_files"] and not made["files"]
+    with pytest.raises(TrainerUsageError, match="Parquet shards only .*--output_format tfrecord or both"):
+        train_main([f"--manifest={output}", f"--model_dir={tmp_path / 'm'}", "--model_config=tiny"])
 
 
 def test_weight_decay_leaves_out_layer_norm_and_biases():
@@ -316,7 +408,7 @@ def test_roberta_wwm_ext_data_trains_without_nsp_through_then_train(data, tmp_pa
     args = parser.parse_args(["--then_train", f"--model_dir={tmp_path}", *FAST, "--optimizer=adamw",
                               "--learning_rate=0.01", "--num_train_steps=6", "--steps_per_loop=3",
                               "--save_checkpoints_steps=3", "--seed=5"])
-    summary = then_train(args, str(data / "roberta"))
+    summary = then_train(check_then_train(args), str(data / "roberta"))
     records = summary["phases"][0]["first_steps"]
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert all(set(r) == {"step", "mlm_loss", "mlm_accuracy"} for r in records)
@@ -426,3 +518,84 @@ def test_wwm_run_then_train_hands_its_output_to_the_trainer(tmp_path, capsys):
     assert {p.name for p in (tmp_path / "model" / "export_hf").iterdir()} == {"config.json", "model.safetensors",
                                                                                 "vocab.txt"}
     assert (export / "vocab.txt").read_bytes() == (tmp_path / "data" / "vocab.txt").read_bytes()
+
+
+# ---- without TensorFlow; without Beam ----
+
+# A sitecustomize that makes `import tensorflow` fail as it does where TensorFlow is not installed.
+NO_TENSORFLOW = '''
+import importlib.abc
+import sys
+
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+'''
+
+
+@pytest.mark.parametrize("command", ["train", "run"])
+def test_missing_tensorflow_is_one_line_with_the_install_command_before_any_work(command, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NO_TENSORFLOW)
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
+    output = tmp_path / "out"
+    argv = {"train": ["train", f"--manifest={output}", f"--model_dir={tmp_path / 'model'}"],
+            "run": ["run", f"--input={SAMPLE}", f"--output={output}", "--segmenter=char", "--max_seq_length=64",
+                    *LOCAL, "--then_train", f"--model_dir={tmp_path / 'model'}"]}[command]
+    probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True)
+    assert probe.returncode == 1 and "No module named 'tensorflow'" in probe.stderr  # the simulation works
+    result = subprocess.run([sys.executable, "-m", "wwm_cli", *argv], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert errors == [f"wwm {command}: error: training needs tensorflow, which cannot be imported here (No module "
+                      "named 'tensorflow'); install the trainer's dependencies: pip install 'wwm-data[tf]'"]
+    assert "Traceback" not in result.stderr
+    assert not output.exists() and not (tmp_path / "model").exists()  # no pipeline work, nothing written
+
+
+def test_the_trainer_imports_neither_beam_nor_the_pipelines():
+    script = """
+import pkgutil, importlib, sys
+import wwm_trainer
+for module in pkgutil.iter_modules(wwm_trainer.__path__):
+    if module.name != "__main__":
+        importlib.import_module(f"wwm_trainer.{module.name}")
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("apache_beam", "pipelines", "wwm_cli"))
+print("tensorflow" in sys.modules, loaded)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "[]"]
+
+
+def test_shards_on_gcs_are_verified_from_the_listing(gcs_bucket, data, tmp_path):
+    """On gs://, GCS's own size and crc32c of each object (one listing, nothing downloaded) are
+    compared with the manifest: through google-cloud-storage, against a real GCS emulator."""
+    from wwm_core.manifest import parse_manifest
+    from wwm_trainer.integrity import verify_files
+
+    first, second = "part-00000-of-00002.tfrecord", "part-00001-of-00002.tfrecord"
+    manifest = parse_manifest((data / "bert" / "manifest.json").read_bytes(), path="manifest.json")
+    intact = data / "bert"
+    damaged = damaged_copy(intact, tmp_path / "damaged", truncate=first, flip=second)
+    for prefix, folder in (("intact", intact), ("damaged", damaged)):
+        for name in manifest.files:
+            gcs_bucket.blob(f"{prefix}/{name}").upload_from_filename(str(folder / name))
+    checked = verify_files(folder="gs://wwm-test/intact", names=manifest.files, file_info=manifest.file_info,
+                           level="crc32c", manifest_path="gs://wwm-test/intact/manifest.json")
+    assert (checked.files, checked.checksums, checked.how) == (2, 2, "sizes and crc32c as GCS reports them")
+    with pytest.raises(TrainerUsageError, match=f"2 of the 2 shards .*{first} has .* \\(truncated\\); {second} has "
+                       "crc32c .* \\(corrupted\\)"):
+        verify_files(folder="gs://wwm-test/damaged/", names=manifest.files, file_info=manifest.file_info,
+                     level="crc32c", manifest_path="gs://wwm-test/damaged/manifest.json")
+    with pytest.raises(TrainerUsageError, match=f"{first} is missing"):
+        verify_files(folder="gs://wwm-test/nothing", names=[first], file_info=manifest.file_info, level="size",
+                     manifest_path="gs://wwm-test/nothing/manifest.json")

@@ -1,11 +1,8 @@
 """wwm_trainer: presets and their sources, default learning rates that train, dynamic whole-word
 masking in tf.data, SOP, held-out evaluation. Real TensorFlow, real text (UD Chinese GSDSimp from
 ../shared/data), the tiny model config."""
-import base64
-import hashlib
 import json
 import pathlib
-import random
 
 import numpy as np
 import pytest
@@ -15,14 +12,13 @@ tf = pytest.importorskip("tensorflow")
 from wwm_cli.data import run
 from tests.conftest import shared_file
 from tests.test_pipeline import LOCAL
-from wwm_core.manifest import FileInfo, Manifest
 from wwm_core.recipes import RECIPES
 from wwm_trainer.cli import train_main, train_parser
 from wwm_trainer.data import make_dataset, read_phase
 from wwm_trainer.presets import choose_model, plan_phases
 
 UD_FILES = ("ud_chinese_gsdsimp/zh_gsdsimp-ud-dev.conllu", "ud_chinese_gsdsimp/zh_gsdsimp-ud-test.conllu")
-MASK, CLS, SEP, UNK = "[MASK]", "[CLS]", "[SEP]", "[UNK]"
+MASK = "[MASK]"
 
 
 def mean(values) -> float:
@@ -30,21 +26,19 @@ def mean(values) -> float:
 
 
 def ud_sentences() -> list:
-    """[(text, [words])] of UD Chinese GSDSimp dev + test: raw sentences and gold words."""
-    sentences = []
-    for relative in UD_FILES:
-        text, words = None, []
-        for line in shared_file(relative).read_text(encoding="utf-8").splitlines():
-            if line.startswith("# text = "):
-                text = line[len("# text = "):].strip()
-            elif line and not line.startswith("#"):
-                columns = line.split("\t")
-                if columns[0].isdigit():
-                    words.append(columns[1])
-            elif not line and text is not None:
-                sentences.append((text, words))
-                text, words = None, []
-    return sentences
+    """The raw sentences of UD Chinese GSDSimp dev + test (their "# text = " lines), in order."""
+    return [line[len("# text = "):].strip() for relative in UD_FILES
+            for line in shared_file(relative).read_text(encoding="utf-8").splitlines() if line.startswith("# text = ")]
+
+
+def write_documents(path: pathlib.Path, sentences: list) -> None:
+    """`wwm run`'s text input: one sentence a line, documents of 8 sentences between blank lines."""
+    lines = []
+    for index, text in enumerate(sentences):
+        lines.append(text)
+        if index % 8 == 7:
+            lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 # ---- presets (pure: no TensorFlow work) ----
@@ -115,12 +109,7 @@ def ud_data(tmp_path_factory):
     """`wwm run` on the 1,000 UD sentences (documents of 8 sentences), Google's vocabulary."""
     vocab = shared_file("bert_vocab/vocab.txt")
     root = tmp_path_factory.mktemp("ud")
-    lines = []
-    for index, (text, _) in enumerate(ud_sentences()):
-        lines.append(text)
-        if index % 8 == 7:
-            lines.append("")
-    (root / "ud.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_documents(root / "ud.txt", ud_sentences())
     run([f"--input={root / 'ud.txt'}", f"--output={root / 'out'}", "--segmenter=char", "--dupe_factor=2",
          "--num_shards=2", "--max_seq_length=128", "--max_predictions_per_seq=20", f"--vocab_file={vocab}", *LOCAL])
     return root / "out"
@@ -146,103 +135,48 @@ def test_each_optimizers_default_learning_rate_trains_the_tiny_model(ud_data, tm
 
 # ---- dynamic whole-word masking and SOP ----
 
-def _vocab_ids(vocab_path: pathlib.Path) -> dict:
-    return {token: index for index, token in enumerate(vocab_path.read_text(encoding="utf-8").splitlines())}
-
-
-def make_instances(sentences, *, vocab: dict, max_seq_length: int, sentence_task: str, seed: int) -> list:
-    """[CLS] A [SEP] B [SEP] from consecutive UD sentences, characters as tokens, UD's gold words as
-    whole-word groups (word_ids 1, 2, ... in order; 0 on [CLS], [SEP] and padding). SOP: B A with
-    label 1 half of the time."""
-    rng = random.Random(seed)
-    instances, seen = [], set()
-    for (a_text, a_words), (b_text, b_words) in zip(sentences[::2], sentences[1::2]):
-        label = 0
-        if sentence_task == "sop" and rng.random() < 0.5:
-            (a_words, b_words), label = (b_words, a_words), 1
-        ids, segments, word_ids, group = [vocab[CLS]], [0], [0], 0
-        budget = (max_seq_length - 3) // 2
-        for segment, words in ((0, a_words), (1, b_words)):
-            used = 0
-            for word in words:
-                chars = [c for c in word if not c.isspace()]
-                if not chars or used + len(chars) > budget:
-                    break
-                group += 1
-                for char in chars:
-                    ids.append(vocab.get(char, vocab[UNK]))
-                    segments.append(segment)
-                    word_ids.append(group)
-                used += len(chars)
-            ids.append(vocab[SEP])
-            segments.append(segment)
-            word_ids.append(0)
-        if tuple(ids) in seen or group < 2:
-            continue
-        seen.add(tuple(ids))
-        length = len(ids)
-        pad = max_seq_length - length
-        instances.append({"input_ids": ids + [0] * pad, "input_mask": [1] * length + [0] * pad,
-                          "segment_ids": segments + [0] * pad, "word_ids": word_ids + [0] * pad,
-                          "next_sentence_labels": [label]})
-    return instances
-
-
-def write_dynamic_data(folder: pathlib.Path, instances: list, *, vocab_path: pathlib.Path, sentence_task: str,
-                       max_seq_length: int, max_predictions_per_seq: int, masked_lm_prob: float, shards: int = 2):
-    """TFRecords of the dynamic schema (tf.train.Example by TensorFlow) and a version-2 manifest."""
-    folder.mkdir(parents=True)
-    files, info = [], {}
-    for shard in range(shards):
-        name = f"part-{shard:05d}-of-{shards:05d}.tfrecord"
-        rows = instances[shard::shards]
-        with tf.io.TFRecordWriter(str(folder / name)) as writer:
-            for row in rows:
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    key: tf.train.Feature(int64_list=tf.train.Int64List(value=values)) for key, values in row.items()}))
-                writer.write(example.SerializeToString())
-        data = (folder / name).read_bytes()
-        import google_crc32c
-
-        crc = base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
-        files.append(name)
-        info[name] = FileInfo(bytes=len(data), crc32c=crc, records=len(rows))
-    (folder / "vocab.txt").write_bytes(vocab_path.read_bytes())
-    manifest = Manifest(
-        kind="instances", files=tuple(files), file_info=info, num_instances=len(instances), recipe="test-fixture",
-        max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq, sentence_task=sentence_task,
-        next_sentence_prediction=sentence_task in ("nsp", "sop"), masking="dynamic",
-        features=("input_ids", "input_mask", "segment_ids", "word_ids", "next_sentence_labels"),
-        vocab_file="vocab.txt", vocab_size=len(vocab_path.read_text(encoding="utf-8").splitlines()),
-        vocab_sha256=hashlib.sha256(vocab_path.read_bytes()).hexdigest(),
-        config={"instances": {"masked_lm_prob": masked_lm_prob, "max_seq_length": max_seq_length}})
-    (folder / "manifest.json").write_bytes(manifest.to_bytes())
-    return folder
-
-
 SEQ, PRED, PROB = 64, 10, 0.15
+
+
+def vocab_ids(vocab_path: pathlib.Path) -> dict:
+    # Lines end with \n only: Google's vocabulary has U+2028 as a token, which splitlines() would split at.
+    return {token: index for index, token in enumerate(vocab_path.read_text(encoding="utf-8").split("\n"))}
+
+
+def tf_examples(folder: pathlib.Path) -> list:
+    """The records of a run's TFRecord shards as dicts of int lists, parsed by TensorFlow's own
+    tf.train.Example (not the trainer's feature spec)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    rows = []
+    for record in tf.data.TFRecordDataset([str(folder / name) for name in manifest["files"]]):
+        features = tf.train.Example.FromString(record.numpy()).features.feature
+        rows.append({name: list(feature.int64_list.value) for name, feature in features.items()})
+    return rows
 
 
 @pytest.fixture(scope="module")
 def sop_data(tmp_path_factory):
-    """Dynamic-masking SOP data from UD (train: dev+test minus the last 100 sentences; held out: those)."""
-    vocab_path = shared_file("bert_vocab/vocab.txt")
-    vocab = _vocab_ids(vocab_path)
+    """Real `wwm run` output on UD text: `--sentence_task sop --masking dynamic` on dev+test minus
+    the last 100 sentences (train: instances with word_ids, unmasked), and `--sentence_task sop`
+    with static masks on those 100 (held out). jieba's words are the whole-word groups."""
     sentences = ud_sentences()
     root = tmp_path_factory.mktemp("sop")
-    train = make_instances(sentences[:-100], vocab=vocab, max_seq_length=SEQ, sentence_task="sop", seed=1)
-    held = make_instances(sentences[-100:], vocab=vocab, max_seq_length=SEQ, sentence_task="sop", seed=2)
-    options = dict(vocab_path=vocab_path, sentence_task="sop", max_seq_length=SEQ, max_predictions_per_seq=PRED,
-                   masked_lm_prob=PROB)
-    write_dynamic_data(root / "train", train, **options)
-    write_dynamic_data(root / "held_out", held, **options, shards=1)
-    return root, train, vocab
+    write_documents(root / "train.txt", sentences[:-100])
+    write_documents(root / "held_out.txt", sentences[-100:])
+    common = ["--segmenter=jieba", "--sentence_task=sop", f"--max_seq_length={SEQ}",
+              f"--max_predictions_per_seq={PRED}", f"--masked_lm_prob={PROB}", *LOCAL]
+    run([f"--input={root / 'train.txt'}", f"--output={root / 'train'}", "--masking=dynamic", "--dupe_factor=1",
+         "--num_shards=2", *common])
+    run([f"--input={root / 'held_out.txt'}", f"--output={root / 'held_out'}", "--dupe_factor=2", "--num_shards=1",
+         *common])
+    return root, tf_examples(root / "train"), vocab_ids(root / "train" / "vocab.txt")
 
 
 def test_dynamic_masks_are_whole_words_within_budget_fresh_each_pass(sop_data):
     root, instances, vocab = sop_data
     phase = read_phase(str(root / "train"))
-    assert phase.masking == "dynamic" and phase.masked_lm_prob == PROB
+    assert phase.masking == "dynamic" and phase.masked_lm_prob == PROB and phase.sentence_task == "sop"
+    assert set(instances[0]) == {"input_ids", "input_mask", "segment_ids", "word_ids", "next_sentence_labels"}
     dataset = make_dataset(phase, batch_size=16, seed=3)
     # TPU-ready: static shapes, and no Python anywhere in the pipeline's graph.
     assert all(spec.shape.is_fully_defined() for spec in dataset.element_spec.values())
@@ -252,7 +186,9 @@ def test_dynamic_masks_are_whole_words_within_budget_fresh_each_pass(sop_data):
     assert set(dataset.element_spec) == {"input_ids", "input_mask", "segment_ids", "masked_lm_positions",
                                          "masked_lm_ids", "masked_lm_weights", "next_sentence_labels"}
 
-    by_ids = {tuple(row["input_ids"]): row for row in instances}
+    by_ids = {}
+    for row in instances:  # an instance that occurs twice has the same words both times
+        assert by_ids.setdefault(tuple(row["input_ids"]), row)["word_ids"] == row["word_ids"]
     masks_seen = {}
     outcome = {"mask": 0, "kept": 0, "random": 0}
     batches = 4 * len(instances) // 16  # about four passes
@@ -268,17 +204,18 @@ def test_dynamic_masks_are_whole_words_within_budget_fresh_each_pass(sop_data):
             word_ids = np.array(instance["word_ids"])
             masked = set(positions.tolist())
             length = sum(instance["input_mask"])
-            budget = min(PRED, max(1, round(length * PROB)))
-            assert 1 <= len(masked) <= budget
+            budget = min(PRED, max(1, round(length * PROB)))  # Google's rule; Python rounds half to even
+            assert len(masked) <= budget
             groups = {}
             for position, word in enumerate(word_ids):
                 if word:
                     groups.setdefault(word, set()).add(position)
             for position in masked:
-                assert word_ids[position] > 0  # never [CLS], [SEP] or padding
+                assert word_ids[position] > 0 and instance["input_mask"][position] == 1
+                assert original[position] not in (vocab["[CLS]"], vocab["[SEP]"])  # never these or padding
                 assert groups[word_ids[position]] <= masked  # its whole word is masked
-            for members in groups.values():  # a word left out would not have fitted
-                if not members <= masked:
+            for members in groups.values():  # a word left out would not have fitted (so none is masked
+                if not members <= masked:     # only where no word fits the budget)
                     assert len(members) > budget - len(masked)
             assert list(positions) == sorted(positions)
             masks_seen.setdefault(tuple(original), set()).add(tuple(sorted(masked)))
@@ -299,14 +236,16 @@ def test_dynamic_masks_are_whole_words_within_budget_fresh_each_pass(sop_data):
 
 
 def test_sop_data_trains_with_its_own_metric_and_is_evaluated(sop_data, tmp_path):
+    """Dynamic-masking SOP data trains (the loss falls), evaluated on static-masking SOP data."""
     root, _, _ = sop_data
     summary = train_main([f"--manifest={root / 'train'}", f"--model_dir={tmp_path}", "--model_config=tiny",
-                          "--train_batch_size=16", "--num_train_steps=30", "--steps_per_loop=10",
+                          "--optimizer=adamw", "--train_batch_size=16", "--num_train_steps=30", "--steps_per_loop=10",
                           "--save_checkpoints_steps=10", "--learning_rate=1e-3",
                           f"--eval_manifest={root / 'held_out'}", "--eval_every=10"])
     records = summary["phases"][0]["first_steps"] + summary["phases"][0]["last_steps"]
     assert all(set(r) == {"step", "mlm_loss", "mlm_accuracy", "sop_loss", "sop_accuracy"} for r in records)
-    assert summary["recipe"] is None  # the fixture's recipe is none of HFL's
+    assert summary["recipe"] == "bert-wwm"  # `wwm run`'s default recipe, recorded in the manifest
+    assert (summary["phases"][0]["masking"], summary["phases"][0]["sentence_task"]) == ("dynamic", "sop")
     first, last = records[0]["mlm_loss"], mean([r["mlm_loss"] for r in summary["phases"][0]["last_steps"]])
     assert last < 0.85 * first
 
@@ -321,7 +260,7 @@ def test_sop_data_trains_with_its_own_metric_and_is_evaluated(sop_data, tmp_path
     tags = {value.tag for path in events for event in tf.compat.v1.train.summary_iterator(str(path))
             for value in event.summary.value}
     assert {"mlm_loss", "mlm_accuracy", "sop_loss", "sop_accuracy"} <= tags
-    print(f"\nSOP data: MLM loss {first:.3f} -> {last:.3f}; held-out after 30 steps: "
+    print(f"\nSOP data, dynamic masks: MLM loss {first:.3f} -> {last:.3f}; held-out after 30 steps: "
           + ", ".join(f"{k} {v:.3f}" for k, v in results["final"].items() if isinstance(v, float)))
 
 
@@ -331,6 +270,5 @@ def test_eval_share_holds_out_whole_shards(sop_data, tmp_path):
                           "--train_batch_size=8", "--num_train_steps=4", "--steps_per_loop=4", "--eval_share=0.5",
                           "--eval_max_batches=2"])
     (result,) = summary["eval_results"]
-    held = read_phase(str(root / "train")).files[-1]
     assert result["step"] == 4 and result["examples"] == 16
-    assert held.endswith("part-00001-of-00002.tfrecord")
+    assert read_phase(str(root / "train")).files[-1].endswith("part-00001-of-00002.tfrecord")  # the one held out

@@ -1,11 +1,12 @@
 """wwm_trainer phases: phase 2 from phase 1's weights with a new optimizer and schedule; a run
-killed (SIGKILL) in phase 2 resumes in phase 2; a "phases" manifest; Hugging Face folders
-exported, read back, and read from a hub cache with HF_HUB_OFFLINE=1; RBT3-style init keeps the
-first layers. Real TensorFlow, real `wwm run` output, the tiny config."""
+killed (SIGKILL) in phase 2 resumes in phase 2; `wwm run --recipe bert-wwm` at two lengths and
+--then_train on its "phases" manifest; Hugging Face folders exported, read back, and read from a
+hub cache with HF_HUB_OFFLINE=1; RBT3-style init keeps the first layers. Real TensorFlow, real
+`wwm run` output, the tiny config."""
 import json
 import os
 import pathlib
-import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -15,8 +16,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from tests.test_trainer import REPO, TINY, checkpoint_values, make_data
-from wwm_core.manifest import Manifest
+from tests.test_pipeline import LOCAL
+from tests.test_trainer import REPO, SAMPLE, TINY, checkpoint_values
+from wwm_cli.data import run
 from wwm_core.vocab import Vocab
 from wwm_trainer.cli import train_main
 from wwm_trainer.data import read_phases
@@ -25,17 +27,22 @@ FAST = ["--model_config=tiny", "--recipe=none", "--optimizer=adamw", "--learning
 
 
 @pytest.fixture(scope="module")
-def two_lengths(tmp_path_factory):
-    """A run's two phases as `wwm run` writes them today (one folder per length), and a "phases"
-    manifest over them (OUT/manifest.json)."""
-    root = tmp_path_factory.mktemp("phases")
-    make_data(root / "seq32", "--max_seq_length=32", "--max_predictions_per_seq=5")
-    make_data(root / "seq64")
-    manifest = Manifest(kind="phases", recipe="bert-wwm", phases=(
-        {"max_seq_length": 32, "manifest": "seq32/manifest.json"},
-        {"max_seq_length": 64, "manifest": "seq64/manifest.json"}))
-    (root / "manifest.json").write_bytes(manifest.to_bytes())
-    return root
+def bert_wwm_run(tmp_path_factory):
+    """The user's one command on the two-phase recipe: `wwm run --recipe bert-wwm` at two (small,
+    for the CPU) lengths, one pass over the corpus writing OUT/seq32/, OUT/seq64/ and the "phases"
+    manifest OUT/manifest.json, then --then_train: both phases trained from that manifest, with the
+    recipe it records (the tiny model; steps and batch by flag). (OUT, the model_dir)."""
+    root = tmp_path_factory.mktemp("bert_wwm")
+    run([f"--input={SAMPLE}", f"--output={root / 'out'}", "--recipe=bert-wwm", "--segmenter=jieba",
+         "--max_seq_length=32,64", "--dupe_factor=3", "--num_shards=2", *LOCAL,
+         "--then_train", f"--model_dir={root / 'model'}", "--model_config=tiny", "--train_batch_size=8",
+         "--num_train_steps=4,3", "--steps_per_loop=2", "--save_checkpoints_steps=2"])
+    return root / "out", root / "model"
+
+
+@pytest.fixture(scope="module")
+def two_lengths(bert_wwm_run):
+    return bert_wwm_run[0]
 
 
 def weights_of(prefix) -> dict:
@@ -52,9 +59,35 @@ def optimizer_step(prefix) -> int:
 
 
 def test_phases_manifest_lists_both_phases(two_lengths):
-    phases = read_phases(str(two_lengths))
+    phases = read_phases(str(two_lengths / "manifest.json"))
     assert [p.max_seq_length for p in phases] == [32, 64]
+    assert [p.max_predictions_per_seq for p in phases] == [5, 10]  # 15% of the length, rounded up to 5s
     assert [pathlib.Path(p.path).parent.name for p in phases] == ["seq32", "seq64"]
+    assert {(p.recipe, p.sentence_task, p.masking) for p in phases} == {("bert-wwm", "nsp", "static")}
+    assert phases[0].vocab_path != phases[1].vocab_path and phases[0].vocab_sha256 == phases[1].vocab_sha256
+    for phase in phases:  # what TensorFlow reads: the count the trainer plans with, records of the phase's length
+        records = tf.data.TFRecordDataset(list(phase.files))
+        examples = [tf.train.Example.FromString(record.numpy()) for record in records]
+        assert phase.num_instances == len(examples) > 8
+        assert {len(example.features.feature["input_ids"].int64_list.value) for example in examples} == {
+            phase.max_seq_length}
+
+
+def test_wwm_run_then_train_trains_both_phases_from_the_phases_manifest(bert_wwm_run):
+    out, model_dir = bert_wwm_run
+    plan = json.loads((model_dir / "train_plan.json").read_text())
+    assert [phase["manifest"] for phase in plan["phases"]] == [str(out / "seq32" / "manifest.json"),
+                                                               str(out / "seq64" / "manifest.json")]
+    assert plan["recipe"] == "bert-wwm"  # recorded by `wwm run`, read back by the trainer
+    assert plan["optimizer"]["value"] == "lamb" and plan["optimizer"]["source"].startswith("recipe bert-wwm")
+    assert [phase["num_train_steps"]["value"] for phase in plan["phases"]] == [4, 3]
+    for number, steps in ((1, 4), (2, 3)):
+        latest = tf.train.latest_checkpoint(str(model_dir / f"phase{number}"))
+        assert latest.endswith(f"ckpt-{steps}") and optimizer_step(latest) == steps
+    exported = checkpoint_values(model_dir / "export" / "bert_model.ckpt")  # phase 2's last weights
+    for name, value in weights_of(model_dir / "phase2" / "ckpt-3").items():
+        np.testing.assert_array_equal(exported[name], value, err_msg=name)
+    assert (model_dir / "export" / "vocab.txt").read_bytes() == (out / "seq64" / "vocab.txt").read_bytes()
 
 
 def test_phase_two_starts_from_phase_ones_weights_with_a_new_optimizer(two_lengths, tmp_path):
@@ -88,12 +121,13 @@ def test_phase_two_starts_from_phase_ones_weights_with_a_new_optimizer(two_lengt
 
 
 def test_run_killed_in_phase_two_resumes_in_phase_two(two_lengths, tmp_path):
-    """A genuine kill (SIGKILL of a `wwm train` process) during phase 2; the same command again
+    """A two-phase run from `wwm run --recipe bert-wwm` output, trained from its phases manifest:
+    a genuine kill (SIGKILL of a `wwm train` process) during phase 2; the same command again
     resumes phase 2 at its last checkpoint, with exactly its weights, and does not redo phase 1."""
     model_dir = tmp_path / "model"
-    flags = [f"--manifest={two_lengths / 'seq32'}", f"--then={two_lengths / 'seq64'}", f"--model_dir={model_dir}",
-             *FAST, "--train_batch_size=8", "--steps_per_loop=5", "--save_checkpoints_steps=5"]
-    process = subprocess.Popen([sys.executable, "-m", "wwm_trainer", *flags, "--num_train_steps=10,100000"],
+    flags = [f"--manifest={two_lengths / 'manifest.json'}", f"--model_dir={model_dir}", "--model_config=tiny",
+             "--train_batch_size=8", "--steps_per_loop=5", "--save_checkpoints_steps=5"]
+    process = subprocess.Popen([sys.executable, "-m", "wwm_cli", "train", *flags, "--num_train_steps=10,100000"],
                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 180
@@ -104,9 +138,11 @@ def test_run_killed_in_phase_two_resumes_in_phase_two(two_lengths, tmp_path):
     finally:
         process.kill()
         process.wait()
+    assert process.returncode == -signal.SIGKILL  # killed, not finished: phase 2 had 100,000 steps to go
     latest = tf.train.latest_checkpoint(str(model_dir / "phase2"))
     step = int(latest.rsplit("-", 1)[1])
     assert step > 0 and step % 5 == 0
+    assert json.loads((model_dir / "train_plan.json").read_text())["recipe"] == "bert-wwm"
 
     # Resumed with nothing left to do: it restores phase 2's checkpoint and exports exactly its weights.
     restored = train_main([*flags, f"--num_train_steps=10,{step}"])
@@ -121,6 +157,7 @@ def test_run_killed_in_phase_two_resumes_in_phase_two(two_lengths, tmp_path):
     (phase,) = resumed["phases"]
     assert phase["restored_from"] == latest and phase["start_step"] == step and phase["final_step"] == step + 5
     assert [r["step"] for r in phase["first_steps"]] == list(range(step + 1, step + 6))
+    assert optimizer_step(model_dir / "phase1" / "ckpt-10") == 10  # phase 1 ended where it ended
     print(f"\nkilled in phase 2 after checkpoint {step}; resumed in phase 2 at step {phase['start_step']}, "
           f"MLM loss {phase['first_steps'][0]['mlm_loss']:.3f} at step {step + 1}")
 
@@ -173,11 +210,10 @@ def hf_shapes(*, vocab_size: int, hidden: int, intermediate: int, num_layers: in
 
 
 @pytest.fixture(scope="module")
-def trained(two_lengths, tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("hf_model")
-    summary = train_main([f"--manifest={two_lengths / 'seq64'}", f"--model_dir={model_dir}", *FAST,
-                          "--train_batch_size=8", "--num_train_steps=3", "--steps_per_loop=3"])
-    return summary
+def trained(bert_wwm_run):
+    """The exports of the two-phase --then_train run."""
+    model_dir = bert_wwm_run[1]
+    return {"export_dir": str(model_dir / "export"), "hf_export_dir": str(model_dir / "export_hf")}
 
 
 def test_hf_export_has_transformers_names_and_orientation(trained):

@@ -59,7 +59,7 @@ def run(argv) -> dict:
     config = flags.config_from_args(args, beam_args, instances=True)
     from wwm_trainer.cli import check_then_train, then_train
 
-    check_then_train(args)  # a training mistake (or no TensorFlow) fails now, not after the data is made
+    training = check_then_train(args)  # a training mistake (or no TensorFlow) fails now, not after the data is made
     vocab = load_vocab(config.instances.vocab_file)
     config, choice = checked_segmenter(config, recipe_default=args.segmenter is None)
     word_cache_folders = word_cache_folders_for(config, choice)
@@ -75,7 +75,7 @@ def run(argv) -> dict:
                        word_cache_folders=word_cache_folders, prepared=prepared)
     manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
-    then_train(args, config.output.path)
+    then_train(training, config.output.path)
     return manifest.to_json()
 
 

@@ -3,8 +3,9 @@
 Importing this package is cheap: TensorFlow is imported only by the modules that train
 (``model``, ``data``, ``masking``, ``optimization``, ``steps``, ``evaluation``, ``checkpoint_io``,
 ``hf_io``, ``train``), so ``wwm`` commands that do not train never pay for it. ``presets`` and
-``settings`` (what a run is asked to do, and where each setting comes from) are pure. Start at
-``wwm_trainer.cli``.
+``settings`` (what a run is asked to do, and where each setting comes from) are pure;
+``integrity`` (shards against their manifest's sizes and crc32c) needs TensorFlow only for file
+systems other than local disks and ``gs://``. Start at ``wwm_trainer.cli``.
 """
 import os
 

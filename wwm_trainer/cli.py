@@ -1,6 +1,7 @@
 """``wwm train`` and ``wwm run --then_train``: the flags, and the calls the `wwm` command makes.
 
-TensorFlow is imported only when training starts, so adding these flags to a parser costs nothing.
+TensorFlow is imported only when training is about to start (``wwm run --then_train``: when the
+flags are checked, before the pipeline), so adding these flags to a parser costs nothing.
 
     wwm train --manifest OUT/manifest.json --model_dir DIR [--recipe NAME] [flags that override it]
     wwm train --manifest OUT/seq128/manifest.json --then OUT/seq512/manifest.json --model_dir DIR
@@ -8,11 +9,19 @@ TensorFlow is imported only when training starts, so adding these flags to a par
 """
 import argparse
 import dataclasses
+import importlib
 import os
 
+from wwm_core.manifest import MANIFEST
 from wwm_core.recipes import RECIPES
+from wwm_trainer.errors import TrainerUsageError
+from wwm_trainer.integrity import VERIFY_LEVELS
 from wwm_trainer.presets import NO_RECIPE, OPTIMIZERS
 from wwm_trainer.settings import MIXED_PRECISION, TrainSettings
+
+INSTALL_TRAINER = "pip install 'wwm-data[tf]'"
+# What training imports at its start or end (safetensors: the Hugging Face export), all in the [tf] extra.
+TRAINING_MODULES = ("tensorflow", "keras", "safetensors")
 
 MODEL_CONFIGS = ("base", "large", "rbt3", "rbtl3", "tiny")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSettings) if f.default is not dataclasses.MISSING}
@@ -89,6 +98,10 @@ def add_train_flags(parser, *, manifest_flag: bool = True) -> None:
     add("--eval_every", type=int, default=None, help="steps between evaluations; default: --save_checkpoints_steps")
     add("--eval_batch_size", type=int, default=None, help="default: the phase's batch (at most the held-out size)")
     add("--eval_max_batches", type=int, default=None, help="evaluate on at most this many batches; default: all")
+    add("--verify_shards", choices=VERIFY_LEVELS, default=_DEFAULTS["verify_shards"],
+        help="before training, check every shard against the sizes and crc32c checksums its manifest records, and "
+        "name the ones that differ (truncated, corrupted) in one line: crc32c reads local shards once (gs://: GCS's "
+        "own checksums, from one listing); size only stats them; none skips the check")
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -99,17 +112,28 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args, *, manifest: str | None = None) -> TrainSettings:
-    """TrainSettings from parsed flags; ``manifest`` overrides ``args.manifest`` (``--then_train``)."""
+def settings_from_args(args) -> TrainSettings:
+    """TrainSettings from parsed flags (``wwm run``'s have no --manifest: its output is the data)."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings) if hasattr(args, f.name)}
-    values["manifest"] = manifest or values.get("manifest")
+    values["manifest"] = values.get("manifest")
     values["then"] = tuple(values.get("then") or ())
     return TrainSettings(**values)  # checks every value, --model_dir given included
 
 
-def train_from_args(args, *, manifest: str | None = None) -> dict:
-    """Trains as the parsed flags say; returns the run's summary (see ``train_main``)."""
-    settings = settings_from_args(args, manifest=manifest)
+def require_training_libraries() -> None:
+    """TensorFlow (and what the trainer imports with it) can be imported, or a one-line error
+    with the install command, before any other work."""
+    for name in TRAINING_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise TrainerUsageError(f"training needs {name}, which cannot be imported here ({error}); install the "
+                                    f"trainer's dependencies: {INSTALL_TRAINER}") from error
+
+
+def train_settings(settings: TrainSettings) -> dict:
+    """Trains as ``settings`` say; returns the run's summary (see ``train_main``)."""
+    require_training_libraries()
     from wwm_trainer.train import train  # TensorFlow from here on
 
     summary = train(settings)
@@ -123,7 +147,8 @@ def train_main(argv) -> dict:
     mlm_accuracy and nsp_/sop_ loss and accuracy, steps_per_second, steady_steps_per_second,
     checkpoints, restored_from), init_checkpoint (what was loaded), eval_results, export_dir,
     hf_export_dir. Raises TrainerUsageError (a UsageError) for one-line errors."""
-    return train_from_args(train_parser().parse_args(argv))
+    settings = settings_from_args(train_parser().parse_args(argv))
+    return train_settings(settings)
 
 
 # ---- wwm run --then_train ----
@@ -136,19 +161,27 @@ def add_then_train_flags(parser: argparse.ArgumentParser) -> None:
     add_train_flags(group, manifest_flag=False)
 
 
-def check_then_train(args) -> None:
-    """Before the pipeline runs: the training flags are usable, so a mistake fails in a second,
-    not after hours of data generation."""
-    if args.then_train:
-        settings_from_args(args, manifest="-")
-
-
-def then_train(args, output: str):
-    """After ``wwm run`` wrote ``output``: trains on ``output/manifest.json`` (every phase the run
-    made) when --then_train was given (returns the summary), else returns None."""
+def check_then_train(args) -> TrainSettings | None:
+    """Before the pipeline runs: with --then_train, the checked training settings (the run's
+    output becomes their manifest later, in ``then_train``), else None. A training mistake, or no
+    TensorFlow, fails in a second, not after hours of data generation."""
     if not args.then_train:
         return None
-    return train_from_args(args, manifest=os.path.join(output, "manifest.json"))
+    if getattr(args, "output_format", "tfrecord") == "parquet":
+        raise TrainerUsageError("--then_train trains on the TFRecord shards, and --output_format parquet writes none: "
+                                "use --output_format tfrecord or both")
+    settings = settings_from_args(args)
+    require_training_libraries()
+    return settings
+
+
+def then_train(settings: TrainSettings | None, output_folder: str):
+    """After ``wwm run`` wrote ``output_folder``: trains on its manifest.json (every phase the run
+    made) with the settings ``check_then_train`` returned, and returns the summary; None when
+    there are none (no --then_train)."""
+    if settings is None:
+        return None
+    return train_settings(settings.for_output(os.path.join(output_folder, MANIFEST)))
 
 
 def _print_summary(summary: dict) -> None:

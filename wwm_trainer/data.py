@@ -16,6 +16,7 @@ from wwm_core.manifest import MANIFEST, ManifestError, parse_manifest
 from wwm_core.records import feature_lengths, schema
 from wwm_trainer import masking as dynamic_masking
 from wwm_trainer.errors import TrainerUsageError
+from wwm_trainer.integrity import verify_files
 
 # Records are mixed across files by the interleave; this buffer mixes them within a file too.
 # Google's run_pretraining.py uses 100; 1000 costs ~12 MB of memory at max_seq_length 512.
@@ -69,9 +70,10 @@ def _read(path: str, kinds):
         raise TrainerUsageError(str(error)) from error
 
 
-def read_phases(manifest: str, then=()) -> list:
+def read_phases(manifest: str, then=(), *, verify: str = "crc32c") -> list:
     """The phases to train, in order: one manifest of kind "instances" (plus ``then``, each one
-    too), or one of kind "phases" (``wwm run`` with several lengths: OUT/manifest.json)."""
+    too), or one of kind "phases" (``wwm run`` with several lengths: OUT/manifest.json). Each
+    phase's shards are checked against its manifest at ``verify`` (crc32c | size | none)."""
     path = _manifest_path(manifest)
     first = _read(path, ("instances", "phases"))
     if first.kind == "phases":
@@ -82,7 +84,7 @@ def read_phases(manifest: str, then=()) -> list:
         paths = [os.path.join(folder, phase["manifest"]) for phase in first.phases]
     else:
         paths = [path] + [_manifest_path(extra) for extra in then]
-    phases = [read_phase(p) for p in paths]
+    phases = [read_phase(p, verify=verify) for p in paths]
     for phase in phases[1:]:
         if phase.vocab_sha256 != phases[0].vocab_sha256:
             raise TrainerUsageError(f"{phase.path} was made with another vocabulary than {phases[0].path}: every "
@@ -90,15 +92,20 @@ def read_phases(manifest: str, then=()) -> list:
     return phases
 
 
-def read_phase(path: str) -> PhaseData:
-    """Reads and checks one phase's manifest: the run finished, and every file it lists is there."""
+def read_phase(path: str, *, verify: str = "crc32c") -> PhaseData:
+    """Reads and checks one phase's manifest: the run finished, every file it lists is there, and
+    its shards have the sizes and checksums it records (``verify``: crc32c | size | none)."""
     path = _manifest_path(path)
     manifest = _read(path, ("instances",))
     folder = os.path.dirname(path) or "."
+    if not manifest.files and manifest.parquet_files:
+        raise TrainerUsageError(f"{path} lists Parquet shards only (wwm run --output_format parquet); the trainer "
+                                "reads the TFRecord shards: make the data with --output_format tfrecord or both")
     if not manifest.files or manifest.num_instances < 1:
         raise TrainerUsageError(f"manifest {path} lists {len(manifest.files)} shards with "
                                 f"{manifest.num_instances} instances: nothing to train on")
     _check_files_present(path, folder, list(manifest.files) + [manifest.vocab_file])
+    verify_files(folder=folder, names=manifest.files, file_info=manifest.file_info, level=verify, manifest_path=path)
     vocab_path = os.path.join(folder, manifest.vocab_file)
     _check_vocab(vocab_path, manifest.vocab_sha256)
     masked_lm_prob = None

@@ -20,9 +20,9 @@ RESULTS_FILE = "eval_results.json"
 EVAL_SEED = 20240101  # dynamic eval data: the same masks at every evaluation
 
 
-def eval_phases(eval_manifest: str, count: int) -> list:
-    """The held-out data of each of ``count`` training phases."""
-    phases = read_phases(eval_manifest)
+def eval_phases(eval_manifest: str, count: int, *, verify: str = "crc32c") -> list:
+    """The held-out data of each of ``count`` training phases (its shards checked at ``verify``)."""
+    phases = read_phases(eval_manifest, verify=verify)
     if len(phases) == 1:
         return phases * count
     if len(phases) != count:

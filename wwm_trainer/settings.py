@@ -8,6 +8,7 @@ phase (``--num_train_steps 100000,100000``).
 import dataclasses
 
 from wwm_trainer.errors import TrainerUsageError
+from wwm_trainer.integrity import VERIFY_LEVELS
 from wwm_trainer.presets import OPTIMIZERS
 
 MIXED_PRECISION = ("auto", "bf16", "fp32")
@@ -16,7 +17,7 @@ PER_PHASE = ("num_train_steps", "train_batch_size", "learning_rate", "num_warmup
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
-    manifest: str
+    manifest: str | None  # None only until `wwm run --then_train` knows its output (``for_output``)
     model_dir: str
     then: tuple = ()  # further phases' manifests, in order
     recipe: str | None = None
@@ -41,6 +42,7 @@ class TrainSettings:
     eval_every: int | None = None  # None: at every checkpoint
     eval_batch_size: int | None = None  # None: the phase's batch (at most the eval set's size)
     eval_max_batches: int | None = None  # None: the whole eval set
+    verify_shards: str = "crc32c"  # crc32c | size | none: the shards against their manifest, before training
 
     def __post_init__(self):
         problems = []
@@ -60,6 +62,8 @@ class TrainSettings:
             problems.append("--learning_rate must be positive")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             problems.append(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.verify_shards not in VERIFY_LEVELS:
+            problems.append(f"--verify_shards must be one of {', '.join(VERIFY_LEVELS)}")
         if self.mixed_precision not in MIXED_PRECISION:
             problems.append(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
         if not 0 <= self.eval_share < 1:
@@ -75,6 +79,10 @@ class TrainSettings:
             problems.append("--model_dir is required")
         if problems:
             raise TrainerUsageError("; ".join(problems))
+
+    def for_output(self, manifest: str) -> "TrainSettings":
+        """These settings for the data at ``manifest`` (``wwm run --then_train``: the run's output)."""
+        return dataclasses.replace(self, manifest=manifest)
 
     @property
     def evaluates(self) -> bool:

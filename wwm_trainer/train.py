@@ -120,7 +120,7 @@ class Run:
 
 
 def train(settings: TrainSettings) -> dict:
-    data = read_phases(settings.manifest, settings.then)
+    data = read_phases(settings.manifest, settings.then, verify=settings.verify_shards)
     recipe, recipe_origin = find_recipe(settings.recipe, data[0].recipe)
     chosen = choose_model(model_config=settings.model_config, init_checkpoint=settings.init_checkpoint,
                           optimizer=settings.optimizer, recipe=recipe, config_beside_checkpoint=config_beside)
@@ -133,7 +133,7 @@ def train(settings: TrainSettings) -> dict:
     if settings.eval_share:
         data, held_out = map(list, zip(*(split_eval_share(phase, settings.eval_share) for phase in data)))
     elif settings.eval_manifest:
-        held_out = eval_phases(settings.eval_manifest, len(data))
+        held_out = eval_phases(settings.eval_manifest, len(data), verify=settings.verify_shards)
 
     strategy = strategies.pick_strategy(settings.tpu)
     replica_batches = [check_batch(plan.train_batch_size.value, strategy.num_replicas_in_sync,
