@@ -1,10 +1,15 @@
+import importlib
 import pathlib
+import sys
 
 import pytest
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
+SHARED_DATA = SHARED / "data"
+GOOGLE_BERT = SHARED / "tools" / "google_bert"
 BERT_VOCAB = SHARED_DATA / "bert_vocab" / "vocab.txt"
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+UD = "ud_chinese_gsdsimp/zh_gsdsimp-ud-{}.conllu"
 
 
 def shared_file(relative: str) -> pathlib.Path:
@@ -13,6 +18,32 @@ def shared_file(relative: str) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared is not part of a fresh clone)")
     return path
+
+
+def google_bert(name: str):
+    """A module of Google's BERT code in ../shared/tools/google_bert (``tokenization`` or
+    ``create_pretraining_data``), imported from there unchanged: the independent reference. Skips
+    cleanly where the folder or TensorFlow (which Google's code imports) is absent."""
+    path = GOOGLE_BERT / f"{name}.py"
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared is not part of a fresh clone)")
+    pytest.importorskip("tensorflow")
+    if name not in sys.modules:
+        # create_pretraining_data.py does `import tokenization`: both load from Google's folder.
+        sys.path.insert(0, str(GOOGLE_BERT))
+        try:
+            importlib.import_module(name)
+        finally:
+            sys.path.remove(str(GOOGLE_BERT))
+    module = sys.modules[name]
+    assert pathlib.Path(module.__file__).resolve() == path.resolve(), f"another {name} module was imported first"
+    return module
+
+
+def ud_sentences(split: str) -> list:
+    """The raw sentences (``# text =``) of the UD Chinese GSDSimp dev or test file."""
+    text = shared_file(UD.format(split)).read_text(encoding="utf-8")
+    return [line[len("# text = "):].strip() for line in text.splitlines() if line.startswith("# text = ")]
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +63,9 @@ def bundled_vocab():
     from wwm_core.vocab import Vocab, bundled_vocab_bytes
 
     return Vocab.from_bytes(bundled_vocab_bytes())
+
+
+@pytest.fixture(scope="session")
+def google_tokenizer(bert_vocab_path):
+    """Google's FullTokenizer (lowercasing) on Google's vocabulary."""
+    return google_bert("tokenization").FullTokenizer(str(bert_vocab_path), do_lower_case=True)

@@ -1,6 +1,8 @@
 """The wwm run pipeline end to end on Beam's local runners, on small corpora written by the tests."""
 import base64
+import collections
 import json
+import math
 import pathlib
 
 import google_crc32c
@@ -158,29 +160,81 @@ def test_roberta_recipe_has_no_nsp(tmp_path):
         assert instance.input_ids.count(vocab.id_of("[SEP]")) == 1
 
 
-def test_ltp_segmenter_with_a_perceptron_trained_here(tmp_path):
-    from ltp_extension.perceptron import CWSTrainer
-
-    trainer = CWSTrainer()
-    trainer.epoch = 5
-    trainer.shuffle = False  # shuffling makes training nondeterministic
-    trainer.load_train_data(str(pathlib.Path(__file__).parent / "fixtures" / "segmented.txt"))
-    model_file = tmp_path / "ltp_cws.bin"
-    trainer.train().save(str(model_file))
-
-    manifest = run_wwm(tmp_path, "--segmenter=ltp", f"--ltp_model={model_file}")
-    assert manifest["config"]["segmentation"]["segmenter"] == "ltp" and manifest["num_instances"] > 0
-    # The model learned "语言" and "模型" from the fixture: wherever one of their characters is
-    # masked, so is the other (its masked original and its neighbour).
-    for _, instance, vocab in iter_instances(str(tmp_path / "out")):
+def _words_masked_whole_or_not(output, words):
+    """Every occurrence of ``words`` (strings of one-token characters) in the instances of a run
+    folder, the masked originals restored: per word, a Counter of "whole", "none" and "partial"
+    (some of the word's tokens masked, not all)."""
+    outcomes = collections.defaultdict(collections.Counter)
+    for _, instance, vocab in iter_instances(str(output)):
         originals = list(instance.input_ids)
         for position, original in zip(instance.masked_positions, instance.masked_ids):
             originals[position] = original
         tokens = [vocab.tokens[i] for i in originals]
         masked = set(instance.masked_positions)
-        for i in range(len(tokens) - 1):
-            if tokens[i] + tokens[i + 1] in ("语言", "模型"):
-                assert (i in masked) == (i + 1 in masked), tokens
+        for word in words:
+            for start in range(len(tokens) - len(word) + 1):
+                if tokens[start:start + len(word)] == list(word):
+                    hits = sum(position in masked for position in range(start, start + len(word)))
+                    outcomes[word]["whole" if hits == len(word) else "none" if hits == 0 else "partial"] += 1
+    return outcomes
+
+
+def test_ltp_segmenter_with_a_perceptron_trained_here(tmp_path):
+    """LTP's words, as LTP's own model object predicts them, are masked whole; with
+    --segmenter char the same words are sometimes masked in part (so the check can fail)."""
+    from ltp_extension.perceptron import CWSTrainer
+
+    fixture = pathlib.Path(__file__).parent / "fixtures" / "segmented.txt"
+    trainer = CWSTrainer()
+    trainer.epoch = 5
+    trainer.shuffle = False  # shuffling makes training nondeterministic
+    trainer.load_train_data(str(fixture))
+    model_file = tmp_path / "ltp_cws.bin"
+    model = trainer.train()
+    model.save(str(model_file))
+
+    # The corpus: the fixture's sentences, unsegmented, three to a document.
+    sentences = [line.replace(" ", "") for line in fixture.read_text(encoding="utf-8").splitlines() if line.strip()]
+    documents = [sentences[i:i + 3] for i in range(0, len(sentences), 3)]
+    corpus = write_text_corpus(tmp_path / "ltp_corpus.txt", documents)
+    # The words checked: Chinese words of two or more characters that the model finds wherever
+    # their text occurs in a document (so an occurrence in an instance is that word).
+    predicted, spans = set(), set()
+    for number, document in enumerate(documents):
+        position = 0
+        for sentence in document:
+            for word in model.predict(sentence):
+                predicted.add(word)
+                spans.add((number, position, position + len(word)))
+                position += len(word)
+    chinese = [w for w in predicted if len(w) >= 2 and all("\u4e00" <= c <= "\u9fff" for c in w)]
+    words = sorted(w for w in chinese if all(
+        (number, start, start + len(w)) in spans
+        for number, document in enumerate(documents)
+        for start in range(len("".join(document))) if "".join(document).startswith(w, start)))
+    assert {"语言", "模型"} <= set(words) and len(words) >= 40
+
+    manifest = run_wwm(tmp_path, "--segmenter=ltp", f"--ltp_model={model_file}", "--dupe_factor=20",
+                       inputs=[str(corpus)])
+    assert manifest["config"]["segmentation"]["segmenter"] == "ltp" and manifest["num_instances"] > 0
+    by_word = _words_masked_whole_or_not(tmp_path / "out", words)
+    run_wwm(tmp_path, "--segmenter=char", "--dupe_factor=20", inputs=[str(corpus)], name="char")
+    char = sum(_words_masked_whole_or_not(tmp_path / "char", words).values(), collections.Counter())
+    ltp = sum(by_word.values(), collections.Counter())
+    print(f"{len(words)} words; LTP: {dict(ltp)}, of which 语言 {dict(by_word['语言'])}, 模型 {dict(by_word['模型'])}; "
+          f"char: {dict(char)}")
+    assert ltp["partial"] == 0 and char["partial"] > 0
+    for word in ("语言", "模型"):
+        # At 100 occurrences or more, masked whole at least once unless the chance is far below
+        # the masked share (0.15): (1 - 0.15) ** 100 < 1e-7.
+        assert sum(by_word[word].values()) >= 100 and by_word[word]["whole"] >= 1, (word, by_word[word])
+    # Words are masked whole far more often than characters masked one by one all happen to be
+    # (about 0.15 against 0.15 ** 2): a one-sided two-proportion z-test.
+    n_ltp, n_char = sum(ltp.values()), sum(char.values())
+    whole_ltp, whole_char = ltp["whole"] / n_ltp, char["whole"] / n_char
+    pooled = (ltp["whole"] + char["whole"]) / (n_ltp + n_char)
+    z = (whole_ltp - whole_char) / math.sqrt(pooled * (1 - pooled) * (1 / n_ltp + 1 / n_char))
+    assert n_ltp > 500 and z > 4.0, (whole_ltp, whole_char, z)
 
 
 def test_ltp_without_a_model_fails_before_the_pipeline_with_advice(tmp_path, capsys, monkeypatch):

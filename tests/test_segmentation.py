@@ -47,10 +47,57 @@ def test_train_on_ud_dev_and_score_on_ud_test(ud_model, capsys):
     assert 0.80 < scores["f1"] < 0.95 and scores["sentences"] == 500 and scores["mismatched_sentences"] == 0
 
 
-def test_jieba_scores_what_an_independent_measurement_gave():
-    scores = segmenter_main(["eval", "--model=jieba", f"--gold={shared_file(UD.format('test'))}", "--json"])
-    print(f"jieba on UD test: P {scores['precision']:.4f} R {scores['recall']:.4f} F1 {scores['f1']:.4f}")
-    assert scores["f1"] == pytest.approx(0.795, abs=0.005)
+def _seqeval_span_scores(gold_sentences, predicted_sentences) -> dict:
+    """The span scores as seqeval (a sequence-labelling library, not ours) computes them: every
+    word one chunk, its characters tagged B-W I-W ... (IOB2), chunks matched by start and end."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+    from seqeval.metrics.sequence_labeling import get_entities
+    from seqeval.scheme import IOB2
+
+    def tags(sentences):
+        return [[tag for word in words for tag in ["B-W"] + ["I-W"] * (len(word) - 1)] for words in sentences]
+
+    gold, predicted = tags(gold_sentences), tags(predicted_sentences)
+    strict = {"mode": "strict", "scheme": IOB2}
+    precision = precision_score(gold, predicted, **strict)
+    num_predicted = len(get_entities(predicted))
+    return {"precision": precision, "recall": recall_score(gold, predicted, **strict),
+            "f1": f1_score(gold, predicted, **strict), "gold_words": len(get_entities(gold)),
+            "predicted_words": num_predicted, "correct": round(precision * num_predicted)}
+
+
+def _predicted_by_the_library(kind, model_folder, texts):
+    """Words as jieba's and LTP's own objects cut the texts, with no code of ours in between."""
+    if kind == "jieba":
+        import jieba
+
+        tokenizer = jieba.Tokenizer()
+        return [list(tokenizer.cut(text, HMM=True)) for text in texts]
+    from ltp_extension.perceptron import CWSModel
+
+    model = CWSModel.load(str(model_folder / "cws_model.bin"))
+    return [model.predict(text) for text in texts]
+
+
+@pytest.mark.parametrize("kind", ["jieba", "ltp"])
+def test_eval_scores_equal_an_independent_scorer(kind, ud_model):
+    """`wwm segmenter eval` on UD test, against seqeval's chunk scores of the segmenter's own
+    output: the same counts and the same precision, recall and F1."""
+    folder, _ = ud_model
+    gold_file = shared_file(UD.format("test"))
+    scores = segmenter_main(["eval", f"--model={'jieba' if kind == 'jieba' else folder}", f"--gold={gold_file}",
+                             "--json"])
+    gold = read_segmented(gold_file.read_text(encoding="utf-8"))
+    predicted = _predicted_by_the_library(kind, folder, ["".join(words) for words in gold])
+    assert ["".join(words) for words in predicted] == ["".join(words) for words in gold]
+    reference = _seqeval_span_scores(gold, predicted)
+    print(f"{kind} on UD test: ours {scores['precision']:.4f} {scores['recall']:.4f} {scores['f1']:.4f}, "
+          f"seqeval {reference['precision']:.4f} {reference['recall']:.4f} {reference['f1']:.4f}")
+    assert scores["sentences"] == len(gold) == 500 and scores["mismatched_sentences"] == 0
+    for key in ("gold_words", "predicted_words", "correct"):
+        assert scores[key] == reference[key], key
+    for key in ("precision", "recall", "f1"):
+        assert scores[key] == pytest.approx(reference[key], rel=1e-12), key
 
 
 def test_span_scoring_by_hand():

@@ -1,8 +1,19 @@
-"""Token ids match the tokenizers library's BERT tokenizer; segmenter words decide only the groups."""
+"""Token ids match Google's own tokenizer (tokenization.py's FullTokenizer, imported from
+../shared/tools/google_bert); segmenter words decide only the groups.
+
+Google's FullTokenizer is the reference every BERT vocabulary was made for. Our tokenizer (a fast
+path for CJK characters and punctuation, the ``tokenizers`` library for the rest) must give the
+same ids on real text and on generated mixed text. No deliberate difference: a literal "[MASK]"
+in the text is split like any bracketed word, as Google's tokenizer does. One difference is a bug
+(xfail below): words of 101 to 200 characters.
+"""
+import json
+import unicodedata
+
 import pytest
 from hypothesis import given, settings, strategies as st
-from tokenizers import BertWordPieceTokenizer
 
+from tests.conftest import shared_file, ud_sentences
 from wwm_core.segmentation import CharSegmenter, JiebaSegmenter
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
 
@@ -15,16 +26,47 @@ MIXED_TEXTS = [
     "繁體中文與簡體中文的轉換（OpenCC）",
     "emoji 😀 和 罕见字 𠀀 以及 tab\t分隔",
     "un-believable supercalifragilisticexpialidocious 12345678901234567890",
+    "看[MASK]这 [CLS] [SEP]",
 ]
 
 
-def test_ids_equal_the_tokenizers_bert_wordpiece_tokenizer(bert_vocab_path, bert_vocab):
-    reference = BertWordPieceTokenizer(str(bert_vocab_path), lowercase=True)
-    ours = tokenize_sentences(make_wordpiece_tokenizer(bert_vocab, do_lower_case=True), MIXED_TEXTS)
-    offsets = ours.sentence_token_offsets
-    for index, text in enumerate(MIXED_TEXTS):
-        expected = reference.encode(text, add_special_tokens=False).ids
-        assert ours.ids[offsets[index]:offsets[index + 1]].tolist() == expected, text
+def _google_ids(google, texts):
+    return [google.convert_tokens_to_ids(google.tokenize(text)) for text in texts]
+
+
+def _our_ids(tokenizer, texts):
+    batch = tokenize_sentences(tokenizer, texts)
+    offsets = batch.sentence_token_offsets
+    return [batch.ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(texts))]
+
+
+def _real_texts():
+    """UD sentences, the lines of the zhwiki export (text and markup), the ext corpora examples."""
+    texts = ud_sentences("dev") + ud_sentences("test")
+    texts += shared_file("zhwiki_xml/zhwiki-test-pages.xml").read_text(encoding="utf-8").splitlines()
+    for line in shared_file("ext_corpora/nlp_chinese_corpus_readme_examples.jsonl").read_text(
+            encoding="utf-8").splitlines():
+        texts += [value for value in json.loads(line).values() if isinstance(value, str)]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def our_tokenizer(bert_vocab):
+    return make_wordpiece_tokenizer(bert_vocab, do_lower_case=True)
+
+
+def test_ids_equal_googles_on_real_text(our_tokenizer, google_tokenizer):
+    texts = MIXED_TEXTS + _real_texts()
+    assert sum(map(len, texts)) > 500_000
+    for text, ours, google in zip(texts, _our_ids(our_tokenizer, texts), _google_ids(google_tokenizer, texts)):
+        assert ours == google, repr(text[:200])
+
+
+@pytest.mark.xfail(strict=True, reason="bug: the tokenizers library's WordPiece gives [UNK] for words over 100 "
+                   "characters; Google's WordpieceTokenizer splits words up to 200 (max_input_chars_per_word)")
+def test_a_word_of_101_to_200_characters_is_split_as_google_splits_it(our_tokenizer, google_tokenizer):
+    texts = ["1" * 101, "abc" * 50, "中" + "x" * 200]
+    assert _our_ids(our_tokenizer, texts) == _google_ids(google_tokenizer, texts)
 
 
 def test_chinese_characters_are_never_continuation_pieces(bert_vocab):
@@ -123,32 +165,49 @@ _ALPHABET = list("语言模型中文的是了在一個們說豈𠀀，。！？�
                  "\t\u3000\u00a0\u2028\u200b\u0085\x1c\x00\ufffd\u0301😀🇨🇳")
 
 
-@pytest.fixture(scope="module", params=[("bert", True), ("bert", False), ("bundled", True), ("bundled", False)],
-                ids=["bert-lowercase", "bert-cased", "bundled-lowercase", "bundled-cased"])
-def any_tokenizer(request):
-    """Google's vocabulary (from ../shared, skipped without it) and the bundled one (always)."""
-    name, lower = request.param
-    vocab = request.getfixturevalue("bert_vocab" if name == "bert" else "bundled_vocab")
-    return make_wordpiece_tokenizer(vocab, do_lower_case=lower)
+def _bert_normalized(text: str, *, lowercase: bool) -> str:
+    """What Google's BasicTokenizer makes of a token's text: control characters, U+0000 and U+FFFD
+    dropped (_clean_text), then, when lowercasing, lowercase, NFD and no combining marks."""
+    kept = "".join(c for c in text if c in "\t\n\r" or not (
+        ord(c) in (0, 0xFFFD) or unicodedata.category(c) in ("Cc", "Cf")))
+    if not lowercase:
+        return kept
+    return "".join(c for c in unicodedata.normalize("NFD", kept.lower()) if unicodedata.category(c) != "Mn")
 
 
-@settings(max_examples=400, deadline=None)
+@pytest.fixture(scope="module", params=[True, False], ids=["lowercase", "cased"])
+def both_tokenizers(request, bert_vocab, bert_vocab_path):
+    """Ours and Google's FullTokenizer on Google's vocabulary, lowercasing or not."""
+    from tests.conftest import google_bert
+
+    google = google_bert("tokenization").FullTokenizer(str(bert_vocab_path), do_lower_case=request.param)
+    return make_wordpiece_tokenizer(bert_vocab, do_lower_case=request.param), google, request.param
+
+
+@settings(max_examples=300, deadline=None)
 @given(texts=st.lists(st.text(alphabet=_ALPHABET, max_size=40), min_size=1, max_size=6))
-def test_fast_path_equals_the_library_on_any_text(any_tokenizer, texts):
-    tokenizer = any_tokenizer
+def test_fast_path_equals_google_on_any_text(both_tokenizers, texts):
+    """Ids equal Google's; each token's character span holds the token's text (after BERT's
+    normalization); a WordPiece word begins exactly at a token that is not a ``##`` piece."""
+    tokenizer, google, lowercase = both_tokenizers
     batch = tokenize_sentences(tokenizer, texts)
     offsets = batch.sentence_token_offsets
     for index, text in enumerate(texts):
-        expected = tokenizer.library.encode(text, add_special_tokens=False)
-        tokens = slice(offsets[index], offsets[index + 1])
-        assert batch.ids[tokens].tolist() == expected.ids, repr(text)
-        assert list(zip(batch.starts[tokens].tolist(), batch.ends[tokens].tolist())) == expected.offsets, repr(text)
-        words = batch.piece_word[tokens]
-        expected_new_word = [i == 0 or w != expected.word_ids[i - 1] for i, w in enumerate(expected.word_ids)]
-        assert [i == 0 or words[i] != words[i - 1] for i in range(len(words))] == expected_new_word, repr(text)
+        tokens = google.tokenize(text)
+        span = slice(offsets[index], offsets[index + 1])
+        assert batch.ids[span].tolist() == google.convert_tokens_to_ids(tokens), repr(text)
+        for token, start, end in zip(tokens, batch.starts[span].tolist(), batch.ends[span].tolist()):
+            normalized = _bert_normalized(text[start:end], lowercase=lowercase)
+            if token == "[UNK]":  # a whole word: some text, no space
+                assert normalized and not any(c.isspace() for c in normalized), repr(text)
+            else:
+                assert normalized == token.removeprefix("##"), repr(text)
+        words = batch.piece_word[span].tolist()
+        new_word = [i == 0 or words[i] != words[i - 1] for i in range(len(words))]
+        assert new_word == [not token.startswith("##") for token in tokens], repr(text)
 
 
-def test_a_literal_mask_in_text_is_not_the_special_token(bert_vocab):
-    tokenizer = make_wordpiece_tokenizer(bert_vocab, do_lower_case=True)
-    batch = tokenize_sentences(tokenizer, ["看[MASK]这"])
+def test_a_literal_mask_in_text_is_not_the_special_token(our_tokenizer, bert_vocab, google_tokenizer):
+    batch = tokenize_sentences(our_tokenizer, ["看[MASK]这"])
     assert [bert_vocab.tokens[i] for i in batch.ids] == ["看", "[", "ma", "##sk", "]", "这"]
+    assert google_tokenizer.tokenize("看[MASK]这") == ["看", "[", "ma", "##sk", "]", "这"]
