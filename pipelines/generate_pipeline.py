@@ -293,6 +293,7 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
         kind="phases", **run_info.fields(), prepared=prepared, config=config_json,
         files=tuple(f"seq{f['phase']}/{f['file']}" for f in sorted(files, key=lambda f: (f["phase"], f["file"]))
                     if f["kind"] == "tfrecord"),
+        file_info={f"seq{f['phase']}/{f['file']}": f["info"] for f in files},
         dead_letter_files=dead_letter_names(dead_letter_files), counters=dict(sorted(counters.items())),
         accounting=balance, recipe=instances.recipe, phases=tuple(phases_listed))
     return write_manifest(config.output.path, top)

@@ -69,3 +69,17 @@ def bundled_vocab():
 def google_tokenizer(bert_vocab_path):
     """Google's FullTokenizer (lowercasing) on Google's vocabulary."""
     return google_bert("tokenization").FullTokenizer(str(bert_vocab_path), do_lower_case=True)
+
+
+@pytest.fixture()
+def offline_hub(tmp_path, monkeypatch):
+    """huggingface_hub offline, with an empty cache of this test's own (a folder to fill, laid out
+    as the hub client lays it out). Set on the library's constants, which it reads from the
+    environment only once, when first imported."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache

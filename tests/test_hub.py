@@ -34,7 +34,7 @@ def cache_repo(cache: pathlib.Path, repo_id: str, files: dict) -> pathlib.Path:
 
 
 @pytest.fixture()
-def hub_cache(tmp_path, monkeypatch, bert_vocab_path):
+def hub_cache(tmp_path, offline_hub, bert_vocab_path):
     """A cache holding LTP/legacy (a perceptron trained here standing in for LTP's) and
     hfl/chinese-roberta-wwm-ext's vocab.txt (Google's, which it is)."""
     from ltp_extension.perceptron import CWSTrainer
@@ -45,16 +45,10 @@ def hub_cache(tmp_path, monkeypatch, bert_vocab_path):
     trainer.load_train_data(str(FIXTURES / "segmented.txt"))
     model = tmp_path / "cws_model.bin"
     trainer.train().save(str(model))
-    cache = tmp_path / "hub"
+    cache = offline_hub
     config = {"nerual": False, "tasks": {"cws": "cws_model.bin", "pos": "pos_model.bin", "ner": "ner_model.bin"}}
     cache_repo(cache, "LTP/legacy", {"config.json": json.dumps(config).encode(), "cws_model.bin": model.read_bytes()})
     cache_repo(cache, "hfl/chinese-roberta-wwm-ext", {"vocab.txt": bert_vocab_path.read_bytes()})
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     return cache
 
 
@@ -90,11 +84,7 @@ def test_a_file_the_cache_lacks_is_one_clear_line(hub_cache, tmp_path, capsys):
         hub_file("LTP/legacy", "pos_model.bin")
 
 
-def test_the_recipes_segmenter_falls_back_loudly_when_it_cannot_be_had(tmp_path, monkeypatch, caplog, capsys):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+def test_the_recipes_segmenter_falls_back_loudly_when_it_cannot_be_had(tmp_path, offline_hub, caplog, capsys):
     corpus = write_text_corpus(tmp_path / "corpus.txt")
     manifest = run([f"--input={corpus}", f"--output={tmp_path / 'out'}", "--max_seq_length=128", *LOCAL])
     fallback = manifest["config"]["segmentation"]["fallback"]

@@ -10,7 +10,7 @@ from wwm_core.instances import (SpecialIds, TokenPool, drop_leading_separators, 
                                 packed_pool, pair_plans, single_segment_plans, truncated_lengths, word_ids_of)
 
 SPECIAL = SpecialIds(cls=101, sep=102, mask=103, vocab_size=21128)
-WIDTH = 160
+WIDTH = 256  # room for 50 words of 5 tokens, the largest rows Hypothesis draws
 
 
 def _rows(word_sizes_per_row):

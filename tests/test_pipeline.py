@@ -237,9 +237,7 @@ def test_ltp_segmenter_with_a_perceptron_trained_here(tmp_path):
     assert n_ltp > 500 and z > 4.0, (whole_ltp, whole_char, z)
 
 
-def test_ltp_without_a_model_fails_before_the_pipeline_with_advice(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+def test_ltp_without_a_model_fails_before_the_pipeline_with_advice(tmp_path, capsys, offline_hub):
     corpus = write_text_corpus(tmp_path / "c.txt")
     status = main(["run", f"--input={corpus}", f"--output={tmp_path / 'o'}", "--segmenter=ltp"])
     assert status == 2

@@ -269,7 +269,7 @@ def test_a_changed_segmenter_or_sentence_is_segmented_again(prepared, tmp_path, 
     assert edited["counters"]["sentences.segmentation_cache_hit"] == sum(len(d) for d in DOCUMENTS) - 1
 
 
-def test_segment_refuses_what_it_cannot_use(tmp_path, capsys):
+def test_segment_refuses_what_it_cannot_use(tmp_path, capsys, offline_hub):
     assert main(["segment", f"--input={tmp_path}", "--segmenter=jieba"]) == 2
     assert "not the output of a finished `wwm prepare`" in capsys.readouterr().err
     assert main(["segment", f"--input={tmp_path}", "--segmenter=char"]) == 2

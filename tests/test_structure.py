@@ -150,9 +150,6 @@ def test_no_import_cycles_at_import_time():
     assert cycles(import_graph(at_import_time_only=True)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="wwm_trainer/evaluation.py (_write_scalars) imports wwm_trainer.train "
-                   "inside a function, and wwm_trainer/train.py imports wwm_trainer.evaluation: a cycle "
-                   "hidden by a lazy import (scalars_metadata belongs in a module both can import)")
 def test_no_import_cycles_at_all():
     assert cycles(import_graph(at_import_time_only=False)) == []
 

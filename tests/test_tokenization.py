@@ -5,7 +5,7 @@ Google's FullTokenizer is the reference every BERT vocabulary was made for. Our 
 path for CJK characters and punctuation, the ``tokenizers`` library for the rest) must give the
 same ids on real text and on generated mixed text. No deliberate difference: a literal "[MASK]"
 in the text is split like any bracketed word, as Google's tokenizer does. One difference is a bug
-(xfail below): words of 101 to 200 characters.
+words of 101 to 200 characters, which the tokenizers library's default would make [UNK].
 """
 import json
 import unicodedata
@@ -62,8 +62,6 @@ def test_ids_equal_googles_on_real_text(our_tokenizer, google_tokenizer):
         assert ours == google, repr(text[:200])
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the tokenizers library's WordPiece gives [UNK] for words over 100 "
-                   "characters; Google's WordpieceTokenizer splits words up to 200 (max_input_chars_per_word)")
 def test_a_word_of_101_to_200_characters_is_split_as_google_splits_it(our_tokenizer, google_tokenizer):
     texts = ["1" * 101, "abc" * 50, "中" + "x" * 200]
     assert _our_ids(our_tokenizer, texts) == _google_ids(google_tokenizer, texts)

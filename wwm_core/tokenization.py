@@ -11,6 +11,7 @@ import unicodedata
 
 import numpy as np
 from tokenizers import BertWordPieceTokenizer
+from tokenizers.models import WordPiece
 
 from wwm_core.vocab import Vocab
 
@@ -44,6 +45,7 @@ _PUNCTUATION_RANGES = ((0x21, 0x7E), (0xA1, 0xBF), (0x2010, 0x205E), (0x3001, 0x
                        (0xFF01, 0xFF65))
 _TABLE_SIZE = 0x2FA20
 _OTHER, _SINGLE, _SPACE = 0, 1, 2
+GOOGLE_MAX_INPUT_CHARS_PER_WORD = 200  # tokenization.py, WordpieceTokenizer
 
 
 class ChineseBertTokenizer:
@@ -64,6 +66,9 @@ class ChineseBertTokenizer:
         token_to_id = {token: index for index, token in enumerate(vocab.tokens)}
         # strip_accents follows lowercase, exactly as in Google's BasicTokenizer.
         self.library = BertWordPieceTokenizer(token_to_id, lowercase=do_lower_case, unk_token="[UNK]")
+        # Google's WordPiece splits words of up to 200 characters (the library's default is 100).
+        self.library._tokenizer.model = WordPiece(token_to_id, unk_token="[UNK]",
+                                                  max_input_chars_per_word=GOOGLE_MAX_INPUT_CHARS_PER_WORD)
         self._kind = np.zeros(_TABLE_SIZE, dtype=np.uint8)
         self._id = np.full(_TABLE_SIZE, token_to_id["[UNK]"], dtype=np.int32)
         for token, index in token_to_id.items():

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from wwm_trainer.data import make_eval_dataset, read_phases
 from wwm_trainer.errors import TrainerUsageError
-from wwm_trainer.steps import SUMS, build_eval_step, metrics_from_sums
+from wwm_trainer.steps import SUMS, build_eval_step, metrics_from_sums, scalars_metadata
 
 log = logging.getLogger("wwm.train")
 RESULTS_FILE = "eval_results.json"
@@ -73,7 +73,6 @@ class Evaluator:
 
 
 def _write_scalars(writer, metrics: dict, step: int) -> None:
-    from wwm_trainer.train import scalars_metadata
 
     metadata = scalars_metadata()
     with writer.as_default():

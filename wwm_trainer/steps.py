@@ -119,3 +119,11 @@ def metrics_from_sums(sums: dict, *, sentence_task: str) -> dict:
         metrics[f"{sentence_task}_loss"] = sums["sentence_loss_sum"] / count
         metrics[f"{sentence_task}_accuracy"] = sums["sentence_correct"] / count
     return metrics
+
+
+def scalars_metadata():
+    # What tf.summary.scalar writes, without needing the tensorboard package (tensorflow-cpu does
+    # not install it): a float32 scalar tagged for TensorBoard's scalars plugin.
+    from tensorflow.core.framework import summary_pb2
+
+    return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))

@@ -29,7 +29,7 @@ from wwm_trainer.model import BertPretrainer
 from wwm_trainer.optimization import WarmupLinearDecay, create_optimizer
 from wwm_trainer.presets import choose_model, describe_plan, find_recipe, plan_phases
 from wwm_trainer.settings import TrainSettings
-from wwm_trainer.steps import SUMS, build_train_loop, metrics_from_sums
+from wwm_trainer.steps import SUMS, build_train_loop, metrics_from_sums, scalars_metadata
 
 log = logging.getLogger("wwm.train")
 KEPT_STEPS = 10  # per-step records kept for the summary: the first and the last this many
@@ -71,14 +71,6 @@ def check_batch(batch: int, replicas: int, accumulation: int, phase: int) -> int
         raise TrainerUsageError(f"phase {phase}: batch {batch} is not a multiple of {replicas} replicas x "
                                 f"{accumulation} accumulation steps")
     return batch // replicas
-
-
-def scalars_metadata():
-    # What tf.summary.scalar writes, without needing the tensorboard package (tensorflow-cpu does
-    # not install it): a float32 scalar tagged for TensorBoard's scalars plugin.
-    from tensorflow.core.framework import summary_pb2
-
-    return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
 
 
 def step_records(first_step: int, sums: dict, sentence_task: str) -> list:
