@@ -1,14 +1,13 @@
 """The ``wwm run`` pipeline: documents to whole-word-masked shards for every phase, and manifests.
 
-    PrepareDocuments (read, clean, dedup) -> WriteShards (key by seeded hash, GroupByKey, make + write
-         \\-> dead letters (read errors, segmenter errors) ------------------- every phase) -> WriteManifests
+    MakeBuckets (read, clean, dedup: pipelines/buckets.py) -> WriteShard (per bucket, every phase)
+         \\-> dead letters (read errors, segmenter errors) --------------------------> WriteManifests
 
 Each bucket is one shard of every phase: its DoFn segments and tokenizes the bucket once, then
 makes, encodes and streams each phase's instances into that phase's files (temporary names, then
-renamed), so shard bytes depend only on the documents hashed into the bucket and the seed, not on
-workers, bundles or retries. Only documents go through the shuffle, never the (dupe_factor times
-larger) instances. Manifests are written last: one per phase, and for several phases one more at
-the top that lists them.
+renamed), so shard bytes depend only on the bucket's documents and the seed, not on workers,
+bundles or retries. Neither documents nor instances travel between workers. Manifests are
+written last: one per phase, and for several phases one more at the top that lists them.
 """
 import base64
 import collections
@@ -27,10 +26,9 @@ from pipelines.common import (DEAD_LETTER, STATS, RunInfo, count, dead_letter_na
                               write_manifest)
 from pipelines.io_utils import join
 from pipelines.output import write_atomically
-from pipelines.read_pipeline import PrepareDocuments
-from pipelines.word_cache import read_word_cache
+from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
+from pipelines.word_cache import read_cache_rows
 from wwm_core.generate import ShardMaker
-from wwm_core.hashing import bucket_of
 from wwm_core.manifest import MANIFEST, FileInfo, Manifest
 from wwm_core.records import schema
 from wwm_core.vocab import Vocab
@@ -119,15 +117,16 @@ class ParquetShard:
 
 
 class WriteShard(beam.DoFn):
-    """(bucket, {"documents": [...], "words": [cache rows]}) -> the bucket's shard of every phase
-    and format, written as streams, then renamed; yields one description per file."""
+    """(order, {"bucket": [AssignedBucket], "drop": [ids]}) -> the bucket's shard of every phase
+    and format, written as streams under temporary names, then renamed; yields one description
+    per file. With a segmentation cache, the bucket's cached word boundaries are in the cache
+    file of the same name as its documents file (``wwm segment`` writes them so)."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, use_word_cache: bool, segmenter):
+    def __init__(self, *, config, vocab_bytes: bytes, segmenter, word_cache_folder=None):
         self._config = config
         self._segmenter = segmenter
         self._vocab_bytes = vocab_bytes
-        self._num_shards = num_shards
-        self._use_word_cache = use_word_cache
+        self._word_cache_folder = word_cache_folder
 
     def setup(self):
         self._maker = ShardMaker(
@@ -135,25 +134,27 @@ class WriteShard(beam.DoFn):
             vocab=Vocab.from_bytes(self._vocab_bytes), segmenter=self._segmenter.load(),
             max_document_chars=self._config.cleaning.max_document_chars)
 
-    def _open(self, phase, bucket: int) -> dict:
+    def _open(self, phase, index: int, count: int) -> dict:
         folder, output = phase_folder(self._config, phase), self._config.output
         files = {}
         if output.tfrecord:
-            files["tfrecord"] = ShardFile(join(folder, shard_name(bucket, self._num_shards, ".tfrecord")))
+            files["tfrecord"] = ShardFile(join(folder, shard_name(index, count, ".tfrecord")))
         if output.parquet:
-            shard = ShardFile(join(folder, shard_name(bucket, self._num_shards, ".parquet")))
+            shard = ShardFile(join(folder, shard_name(index, count, ".parquet")))
             files["parquet"] = ParquetShard(shard, self._maker.parquet_features)
         return files
 
-    def process(self, bucket_and_inputs):
-        bucket, inputs = bucket_and_inputs
+    def process(self, order_and_inputs):
+        _, inputs = order_and_inputs
+        (bucket,) = inputs["bucket"]
         stats, dead_letters = collections.Counter(), []
-        word_cache = cache_entries(inputs["words"]) if self._use_word_cache else None
+        documents = bucket_documents(bucket, inputs["drop"], stats, dead_letters)
+        word_cache = self._word_cache(bucket, stats)
         maker, phases = self._maker, self._config.instances.phases
-        opened = {phase: self._open(phase, bucket) for phase in phases}
+        opened = {phase: self._open(phase, bucket.index, bucket.count) for phase in phases}
         written = collections.Counter()
         try:
-            for phase, batch in maker.instance_batches(list(inputs["documents"]), shard_index=bucket, stats=stats,
+            for phase, batch in maker.instance_batches(documents, shard_index=bucket.index, stats=stats,
                                                        dead_letters=dead_letters, word_cache=word_cache):
                 files = opened[phase]
                 if "tfrecord" in files:
@@ -176,44 +177,18 @@ class WriteShard(beam.DoFn):
                        "info": info}
         stats["shards_written"] += 1
         count(stats)
-        logging.info("wrote shard %d: %s instances from %d documents", bucket,
+        logging.info("wrote shard %d of %d: %s instances from %d documents", bucket.index, bucket.count,
                      ", ".join(f"{written[p]} at {p.max_seq_length}" for p in phases), stats["documents_out"])
         yield beam.pvalue.TaggedOutput(STATS, stats)
         for record in dead_letters:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
-
-def _has_documents(bucket_and_inputs) -> bool:
-    return next(iter(bucket_and_inputs[1]["documents"]), None) is not None
-
-
-class WriteShards(beam.PTransform):
-    """Documents (and cached word boundaries, if any) -> descriptions of the written files, with
-    STATS and DEAD_LETTER outputs. Cache rows travel to the bucket of their document."""
-
-    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, segmenter, word_cache_rows=None):
-        super().__init__()
-        self._config = config
-        self._write = WriteShard(config=config, vocab_bytes=vocab_bytes, num_shards=num_shards,
-                                 use_word_cache=word_cache_rows is not None, segmenter=segmenter)
-        self._num_shards = num_shards
-        self._word_cache_rows = word_cache_rows
-
-    def expand(self, documents):
-        seed, num_shards = self._config.instances.random_seed, self._num_shards
-
-        def bucket(document_id):
-            return bucket_of(document_id, seed=seed, num_buckets=num_shards)
-
-        keyed = {"documents": documents | "KeyByBucket" >> beam.Map(lambda d: (bucket(d.id), d))}
-        if self._word_cache_rows is not None:
-            keyed["words"] = self._word_cache_rows | "KeyCacheByBucket" >> beam.Map(lambda r: (bucket(r["id"]), r))
-        return (
-            keyed
-            | "GroupByBucket" >> beam.CoGroupByKey()
-            | "SkipCacheOnlyBuckets" >> beam.Filter(_has_documents)
-            | "MakeAndWrite" >> beam.ParDo(self._write).with_outputs(STATS, DEAD_LETTER, main="files")
-        )
+    def _word_cache(self, bucket, stats):
+        """{sentence key: word lengths} of the bucket's cache file, or None without a cache."""
+        if self._word_cache_folder is None:
+            return None
+        path = join(self._word_cache_folder, FileSystems.split(bucket.file.path)[1])
+        return cache_entries(read_cache_rows(path, stats))
 
 
 # ---------------------------------------------------------------- manifests
@@ -299,17 +274,20 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
     return write_manifest(config.output.path, top)
 
 
-def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, word_cache_folders=(), prepared=None):
-    """``segmenter``: the launcher's (checked) SegmenterChoice; ``word_cache_folders``: finished
-    segmentation caches (``wwm segment``) of that segmenter."""
-    num_shards = config.output.num_shards
-    documents = pipeline | "PrepareDocuments" >> PrepareDocuments(config.sources, cleaning=config.cleaning)
-    word_cache_rows = read_word_cache(pipeline, word_cache_folders) if word_cache_folders else None
-    shards = documents["documents"] | "WriteShards" >> WriteShards(
-        config=config, vocab_bytes=vocab.to_bytes(), num_shards=num_shards,
-        segmenter=segmenter, word_cache_rows=word_cache_rows)
-    dead_letter_files = write_dead_letters((documents[DEAD_LETTER], shards[DEAD_LETTER]), config.output.path)
-    counters = sum_counters((documents[STATS], shards[STATS]))
+def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes: int, word_cache_folders=(),
+                   prepared=None):
+    """``segmenter``: the launcher's (checked) SegmenterChoice; ``word_cache_folders``: the
+    finished segmentation cache (``wwm segment``) of that segmenter, if the input is prepared
+    documents that have one."""
+    buckets = pipeline | "MakeBuckets" >> MakeBuckets(
+        config.sources, cleaning=config.cleaning, work_folder=join(config.output.path, WORK_FOLDER),
+        bucket_bytes=bucket_bytes)
+    shards = buckets["buckets"] | "WriteShards" >> beam.ParDo(WriteShard(
+        config=config, vocab_bytes=vocab.to_bytes(), segmenter=segmenter,
+        word_cache_folder=word_cache_folders[0] if word_cache_folders else None)).with_outputs(
+        STATS, DEAD_LETTER, main="files")
+    dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], shards[DEAD_LETTER]), config.output.path)
+    counters = sum_counters((buckets[STATS], shards[STATS]))
     file_list = shards.files | "ListFiles" >> beam.combiners.ToList()
     return (
         pipeline
@@ -321,7 +299,3 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, word_cache_f
             counters=beam.pvalue.AsSingleton(counters),
             dead_letter_files=beam.pvalue.AsList(dead_letter_files))
     )
-
-
-def automatic_shards(input_bytes: int, *, bytes_per_shard: int) -> int:
-    return max(1, math.ceil(input_bytes / bytes_per_shard))

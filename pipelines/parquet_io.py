@@ -2,14 +2,10 @@
 function every stage that reads Parquet uses (``wwm run``'s parquet sources, ``wwm segment``, the
 segmentation cache): a file is opened, checked against the schema it must have, and streamed in
 batches; whatever does not fit is a dead letter that names the file."""
-import collections
-
-import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
-from pipelines.common import DEAD_LETTER, STATS, count
 from wwm_core.text import BadRecord, Document
 
 DOCUMENTS_FOLDER = "documents"  # in a `wwm prepare` output folder
@@ -89,43 +85,45 @@ def parquet_rows(path: str, *, schema: pa.Schema, required=()):
         raise ParquetInputError("unreadable_parquet", f"{path}: {error}") from error
 
 
-def _path_of(element) -> str:
-    """A path from a path, a FileMetadata (fileio.MatchAll) or a ReadableFile (fileio.ReadMatches)."""
-    return getattr(getattr(element, "metadata", element), "path", element)
+def document_ids(path: str) -> list:
+    """The ids of a documents file, read alone (a file that cannot be read has none here: reading
+    its documents makes its dead letter)."""
+    try:
+        return [row["id"] for row in parquet_rows(path, schema=pa.schema([SCHEMA.field("id")]), required=("id",))
+                if row.get("id")]
+    except ParquetInputError:
+        return []
 
 
-class ReadParquetDocuments(beam.DoFn):
-    """A Parquet file of cleaned documents -> Documents, with DEAD_LETTER and STATS outputs. A file
-    that is not Parquet or not of the documents' schema is one dead letter; a row without an id or
-    sentences, or whose id repeats one of the same file, is one dead letter."""
-
-    def process(self, element):
-        path = _path_of(element)
-        stats = collections.Counter()
-        seen = set()
-        position = 0
-        try:
-            for position, row in enumerate(parquet_rows(path, schema=SCHEMA, required=REQUIRED_COLUMNS)):
-                stats["records_in"] += 1
-                doc_id = row.get("id")
-                if not doc_id or row.get("sentences") is None:
-                    yield self._dead(stats, BadRecord(f"{path}:{position}", "parquet_bad_row",
-                                                      f"{path} row {position}: empty id or no sentences", ""))
-                elif doc_id in seen:
-                    yield self._dead(stats, BadRecord(doc_id, "duplicate_document_id",
-                                                      f"{path} row {position}: the id of an earlier row", ""))
-                else:
-                    seen.add(doc_id)
-                    yield Document(doc_id, tuple(s for s in row["sentences"] if s), row.get("source") or "",
-                                   row.get("title") or "", row.get("changes") or "{}")
-        except ParquetInputError as error:
-            stats["records_in"] += 1
-            yield self._dead(stats, BadRecord(path, error.reason, str(error), ""))
+def documents_of(path: str, stats, *, count_records: bool):
+    """The Documents of a documents Parquet file, and BadRecords (counted) for what cannot be
+    used: a file that is not Parquet or not of the documents' schema is one dead letter; a row
+    without an id or sentences, or whose id repeats one of the same file, is one dead letter.
+    ``count_records``: each row (a file, when unreadable) counts in ``records_in`` (prepared
+    input); work files' records were counted when they were read."""
+    seen = set()
+    new = 1 if count_records else 0
+    try:
+        for position, row in enumerate(parquet_rows(path, schema=SCHEMA, required=REQUIRED_COLUMNS)):
+            stats["records_in"] += new
+            doc_id = row.get("id")
+            if not doc_id or row.get("sentences") is None:
+                yield _dead(stats, BadRecord(f"{path}:{position}", "parquet_bad_row",
+                                             f"{path} row {position}: empty id or no sentences", ""))
+            elif doc_id in seen:
+                yield _dead(stats, BadRecord(doc_id, "duplicate_document_id",
+                                             f"{path} row {position}: the id of an earlier row", ""))
+            else:
+                seen.add(doc_id)
+                yield Document(doc_id, tuple(s for s in row["sentences"] if s), row.get("source") or "",
+                               row.get("title") or "", row.get("changes") or "{}")
+    except ParquetInputError as error:
+        stats["records_in"] += new
+        yield _dead(stats, BadRecord(path, error.reason, str(error), ""))
+    if count_records:
         stats["files_read"] += 1
-        count(stats)
-        yield beam.pvalue.TaggedOutput(STATS, stats)
 
-    @staticmethod
-    def _dead(stats, record):
-        stats[f"dead_lettered.{record.reason}"] += 1
-        return beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+
+def _dead(stats, record: BadRecord) -> BadRecord:
+    stats[f"dead_lettered.{record.reason}"] += 1
+    return record

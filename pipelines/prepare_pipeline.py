@@ -1,49 +1,78 @@
 """The ``wwm prepare`` pipeline: raw corpora read, cleaned and deduplicated once, written as
 Parquet documents that every later ``wwm segment`` and ``wwm run`` reads.
 
-    PrepareDocuments (read, clean, dedup) -> WriteParquet -> manifest (kind "documents")
+    MakeBuckets (read, clean, dedup: pipelines/buckets.py) -> WriteDocuments (per bucket:
+    documents/part-NNNNN-of-NNNNN.parquet, each a bucket of later runs) -> manifest ("documents")
          \\-> dead letters
 """
 import collections
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from pipelines.common import (DEAD_LETTER, STATS, SumCounters, accounting, dead_letter_names, sum_counters,
+from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
+from pipelines.common import (DEAD_LETTER, STATS, accounting, count, dead_letter_names, sum_counters,
                               write_dead_letters, write_manifest)
 from pipelines.io_utils import join
+from pipelines.output import file_checksum, write_atomically
 from pipelines.parquet_io import DOCUMENTS_FOLDER, SCHEMA, document_row
-from pipelines.read_pipeline import PrepareDocuments
-from wwm_core.manifest import Manifest
+from wwm_core.manifest import FileInfo, Manifest
+
+
+class WriteDocuments(beam.DoFn):
+    """(order, {"bucket": [AssignedBucket], "drop": [ids]}) -> the bucket's documents, less the
+    dropped ones, as documents/part-NNNNN-of-NNNNN.parquet; yields the file's name."""
+
+    def __init__(self, output: str):
+        self._output = output
+
+    def process(self, order_and_inputs):
+        _, inputs = order_and_inputs
+        (bucket,) = inputs["bucket"]
+        stats, dead_letters = collections.Counter(), []
+        documents = sorted(bucket_documents(bucket, inputs["drop"], stats, dead_letters), key=lambda d: d.id)
+        name = join(DOCUMENTS_FOLDER, f"part-{bucket.index:05d}-of-{bucket.count:05d}.parquet")
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist([document_row(d) for d in documents], schema=SCHEMA), sink,
+                       compression="zstd")
+        path = join(self._output, name)
+        write_atomically(path, sink.getvalue().to_pybytes())
+        stats["documents_out"] += len(documents)
+        count(stats)
+        size, crc32c = file_checksum(path)
+        yield name, FileInfo(bytes=size, crc32c=crc32c, records=len(documents))
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+        for record in dead_letters:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
 
 def write_prepare_manifest(_, *, config, run_info, files, counters, dead_letter_files):
     """Runs once, after the Parquet files and dead letters are written."""
     return write_manifest(config.output.path, Manifest(
         kind="documents", **run_info.fields(), config=config.to_json(sections=("sources", "cleaning", "output")),
-        files=tuple(sorted(join(DOCUMENTS_FOLDER, FileSystems.split(f)[1]) for f in files)),
+        files=tuple(sorted(name for name, _ in files)), file_info=dict(files),
         dead_letter_files=dead_letter_names(dead_letter_files), counters=counters, accounting=accounting(counters),
         num_documents=counters.get("documents_out", 0)))
 
 
-def build_prepare_pipeline(pipeline, *, config, run_info):
-    documents = pipeline | "PrepareDocuments" >> PrepareDocuments(config.sources, cleaning=config.cleaning)
-    out_stats = (documents["documents"]
-                 | "CountOut" >> beam.Map(lambda d: collections.Counter({"documents_out": 1}))
-                 | "SumOut" >> beam.CombineGlobally(SumCounters()))
-    files = (documents["documents"]
-             | "ToRows" >> beam.Map(document_row)
-             | "WriteParquet" >> beam.io.WriteToParquet(
-                 join(config.output.path, DOCUMENTS_FOLDER, "part"), SCHEMA, file_name_suffix=".parquet",
-                 num_shards=config.output.num_shards))
-    dead_letter_files = write_dead_letters((documents[DEAD_LETTER],), config.output.path)
-    counters = sum_counters((documents[STATS], out_stats))
+def build_prepare_pipeline(pipeline, *, config, run_info, bucket_bytes: int):
+    buckets = pipeline | "MakeBuckets" >> MakeBuckets(
+        config.sources, cleaning=config.cleaning, work_folder=join(config.output.path, WORK_FOLDER),
+        bucket_bytes=bucket_bytes)
+    written = buckets["buckets"] | "WriteDocuments" >> beam.ParDo(WriteDocuments(config.output.path)).with_outputs(
+        STATS, DEAD_LETTER, main="files")
+    dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], written[DEAD_LETTER]), config.output.path)
+    counters = sum_counters((buckets[STATS], written[STATS]))
+    # Listed by a combine, not as a side input of the ParDo's main output: Beam's
+    # BundleBasedDirectRunner would hand the side outputs to such a side input too.
+    file_list = written.files | "ListFiles" >> beam.combiners.ToList()
     return (
         pipeline
         | "ManifestTrigger" >> beam.Create([None])
         | "WriteManifest" >> beam.Map(
             write_prepare_manifest, config=config, run_info=run_info,
-            files=beam.pvalue.AsList(files),
+            files=beam.pvalue.AsSingleton(file_list),
             counters=beam.pvalue.AsSingleton(counters),
             dead_letter_files=beam.pvalue.AsList(dead_letter_files))
     )

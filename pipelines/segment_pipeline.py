@@ -2,7 +2,8 @@
 later ``wwm run`` to reuse.
 
     PREPARED/documents/part-*.parquet                          (``wwm prepare``)
-    PREPARED/segmentation/<identity key>/part-*.parquet        (this: id, sentence keys, word lengths)
+    PREPARED/segmentation/<identity key>/part-*.parquet        (this: id, sentence keys, word lengths;
+                                                               one file per documents file, same name)
     PREPARED/segmentation/<identity key>/segmentation.json     (identity, counters; written last)
 
 The identity key names the segmenter (backend, model and dictionary hashes, library version), so a
@@ -13,14 +14,18 @@ import collections
 import logging
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.common import (DEAD_LETTER, STATS, accounting, count, dead_letter_names, sum_counters,
                               write_dead_letters, write_manifest_file)
 from pipelines.io_utils import exists, join, read_bytes
-from pipelines.parquet_io import ReadParquetDocuments
+from pipelines.output import write_atomically
+from pipelines.parquet_io import documents_of
 from pipelines.word_cache import SCHEMA, SEGMENTATION_MANIFEST
 from wwm_core.manifest import MANIFEST, Manifest, parse_manifest
+from wwm_core.text import BadRecord
 from wwm_core.word_boundaries import segment_documents, sentence_key
 
 # Sentences segmented per call: large enough that the per-call cost of the segmenter and of Beam
@@ -30,17 +35,39 @@ BATCH_SENTENCES = 4096
 log = logging.getLogger("wwm")
 
 
-class SegmentDocuments(beam.DoFn):
-    """A batch of Documents -> cache rows, with STATS and DEAD_LETTER outputs."""
+class SegmentFile(beam.DoFn):
+    """A prepared documents file -> its cache file of the same name in the cache folder (written
+    whole, then renamed), with STATS and DEAD_LETTER outputs; yields the file's name."""
 
-    def __init__(self, choice):
+    def __init__(self, choice, *, output: str, batch_sentences: int):
         self._choice = choice
+        self._output = output
+        self._batch_sentences = batch_sentences
 
     def setup(self):
         self._segmenter = self._choice.load()
 
-    def process(self, documents):
-        stats, dead_letters = collections.Counter(), []
+    def process(self, path):
+        stats, dead_letters, rows = collections.Counter(), [], []
+        documents = []
+        for item in documents_of(path, stats, count_records=True):
+            if isinstance(item, BadRecord):
+                dead_letters.append(item)
+            else:
+                documents.append(item)
+        for batch in _batches(documents, self._batch_sentences):
+            rows.extend(self._rows(batch, stats, dead_letters))
+        name = FileSystems.split(path)[1]
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
+        write_atomically(join(self._output, name), sink.getvalue().to_pybytes())
+        count(stats)
+        yield name
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+        for record in dead_letters:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+
+    def _rows(self, documents, stats, dead_letters):
         kept, sentences, words = segment_documents(self._segmenter, documents, stats=stats,
                                                    dead_letters=dead_letters)
         first = 0
@@ -55,10 +82,18 @@ class SegmentDocuments(beam.DoFn):
         stats["documents_out"] += len(kept)
         stats["sentences_segmented"] += len(sentences)
         stats["characters_segmented"] += sum(map(len, sentences))
-        count(stats)
-        yield beam.pvalue.TaggedOutput(STATS, stats)
-        for record in dead_letters:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+
+
+def _batches(documents, sentences_per_batch: int):
+    batch, size = [], 0
+    for document in documents:
+        batch.append(document)
+        size += len(document.sentences)
+        if size >= sentences_per_batch:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def prepared_document_files(prepared: str) -> list:
@@ -72,30 +107,29 @@ def prepared_document_files(prepared: str) -> list:
 
 def build_segment_pipeline(pipeline, *, files, choice, identity: dict, output: str, run_info, config_json: dict,
                            batch_sentences: int = BATCH_SENTENCES):
-    """Segments every document of ``files`` (Parquet) into ``output`` (the identity's folder)."""
-    documents = (pipeline
+    """Segments every document of ``files`` (Parquet) into ``output`` (the identity's folder),
+    one cache file per documents file, of the same name: a run's bucket finds its cache file
+    without any shuffle."""
+    segmented = (pipeline
                  | "DocumentFiles" >> beam.Create(files)
-                 | "ReadDocuments" >> beam.ParDo(ReadParquetDocuments()).with_outputs(DEAD_LETTER, STATS,
-                                                                                      main="documents"))
-    segmented = (documents.documents
-                 | "Batch" >> beam.BatchElements(min_batch_size=batch_sentences, max_batch_size=batch_sentences,
-                                                 element_size_fn=lambda d: max(1, len(d.sentences)))
-                 | "Segment" >> beam.ParDo(SegmentDocuments(choice)).with_outputs(STATS, DEAD_LETTER, main="rows"))
-    written = segmented.rows | "WriteParquet" >> beam.io.WriteToParquet(
-        join(output, "part"), SCHEMA, file_name_suffix=".parquet", num_shards=len(files))
-    dead_letter_files = write_dead_letters((documents[DEAD_LETTER], segmented[DEAD_LETTER]), output)
-    counters = sum_counters((documents[STATS], segmented[STATS]))
+                 | "SpreadFiles" >> beam.Reshuffle()
+                 | "Segment" >> beam.ParDo(SegmentFile(choice, output=output, batch_sentences=batch_sentences))
+                 .with_outputs(STATS, DEAD_LETTER, main="files"))
+    dead_letter_files = write_dead_letters((segmented[DEAD_LETTER],), output)
+    counters = sum_counters((segmented[STATS],))
+    # A combine, not a side input of the ParDo's main output (see prepare_pipeline).
+    file_list = segmented.files | "ListFiles" >> beam.combiners.ToList()
 
     def write_manifest(_, files, counters, dead_letter_files):
         manifest = Manifest(
             kind="segmentation", **run_info.fields(), config=config_json, identity=identity,
-            files=tuple(sorted(FileSystems.split(f)[1] for f in files)),
+            files=tuple(sorted(files)),
             dead_letter_files=dead_letter_names(dead_letter_files), counters=counters,
             accounting=accounting(counters), num_documents=counters.get("documents_out", 0))
         return write_manifest_file(join(output, SEGMENTATION_MANIFEST), manifest)
 
     return (pipeline
             | "ManifestTrigger" >> beam.Create([None])
-            | "WriteManifest" >> beam.Map(write_manifest, files=beam.pvalue.AsList(written),
+            | "WriteManifest" >> beam.Map(write_manifest, files=beam.pvalue.AsSingleton(file_list),
                                           counters=beam.pvalue.AsSingleton(counters),
                                           dead_letter_files=beam.pvalue.AsList(dead_letter_files)))

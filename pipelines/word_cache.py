@@ -1,14 +1,13 @@
 """The segmentation cache's layout, and reading it back in ``wwm run``.
 
-    PREPARED/segmentation/<identity key>/part-*.parquet      rows: id, sentence keys, word lengths
+    PREPARED/segmentation/<identity key>/part-*.parquet      rows: id, sentence keys, word lengths,
+                                                             for the documents file of the same name
     PREPARED/segmentation/<identity key>/segmentation.json   identity and counters, written last
 """
 import logging
 
-import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
 from pipelines.io_utils import exists, join
 from pipelines.parquet_io import DOCUMENTS_FOLDER, ParquetInputError, parquet_rows
@@ -26,28 +25,20 @@ def cache_folder(cache_root: str, identity_key: str) -> str:
     return join(cache_root, identity_key)
 
 
-class ReadCacheRows(beam.DoFn):
-    """A cache Parquet file -> its rows ({"id", "sentence_keys", "word_lengths"}). A file that is
-    not a readable cache file gives no rows: its sentences miss the cache and are segmented again,
-    which gives the same bytes, and the file is named in the log."""
-
-    def process(self, path):
-        try:
-            yield from parquet_rows(path, schema=SCHEMA, required=SCHEMA.names)
-        except ParquetInputError as error:
-            Metrics.counter("wwm", "segmentation_cache_files_unreadable").inc()
-            logging.getLogger("wwm").warning("segmentation cache: %s (%s); its sentences are segmented again",
-                                             error, error.reason)
-
-
-def read_word_cache(pipeline, folders):
-    """Every cache row of the finished cache ``folders``."""
-    patterns = [join(folder, "part-*.parquet") for folder in folders]
-    return (pipeline
-            | "CacheFolders" >> beam.Create(patterns)
-            | "MatchCache" >> beam.io.fileio.MatchAll()
-            | "CachePaths" >> beam.Map(lambda metadata: metadata.path)
-            | "ReadCache" >> beam.ParDo(ReadCacheRows()))
+def read_cache_rows(path: str, stats):
+    """The rows ({"id", "sentence_keys", "word_lengths"}) of the cache file at ``path``. A missing
+    file, or one that is not a readable cache file, gives no rows: its sentences miss the cache
+    and are segmented again, which gives the same bytes; it is counted and named in the log."""
+    if not exists(path):
+        stats["segmentation_cache_files_missing"] += 1
+        return []
+    try:
+        return list(parquet_rows(path, schema=SCHEMA, required=SCHEMA.names))
+    except ParquetInputError as error:
+        stats["segmentation_cache_files_unreadable"] += 1
+        logging.getLogger("wwm").warning("segmentation cache: %s (%s); its sentences are segmented again",
+                                         error, error.reason)
+        return []
 
 
 def word_cache_root_of(patterns) -> str:

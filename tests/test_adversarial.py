@@ -40,6 +40,11 @@ def text_corpus(first, count):
     return "".join("\n".join(sentences_of(i)) + "\n\n" for i in range(first, first + count))
 
 
+def line_starts(data: bytes) -> list:
+    """Where each line of ``data`` begins: the position a record's id holds."""
+    return [0] + [i + 1 for i, byte in enumerate(data[:-1]) if byte == ord("\n")]
+
+
 class Outcome:
     """What a run made of each input file: its documents and its dead letters."""
 
@@ -182,7 +187,9 @@ def test_utf16_and_utf8_with_a_byte_order_mark_are_decoded(text_run):
 
 def test_a_file_listed_twice_is_read_once(text_run):
     files, outcome = text_run
-    assert outcome.ids("text:good.txt") == [f"text:good.txt:{n}" for n in range(4)]
+    # A document's id holds the byte its first line begins at: 0, then after each blank line.
+    document_bytes = len(("\n".join(sentences_of(0)) + "\n\n").encode())
+    assert outcome.ids("text:good.txt") == sorted(f"text:good.txt@{n * document_bytes}" for n in range(4))
     assert outcome.dead(files["good.txt"]) == ["duplicate_input_file"]
 
 
@@ -211,11 +218,13 @@ def test_hostile_json_lines_are_dead_letters_never_the_end_of_the_run(tmp_path):
         b'{"text": "\xe6\x9c\x80\xe5\x90\x8e\xe4\xb8\x80\xe8\xa1\x8c\xe3\x80\x82"}',
     ]) + b"\n")
     outcome = prepared(tmp_path / "out", [corpus], "--input_format=jsonl")
-    assert sorted(outcome.documents) == ["jsonl:hostile.jsonl:1", "jsonl:hostile.jsonl:6", "jsonl:hostile.jsonl:7"]
-    assert outcome.documents["jsonl:hostile.jsonl:1"]["sentences"] == ["第一行。"]
+    # Ids hold where each line begins in the text (the byte-order mark is not text).
+    line = [f"jsonl:hostile.jsonl@{start}" for start in line_starts(corpus.read_bytes()[3:])]
+    assert sorted(outcome.documents) == sorted([line[0], line[5], line[6]])
+    assert outcome.documents[line[0]]["sentences"] == ["第一行。"]
     rows = {row["id"]: row["reason"] for row in outcome.dead_letters}
-    assert rows == {"jsonl:hostile.jsonl:2": "lone_surrogate", "jsonl:hostile.jsonl:3": "lone_surrogate",
-                    "jsonl:hostile.jsonl:4": "json_nesting_too_deep", "jsonl:hostile.jsonl:5": "json_number_too_long"}
+    assert rows == {line[1]: "lone_surrogate", line[2]: "lone_surrogate", line[3]: "json_nesting_too_deep",
+                    line[4]: "json_number_too_long"}
     assert balance(outcome) == (7, 3, 0, 4)
 
 
@@ -467,7 +476,7 @@ def test_the_same_corpus_at_two_paths_gives_the_same_bytes(tmp_path, monkeypatch
         (tmp_path / copy).mkdir(parents=True)
         (tmp_path / copy / "part-1.txt").write_text(corpus[:len(corpus) // 2], encoding="utf-8")
         (tmp_path / copy / "part-2.txt").write_text(corpus[len(corpus) // 2:], encoding="utf-8")
-    common = ["--num_shards=3", "--dupe_factor=2", *LOCAL]
+    common = ["--num_shards=3", "--dupe_factor=2", "--max_seq_length=128", "--segmenter=jieba", *LOCAL]
     run([f"--input={tmp_path}/a/nested/corpus/*.txt", f"--output={tmp_path / 'out1'}", *common])
     monkeypatch.chdir(tmp_path / "a")  # relative, from another working directory
     run(["--input=../b/part-*.txt", f"--output={tmp_path / 'out2'}", *common])
@@ -643,25 +652,21 @@ def test_file_checksum_is_crc32c_as_gcs_reports_it(tmp_path):
 
 def test_an_exception_while_cleaning_one_document_is_its_dead_letter():
     """A document that breaks cleaning (here OpenCC on a lone surrogate, which no reader lets
-    through any more, and a page over the parse budget) costs itself, not the bundle."""
-    import apache_beam as beam
-    from apache_beam.testing.test_pipeline import TestPipeline
-    from apache_beam.testing.util import assert_that, equal_to
+    through any more, and a page over the parse budget) costs itself, not the others."""
+    import collections
 
-    from pipelines.read_pipeline import DEAD_LETTER, STATS, CleanDocument
+    from pipelines.read_pipeline import Cleaner
     from wwm_core.config import CleaningConfig
-    from wwm_core.text import LINES, WIKITEXT, RawDocument
+    from wwm_core.text import LINES, WIKITEXT, BadRecord, RawDocument
 
     raws = [RawDocument("t:a:0", "好的句子。", LINES), RawDocument("t:a:1", "坏\ud800的。", LINES),
             RawDocument("w:b#1", "[[a|" * 20000, WIKITEXT), RawDocument("t:a:2", "另一句。", LINES)]
-    with TestPipeline(runner="BundleBasedDirectRunner") as pipeline:
-        cleaned = (pipeline | beam.Create(raws)
-                   | beam.ParDo(CleanDocument(cleaning=CleaningConfig(), opencc_config="t2s"))
-                   .with_outputs(STATS, DEAD_LETTER, main="documents"))
-        assert_that(cleaned.documents | beam.Map(lambda d: (d.id, d.sentences)),
-                    equal_to([("t:a:0", ("好的句子。",)), ("t:a:2", ("另一句。",))]), label="documents")
-        assert_that(cleaned[DEAD_LETTER] | beam.Map(lambda r: (r.id, r.reason, r.detail.split(":")[0])),
-                    equal_to([("t:a:1", "record_error", "UnicodeEncodeError"),
-                              ("w:b#1", "page_too_complex", "unclosed markup would make the parser scan "
-                               f"{sum(80000 - 4 * i for i in range(20000))} characters (budget 50000000)")]),
-                    label="dead letters")
+    cleaner, stats = Cleaner(cleaning=CleaningConfig(), opencc_config="t2s"), collections.Counter()
+    results = [cleaner.clean(raw, stats) for raw in raws]
+    assert [(d.id, d.sentences) for d in results if not isinstance(d, BadRecord)] == [
+        ("t:a:0", ("好的句子。",)), ("t:a:2", ("另一句。",))]
+    assert [(r.id, r.reason, r.detail.split(":")[0]) for r in results if isinstance(r, BadRecord)] == [
+        ("t:a:1", "record_error", "UnicodeEncodeError"),
+        ("w:b#1", "page_too_complex", "unclosed markup would make the parser scan "
+         f"{sum(80000 - 4 * i for i in range(20000))} characters (budget 50000000)")]
+    assert stats["dead_lettered.record_error"] == stats["dead_lettered.page_too_complex"] == 1

@@ -142,7 +142,7 @@ def test_bad_input_is_counted_and_dead_lettered_never_lost(tmp_path):
     assert sorted(r["reason"] for r in rows) == sorted(
         ["malformed_json", "missing_text_field", "text_field_not_a_string", "not_a_json_object", "invalid_utf8"])
     # Ids name the file under the input root; the detail names its full path, to find it by.
-    assert all(r["id"].startswith("jsonl:docs.jsonl:") and str(jsonl) in r["detail"] and r["raw"] for r in rows)
+    assert all(r["id"].startswith("jsonl:docs.jsonl@") and str(jsonl) in r["detail"] and r["raw"] for r in rows)
 
 
 def test_roberta_recipe_has_no_nsp(tmp_path):

@@ -93,7 +93,8 @@ def test_a_multistream_dump_is_read_in_parallel_ranges_like_a_sequential_read(tm
     monkeypatch.setattr(read_pipeline, "STREAMS_PER_READ", 2)
     from apache_beam.io.filesystems import FileSystems
     metadata = FileSystems.match([str(dump)])[0].metadata_list[0]
-    ranges = list(read_pipeline.plan_wiki_reads(metadata))
+    ranges = list(read_pipeline.plan_units(metadata, source=0, input_format="wiki", root=str(folder),
+                                           unit_bytes=1 << 20))
     # header + 8 page streams (the footer rides with the last): 9 streams, 2 per read
     assert len(ranges) == 5 and all(r.start is not None for r in ranges)
 
@@ -217,10 +218,13 @@ def test_near_duplicates_are_dropped_at_the_threshold(tmp_path):
     near_copy = BASE_ARTICLE.replace("东海", "大海", 1)  # one word changed
     other = "北京是中华人民共和国的首都，也是全国的政治和文化中心。这座城市有三千多年的建城史。" * 3
     corpus = tmp_path / "docs.jsonl"
-    corpus.write_text("\n".join(json.dumps({"text": t}, ensure_ascii=False)
-                                for t in (BASE_ARTICLE, near_copy, other)) + "\n")
+    lines = [json.dumps({"text": t}, ensure_ascii=False).encode() for t in (BASE_ARTICLE, near_copy, other)]
+    corpus.write_bytes(b"\n".join(lines) + b"\n")
+    starts = [0, len(lines[0]) + 1, len(lines[0]) + len(lines[1]) + 2]  # ids hold where each line begins
     manifest, documents = prepare_docs(tmp_path, [corpus], "--input_format=jsonl", "--near_duplicate_threshold=0.8")
-    assert sorted(documents) == ["jsonl:docs.jsonl:1", "jsonl:docs.jsonl:3"]  # the first of the near pair is kept
+    # Of the near pair, the document with the smaller id is kept.
+    kept = min(f"jsonl:docs.jsonl@{starts[0]}", f"jsonl:docs.jsonl@{starts[1]}")
+    assert sorted(documents) == sorted([kept, f"jsonl:docs.jsonl@{starts[2]}"])
     assert manifest["counters"]["documents_filtered.near_duplicate"] == 1
     _, kept_all = prepare_docs(tmp_path, [corpus], "--input_format=jsonl", name="off")
     assert len(kept_all) == 3

@@ -225,7 +225,9 @@ def test_segment_once_then_runs_reuse_the_boundaries(prepared, tmp_path, capsys)
     cache = segment([f"--input={prepared}", "--segmenter=jieba", BEAM])
     assert cache["num_documents"] == len(DOCUMENTS) and cache["accounting"]["balanced"]
     folder = prepared / "segmentation" / identity_key(cache["identity"])
-    rows = pq.read_table(folder / cache["files"][0]).to_pylist() + pq.read_table(folder / cache["files"][1]).to_pylist()
+    rows = [row for name in cache["files"] for row in pq.read_table(folder / name).to_pylist()]
+    assert cache["files"] == sorted(p.name for p in (prepared / "documents").glob("*.parquet")), \
+        "one cache file per documents file, of the same name"
     assert sorted(len(row["sentence_keys"]) for row in rows) == sorted(len(d) for d in DOCUMENTS)
 
     # A second `wwm segment` with the same segmenter has nothing to do.

@@ -7,6 +7,7 @@ Anything these commands do not know is handed to Beam's PipelineOptions (``--run
 """
 import dataclasses
 import logging
+import math
 import os
 
 import apache_beam as beam
@@ -14,7 +15,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.common import RunInfo, accounting
-from pipelines.generate_pipeline import automatic_shards, build_pipeline
+from pipelines.buckets import WORK_FOLDER
+from pipelines.generate_pipeline import build_pipeline
 from pipelines.io_utils import join, read_bytes
 from pipelines.output import claim_output
 from pipelines.parquet_io import DOCUMENTS_FOLDER
@@ -29,9 +31,16 @@ from wwm_core.manifest import MANIFEST, ManifestError, parse_manifest
 from wwm_core.vocab import Vocab, bundled_vocab_bytes
 
 log = logging.getLogger("wwm")
-# A worker holds one bucket (shard) of documents at a time; ~16 MB of text per bucket keeps its
-# token arrays and plans small (see README, Performance).
-AUTO_SHARD_INPUT_BYTES = 16 * 1024 * 1024
+# A bucket (a shard) is about this much clean text: a worker holds one at a time, its token
+# arrays and plans (see README, Performance). Smaller corpora get at least MIN_BUCKETS buckets,
+# so local workers and cloud workers have work to share.
+BUCKET_BYTES = 16 * 1024 * 1024
+MIN_BUCKETS = 8
+MIN_BUCKET_BYTES = 64 * 1024
+# Clean text per byte of input, to size buckets before anything is read: compressed files hold
+# about four times their size in text; a wiki dump's markup is about half of it.
+TEXT_PER_INPUT_BYTE = {".bz2": 4.0, ".gz": 4.0}
+WIKI_TEXT_SHARE = 0.5
 
 
 # ---------------------------------------------------------------- wwm run
@@ -66,13 +75,17 @@ def run(argv) -> dict:
     prepared = prepared_link(config)
     check_memory(config)
     command = ("wwm", "run", *argv)
-    config, inputs, claim = sized_and_claimed(config, command)
-    run_info = RunInfo(command=command, inputs=inputs)
-    log.info("reading %d bytes from %s into %d shards at %s", sum(i["bytes"] for i in inputs), describe(config),
-             config.output.num_shards, config.output.path)
+    inputs = input_files(config)
+    bucket_bytes = bucket_bytes_for(config, inputs)
+    claim = claimed(config, command)
+    run_info = RunInfo(command=command, inputs=[{"path": i["path"], "bytes": i["bytes"]} for i in inputs])
+    log.info("reading %d bytes from %s in buckets of about %d bytes of text, to %s",
+             sum(i["bytes"] for i in inputs), describe(config), bucket_bytes, config.output.path)
     with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
+                       bucket_bytes=bucket_bytes,
                        word_cache_folders=word_cache_folders, prepared=prepared)
+    remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
     then_train(training, config.output.path)
@@ -164,18 +177,37 @@ def input_files(config) -> list:
     for pattern, result in zip(config.patterns, FileSystems.match(list(config.patterns))):
         if not result.metadata_list:
             raise UsageError(f"--input {pattern!r} matches no file")
-        files += [{"path": m.path, "bytes": m.size_in_bytes} for m in result.metadata_list]
+        files += [{"path": m.path, "bytes": m.size_in_bytes, "pattern": pattern} for m in result.metadata_list]
     return files
 
 
-def sized_and_claimed(config, command):
-    """(config with its number of shards decided, input files, the claim on --output): the
-    output folder is this run's (pipelines.output.claim_output) before any work starts."""
-    inputs = input_files(config)
-    num_shards = config.output.num_shards or automatic_shards(sum(i["bytes"] for i in inputs),
-                                                              bytes_per_shard=AUTO_SHARD_INPUT_BYTES)
-    claim = claim_output(config.output.path, overwrite=config.output.overwrite, command=command)
-    return dataclasses.replace(config, output=dataclasses.replace(config.output, num_shards=num_shards)), inputs, claim
+def bucket_bytes_for(config, inputs) -> int:
+    """How much clean text a bucket holds: --num_shards buckets in all, or BUCKET_BYTES each with
+    at least MIN_BUCKETS of them. Estimated from the input's sizes alone, so the same input gives
+    the same buckets wherever and however it runs."""
+    formats = {pattern: source.input_format for source in config.sources for pattern in source.patterns}
+    text = 0.0
+    for item in inputs:
+        factor = next((f for suffix, f in TEXT_PER_INPUT_BYTE.items() if item["path"].endswith(suffix)), 1.0)
+        text += item["bytes"] * factor * (WIKI_TEXT_SHARE if formats.get(item["pattern"]) == "wiki" else 1.0)
+    if config.output.num_shards:
+        return max(1, math.ceil(text / config.output.num_shards))
+    return max(MIN_BUCKET_BYTES, math.ceil(text / max(MIN_BUCKETS, math.ceil(text / BUCKET_BYTES))))
+
+
+def claimed(config, command):
+    """The claim on --output (pipelines.output.claim_output): the folder is this run's before any
+    work starts."""
+    return claim_output(config.output.path, overwrite=config.output.overwrite, command=command)
+
+
+def remove_work_folder(output: str) -> None:
+    """The bucket files of a run on raw input, once its shards are written."""
+    leftover = [m.path for m in FileSystems.match([join(output, WORK_FOLDER, "*")])[0].metadata_list]
+    if leftover:
+        FileSystems.delete(leftover)
+    if os.path.isdir(join(output, WORK_FOLDER)):  # a local folder (gs:// has none to remove)
+        os.rmdir(join(output, WORK_FOLDER))
 
 
 def check_memory(config) -> None:
@@ -255,12 +287,15 @@ def prepare(argv) -> dict:
     if any(source.input_format == "parquet" for source in config.sources):
         raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
     command = ("wwm", "prepare", *argv)
-    config, inputs, claim = sized_and_claimed(config, command)
-    run_info = RunInfo(command=command, inputs=inputs)
+    inputs = input_files(config)
+    bucket_bytes = bucket_bytes_for(config, inputs)
+    claim = claimed(config, command)
+    run_info = RunInfo(command=command, inputs=[{"path": i["path"], "bytes": i["bytes"]} for i in inputs])
     log.info("cleaning %d bytes from %s into %s", sum(i["bytes"] for i in inputs), describe(config),
              config.output.path)
     with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
-        build_prepare_pipeline(pipeline, config=config, run_info=run_info)
+        build_prepare_pipeline(pipeline, config=config, run_info=run_info, bucket_bytes=bucket_bytes)
+    remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path, kinds=("documents",))
     print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")
     print_counters(manifest.counters)

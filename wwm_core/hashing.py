@@ -1,4 +1,4 @@
-"""Stable hashes: the only source of seeds and bucket numbers in the project.
+"""Stable hashes: the only source of seeds in the project.
 
 Python's built-in ``hash`` is salted per process, so it must never decide anything that ends up in
 the output; these functions give the same number on every worker, runner and retry.
@@ -15,7 +15,3 @@ def stable_hash(*parts) -> int:
         digest.update(len(encoded).to_bytes(4, "little"))
         digest.update(encoded)
     return int.from_bytes(digest.digest(), "little")
-
-
-def bucket_of(document_id: str, *, seed: int, num_buckets: int) -> int:
-    return stable_hash("bucket", seed, document_id) % num_buckets

@@ -16,8 +16,9 @@ WIKITEXT = "wikitext"  # MediaWiki markup: converted to plain lines first
 @dataclasses.dataclass(frozen=True)
 class RawDocument:
     """A document as read, before cleaning."""
-    # stable, and the same wherever the corpus lies: "<source>:<path under the input root>:<document
-    # number>" (text), "...:<line number>" (jsonl) or "...#<page id>" (wiki)
+    # stable, and the same wherever the corpus lies and however its files are cut for reading:
+    # "<source>:<path under the input root>@<byte where the record begins>" (text, jsonl) or
+    # "...#<page id>" (wiki)
     id: str
     text: str
     layout: str = PROSE
@@ -60,13 +61,13 @@ MAX_RECORD_BYTES = 64 * 1024 * 1024
 # How much of a file's start is looked at to recognise UTF-16 without a byte-order mark.
 ENCODING_SAMPLE_BYTES = 64 * 1024
 
-_BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
     (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
     (b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
 )
 
 
-def _looks_like_utf16(sample: bytes) -> bool:
+def looks_like_utf16(sample: bytes) -> bool:
     """UTF-8 text never holds NUL bytes; UTF-16 holds one in every ASCII character (line breaks
     included), all at odd offsets (little endian) or all at even ones (big endian)."""
     odd = sample[1::2].count(0)
@@ -92,14 +93,14 @@ def utf8_chunks(chunks, stats):
         head += chunk
         if len(head) >= ENCODING_SAMPLE_BYTES:
             break
-    encoding = next((name for mark, name in _BOMS if head.startswith(mark)), None)
-    if encoding is None and _looks_like_utf16(head[:ENCODING_SAMPLE_BYTES]):
+    encoding = next((name for mark, name in BOMS if head.startswith(mark)), None)
+    if encoding is None and looks_like_utf16(head[:ENCODING_SAMPLE_BYTES]):
         stats["files_refused_as_utf16_without_bom"] += 1
         yield Damage("utf16_without_bom", "NUL bytes at every other position: UTF-16 without a byte-order mark. "
                      "Convert it to UTF-8 (iconv -f UTF-16LE -t UTF-8) or add a byte-order mark")
         return
     if encoding is not None:
-        mark = next(mark for mark, name in _BOMS if name == encoding)
+        mark = next(mark for mark, name in BOMS if name == encoding)
         first = next(i for i, chunk in enumerate(early) if not isinstance(chunk, Damage) and chunk)
         early[first:] = [b"".join(c for c in early[first:] if not isinstance(c, Damage))[len(mark):],
                          *[c for c in early[first:] if isinstance(c, Damage)]]
@@ -122,21 +123,25 @@ def utf8_chunks(chunks, stats):
         yield Damage("invalid_utf16", f"the file ends inside a character: {error}")
 
 
-def split_lines(chunks, stats, *, max_line_bytes: int = MAX_RECORD_BYTES):
-    """UTF-8 byte chunks -> lines without their ends, and Damage markers.
+def split_lines(chunks, stats, *, max_line_bytes: int = MAX_RECORD_BYTES, base: int = 0):
+    """UTF-8 byte chunks -> (position, line) for every line, its end cut off, and (position,
+    Damage) markers. ``position`` is where the line begins in the stream, plus ``base`` (a byte
+    range of a file starts at ``base``): what ids are made of, so they do not depend on where a
+    file was cut for reading.
 
-    A line ends at "\\n", "\\r\\n" or a lone "\\r" (old Mac files, counted in
+    A line ends at "\n", "\r\n" or a lone "\r" (old Mac files, counted in
     ``files_with_cr_line_ends``: read line by line, never merged; a JSON line cannot hold a raw
     CR, so nothing valid is cut). A line cut by a Damage is part of it: the bytes since the last
     line end and up to the next one are dropped with it, so no half line is ever read. A line over
     ``max_line_bytes`` becomes a Damage ``record_too_large`` without being held in memory."""
     pending, size = [], 0  # the line being read, and its size so far
+    line_start = position = base  # where the line being read began; where the next chunk begins
     skipping = too_long = False  # inside a line given up on (cut by a Damage, or too long)
     last_cr = cr_seen = False  # the previous chunk ended with "\r"; a lone CR was seen
     for chunk in chunks:
         if isinstance(chunk, Damage):
             pending, size, skipping, too_long = [], 0, True, False
-            yield chunk
+            yield line_start, chunk
             continue
         if not chunk:
             continue
@@ -144,6 +149,8 @@ def split_lines(chunks, stats, *, max_line_bytes: int = MAX_RECORD_BYTES):
         if last_cr:
             if chunk.startswith(b"\n"):
                 chunk = chunk[1:]  # the second half of a CRLF cut by the chunking
+                position += 1
+                line_start = position
             else:
                 lone_cr += 1
         last_cr = chunk.endswith(b"\r")
@@ -153,15 +160,22 @@ def split_lines(chunks, stats, *, max_line_bytes: int = MAX_RECORD_BYTES):
         if not skipping and b"\r" not in chunk:  # the common case, at C speed: lines split at "\n" only
             lines = chunk.split(b"\n")
             tail = lines.pop()
-            if pending and lines:
-                pending.append(lines[0])
-                lines[0] = b"".join(pending)
-                pending, size = [], 0
-            for line in lines:
-                if len(line) > max_line_bytes:
-                    yield Damage("record_too_large", f"a line of {len(line)} bytes (over {max_line_bytes})")
-                else:
-                    yield line
+            if lines:
+                starts, at = [line_start], position + len(lines[0]) + 1  # the first may have begun earlier
+                for line in lines[1:]:
+                    starts.append(at)
+                    at += len(line) + 1
+                if pending:
+                    pending.append(lines[0])
+                    lines[0] = b"".join(pending)
+                    pending, size = [], 0
+                for start, line in zip(starts, lines):
+                    if len(line) > max_line_bytes:
+                        yield start, Damage("record_too_large", f"a line of {len(line)} bytes (over {max_line_bytes})")
+                    else:
+                        yield start, line
+                line_start = at
+            position += len(chunk)
             if tail:
                 size += len(tail)
                 if size > max_line_bytes:
@@ -177,16 +191,18 @@ def split_lines(chunks, stats, *, max_line_bytes: int = MAX_RECORD_BYTES):
                 pending, skipping, too_long = [], True, True
             if not skipping:
                 pending.append(content)
+            position += len(piece)
             if ended:
                 if too_long:
-                    yield Damage("record_too_large", f"a line of {size} bytes (over {max_line_bytes})")
+                    yield line_start, Damage("record_too_large", f"a line of {size} bytes (over {max_line_bytes})")
                 elif not skipping:
-                    yield b"".join(pending) if len(pending) > 1 else pending[0]
+                    yield line_start, b"".join(pending) if len(pending) > 1 else pending[0]
                 pending, size, skipping, too_long = [], 0, False, False
+                line_start = position
     if too_long:
-        yield Damage("record_too_large", f"a line of {size} bytes (over {max_line_bytes})")
+        yield line_start, Damage("record_too_large", f"a line of {size} bytes (over {max_line_bytes})")
     elif pending and not skipping:
-        yield b"".join(pending)
+        yield line_start, b"".join(pending)
 
 
 def split_duplicate_ids(documents):
@@ -216,49 +232,46 @@ def documents_from_text_lines(name: str, lines, *, source: str = "text",
                               max_document_bytes: int = MAX_RECORD_BYTES):
     """Google's layout: one sentence a line, a blank line between documents.
 
-    ``lines`` are raw ``bytes`` lines (or Damage markers, see ``split_lines``); ``name`` prefixes
-    the documents' ids (``name:number``). A document with a line that is not UTF-8, or that a
-    Damage falls in, becomes one BadRecord (the whole document, not just the line, so no
-    half-document is trained on); so does a document over ``max_document_bytes``. Yields
-    RawDocument or BadRecord.
+    ``lines`` are (position, raw ``bytes`` line or Damage marker), as ``split_lines`` yields them;
+    a document's id is ``name@position`` of its first line, so it does not depend on how the file
+    was cut for reading. A document with a line that is not UTF-8, or that a Damage falls in,
+    becomes one BadRecord (the whole document, not just the line, so no half-document is trained
+    on); so does a document over ``max_document_bytes``. Yields RawDocument or BadRecord.
     """
-    sentences, bad, first_line, size = [], None, None, 0
-    number = 0
-    for line_number, raw in enumerate(lines, start=1):
+    sentences, bad, first, size = [], None, None, 0
+    for position, raw in lines:
         if isinstance(raw, Damage):
             if bad is None:
-                bad = (raw.reason, f"line {line_number}: {raw.detail}", "")
-            if first_line is None:
-                first_line = line_number
+                bad = (raw.reason, f"byte {position}: {raw.detail}", "")
+            if first is None:
+                first = position
             continue
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError as error:
             line = ""
             if bad is None:
-                bad = ("invalid_utf8", f"line {line_number}: {error}", _escaped_head(raw))
-            if first_line is None:
-                first_line = line_number
+                bad = ("invalid_utf8", f"byte {position}: {error}", _escaped_head(raw))
+            if first is None:
+                first = position
             continue
         if line:
-            if first_line is None:
-                first_line = line_number
+            if first is None:
+                first = position
             size += len(raw)
             if size > max_document_bytes and bad is None:
                 bad = ("record_too_large", f"a document of over {max_document_bytes} bytes", _escaped_head(raw))
             if bad is None:
                 sentences.append(line)
             continue
-        if first_line is not None:
-            yield _text_document(name, number, sentences, bad, source)
-            number += 1
-        sentences, bad, first_line, size = [], None, None, 0
-    if first_line is not None:
-        yield _text_document(name, number, sentences, bad, source)
+        if first is not None:
+            yield _text_document(f"{name}@{first}", sentences, bad, source)
+        sentences, bad, first, size = [], None, None, 0
+    if first is not None:
+        yield _text_document(f"{name}@{first}", sentences, bad, source)
 
 
-def _text_document(name, number, sentences, bad, source):
-    doc_id = f"{name}:{number}"
+def _text_document(doc_id, sentences, bad, source):
     if bad is not None:
         reason, detail, raw = bad
         return BadRecord(doc_id, reason, detail, raw)
@@ -291,11 +304,12 @@ def _unencodable(text: str) -> bool:
     return False
 
 
-def document_from_json_line(name: str, line_number: int, raw, *, preset: JsonlPreset, source: str = "jsonl"):
+def document_from_json_line(name: str, position: int, raw, *, preset: JsonlPreset, source: str = "jsonl"):
     """One JSON object a line, its text in the preset's fields. Returns RawDocument, BadRecord or
-    None (blank). ``raw`` is the line's bytes or a Damage; ``name`` prefixes the id
-    (``name:line``). Every way a line can fail is a BadRecord with its reason, never an exception."""
-    doc_id = f"{name}:{line_number}"
+    None (blank). ``raw`` is the line's bytes or a Damage; the id is ``name@position``, where the
+    line begins in the file. Every way a line can fail is a BadRecord with its reason, never an
+    exception."""
+    doc_id = f"{name}@{position}"
     if isinstance(raw, Damage):
         return BadRecord(doc_id, raw.reason, raw.detail, "")
     if not raw.strip():

@@ -1,0 +1,281 @@
+"""Buckets: the corpus cut into pieces of about ``bucket_bytes`` of clean text, each one shard.
+
+    sources -> MatchInputFiles -> plan_units -> ReadAndClean (a unit read and cleaned, its
+    documents written as Parquet bucket files in the work folder) -> Deduplicate (content keys
+    and MinHash bands: which ids each bucket drops) -> AssignShards (every bucket's number, in a
+    fixed order) -> (order, {"bucket": [AssignedBucket], "drop": [ids]}) for a consumer: `wwm run`
+    makes a shard of instances of it, `wwm prepare` a documents file.
+
+No document ever travels between workers: what Beam moves are read units, bucket descriptions,
+content keys and ids. So the launcher of a local run holds nothing of the corpus, workers scale
+by units and buckets, and a worker holds one unit's or one bucket's documents at a time.
+Prepared input (`wwm prepare`'s documents) needs none of this: each of its files is a bucket.
+
+A bucket's documents are a contiguous stretch of one input file (or of a unit of it), not a
+random sample of the corpus: "random next" segments come from the bucket's other documents.
+"""
+import collections
+import dataclasses
+import hashlib
+import logging
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.common import DEAD_LETTER, STATS, count
+from pipelines.io_utils import join
+from pipelines.output import write_atomically
+from pipelines.parquet_io import SCHEMA, document_ids, document_row, documents_of
+from pipelines.read_pipeline import Cleaner, MatchInputFiles, plan_units, read_unit
+from wwm_core.near_dedup import band_keys, band_layout, duplicates_in_band, signatures
+from wwm_core.text import BadRecord
+
+log = logging.getLogger("wwm")
+WORK_FOLDER = ".wwm-work"  # in --output: bucket files of a run on raw input, removed when it ends
+IDS, KEYS, BANDS = "ids", "keys", "bands"
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketFile:
+    """A bucket's documents as Parquet: a work file (``counted``: its records were counted when
+    read), or a prepared input file (its rows are counted as records when the consumer reads it)."""
+    order: tuple  # the bucket's place in the fixed shard order: (source, relative path, start, chunk)
+    path: str
+    counted: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class AssignedBucket:
+    index: int
+    count: int  # how many buckets there are
+    file: BucketFile
+
+
+def content_key(document) -> str:
+    return hashlib.blake2b("\n".join(document.sentences).encode("utf-8"), digest_size=16).hexdigest()
+
+
+class _BucketWriter:
+    """Collects a unit's documents and writes them as bucket files of about ``bucket_bytes`` of
+    text, under names made from the bucket's order (a retried unit writes the same files)."""
+
+    def __init__(self, unit, *, work_folder: str, bucket_bytes: int):
+        self._unit, self._work_folder, self._bucket_bytes = unit, work_folder, bucket_bytes
+        self.documents, self._bytes, self._chunk = [], 0, 0
+
+    def add(self, document) -> bool:
+        """Adds a document; True when the bucket is full."""
+        self.documents.append(document)
+        self._bytes += sum(len(sentence.encode("utf-8")) for sentence in document.sentences)  # as input is sized
+        return self._bytes >= self._bucket_bytes
+
+    def flush(self) -> BucketFile:
+        order = self._unit.order + (self._chunk,)
+        name = hashlib.sha1(repr(order).encode()).hexdigest()[:20] + ".parquet"
+        path = join(self._work_folder, name)
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist([document_row(d) for d in self.documents], schema=SCHEMA), sink,
+                       compression="zstd")
+        write_atomically(path, sink.getvalue().to_pybytes())
+        self.documents, self._bytes, self._chunk = [], 0, self._chunk + 1
+        return BucketFile(order, path, counted=True)
+
+
+class ReadAndClean(beam.DoFn):
+    """A ReadUnit -> BucketFiles, with DEAD_LETTER, STATS, and the dedup outputs IDS ((id,
+    order) of every document), KEYS ((content key, (id, order))) and BANDS ((band key, (id, order,
+    signature)))."""
+
+    def __init__(self, *, sources, cleaning, work_folder: str, bucket_bytes: int):
+        self._sources = sources
+        self._cleaning = cleaning
+        self._work_folder = work_folder
+        self._bucket_bytes = bucket_bytes
+        self._exact = cleaning.dedup == "exact"
+        self._near = cleaning.near_duplicate_threshold
+        if self._near:
+            self._bands, self._rows = band_layout(self._near)
+
+    def setup(self):
+        self._cleaners = {}
+
+    def _cleaner(self, spec) -> Cleaner:
+        if spec.opencc_config not in self._cleaners:
+            self._cleaners[spec.opencc_config] = Cleaner(cleaning=self._cleaning, opencc_config=spec.opencc_config)
+        return self._cleaners[spec.opencc_config]
+
+    def process(self, unit):
+        spec = self._sources[unit.source]
+        if spec.input_format == "parquet":  # prepared documents: the file is the bucket
+            bucket = BucketFile(unit.order + (0,), unit.path, counted=False)
+            yield bucket
+            for doc_id in document_ids(unit.path):
+                yield beam.pvalue.TaggedOutput(IDS, (doc_id, bucket.order))
+            return
+        stats = collections.Counter()
+        cleaner = self._cleaner(spec)
+        writer = _BucketWriter(unit, work_folder=self._work_folder, bucket_bytes=self._bucket_bytes)
+        for record in read_unit(unit, spec, stats):
+            result = record if isinstance(record, BadRecord) else cleaner.clean(record, stats)
+            if isinstance(result, BadRecord):
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER, result)
+            elif result is not None and writer.add(result):
+                yield from self._flush(writer)
+        if writer.documents:
+            yield from self._flush(writer)
+        count(stats)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+    def _flush(self, writer: _BucketWriter):
+        documents = writer.documents
+        bucket = writer.flush()
+        yield bucket
+        for document in documents:
+            yield beam.pvalue.TaggedOutput(IDS, (document.id, bucket.order))
+        if self._exact:
+            for document in documents:
+                yield beam.pvalue.TaggedOutput(KEYS, (content_key(document), (document.id, bucket.order)))
+        if self._near:
+            for document, signature in zip(documents, signatures([d.sentences for d in documents])):
+                for key in band_keys(signature, bands=self._bands, rows=self._rows):
+                    yield beam.pvalue.TaggedOutput(BANDS, (key, (document.id, bucket.order, signature)))
+
+
+def _exact_duplicates(key_and_members):
+    """Of documents with the same text keep the one with the smallest id (deterministic): the
+    others are dropped, ((order, id), "duplicate")."""
+    _, members = key_and_members
+    for doc_id, order in sorted(members)[1:]:
+        yield (order, doc_id), "duplicate"
+
+
+def _repeated_ids(id_and_orders):
+    """Of documents with the same id in several buckets (a prepared corpus given twice, a page id
+    a dump repeats in two ranges) keep the one of the first bucket: the others are dead letters,
+    ((order, id), "duplicate_document_id")."""
+    doc_id, orders = id_and_orders
+    # Repeats inside one bucket are that bucket's own dead letters (documents_of, split_duplicate_ids).
+    for order in sorted(set(orders))[1:]:
+        yield (order, doc_id), "duplicate_document_id"
+
+
+def _near_duplicates(band, *, threshold):
+    """``duplicates_in_band`` of one band's members: ((order, id), "near_duplicate") to drop."""
+    _, members = band
+    members = list(members)
+    if len(members) > 1:
+        order_of = {doc_id: order for doc_id, order, _ in members}
+        for doc_id in duplicates_in_band([(doc_id, signature) for doc_id, _, signature in members],
+                                         threshold=threshold):
+            yield (order_of[doc_id], doc_id), "near_duplicate"
+
+
+# Why a document is dropped, when there are several reasons: the first of these.
+_DROP_PRECEDENCE = ("duplicate_document_id", "duplicate", "near_duplicate")
+
+
+def _drop_once(key_and_reasons):
+    """One drop per document, counted once, under the first reason that applies: an id repeated
+    is a dead letter; a repeated text a filtered duplicate; a near-duplicate likewise."""
+    (order, doc_id), reasons = key_and_reasons
+    reason = min(set(reasons), key=_DROP_PRECEDENCE.index)
+    yield order, doc_id
+    if reason == "duplicate_document_id":
+        stats = _counted({"dead_lettered.duplicate_document_id": 1})
+        yield beam.pvalue.TaggedOutput(DEAD_LETTER, BadRecord(
+            doc_id, reason, f"another document of this id was read first (bucket {order[1]} kept this one "
+            "out)", ""))
+    else:
+        stats = _counted({f"documents_filtered.{reason}": 1})
+    yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+def _counted(values) -> collections.Counter:
+    stats = collections.Counter(values)
+    count(stats)
+    return stats
+
+
+class Deduplicate(beam.PTransform):
+    """(ids, content keys, MinHash bands) -> (order, id) of every document to drop, each once,
+    with DEAD_LETTER (repeated ids) and STATS."""
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self._threshold = threshold
+
+    def expand(self, ids_keys_bands):
+        ids, keys, bands = ids_keys_bands
+        reasons = [ids | "GroupById" >> beam.GroupByKey() | "RepeatedIds" >> beam.FlatMap(_repeated_ids),
+                   keys | "GroupByContent" >> beam.GroupByKey() | "SameText" >> beam.FlatMap(_exact_duplicates)]
+        if self._threshold:
+            reasons.append(bands
+                           | "GroupByBand" >> beam.GroupByKey()
+                           | "NearDuplicates" >> beam.FlatMap(_near_duplicates, threshold=self._threshold))
+        drops = (tuple(reasons)
+                 | "AllReasons" >> beam.Flatten()
+                 | "ByDocument" >> beam.GroupByKey()
+                 | "DropOnce" >> beam.FlatMap(_drop_once).with_outputs(DEAD_LETTER, STATS, main="drops"))
+        return {"drops": drops.drops, DEAD_LETTER: drops[DEAD_LETTER], STATS: drops[STATS]}
+
+
+def _assign(buckets):
+    """Every bucket's shard number, in the fixed order (source, path, start, chunk)."""
+    ordered = sorted(buckets, key=lambda bucket: bucket.order)
+    for index, bucket in enumerate(ordered):
+        yield bucket.order, AssignedBucket(index, len(ordered), bucket)
+
+
+class MakeBuckets(beam.PTransform):
+    """Sources -> (order, {"bucket": [AssignedBucket], "drop": [ids]}) per bucket, with
+    DEAD_LETTER and STATS outputs."""
+
+    def __init__(self, sources, *, cleaning, work_folder: str, bucket_bytes: int):
+        super().__init__()
+        self._sources = tuple(sources)
+        self._cleaning = cleaning
+        self._work_folder = work_folder
+        self._bucket_bytes = bucket_bytes
+
+    def expand(self, pipeline):
+        units, dead, stats = [], [], []
+        for index, spec in enumerate(self._sources):
+            match = MatchInputFiles(spec.patterns)
+            files = pipeline | f"Files[{spec.name}]" >> match
+            units.append(files.files | f"Units[{spec.name}]" >> beam.FlatMap(
+                plan_units, source=index, input_format=spec.input_format, root=match.root,
+                unit_bytes=self._bucket_bytes))
+            dead.append(files[DEAD_LETTER])
+            stats.append(files[STATS])
+        read = (tuple(units)
+                | "AllUnits" >> beam.Flatten()
+                | "SpreadUnits" >> beam.Reshuffle()
+                | "ReadAndClean" >> beam.ParDo(ReadAndClean(
+                    sources=self._sources, cleaning=self._cleaning, work_folder=self._work_folder,
+                    bucket_bytes=self._bucket_bytes)).with_outputs(DEAD_LETTER, STATS, IDS, KEYS, BANDS,
+                                                                   main="buckets"))
+        dedup = (read[IDS], read[KEYS], read[BANDS]) | "Deduplicate" >> Deduplicate(
+            self._cleaning.near_duplicate_threshold)
+        assigned = (read.buckets
+                    | "ListBuckets" >> beam.combiners.ToList()
+                    | "AssignShards" >> beam.FlatMap(_assign))
+        grouped = ({"bucket": assigned, "drop": dedup["drops"]}
+                   | "JoinDrops" >> beam.CoGroupByKey()
+                   | "SpreadBuckets" >> beam.Reshuffle())
+        return {"buckets": grouped,
+                DEAD_LETTER: tuple(dead) + (read[DEAD_LETTER], dedup[DEAD_LETTER]) | "ReadDeadLetters" >> beam.Flatten(),
+                STATS: tuple(stats) + (read[STATS], dedup[STATS]) | "ReadStats" >> beam.Flatten()}
+
+
+def bucket_documents(bucket: AssignedBucket, drops, stats, dead_letters: list):
+    """The documents of a bucket, less those dropped as duplicates. A prepared input file's rows
+    are counted as records here, and checked (see parquet_io.documents_of)."""
+    drops = set(drops)
+    documents = []
+    for item in documents_of(bucket.file.path, stats, count_records=not bucket.file.counted):
+        if isinstance(item, BadRecord):
+            dead_letters.append(item)
+        elif item.id not in drops:
+            documents.append(item)
+    return documents

@@ -1,0 +1,84 @@
+"""Read units and buckets: a large file read in byte ranges gives the very records of reading it
+whole, and a run's buckets are shards whose bytes do not depend on workers or on the files' cut."""
+import collections
+import json
+
+import pytest
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.read_pipeline import plan_units, read_unit
+from tests.test_pipeline import LOCAL, shard_bytes
+from wwm_cli.data import run
+from wwm_core.config import SourceSpec
+
+
+def _records(path, spec, *, unit_bytes):
+    metadata = FileSystems.match([str(path)])[0].metadata_list[0]
+    units = list(plan_units(metadata, source=0, input_format=spec.input_format, root=str(path.parent),
+                            unit_bytes=unit_bytes))
+    stats = collections.Counter()
+    return units, [record for unit in units for record in read_unit(unit, spec, stats)], stats
+
+
+def _documents(count):
+    return [[f"第{d}篇文档，第{s}句：全词掩码让一个词的所有字一起被遮盖。" for s in range(d % 5 + 1)] for d in range(count)]
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_a_text_file_read_in_ranges_gives_the_records_of_reading_it_whole(tmp_path, line_end):
+    path = tmp_path / "corpus.txt"
+    blank = line_end + line_end + ("  " + line_end if line_end == "\n" else "")  # blank lines, one with spaces
+    path.write_bytes(blank.join(line_end.join(d) for d in _documents(300)).encode() + line_end.encode())
+    spec = SourceSpec("text", "text", (str(path),), "none")
+    whole_units, whole, _ = _records(path, spec, unit_bytes=10**9)
+    units, ranged, stats = _records(path, spec, unit_bytes=4096)
+    assert len(whole_units) == 1 and len(units) > 10
+    assert all(unit.start is not None for unit in units)
+    assert [(r.id, r.text) for r in ranged] == [(r.id, r.text) for r in whole]
+    assert len(ranged) == 300 and stats["records_in"] == 300 and stats["files_read"] == 1
+    data = path.read_bytes()
+    for record in ranged:  # an id names the byte its record begins at
+        position = int(record.id.rsplit("@", 1)[1])
+        assert data[position:].decode().startswith(record.text.split("\n")[0])
+
+
+def test_a_jsonl_file_read_in_ranges_gives_the_records_of_reading_it_whole(tmp_path):
+    path = tmp_path / "news.jsonl"
+    lines = [json.dumps({"title": f"标题{i}", "content": "".join(d)}, ensure_ascii=False) for i, d in
+             enumerate(_documents(400))]
+    lines[17] = '{"content": broken'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = SourceSpec("news", "jsonl", (str(path),), "none", text_field="content")
+    _, whole, whole_stats = _records(path, spec, unit_bytes=10**9)
+    units, ranged, stats = _records(path, spec, unit_bytes=2048)
+    assert len(units) > 10
+    key = lambda r: (r.id, getattr(r, "text", None), getattr(r, "reason", None))
+    assert [key(r) for r in ranged] == [key(r) for r in whole]
+    assert stats == whole_stats and stats["dead_lettered.malformed_json"] == 1
+
+
+def test_compressed_and_unusual_files_are_read_whole(tmp_path):
+    import gzip
+
+    text = "\n\n".join("\n".join(d) for d in _documents(200)) + "\n"
+    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "b.txt").write_bytes(text.replace("\n", "\r").encode())  # lone CR line ends
+    (tmp_path / "c.txt").write_bytes(b"\xef\xbb\xbf" + text.encode())  # a byte-order mark
+    for name in ("a.txt.gz", "b.txt", "c.txt"):
+        units, _, _ = _records(tmp_path / name, SourceSpec("text", "text", ("x",), "none"), unit_bytes=1024)
+        assert [unit.start for unit in units] == [None], name
+
+
+def test_shards_do_not_depend_on_how_large_files_are_cut_or_on_workers(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join("\n".join(d) for d in _documents(600)) + "\n", encoding="utf-8")
+    common = [f"--input={corpus}", "--max_seq_length=128", "--segmenter=char", "--dupe_factor=2"]
+    one = run(common + [f"--output={tmp_path / 'one'}", "--num_shards=6", *LOCAL])
+    two = run(common + [f"--output={tmp_path / 'two'}", "--num_shards=6", "--runner=FnApiRunner",
+                        "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    assert len(one["files"]) >= 5, "about --num_shards buckets"
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
+    assert one["accounting"] == two["accounting"] and one["accounting"]["records_in"] == 600
+    # Every document is in exactly one shard: the bucket counters add up to the documents.
+    assert one["counters"]["documents_out"] == 600
+    assert not (tmp_path / "one" / ".wwm-work").exists(), "the work folder is removed"
