@@ -26,6 +26,7 @@ from pipelines.common import (DEAD_LETTER, STATS, RunInfo, count, dead_letter_na
                               write_manifest)
 from pipelines.io_utils import join
 from pipelines.output import write_atomically
+from pipelines.balance import WriteBalancedFile, plan_balanced, record_sizes_bytes
 from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
 from pipelines.word_cache import read_cache_rows
 from wwm_core.generate import ShardMaker
@@ -110,7 +111,10 @@ class ParquetShard:
                                                    else np.int32))))
             else:
                 arrays.append(pa.array(values.ravel().astype(np.int8)))
-        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+
+    def write_table(self, table) -> None:
+        self._writer.write_table(table)
 
     def close(self) -> None:
         self._writer.close()
@@ -127,6 +131,8 @@ class WriteShard(beam.DoFn):
         self._segmenter = segmenter
         self._vocab_bytes = vocab_bytes
         self._word_cache_folder = word_cache_folder
+        # --balance_shards: the buckets' shards go to the work folder, to be cut into equal files.
+        self._balancing = config.output.balance_shards
 
     def setup(self):
         self._maker = ShardMaker(
@@ -135,7 +141,8 @@ class WriteShard(beam.DoFn):
             max_document_chars=self._config.cleaning.max_document_chars)
 
     def _open(self, phase, index: int, count: int) -> dict:
-        folder, output = phase_folder(self._config, phase), self._config.output
+        output = self._config.output
+        folder = (join(output.path, WORK_FOLDER, phase.folder) if self._balancing else phase_folder(self._config, phase))
         files = {}
         if output.tfrecord:
             files["tfrecord"] = ShardFile(join(folder, shard_name(index, count, ".tfrecord")))
@@ -152,13 +159,16 @@ class WriteShard(beam.DoFn):
         word_cache = self._word_cache(bucket, stats)
         maker, phases = self._maker, self._config.instances.phases
         opened = {phase: self._open(phase, bucket.index, bucket.count) for phase in phases}
-        written = collections.Counter()
+        written, record_sizes = collections.Counter(), collections.defaultdict(list)
         try:
             for phase, batch in maker.instance_batches(documents, shard_index=bucket.index, stats=stats,
                                                        dead_letters=dead_letters, word_cache=word_cache):
                 files = opened[phase]
                 if "tfrecord" in files:
-                    files["tfrecord"].write(maker.tfrecord_bytes(batch, phase))
+                    frames = maker.tfrecord_frames(batch, phase)
+                    files["tfrecord"].write(b"".join(frames))
+                    if self._balancing:
+                        record_sizes[phase].extend(map(len, frames))
                 if "parquet" in files:
                     files["parquet"].write_batch(maker.parquet_columns(batch, phase))
                 written[phase] += len(batch)
@@ -172,9 +182,12 @@ class WriteShard(beam.DoFn):
                 if kind == "parquet":
                     stream.close()
                     stream = stream.shard_file
-                info = stream.finish(written[phase])
-                yield {"phase": phase.max_seq_length, "kind": kind, "file": FileSystems.split(stream.path)[1],
-                       "info": info}
+                description = {"phase": phase.max_seq_length, "kind": kind, "file": FileSystems.split(stream.path)[1],
+                               "info": stream.finish(written[phase]), "path": stream.path}
+                if self._balancing and kind == "tfrecord":
+                    description["index"] = f"{stream.path}.sizes.npy"
+                    write_atomically(description["index"], record_sizes_bytes(record_sizes[phase]))
+                yield description
         stats["shards_written"] += 1
         count(stats)
         logging.info("wrote shard %d of %d: %s instances from %d documents", bucket.index, bucket.count,
@@ -288,7 +301,16 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes
         STATS, DEAD_LETTER, main="files")
     dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], shards[DEAD_LETTER]), config.output.path)
     counters = sum_counters((buckets[STATS], shards[STATS]))
-    file_list = shards.files | "ListFiles" >> beam.combiners.ToList()
+    files = shards.files
+    if config.output.balance_shards:
+        folder_of = {phase.max_seq_length: phase_folder(config, phase) for phase in config.instances.phases}
+        files = (files
+                 | "ListShards" >> beam.combiners.ToList()
+                 | "PlanBalanced" >> beam.FlatMap(plan_balanced, num_files=config.output.num_shards)
+                 | "SpreadBalanced" >> beam.Reshuffle()
+                 | "WriteBalanced" >> beam.ParDo(WriteBalancedFile(
+                     folder_of=folder_of, parquet_features=schema(config.instances.masking, parquet=True))))
+    file_list = files | "ListFiles" >> beam.combiners.ToList()
     return (
         pipeline
         | "ManifestTrigger" >> beam.Create([None])

@@ -61,15 +61,16 @@ def test_gcs_input_model_and_output(gcs_bucket, tmp_path):
     for index, document in enumerate(DOCUMENTS):
         gcs_bucket.blob(f"corpus/part-{index}.txt").upload_from_string("\n".join(document) + "\n")
 
-    # Both phases of the default recipe, and Parquet beside the TFRecords.
+    # Both phases of the default recipe, Parquet beside the TFRecords, files cut to equal sizes.
     top = run(["--input=gs://wwm-test/corpus/*.txt", "--output=gs://wwm-test/out", "--segmenter=ltp",
                "--ltp_model=gs://wwm-test/models/ltp", "--dupe_factor=2", "--num_shards=2", "--output_format=both",
-               "--runner=BundleBasedDirectRunner"])
+               "--balance_shards", "--runner=BundleBasedDirectRunner"])
     assert top["kind"] == "phases" and top["accounting"]["records_in"] == len(DOCUMENTS)
     assert top["accounting"]["balanced"]
     names = {blob.name for blob in gcs_bucket.client.list_blobs(gcs_bucket)}
     assert "out/manifest.json" in names
     assert not [n for n in names if ".tmp-" in n], "temporary shard files left behind"
+    assert not [n for n in names if ".wwm-work" in n], "the work folder was left behind"
     decoded = 0
     for phase in ("seq128", "seq512"):
         manifest = json.loads(gcs_bucket.blob(f"out/{phase}/manifest.json").download_as_bytes())
@@ -83,6 +84,8 @@ def test_gcs_input_model_and_output(gcs_bucket, tmp_path):
         count = sum(1 for _ in tf.data.TFRecordDataset([str(local)]))
         assert count == manifest["file_info"][manifest["files"][0]]["records"]
         decoded += manifest["num_instances"]
+        records = [info["records"] for info in manifest["file_info"].values()]
+        assert len(records) == 4 and max(records) - min(records) <= 1, "two TFRecord and two Parquet files"
     assert len(list(iter_instances("gs://wwm-test/out"))) == decoded
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -202,12 +203,13 @@ def claimed(config, command):
 
 
 def remove_work_folder(output: str) -> None:
-    """The bucket files of a run on raw input, once its shards are written."""
-    leftover = [m.path for m in FileSystems.match([join(output, WORK_FOLDER, "*")])[0].metadata_list]
-    if leftover:
-        FileSystems.delete(leftover)
-    if os.path.isdir(join(output, WORK_FOLDER)):  # a local folder (gs:// has none to remove)
-        os.rmdir(join(output, WORK_FOLDER))
+    """The work folder of a run (bucket files; shards waiting to be balanced), once its output is
+    written."""
+    folder = join(output, WORK_FOLDER)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    elif FileSystems.match([f"{folder}/**"])[0].metadata_list:
+        FileSystems.delete([f"{folder}/"])  # gs://: "prefix/" deletes everything under it
 
 
 def check_memory(config) -> None:

@@ -108,6 +108,10 @@ def add_output_flags(parser: argparse.ArgumentParser, *, instances: bool) -> Non
         "files); 0 picks one per ~16 MB of input")
     add("--overwrite", action="store_true", help="replace the output of an earlier run in --output")
     if instances:
+        add("--balance_shards", action="store_true",
+            help="cut every phase's output into files of the same number of instances, give or take one (one "
+            "per --num_shards, or per bucket), so each host of a TPU pod reads an equal share; writes the data "
+            "twice")
         add("--output_format", choices=OUTPUT_FORMATS, default="tfrecord",
             help="tfrecord: Google's schema, for TensorFlow; parquet: Hugging Face column names with word_ids, "
             "for PyTorch; both")
@@ -213,7 +217,8 @@ def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:
         segmentation=segmentation,
         instances=instance_config,
         output=OutputConfig(path=args.output, output_format=getattr(args, "output_format", "tfrecord"),
-                            num_shards=args.num_shards, overwrite=args.overwrite),
+                            num_shards=args.num_shards, overwrite=args.overwrite,
+                            balance_shards=getattr(args, "balance_shards", False)),
         runner=RunnerConfig(beam_args=tuple(beam_args), progress=getattr(args, "progress", "auto")),
         overrides=tuple(overrides))
 

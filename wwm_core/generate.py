@@ -289,5 +289,6 @@ class ShardMaker:
                                                      max_predictions_per_seq=phase.max_predictions_per_seq)
                 for feature in self.parquet_features}
 
-    def tfrecord_bytes(self, batch, phase) -> bytes:
-        return b"".join(tfrecord_frames(self.encoders[phase].encode_batch(batch)))
+    def tfrecord_frames(self, batch, phase) -> list:
+        """The batch's rows as framed TFRecord records, in order."""
+        return tfrecord_frames(self.encoders[phase].encode_batch(batch))
