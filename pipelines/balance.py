@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
 from pipelines.io_utils import join, read_bytes
+from pipelines.output import ParquetShard, ShardFile, shard_name
 from wwm_core.balance import balanced_pieces
 
 COPY_BYTES = 1 << 22
@@ -45,8 +46,6 @@ class WriteBalancedFile(beam.DoFn):
         self._parquet_features = parquet_features
 
     def process(self, task):
-        from pipelines.generate_pipeline import ParquetShard, ShardFile, shard_name
-
         phase, kind, index, count, pieces = task
         path = join(self._folder_of[phase], shard_name(index, count, f".{kind}"))
         shard = ShardFile(path)

@@ -20,14 +20,12 @@ import hashlib
 import logging
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.common import DEAD_LETTER, STATS, count
 from pipelines.io_utils import join
-from pipelines.output import write_atomically
-from pipelines.parquet_io import SCHEMA, document_ids, document_row, documents_of
+from pipelines.parquet_io import DocumentsFile, document_ids, documents_of
 from pipelines.read_pipeline import Cleaner, MatchInputFiles, plan_units, read_unit
+from wwm_core.hashing import stable_hash
 from wwm_core.near_dedup import band_keys, band_layout, duplicates_in_band, signatures
 from wwm_core.text import BadRecord
 
@@ -52,40 +50,94 @@ class AssignedBucket:
     file: BucketFile
 
 
-def content_key(document) -> str:
-    return hashlib.blake2b("\n".join(document.sentences).encode("utf-8"), digest_size=16).hexdigest()
+# Dedup keys travel as one element per (bucket, partition), not one per document: Beam's cost per
+# element (and the local runner's buffers) would otherwise grow with the number of documents.
+DEDUP_PARTITIONS = 16
+SIGNATURE_DOCUMENTS = 1024  # documents MinHashed together
+
+
+def content_key(document) -> bytes:
+    return hashlib.blake2b("\n".join(document.sentences).encode("utf-8"), digest_size=16).digest()
+
+
+def partitioned(order, items, partition_of):
+    """[(partition, (order, [item, ...]))]: a bucket's items (ids, or (content key, id)) grouped
+    by partition; no element for a partition without items."""
+    groups = collections.defaultdict(list)
+    for item in items:
+        groups[partition_of(item)].append(item)
+    return [(partition, (order, members)) for partition, members in sorted(groups.items())]
+
+
+def _id_partition(doc_id: str) -> int:
+    return stable_hash("id", doc_id) % DEDUP_PARTITIONS
+
+
+def _key_partition(key_and_id) -> int:
+    return key_and_id[0][0] % DEDUP_PARTITIONS
 
 
 class _BucketWriter:
-    """Collects a unit's documents and writes them as bucket files of about ``bucket_bytes`` of
-    text, under names made from the bucket's order (a retried unit writes the same files)."""
+    """A unit's documents written as bucket files of about ``bucket_bytes`` of text, streamed
+    under names made from the bucket's order (a retried unit writes the same files); keeps of
+    each document only what dedup needs (its id, content key, MinHash signature)."""
 
-    def __init__(self, unit, *, work_folder: str, bucket_bytes: int):
+    def __init__(self, unit, *, work_folder: str, bucket_bytes: int, exact: bool, near: bool):
         self._unit, self._work_folder, self._bucket_bytes = unit, work_folder, bucket_bytes
-        self.documents, self._bytes, self._chunk = [], 0, 0
+        self._exact, self._near = exact, near
+        self._chunk, self._file = 0, None
+        self.next_bucket()
+
+    def next_bucket(self):
+        self.ids, self.keys, self.signatures, self._sentences, self._bytes = [], [], [], [], 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.ids
 
     def add(self, document) -> bool:
         """Adds a document; True when the bucket is full."""
-        self.documents.append(document)
+        if self._file is None:
+            name = hashlib.sha1(repr(self._order).encode()).hexdigest()[:20] + ".parquet"
+            self._file = DocumentsFile(join(self._work_folder, name))
+        self._file.add(document)
+        self.ids.append(document.id)
+        if self._exact:
+            self.keys.append(content_key(document))
+        if self._near:
+            self._sentences.append(document.sentences)
+            if len(self._sentences) >= SIGNATURE_DOCUMENTS:
+                self._sign()
         self._bytes += sum(len(sentence.encode("utf-8")) for sentence in document.sentences)  # as input is sized
         return self._bytes >= self._bucket_bytes
 
+    @property
+    def _order(self) -> tuple:
+        return self._unit.order + (self._chunk,)
+
+    def _sign(self):
+        self.signatures.extend(signatures(self._sentences))
+        self._sentences = []
+
     def flush(self) -> BucketFile:
-        order = self._unit.order + (self._chunk,)
-        name = hashlib.sha1(repr(order).encode()).hexdigest()[:20] + ".parquet"
-        path = join(self._work_folder, name)
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist([document_row(d) for d in self.documents], schema=SCHEMA), sink,
-                       compression="zstd")
-        write_atomically(path, sink.getvalue().to_pybytes())
-        self.documents, self._bytes, self._chunk = [], 0, self._chunk + 1
-        return BucketFile(order, path, counted=True)
+        """The bucket's file, complete under its final name; ``ids``, ``keys`` and ``signatures``
+        hold its documents' until ``next_bucket``."""
+        if self._sentences:
+            self._sign()
+        self._file.finish()
+        bucket = BucketFile(self._order, self._file.path, counted=True)
+        self._chunk, self._file = self._chunk + 1, None
+        return bucket
+
+    def abandon(self):
+        if self._file is not None:
+            self._file.abandon()
 
 
 class ReadAndClean(beam.DoFn):
-    """A ReadUnit -> BucketFiles, with DEAD_LETTER, STATS, and the dedup outputs IDS ((id,
-    order) of every document), KEYS ((content key, (id, order))) and BANDS ((band key, (id, order,
-    signature)))."""
+    """A ReadUnit -> BucketFiles, with DEAD_LETTER, STATS, and the dedup outputs IDS ((partition,
+    (order, [id, ...])) per bucket and partition), KEYS ((partition, (order, [(content key, id),
+    ...]))) and BANDS ((band key, (id, order, signature)) per document, for the opt-in near dedup)."""
 
     def __init__(self, *, sources, cleaning, work_folder: str, bucket_bytes: int):
         self._sources = sources
@@ -110,54 +162,68 @@ class ReadAndClean(beam.DoFn):
         if spec.input_format == "parquet":  # prepared documents: the file is the bucket
             bucket = BucketFile(unit.order + (0,), unit.path, counted=False)
             yield bucket
-            for doc_id in document_ids(unit.path):
-                yield beam.pvalue.TaggedOutput(IDS, (doc_id, bucket.order))
+            for element in partitioned(bucket.order, document_ids(unit.path), _id_partition):
+                yield beam.pvalue.TaggedOutput(IDS, element)
             return
         stats = collections.Counter()
         cleaner = self._cleaner(spec)
-        writer = _BucketWriter(unit, work_folder=self._work_folder, bucket_bytes=self._bucket_bytes)
-        for record in read_unit(unit, spec, stats):
-            result = record if isinstance(record, BadRecord) else cleaner.clean(record, stats)
-            if isinstance(result, BadRecord):
-                yield beam.pvalue.TaggedOutput(DEAD_LETTER, result)
-            elif result is not None and writer.add(result):
+        writer = _BucketWriter(unit, work_folder=self._work_folder, bucket_bytes=self._bucket_bytes,
+                               exact=self._exact, near=bool(self._near))
+        try:
+            for record in read_unit(unit, spec, stats):
+                result = record if isinstance(record, BadRecord) else cleaner.clean(record, stats)
+                if isinstance(result, BadRecord):
+                    yield beam.pvalue.TaggedOutput(DEAD_LETTER, result)
+                elif result is not None and writer.add(result):
+                    yield from self._flush(writer)
+            if not writer.empty:
                 yield from self._flush(writer)
-        if writer.documents:
-            yield from self._flush(writer)
+        except BaseException:
+            writer.abandon()
+            raise
         count(stats)
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
     def _flush(self, writer: _BucketWriter):
-        documents = writer.documents
         bucket = writer.flush()
         yield bucket
-        for document in documents:
-            yield beam.pvalue.TaggedOutput(IDS, (document.id, bucket.order))
+        for element in partitioned(bucket.order, writer.ids, _id_partition):
+            yield beam.pvalue.TaggedOutput(IDS, element)
         if self._exact:
-            for document in documents:
-                yield beam.pvalue.TaggedOutput(KEYS, (content_key(document), (document.id, bucket.order)))
+            for element in partitioned(bucket.order, zip(writer.keys, writer.ids), _key_partition):
+                yield beam.pvalue.TaggedOutput(KEYS, element)
         if self._near:
-            for document, signature in zip(documents, signatures([d.sentences for d in documents])):
+            for doc_id, signature in zip(writer.ids, writer.signatures):
                 for key in band_keys(signature, bands=self._bands, rows=self._rows):
-                    yield beam.pvalue.TaggedOutput(BANDS, (key, (document.id, bucket.order, signature)))
+                    yield beam.pvalue.TaggedOutput(BANDS, (key, (doc_id, bucket.order, signature)))
+        writer.next_bucket()
 
 
-def _exact_duplicates(key_and_members):
+def _exact_duplicates(partition_and_buckets):
     """Of documents with the same text keep the one with the smallest id (deterministic): the
     others are dropped, ((order, id), "duplicate")."""
-    _, members = key_and_members
-    for doc_id, order in sorted(members)[1:]:
-        yield (order, doc_id), "duplicate"
+    _, buckets = partition_and_buckets
+    members = collections.defaultdict(list)
+    for order, keys_and_ids in buckets:
+        for key, doc_id in keys_and_ids:
+            members[key].append((doc_id, order))
+    for same in members.values():
+        if len(same) > 1:
+            for doc_id, order in sorted(same)[1:]:
+                yield (order, doc_id), "duplicate"
 
 
-def _repeated_ids(id_and_orders):
+def _repeated_ids(partition_and_buckets):
     """Of documents with the same id in several buckets (a prepared corpus given twice, a page id
     a dump repeats in two ranges) keep the one of the first bucket: the others are dead letters,
     ((order, id), "duplicate_document_id")."""
-    doc_id, orders = id_and_orders
-    # Repeats inside one bucket are that bucket's own dead letters (documents_of, split_duplicate_ids).
-    for order in sorted(set(orders))[1:]:
-        yield (order, doc_id), "duplicate_document_id"
+    _, buckets = partition_and_buckets
+    first_bucket = {}
+    # Repeats inside one bucket are that bucket's own dead letters (documents_of, ShardMaker.prepare).
+    for order, ids in sorted(buckets):
+        for doc_id in dict.fromkeys(ids):
+            if first_bucket.setdefault(doc_id, order) != order:
+                yield (order, doc_id), "duplicate_document_id"
 
 
 def _near_duplicates(band, *, threshold):
@@ -272,10 +338,8 @@ def bucket_documents(bucket: AssignedBucket, drops, stats, dead_letters: list):
     """The documents of a bucket, less those dropped as duplicates. A prepared input file's rows
     are counted as records here, and checked (see parquet_io.documents_of)."""
     drops = set(drops)
-    documents = []
     for item in documents_of(bucket.file.path, stats, count_records=not bucket.file.counted):
         if isinstance(item, BadRecord):
             dead_letters.append(item)
         elif item.id not in drops:
-            documents.append(item)
-    return documents
+            yield item

@@ -9,28 +9,21 @@ renamed), so shard bytes depend only on the bucket's documents and the seed, not
 bundles or retries. Neither documents nor instances travel between workers. Manifests are
 written last: one per phase, and for several phases one more at the top that lists them.
 """
-import base64
 import collections
 import logging
-import math
-import uuid
 
 import apache_beam as beam
-import google_crc32c
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import (DEAD_LETTER, STATS, RunInfo, count, dead_letter_names, sum_counters, write_dead_letters,
+from pipelines.common import (DEAD_LETTER, STATS, count, dead_letter_names, sum_counters, write_dead_letters,
                               write_manifest)
 from pipelines.io_utils import join
-from pipelines.output import write_atomically
+from pipelines.output import ParquetShard, ShardFile, shard_name, write_atomically
 from pipelines.balance import WriteBalancedFile, plan_balanced, record_sizes_bytes
 from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
 from pipelines.word_cache import read_cache_rows
 from wwm_core.generate import ShardMaker
-from wwm_core.manifest import MANIFEST, FileInfo, Manifest
+from wwm_core.manifest import MANIFEST, Manifest
 from wwm_core.records import schema
 from wwm_core.vocab import Vocab
 from wwm_core.word_boundaries import cache_entries
@@ -39,85 +32,10 @@ VOCAB = "vocab.txt"
 STATISTICS_PREFIX = "phase."
 
 
-def shard_name(index: int, num_shards: int, suffix: str) -> str:
-    return f"part-{index:05d}-of-{num_shards:05d}{suffix}"
-
-
 def phase_folder(config, phase) -> str:
     """OUTPUT for a run of one length; OUTPUT/seq128, OUTPUT/seq512, ... for several."""
     output = config.output.path
     return output if len(config.instances.phases) == 1 else join(output, phase.folder)
-
-
-class ShardFile:
-    """One output file written as a stream under a temporary name, its size and crc32c counted
-    on the way, renamed to its final name when complete."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-        self.handle = FileSystems.create(self.temporary)
-        self.checksum = google_crc32c.Checksum()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.handle.write(data)
-        self.checksum.update(data)
-        self.size += len(data)
-
-    def finish(self, records: int) -> FileInfo:
-        self.handle.close()
-        FileSystems.rename([self.temporary], [self.path])
-        return FileInfo(bytes=self.size, crc32c=base64.b64encode(self.checksum.digest()).decode(), records=records)
-
-    def abandon(self) -> None:
-        self.handle.close()
-        FileSystems.delete([self.temporary])
-
-
-class ParquetShard:
-    """Instances as a Parquet file streamed into a ShardFile, one row group per batch. Columns
-    are the schema's features under their Parquet names: lists of int32 (float32 for weights);
-    one-value features (the sentence label) are plain int8 columns."""
-
-    closed = False  # pyarrow writes to any object with write, flush, tell, close and closed
-
-    def __init__(self, shard_file: ShardFile, features):
-        self.shard_file = shard_file
-        self.features = features
-        self.schema = pa.schema([(f.parquet_name, pa.int8() if f.length == 1 else
-                                  pa.list_(pa.float32() if f.dtype == "float" else pa.int32())) for f in features])
-        self._writer = pq.ParquetWriter(self, self.schema, compression="zstd")
-
-    def write(self, data) -> int:
-        self.shard_file.write(bytes(data))
-        return len(data)
-
-    def tell(self) -> int:
-        return self.shard_file.size
-
-    def flush(self) -> None:
-        pass
-
-    def write_batch(self, columns: dict) -> None:
-        arrays = []
-        for field in self.schema:
-            values = np.asarray(columns[field.name])
-            if pa.types.is_list(field.type):
-                rows, width = values.shape
-                arrays.append(pa.ListArray.from_arrays(
-                    pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32)),
-                    pa.array(values.ravel().astype(np.float32 if pa.types.is_floating(field.type.value_type)
-                                                   else np.int32))))
-            else:
-                arrays.append(pa.array(values.ravel().astype(np.int8)))
-        self.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-
-    def write_table(self, table) -> None:
-        self._writer.write_table(table)
-
-    def close(self) -> None:
-        self._writer.close()
 
 
 class WriteShard(beam.DoFn):

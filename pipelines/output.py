@@ -24,10 +24,14 @@ import tempfile
 import uuid
 
 import google_crc32c
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.io_utils import join, read_bytes, write_bytes
 from wwm_core.errors import UsageError
+from wwm_core.manifest import FileInfo
 
 LOCK_NAME = ".wwm-lock.json"
 MANIFEST = "manifest.json"
@@ -85,6 +89,56 @@ def write_atomically(path: str, data: bytes) -> None:
         _remove_quietly(temporary)
         raise
     _fsync_folder(folder)
+
+
+class ShardFile:
+    """One output file written as a stream under a temporary name, its size and crc32c counted
+    on the way, renamed to its final name when complete."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+        self.handle = FileSystems.create(self.temporary)
+        self.checksum = google_crc32c.Checksum()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.checksum.update(data)
+        self.size += len(data)
+
+    def finish(self, records: int) -> FileInfo:
+        self.handle.close()
+        FileSystems.rename([self.temporary], [self.path])
+        return FileInfo(bytes=self.size, crc32c=base64.b64encode(self.checksum.digest()).decode(), records=records)
+
+    def abandon(self) -> None:
+        self.handle.close()
+        FileSystems.delete([self.temporary])
+
+
+class ParquetSink:
+    """A ShardFile as pyarrow's ParquetWriter writes to it (any object with write, flush, tell,
+    close and closed): Parquet streamed row group by row group, never held whole."""
+
+    closed = False
+
+    def __init__(self, shard_file: ShardFile):
+        self.shard_file = shard_file
+
+    def write(self, data) -> int:
+        self.shard_file.write(bytes(data))
+        return len(data)
+
+    def tell(self) -> int:
+        return self.shard_file.size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
 
 
 def _fsync_folder(folder: str) -> None:
@@ -356,3 +410,40 @@ def _outermost(paths) -> list:
         if not any(path.startswith(folder.rstrip("/") + "/") for folder in kept):
             kept.append(path)
     return kept
+
+
+def shard_name(index: int, num_shards: int, suffix: str) -> str:
+    return f"part-{index:05d}-of-{num_shards:05d}{suffix}"
+
+
+class ParquetShard:
+    """Instances as a Parquet file streamed into a ShardFile, one row group per batch. Columns
+    are the schema's features under their Parquet names: lists of int32 (float32 for weights);
+    one-value features (the sentence label) are plain int8 columns."""
+
+    def __init__(self, shard_file: ShardFile, features):
+        self.shard_file = shard_file
+        self.features = features
+        self.schema = pa.schema([(f.parquet_name, pa.int8() if f.length == 1 else
+                                  pa.list_(pa.float32() if f.dtype == "float" else pa.int32())) for f in features])
+        self._writer = pq.ParquetWriter(ParquetSink(shard_file), self.schema, compression="zstd")
+
+    def write_batch(self, columns: dict) -> None:
+        arrays = []
+        for field in self.schema:
+            values = np.asarray(columns[field.name])
+            if pa.types.is_list(field.type):
+                rows, width = values.shape
+                arrays.append(pa.ListArray.from_arrays(
+                    pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32)),
+                    pa.array(values.ravel().astype(np.float32 if pa.types.is_floating(field.type.value_type)
+                                                   else np.int32))))
+            else:
+                arrays.append(pa.array(values.ravel().astype(np.int8)))
+        self.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+
+    def write_table(self, table) -> None:
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        self._writer.close()

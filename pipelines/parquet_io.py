@@ -6,6 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
+from pipelines.output import ParquetSink, ShardFile
+from wwm_core.manifest import FileInfo
 from wwm_core.text import BadRecord, Document
 
 DOCUMENTS_FOLDER = "documents"  # in a `wwm prepare` output folder
@@ -24,6 +26,36 @@ REQUIRED_COLUMNS = ("id", "sentences")
 def document_row(document: Document) -> dict:
     return {"id": document.id, "source": document.source, "title": document.title,
             "sentences": list(document.sentences), "changes": document.changes}
+
+
+class DocumentsFile:
+    """A documents Parquet file written as documents come, BATCH_ROWS rows at a time, under a
+    temporary name until ``finish`` (pipelines.output.ShardFile)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._file = ShardFile(path)
+        self._writer = pq.ParquetWriter(ParquetSink(self._file), SCHEMA, compression="zstd")
+        self._rows, self.count = [], 0
+
+    def add(self, document: Document) -> None:
+        self._rows.append(document_row(document))
+        self.count += 1
+        if len(self._rows) >= BATCH_ROWS:
+            self._write_rows()
+
+    def _write_rows(self) -> None:
+        self._writer.write_table(pa.Table.from_pylist(self._rows, schema=SCHEMA))
+        self._rows = []
+
+    def finish(self) -> FileInfo:
+        if self._rows:
+            self._write_rows()
+        self._writer.close()
+        return self._file.finish(self.count)
+
+    def abandon(self) -> None:
+        self._file.abandon()
 
 
 class ParquetInputError(ValueError):

@@ -8,16 +8,13 @@ Parquet documents that every later ``wwm segment`` and ``wwm run`` reads.
 import collections
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
 from pipelines.common import (DEAD_LETTER, STATS, accounting, count, dead_letter_names, sum_counters,
                               write_dead_letters, write_manifest)
 from pipelines.io_utils import join
-from pipelines.output import file_checksum, write_atomically
-from pipelines.parquet_io import DOCUMENTS_FOLDER, SCHEMA, document_row
-from wwm_core.manifest import FileInfo, Manifest
+from pipelines.parquet_io import DOCUMENTS_FOLDER, DocumentsFile
+from wwm_core.manifest import Manifest
 
 
 class WriteDocuments(beam.DoFn):
@@ -31,17 +28,18 @@ class WriteDocuments(beam.DoFn):
         _, inputs = order_and_inputs
         (bucket,) = inputs["bucket"]
         stats, dead_letters = collections.Counter(), []
-        documents = sorted(bucket_documents(bucket, inputs["drop"], stats, dead_letters), key=lambda d: d.id)
         name = join(DOCUMENTS_FOLDER, f"part-{bucket.index:05d}-of-{bucket.count:05d}.parquet")
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist([document_row(d) for d in documents], schema=SCHEMA), sink,
-                       compression="zstd")
-        path = join(self._output, name)
-        write_atomically(path, sink.getvalue().to_pybytes())
-        stats["documents_out"] += len(documents)
+        documents = DocumentsFile(join(self._output, name))
+        try:
+            for document in bucket_documents(bucket, inputs["drop"], stats, dead_letters):
+                documents.add(document)
+            info = documents.finish()
+        except BaseException:
+            documents.abandon()
+            raise
+        stats["documents_out"] += documents.count
         count(stats)
-        size, crc32c = file_checksum(path)
-        yield name, FileInfo(bytes=size, crc32c=crc32c, records=len(documents))
+        yield name, info
         yield beam.pvalue.TaggedOutput(STATS, stats)
         for record in dead_letters:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)

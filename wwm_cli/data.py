@@ -35,7 +35,7 @@ log = logging.getLogger("wwm")
 # A bucket (a shard) is about this much clean text: a worker holds one at a time, its token
 # arrays and plans (see README, Performance). Smaller corpora get at least MIN_BUCKETS buckets,
 # so local workers and cloud workers have work to share.
-BUCKET_BYTES = 16 * 1024 * 1024
+BUCKET_BYTES = 8 * 1024 * 1024
 MIN_BUCKETS = 8
 MIN_BUCKET_BYTES = 64 * 1024
 # Clean text per byte of input, to size buckets before anything is read: compressed files hold

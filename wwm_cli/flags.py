@@ -105,7 +105,7 @@ def add_output_flags(parser: argparse.ArgumentParser, *, instances: bool) -> Non
     add("--output", required=True, help="output folder or gs:// prefix")
     add("--num_shards", type=int, default=0,
         help="output shards (run: buckets of documents, one file per phase and format each; prepare: Parquet "
-        "files); 0 picks one per ~16 MB of input")
+        "files); 0 picks one per ~8 MB of clean text (at least 8)")
     add("--overwrite", action="store_true", help="replace the output of an earlier run in --output")
     if instances:
         add("--balance_shards", action="store_true",

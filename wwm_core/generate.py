@@ -21,7 +21,7 @@ from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separa
                                 pair_plans, plan_matrix, sentence_offsets, single_segment_plans,
                                 single_segment_ranges)
 from wwm_core.records import ExampleEncoder, feature_values, schema, tfrecord_frames
-from wwm_core.text import split_duplicate_ids
+from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
 from wwm_core.word_boundaries import segment_documents
 
@@ -80,6 +80,20 @@ def _chunks(documents, sentences_per_chunk: int):
         yield chunk
 
 
+class ShuffledRows:
+    """A matrix read in a permuted row order, slice by slice: the permuted copy is never made
+    whole (a bucket's plans are tens of MB)."""
+
+    def __init__(self, rows: np.ndarray, order: np.ndarray):
+        self.rows, self.order = rows, order
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, where: slice) -> np.ndarray:
+        return self.rows[self.order[where]]
+
+
 class ShardMaker:
     """Holds what is loaded once per worker: tokenizer, segmenter, encoders."""
 
@@ -93,6 +107,7 @@ class ShardMaker:
         self.special = SpecialIds(cls=vocab.id_of("[CLS]"), sep=vocab.id_of("[SEP]"),
                                   mask=vocab.id_of("[MASK]"), vocab_size=vocab.size)
         self.unknown_id = vocab.id_of("[UNK]")
+        self.token_dtype = np.uint16 if vocab.size <= 1 << 16 else np.int32
         self.encoders = {phase: ExampleEncoder(schema(instances.masking), max_seq_length=phase.max_seq_length,
                                                max_predictions_per_seq=phase.max_predictions_per_seq,
                                                vocab_size=vocab.size)
@@ -102,35 +117,52 @@ class ShardMaker:
     # ---------------------------------------------------------------- once per bucket
 
     def prepare(self, documents, stats: collections.Counter, dead_letters: list, *, word_cache=None) -> PreparedBucket:
-        """Documents -> their tokens and word groups, filtering with counted reasons; documents
-        the segmenter fails on go to ``dead_letters``. ``word_cache`` ({sentence key: word
-        lengths}) spares segmenting sentences it holds. Worked through in chunks of about
-        CHUNK_SENTENCES sentences, so what is held is the bucket's token arrays, not the
-        segmenter's and tokenizer's Python objects for all of it."""
-        kept = []
+        """Documents (any iterable, read once) -> their tokens and word groups, in document id
+        order, filtering with counted reasons. A repeated id is a dead letter (the first kept);
+        documents the segmenter fails on go to ``dead_letters``. ``word_cache`` ({sentence key:
+        word lengths}) spares segmenting sentences it holds. Worked through in chunks of about
+        CHUNK_SENTENCES sentences as the documents stream in, so what is held is the bucket's
+        token arrays, never its text or the segmenter's and tokenizer's Python objects for all
+        of it."""
+        doc_ids, doc_lengths, doc_ids_arrays, doc_group_arrays = [], [], [], []
+        for chunk in _chunks(self._usable(documents, stats, dead_letters), CHUNK_SENTENCES):
+            first = len(doc_ids)
+            chunk_ids, chunk_group_start = self._prepare_chunk(chunk, stats, dead_letters, doc_ids, doc_lengths,
+                                                              word_cache=word_cache)
+            # Sentences and documents without tokens contribute no tokens, so the chunk's arrays
+            # are exactly its kept documents' tokens, in order: each document is a view of them.
+            ends = np.cumsum([sum(lengths) for lengths in doc_lengths[first:]]).tolist()
+            chunk_ids = chunk_ids.astype(self.token_dtype)
+            for start, end in zip([0] + ends, ends):
+                doc_ids_arrays.append(chunk_ids[start:end])
+                doc_group_arrays.append(chunk_group_start[start:end])
+        stats["documents_out"] += len(doc_ids)
+        # Id order, not input order: the same documents in any order make the same shard.
+        order = sorted(range(len(doc_ids)), key=doc_ids.__getitem__)
+        doc_lengths = [doc_lengths[d] for d in order]
+        pool = TokenPool(
+            ids=np.concatenate([doc_ids_arrays[d] for d in order]) if order else np.zeros(0, self.token_dtype),
+            group_start=np.concatenate([doc_group_arrays[d] for d in order]) if order else np.zeros(0, bool),
+            doc_offsets=np.cumsum([0] + [sum(lengths) for lengths in doc_lengths], dtype=np.int64))
+        return PreparedBucket([doc_ids[d] for d in order], doc_lengths, pool)
+
+    def _usable(self, documents, stats, dead_letters):
+        """The documents worth segmenting: not a repeated id, not empty, not too long (counted)."""
+        seen = set()
         for document in documents:
             num_chars = sum(map(len, document.sentences))
+            if document.id in seen:
+                stats["dead_lettered.duplicate_document_id"] += 1
+                dead_letters.append(BadRecord(document.id, "duplicate_document_id", "another document of this "
+                                              "bucket has this id; the first is kept", "\n".join(document.sentences)[:200]))
+                continue
+            seen.add(document.id)
             if num_chars == 0:
                 stats["documents_filtered.empty"] += 1
             elif num_chars > self.max_document_chars:
                 stats["documents_filtered.too_long"] += 1
             else:
-                kept.append(document)
-        doc_ids, doc_lengths, ids, group_start = [], [], [], []
-        for chunk in _chunks(kept, CHUNK_SENTENCES):
-            chunk_ids, chunk_group_start = self._prepare_chunk(chunk, stats, dead_letters, doc_ids, doc_lengths,
-                                                              word_cache=word_cache)
-            ids.append(chunk_ids)
-            group_start.append(chunk_group_start)
-        stats["documents_out"] += len(doc_ids)
-        # Sentences and documents without tokens contribute no tokens, so the flat arrays are
-        # exactly the kept documents' tokens, in order.
-        pool = TokenPool(
-            ids=np.concatenate(ids) if ids else np.zeros(0, np.int32),
-            group_start=np.concatenate(group_start) if group_start else np.zeros(0, bool),
-            doc_offsets=np.cumsum([0] + [sum(lengths) for lengths in doc_lengths], dtype=np.int64),
-        )
-        return PreparedBucket(doc_ids, doc_lengths, pool)
+                yield document
 
     def _prepare_chunk(self, documents, stats, dead_letters, doc_ids: list, doc_lengths: list, *, word_cache):
         """One chunk of documents: segmented and tokenized in one batched call each (both pay a
@@ -185,12 +217,8 @@ class ShardMaker:
         """A bucket's documents -> (phase, InstanceBatch) for every phase in turn, in shard
         order, counted in ``stats``. Documents are sorted by id first (GroupByKey order is not
         stable); of documents that share an id one is kept, whatever their order, and the others
-        are dead letters (``split_duplicate_ids``)."""
-        unique, duplicates = split_duplicate_ids(documents)
-        stats["dead_lettered.duplicate_document_id"] += len(duplicates)
-        dead_letters.extend(duplicates)
-        unique.sort(key=lambda d: d.id)
-        bucket = self.prepare(unique, stats, dead_letters, word_cache=word_cache)
+        are dead letters (``prepare``)."""
+        bucket = self.prepare(documents, stats, dead_letters, word_cache=word_cache)
         for phase in self.instances.phases:
             if not self.instances.pairs:
                 self.count_other_layout(bucket, phase, stats)
@@ -202,7 +230,7 @@ class ShardMaker:
 
     def plans(self, bucket: PreparedBucket, phase, *, shard_index: int, stats) -> np.ndarray:
         """Every instance plan of a bucket for one phase, as one (n, 8) int64 matrix (Plan's
-        fields) in the shard's (shuffled) order: numbers, not a Python object per instance. Each
+        fields) read in the shard's (shuffled) order: numbers, not a Python object per instance. Each
         document's plans, all dupes in turn, come from its own generator, seeded by (seed,
         document): the plans of one phase never depend on the other phases or on the bucket's
         other documents (except as the pool random-next segments are drawn from)."""
@@ -220,19 +248,18 @@ class ShardMaker:
         plans = np.frombuffer(fields, dtype=np.int64).reshape(-1, len(Plan._fields))
         # Google shuffles all instances; we shuffle within the shard, seeded by the shard.
         order = np.random.default_rng(stable_hash(config.random_seed, "shard", shard_index)).permutation(len(plans))
-        return plans[order]
+        return ShuffledRows(plans, order)
 
     def _packed_plans(self, bucket: PreparedBucket, phase, *, shard_index: int):
         """FULL-SENTENCES: per dupe, the bucket's documents in a seeded order as one stream:
-        [(the stream's pool, its plan matrix)]."""
-        config, plans = self.instances, []
+        (the stream's pool, its plan matrix), one dupe at a time (each stream copies the pool)."""
+        config = self.instances
         for dupe in range(config.dupe_factor):
             seed = stable_hash(config.random_seed, "pack", shard_index, dupe)
             order = np.random.default_rng(seed).permutation(len(bucket.doc_ids))
             stream, lengths = packed_pool(bucket.pool, bucket.doc_lengths, order, special=self.special)
             dupe_plans = single_segment_plans([lengths], 0, rng=random.Random(seed), phase=phase)
-            plans.append((stream, plan_matrix(drop_leading_separators(dupe_plans, stream, special=self.special))))
-        return plans
+            yield stream, plan_matrix(drop_leading_separators(dupe_plans, stream, special=self.special))
 
     def count_other_layout(self, bucket: PreparedBucket, phase, stats) -> None:
         """One segment per instance: what the other layout (packed across documents, or one
@@ -262,10 +289,11 @@ class ShardMaker:
             streams = self._packed_plans(bucket, phase, shard_index=shard_index)
         else:
             streams = [(bucket.pool, self.plans(bucket, phase, shard_index=shard_index, stats=stats))]
-        chunks = [(pool, plans[first:first + rows]) for pool, plans in streams for first in range(0, len(plans), rows)]
-        for pool, chunk in chunks:
-            yield make_batch(chunk, pool, special=self.special, phase=phase, masked_lm_prob=config.masked_lm_prob,
-                             masking=config.masking, with_word_ids=self.output.parquet)
+        for pool, plans in streams:
+            for first in range(0, len(plans), rows):
+                yield make_batch(plans[first:first + rows], pool, special=self.special, phase=phase,
+                                 masked_lm_prob=config.masked_lm_prob, masking=config.masking,
+                                 with_word_ids=self.output.parquet)
 
     def count_batch(self, stats, batch, phase) -> None:
         """Per-phase counters (``phase.<length>.*``) of one batch: instances, tokens, padding,

@@ -208,7 +208,7 @@ def single_segment_plans(documents, document_index, *, rng: random.Random, phase
 @dataclasses.dataclass(frozen=True)
 class TokenPool:
     """The tokens of a pool of documents, flat: document d is [doc_offsets[d], doc_offsets[d+1])."""
-    ids: np.ndarray  # int32
+    ids: np.ndarray  # uint16 where the vocabulary allows (a bucket's largest array), else int32
     group_start: np.ndarray  # bool, True where a whole-word group begins
     doc_offsets: np.ndarray  # int64
 

@@ -205,25 +205,6 @@ def split_lines(chunks, stats, *, max_line_bytes: int = MAX_RECORD_BYTES, base: 
         yield line_start, b"".join(pending)
 
 
-def split_duplicate_ids(documents):
-    """(documents with distinct ids, BadRecords ``duplicate_document_id`` for the others). Of the
-    documents that share an id, the one with the smallest (sentences, source, title) is kept,
-    whatever order they came in: two prepared corpora of the same text given together, or a dump
-    that repeats a page id, cost their repeats, never the run."""
-    by_id = {}
-    for document in documents:
-        by_id.setdefault(document.id, []).append(document)
-    kept, duplicates = [], []
-    for doc_id, same in by_id.items():
-        if len(same) > 1:
-            same.sort(key=lambda d: (d.sentences, d.source, d.title, d.changes))
-            duplicates.extend(BadRecord(doc_id, "duplicate_document_id", f"{len(same)} documents have this id; "
-                                        "the first by content is kept", "\n".join(d.sentences)[:200])
-                              for d in same[1:])
-        kept.append(same[0])
-    return kept, duplicates
-
-
 def _escaped_head(raw: bytes, limit: int = 200) -> str:
     return raw[:limit].decode("utf-8", errors="backslashreplace")
 
