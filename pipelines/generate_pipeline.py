@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import (DEAD_LETTER, STATS, RunInfo, count, dead_letter_names, sum_counters, write_dead_letters,
-                              write_manifest)
+from pipelines.common import (DEAD_LETTER, STATS, RunInfo, check_worker_versions, count, dead_letter_names,
+                              launcher_versions, sum_counters, write_dead_letters, write_manifest)
 from pipelines.io_utils import join
 from pipelines.output import write_atomically
 from pipelines.read_pipeline import PrepareDocuments
@@ -122,7 +122,9 @@ class WriteShard(beam.DoFn):
     """(bucket, {"documents": [...], "words": [cache rows]}) -> the bucket's shard of every phase
     and format, written as streams, then renamed; yields one description per file."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, use_word_cache: bool, segmenter):
+    def __init__(self, *, config, vocab_bytes: bytes, num_shards: int, use_word_cache: bool, segmenter,
+                 expected_versions=None):
+        self._expected_versions = launcher_versions(expected_versions)
         self._config = config
         self._segmenter = segmenter
         self._vocab_bytes = vocab_bytes
@@ -130,6 +132,7 @@ class WriteShard(beam.DoFn):
         self._use_word_cache = use_word_cache
 
     def setup(self):
+        check_worker_versions(self._expected_versions)
         self._maker = ShardMaker(
             instances=self._config.instances, output=self._config.output,
             vocab=Vocab.from_bytes(self._vocab_bytes), segmenter=self._segmenter.load(),

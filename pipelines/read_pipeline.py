@@ -24,7 +24,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines.common import DEAD_LETTER, STATS, count
+from pipelines.common import DEAD_LETTER, STATS, check_worker_versions, count, launcher_versions
 from pipelines.io_utils import (first_member_at_or_after, input_root, normalized_pattern, path_under_root,
                                 verified_chunks)
 from pipelines.parquet_io import ReadParquetDocuments
@@ -340,13 +340,15 @@ class CleanDocument(beam.DoFn):
     document is its dead letter ``record_error``. Counts are summed per bundle and emitted once at
     its end: one stats record per document would cost more to move than the cleaning itself."""
 
-    def __init__(self, *, cleaning, opencc_config: str):
+    def __init__(self, *, cleaning, opencc_config: str, expected_versions=None):
+        self._expected_versions = launcher_versions(expected_versions)
         self._cleaning = cleaning
         self._opencc_config = opencc_config
         # -{zh-hans:…;zh-hant:…}- keeps the variant the conversion aims at (simplified unless s2*).
         self._wiki_variant = "zh-hant" if opencc_config.startswith("s2") else "zh-hans"
 
     def setup(self):
+        check_worker_versions(self._expected_versions)
         self._converter = ChineseConverter(self._opencc_config)
 
     def start_bundle(self):

@@ -15,8 +15,8 @@ import logging
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import (DEAD_LETTER, STATS, accounting, count, dead_letter_names, sum_counters,
-                              write_dead_letters, write_manifest_file)
+from pipelines.common import (DEAD_LETTER, STATS, accounting, check_worker_versions, count, dead_letter_names,
+                              launcher_versions, sum_counters, write_dead_letters, write_manifest_file)
 from pipelines.io_utils import exists, join, read_bytes
 from pipelines.parquet_io import ReadParquetDocuments
 from pipelines.word_cache import SCHEMA, SEGMENTATION_MANIFEST
@@ -33,10 +33,12 @@ log = logging.getLogger("wwm")
 class SegmentDocuments(beam.DoFn):
     """A batch of Documents -> cache rows, with STATS and DEAD_LETTER outputs."""
 
-    def __init__(self, choice):
+    def __init__(self, choice, expected_versions=None):
+        self._expected_versions = launcher_versions(expected_versions)
         self._choice = choice
 
     def setup(self):
+        check_worker_versions(self._expected_versions)
         self._segmenter = self._choice.load()
 
     def process(self, documents):

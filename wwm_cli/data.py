@@ -11,7 +11,7 @@ import os
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, PortableOptions, StandardOptions
 
 from pipelines.common import RunInfo, accounting
 from pipelines.generate_pipeline import automatic_shards, build_pipeline
@@ -73,6 +73,8 @@ def run(argv) -> dict:
     with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
                        word_cache_folders=word_cache_folders, prepared=prepared)
+    if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
+        return {}
     manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
     then_train(training, config.output.path)
@@ -205,6 +207,19 @@ def pipeline_options(beam_args) -> PipelineOptions:
     return options
 
 
+def handed_over(beam_args, manifest_path: str) -> bool:
+    """True when the pipeline was handed over rather than run: written as a Dataflow template
+    (--template_location, which a Flex Template's launcher passes) or as an executable jar
+    (--output_executable_path, for `gcloud dataproc jobs submit spark`). The job then runs after
+    this command returns and writes its manifest when it finishes."""
+    options = PipelineOptions(list(beam_args))
+    where = (options.view_as(GoogleCloudOptions).template_location
+             or options.view_as(PortableOptions).output_executable_path)
+    if where:
+        print(f"the job was written to {where}, not run here: {manifest_path} appears when it has run")
+    return bool(where)
+
+
 def read_manifest(folder: str, kinds=("instances", "phases", "documents", "segmentation")):
     path = join(folder, MANIFEST)
     try:
@@ -261,6 +276,8 @@ def prepare(argv) -> dict:
              config.output.path)
     with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
         build_prepare_pipeline(pipeline, config=config, run_info=run_info)
+    if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
+        return {}
     manifest = read_manifest(config.output.path, kinds=("documents",))
     print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")
     print_counters(manifest.counters)
