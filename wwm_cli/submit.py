@@ -323,3 +323,125 @@ def submit_main(argv) -> dict:
             subprocess.run(dataproc_command(args, stage), check=True)
         result["ran"].append(stage)
     return result
+
+
+# ------------------------------------------------------------------ the Dataflow Flex Template
+
+FLEX_COMMANDS = STAGES  # one stage per launch: a Flex Template's launcher must not wait for the job
+FLEX_SEPARATOR = ";"  # repeatable flags (--source, --input) take several values in one parameter
+# Not template parameters: training needs TensorFlow and an accelerator, not a Dataflow launcher.
+FLEX_EXCLUDED_GROUPS = ("training on the output (--then_train)",)
+_BOOLEAN_WORDS = "true|false|True|False|yes|no|1|0"
+
+
+def _flex_actions(parsers) -> dict:
+    """{parameter name: {command: argparse action}} for every flag of the stage commands."""
+    actions = {}
+    for command, parser in parsers.items():
+        for group in parser._action_groups:
+            if group.title in FLEX_EXCLUDED_GROUPS:
+                continue
+            for action in group._group_actions:
+                if action.option_strings and action.dest != "help":
+                    actions.setdefault(action.option_strings[0][2:], {})[command] = action
+    return actions
+
+
+def _is_switch(action) -> bool:
+    return action.nargs == 0  # store_true: given as true / false
+
+
+def _regex(action) -> str:
+    """What the parameter's value must look like, from the argparse action."""
+    if _is_switch(action):
+        return f"^({_BOOLEAN_WORDS})$"
+    if action.choices:
+        return "^(" + "|".join(re.escape(str(choice)) for choice in action.choices) + ")$"
+    if action.type is int:
+        return r"^-?[0-9]+$"
+    if action.type is float:
+        return r"^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$"
+    if action.type is flags.boolean:
+        return f"^({_BOOLEAN_WORDS}|on|off)$"
+    if action.type is flags.int_list:
+        return r"^[0-9]+(,[0-9]+)*$"
+    return r"^[^\n\r]+$"
+
+
+def _help_text(action) -> str:
+    text = (action.help or "").replace("%(default)s", str(action.default))
+    if action.default not in (None, False, [], "") and not _is_switch(action):
+        text += f" (default {action.default})"
+    return text.strip()
+
+
+def flex_metadata(parsers=None) -> dict:
+    """deploy/flex/metadata.json: the parameter `command` (prepare | segment | run) and every flag of
+    those commands, with its help, the commands it belongs to and a regex from its type."""
+    parsers = parsers or stage_parsers()
+    parameters = [{"name": "command", "label": "wwm command", "isOptional": False,
+                   "helpText": "Which stage this launch runs: prepare (clean the corpus into Parquet), segment (cache "
+                   "word boundaries of a prepare output), run (make the instances). One stage per launch; run them "
+                   "in this order, each after the previous job finished (deploy/flex/run_recipe.sh).",
+                   "regexes": ["^(" + "|".join(FLEX_COMMANDS) + ")$"]}]
+    for name, by_command in sorted(_flex_actions(parsers).items()):
+        commands = [command for command in FLEX_COMMANDS if command in by_command]
+        texts = {command: _help_text(by_command[command]) for command in commands}
+        if len(set(texts.values())) == 1:
+            helps = [texts[commands[0]]]
+        else:
+            helps = [f"wwm {command}: {text}" for command, text in texts.items()]
+        action = by_command[commands[0]]
+        repeatable = isinstance(action, argparse._AppendAction)
+        help_text = " | ".join(helps) + f" (flag --{name} of wwm {', '.join(commands)}"
+        help_text += f"; several values separated by '{FLEX_SEPARATOR}'" if repeatable else ""
+        help_text += "; true or false" if _is_switch(action) else ""
+        help_text += ")"
+        parameters.append({"name": name, "label": f"--{name}", "helpText": help_text, "isOptional": True,
+                           "regexes": [_regex(action)]})
+    return {"name": "wwm-data: whole-word-masked BERT pretraining data",
+            "description": "One stage of the wwm-data recipe (wwm prepare, wwm segment or wwm run) on Dataflow, in "
+            "the image built from deploy/Dockerfile. Pass sdk_container_image=<the same image> so the workers run "
+            "the launcher's versions.",
+            "parameters": parameters}
+
+
+def flex_argv(argv, parsers=None) -> list:
+    """The launcher's arguments (``--command=run --input=a;b --overwrite=true`` plus Dataflow's own
+    options) -> ``wwm`` argv: the command first, repeatable values split, switches as flags, any
+    parameter the chosen command does not have refused in one line, Dataflow's options kept."""
+    parsers = parsers or stage_parsers()
+    actions = _flex_actions(parsers)
+    command, rest, index = None, [], 0
+    tokens = list(argv)
+    while index < len(tokens):
+        token = tokens[index]
+        name, equals, value = token[2:].partition("=") if token.startswith("--") else ("", "", "")
+        if name and not equals and name in (*actions, "command") and index + 1 < len(tokens):
+            value, index = tokens[index + 1], index + 1
+        index += 1
+        if name == "command":
+            command = value
+        elif name in actions:
+            rest.append((name, value))
+        else:
+            rest.append((None, token))
+    if command not in FLEX_COMMANDS:
+        raise UsageError(f"the template parameter command must be one of {', '.join(FLEX_COMMANDS)}, not {command!r}")
+    result = [command]
+    for name, value in rest:
+        if name is None:
+            result.append(value)
+            continue
+        action = actions[name].get(command)
+        if action is None:
+            raise UsageError(f"parameter {name} is not a flag of wwm {command} (it belongs to wwm "
+                             f"{', '.join(actions[name])})")
+        if _is_switch(action):
+            if flags.boolean(value):
+                result.append(f"--{name}")
+        elif isinstance(action, argparse._AppendAction):
+            result += [f"--{name}={part.strip()}" for part in value.split(FLEX_SEPARATOR) if part.strip()]
+        else:
+            result.append(f"--{name}={value}")
+    return result
