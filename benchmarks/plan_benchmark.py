@@ -139,6 +139,39 @@ def main() -> None:
         figures["run"][lengths] = {"cpu_s_per_char": slope, "fixed_cpu_s": fixed, "instances": instances,
                                    "chars": chars, "instances_per_char": {k: v / chars for k, v in instances.items()},
                                    "peak_rss_mb": {"small": small.peak_rss_mb, "big": big.peak_rss_mb}}
+    # Instances per dupe = characters / chars_per_instance + documents x per_document: solved from
+    # the short documents above and a corpus of long ones (60-120 sentences).
+    long_corpus = work / "long.txt"
+    sentences = ud_sentences(UD / "zh_gsdsimp-ud-dev.conllu") + ud_sentences(UD / "zh_gsdsimp-ud-test.conllu")
+    rng, written = random.Random(7), 0
+    with long_corpus.open("w", encoding="utf-8") as out:
+        while written < sizes["big"] * 1e6:
+            document = "\n".join(rng.sample(sentences, rng.randint(60, 120))) + "\n\n"
+            out.write(document)
+            written += len(document.encode("utf-8"))
+    wwm_measured("prepare", f"--input={long_corpus}", f"--output={work / 'long'}")
+    long_instances, _ = run_phases(work / "long", work / "run-long", "128,512", model)
+    shapes = {}
+    for name, prepared, instances in (("short", work / "big", figures["run"]["128,512"]["instances"]),
+                                      ("long", work / "long", long_instances)):
+        shapes[name] = (clean_text(prepared)[1], json.loads((prepared / "manifest.json").read_text())["num_documents"],
+                        instances)
+    (c1, d1, i1), (c2, d2, i2) = shapes["short"], shapes["long"]
+    fit = {}
+    for length in ("128", "512"):
+        y1, y2 = i1[length] / 5, i2[length] / 5  # per dupe
+        per_document = (y1 * c2 - y2 * c1) / (d1 * c2 - d2 * c1)
+        per_char = (y1 - per_document * d1) / c1
+        fit[length] = {"chars_per_instance": 1 / per_char, "instances_per_document": per_document}
+    figures["instances_model"] = {"fit": fit, "corpora": {k: {"chars": v[0], "documents": v[1], "instances": v[2]}
+                                                          for k, v in shapes.items()}}
+    # CPU of `wwm run`: per character (all phases) + per instance of each length, from the marginal
+    # CPU per character of 128 alone, 512 alone and both in one run.
+    per_char = {k: figures["run"][k]["cpu_s_per_char"] for k in ("128", "512", "128,512")}
+    ipc = figures["run"]["128,512"]["instances_per_char"]
+    figures["run_cpu_model"] = {"per_char": per_char["128"] + per_char["512"] - per_char["128,512"],
+                                "per_instance": {"128": (per_char["128,512"] - per_char["512"]) / ipc["128"],
+                                                 "512": (per_char["128,512"] - per_char["128"]) / ipc["512"]}}
     both = figures["run"]["128,512"]
     # Each run above is one bucket (under 16 MB): peak RSS grows with the bucket's text.
     small_text, big_text = texts["small"][1] / 1e6, texts["big"][1] / 1e6

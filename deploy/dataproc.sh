@@ -34,6 +34,6 @@ sources=(--source "name=zhwiki,format=wiki,input=${WIKI},opencc=t2s")
 if [ -n "${EXT:-}" ]; then
   sources+=(--source "name=ext,format=jsonl,preset=${EXT_PRESET:-news2016zh},input=${EXT},opencc=none")
 fi
-.venv/bin/wwm submit dataproc --work "$WORK" --project "$PROJECT" --region "$REGION" --cluster "$CLUSTER" \
+"${PYTHON:-.venv/bin/python}" -m wwm_cli submit dataproc --work "$WORK" --project "$PROJECT" --region "$REGION" --cluster "$CLUSTER" \
   --image "$IMAGE" --environment_type DOCKER --sdk_worker_parallelism "$PARALLELISM" --jar_folder "${JARS:-jars}" \
   "${sources[@]}" --recipe "$RECIPE" ${DRY:+--print_only} "$@"

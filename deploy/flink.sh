@@ -34,11 +34,11 @@ environment=(--environment_type "$ENVIRONMENT" --sdk_worker_parallelism "$PARALL
 if [ "$ENVIRONMENT" = DOCKER ]; then
   environment+=(--image "${IMAGE:?set IMAGE (built from deploy/Dockerfile, pullable by every TaskManager host)}")
 else
-  environment+=(--environment_config "${ENVIRONMENT_CONFIG:?set ENVIRONMENT_CONFIG (PROCESS: {\"command\": \"/opt/apache/beam/boot\"})}")
+  environment+=(--environment_config "${ENVIRONMENT_CONFIG:?set ENVIRONMENT_CONFIG (PROCESS: the JSON command of deploy/README.md)}")
 fi
 sources=(--source "name=zhwiki,format=wiki,input=${WIKI},opencc=t2s")
 if [ -n "${EXT:-}" ]; then
   sources+=(--source "name=ext,format=jsonl,preset=${EXT_PRESET:-news2016zh},input=${EXT},opencc=none")
 fi
-.venv/bin/wwm submit flink --work "$WORK" "${target[@]}" "${environment[@]}" "${sources[@]}" --recipe "$RECIPE" \
+"${PYTHON:-.venv/bin/python}" -m wwm_cli submit flink --work "$WORK" "${target[@]}" "${environment[@]}" "${sources[@]}" --recipe "$RECIPE" \
   ${DRY:+--print_only} "$@"

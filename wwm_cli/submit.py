@@ -55,6 +55,7 @@ def submit_parser() -> argparse.ArgumentParser:
     add("--print_only", action="store_true", help="print the plan and the commands, run nothing")
     add("--image", help="the container image built from deploy/Dockerfile (dataflow: --sdk_container_image; spark, "
         "flink, dataproc: the DOCKER environment's image)")
+    add("--no_plan", action="store_true", help="do not list the inputs for wwm plan's estimate first")
     add("--stages", default=",".join(STAGES), help="which stages to run, in order (e.g. run to redo only that one)")
     dataflow = parser.add_argument_group("dataflow")
     dataflow.add_argument("--project", help="Google Cloud project")
@@ -265,6 +266,18 @@ def finished_with_same_flags(stage: str, argv, parsers) -> bool:
             == {k: v for k, v in vars(own).items() if k not in ignore})
 
 
+def finished_segmentations(work: str) -> dict:
+    """{manifest path: finished_at} of the segmentation caches under WORK/prepared."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipelines.io_utils import read_bytes
+    from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST
+
+    pattern = f"{work.rstrip('/')}/{PREPARED}/{SEGMENTATION_FOLDER}/*/{SEGMENTATION_MANIFEST}"
+    return {m.path: json.loads(read_bytes(m.path)).get("finished_at")
+            for m in FileSystems.match([pattern])[0].metadata_list}
+
+
 def plan_for(routed, args) -> str:
     """wwm plan of the raw inputs, or why there is none (inputs that cannot be listed here)."""
     from wwm_cli.plan import MACHINE_TYPES, format_plan, plan_from_args, plan_parser
@@ -291,8 +304,9 @@ def submit_main(argv) -> dict:
                          "(repeatable) or --input")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     commands = stage_commands(args, routed, stamp=stamp)
-    print("# plan (wwm plan)")
-    print("\n".join(f"#   {line}" for line in plan_for(routed, args).splitlines()))
+    if not args.no_plan:
+        print("# plan (wwm plan)")
+        print("\n".join(f"#   {line}" for line in plan_for(routed, args).splitlines()))
     result = {"commands": {}, "skipped": [], "ran": []}
     for stage, command in commands.items():
         shown = shlex.join(["wwm", *command])
@@ -314,6 +328,7 @@ def submit_main(argv) -> dict:
             result["skipped"].append(stage)
             continue
         print(f"# {stage}: {shlex.join(['wwm', *command])}", flush=True)
+        segmentations = finished_segmentations(args.work) if stage == "segment" else None
         code = wwm_main(command)
         if code:
             raise UsageError(f"wwm {stage} failed (exit {code}), as it says above; the same wwm submit run again "
@@ -321,6 +336,9 @@ def submit_main(argv) -> dict:
         if args.target == "dataproc":
             print(f"# {stage}: submitting the jar to Dataproc", flush=True)
             subprocess.run(dataproc_command(args, stage), check=True)
+        if stage == "segment" and args.target != "dataproc" and finished_segmentations(args.work) == segmentations:
+            result["skipped"].append(stage)  # its cache was complete: wwm segment said so and did nothing
+            continue
         result["ran"].append(stage)
     return result
 
@@ -393,7 +411,7 @@ def flex_metadata(parsers=None) -> dict:
             helps = [f"wwm {command}: {text}" for command, text in texts.items()]
         action = by_command[commands[0]]
         repeatable = isinstance(action, argparse._AppendAction)
-        help_text = " | ".join(helps) + f" (flag --{name} of wwm {', '.join(commands)}"
+        help_text = " | ".join(helps) + f" (flag --{name} of " + ", ".join(f"wwm {c}" for c in commands)
         help_text += f"; several values separated by '{FLEX_SEPARATOR}'" if repeatable else ""
         help_text += "; true or false" if _is_switch(action) else ""
         help_text += ")"
