@@ -16,16 +16,18 @@ from wwm_cli import flags
 from wwm_core.errors import UsageError
 
 # ------------------------------------------------------------------ measured figures, one table
-RATES_MEASURED = ("2026-11-26 on the development machine (x86_64, 2 cores shared with other jobs, Python 3.11.7), "
+RATES_MEASURED = ("2026-11-26 on the development machine (x86_64, 2 cores shared with other jobs, Python 3.11.7) by "
                   "benchmarks/plan_benchmark.py: `wwm prepare`, `wwm segment`, `wwm run` in child processes, CPU "
-                  "time from the kernel; the marginal rates (the slope between a 2 MB and an 8 MB corpus) leave out "
-                  "each command's ~2.5 CPU-s of start-up")
+                  "time from the kernel, marginal rates (the slope between a 2 MB and an 8 MB corpus, leaving out "
+                  "each command's ~2.5 CPU-s of start-up); the mean of two runs, which differed by up to 40%")
 RATES = {
-    # cleaning (`wwm prepare`): MB of uncompressed input per CPU-second, marginal
-    "clean_mb_per_cpu_s": {"text": 8.04, "jsonl": 7.49, "wiki": 1.68},
+    # cleaning (`wwm prepare`): MB of uncompressed input per CPU-second (runs: text 8.04 and 5.61,
+    # jsonl 7.49 and 4.34, wiki 1.68 and 1.35; the wiki dump is the real excerpt's pages repeated)
+    "clean_mb_per_cpu_s": {"text": 6.8, "jsonl": 5.9, "wiki": 1.5},
     # bytes of clean text (sentences, one a line) per byte of uncompressed input. wiki: the real
-    # zhwiki excerpt in ../shared/data (markup, templates and XML removed); jsonl: news2016zh's
-    # layout (keys, ids, dates); text: Google's layout, nothing to remove
+    # zhwiki excerpt in ../shared/data (markup, templates and XML removed; its 23 articles are long,
+    # a whole dump's redirects and stubs make the share smaller); jsonl: news2016zh's layout (keys,
+    # ids, dates); text: Google's layout, nothing to remove
     "text_share": {"text": 0.999, "jsonl": 0.875, "wiki": 0.483},
     # uncompressed / compressed bytes: bz2 of the real zhwiki excerpt, gzip of the UD sentences
     "compression": {".bz2": 3.23, ".gz": 1.91},
@@ -33,23 +35,26 @@ RATES = {
     "bytes_per_char": 2.79,
     # `wwm prepare`'s Parquet (uncompressed columns) per byte of clean text: the zhwiki excerpt
     "parquet_bytes_per_text_byte": 1.05,
-    # `wwm segment`, characters per CPU-second, marginal (README, Segmentation throughput,
-    # 2026-11-26; a UD-trained LTP perceptron: LTP/legacy itself cannot be downloaded here)
+    # `wwm segment`, characters per CPU-second: the README's Segmentation throughput (2026-11-26,
+    # marginal; a UD-trained LTP perceptron: LTP/legacy itself cannot be downloaded here). This
+    # benchmark measured 0.97-1.04 M for LTP; the lower figure is kept
     "segment_chars_per_cpu_s": {"ltp": 511_845, "jieba": 135_574, "char": None},
     # `wwm run` on Parquet with cached word boundaries: CPU-seconds per character (reading,
-    # tokenizing, grouping) plus per instance of each length (planning, masking, encoding)
-    "run_cpu_s_per_char": 0.98e-6,
-    "run_cpu_s_per_instance": {128: 15.8e-6, 512: 44.4e-6},
-    # instances per dupe = characters / chars_per_instance + documents x per_document, fitted on
-    # two corpora of UD sentences (7,132 documents of 5-15 sentences; 595 of 60-120) at dupe 5
-    # with bert-wwm's NSP pairs; predicts the real zhwiki excerpt (23 documents) within 1.5% at 128
-    # and 3.3% at 512
-    "chars_per_instance": {128: 108.6, 512: 352.7},
-    "instances_per_document": {128: 0.585, 512: 0.899},
-    # peak RSS of one worker process making one bucket (128,512 in one run): fixed + per MB of
-    # the bucket's text (2 MB: 408 MB, 8 MB: 560 MB; the local runner's launcher included)
-    "memory_fixed_mb": 357,
-    "memory_mb_per_bucket_text_mb": 25.4,
+    # tokenizing, grouping) plus per instance of each length (planning, masking, encoding); solved
+    # from the marginal CPU of 128 alone, 512 alone and both in one run (runs: 0.98 and 0.75 per
+    # character, 15.8 and 26.9 per instance at 128, 44.4 and 36.0 at 512, in millionths)
+    "run_cpu_s_per_char": 0.87e-6,
+    "run_cpu_s_per_instance": {128: 21.3e-6, 512: 40.2e-6},
+    # instances per dupe = characters / chars_per_instance + documents x per_document, solved from
+    # two corpora of UD sentences at dupe 5 with bert-wwm's NSP pairs (7,132 documents of 5-15
+    # sentences, 795 of 60-120; the same in both runs); predicts the real zhwiki excerpt (23
+    # documents) within 1.5% at 128 and 3.3% at 512 when its document count is known
+    "chars_per_instance": {128: 108.6, 512: 352.4},
+    "instances_per_document": {128: 0.586, 512: 0.898},
+    # peak RSS of one worker process making one bucket (128,512 in one run): fixed + per MB of the
+    # bucket's text (2 MB: ~400 MB, 8 MB: ~550 MB; the local runner's launcher included)
+    "memory_fixed_mb": 353,
+    "memory_mb_per_bucket_text_mb": 24.8,
 }
 # Not measured: the mean length of a document, which decides how many short (last) instances a
 # document makes; --mean_document_chars gives the corpus's own.
