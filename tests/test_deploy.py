@@ -12,15 +12,20 @@
   exactly the lock; the deploy scripts print commands that parse;
 - `wwm plan` predicts a real run's instances within the tolerance it states.
 """
+import ast
+import importlib
+import inspect
 import json
 import os
 import pathlib
+import pkgutil
 import re
 import runpy
 import shlex
 import socket
 import subprocess
 import sys
+import textwrap
 from importlib.metadata import version
 
 import apache_beam as beam
@@ -29,6 +34,7 @@ from apache_beam.options.pipeline_options import (DebugOptions, GoogleCloudOptio
                                                   StandardOptions, WorkerOptions)
 from apache_beam.testing import test_pipeline
 
+import pipelines
 import wwm_cli
 from pipelines.common import WorkerVersionError, check_worker_versions, launcher_versions
 from tests.conftest import shared_file
@@ -36,7 +42,7 @@ from tests.test_runners import worker_pool  # noqa: F401 - the fixture
 from wwm_cli import flags
 from wwm_cli import plan as plan_module
 from wwm_cli import submit as submit_module
-from wwm_cli.data import AUTO_SHARD_INPUT_BYTES, prepare_parser, run_parser
+from wwm_cli.data import prepare_parser, run_parser
 from wwm_cli.segment import segment_parser
 from wwm_cli.submit import flex_argv, flex_metadata, route_flags, stage_parsers
 from wwm_core.errors import UsageError
@@ -50,36 +56,43 @@ FAKE_NUMPY = "0.0.1"
 
 # ---------------------------------------------------------------- workers refuse other versions
 
-def _refusing_dofns():
-    """Each stage DoFn with a setup(), built as its pipeline builds it, but carrying a launcher
-    whose numpy differs from this process's; and an element for it."""
-    from pipelines.generate_pipeline import WriteShard
-    from pipelines.read_pipeline import CleanDocument
-    from pipelines.segment_pipeline import SegmentDocuments
-    from pipelines.segmenters import segmenter_choice
-    from wwm_core.text import RawDocument
-    from wwm_core.vocab import bundled_vocab_bytes
-
-    expected = {**launcher_versions(), "numpy": FAKE_NUMPY}
-    args, beam_args = run_parser().parse_known_args(["--input=x.txt", "--output=out", "--segmenter=jieba",
-                                                     "--max_seq_length=128"])
-    config = flags.config_from_args(args, beam_args, instances=True)
-    choice = segmenter_choice(config.segmentation)
-    return {
-        "CleanDocument": (CleanDocument(cleaning=config.cleaning, opencc_config="none", expected_versions=expected),
-                          RawDocument(id="t:1", text="今天天气很好。")),
-        "SegmentDocuments": (SegmentDocuments(choice, expected_versions=expected), []),
-        "WriteShard": (WriteShard(config=config, vocab_bytes=bundled_vocab_bytes(), num_shards=1, use_word_cache=False,
-                                  segmenter=choice, expected_versions=expected), (0, {"documents": [], "words": []})),
-    }
+def _stage_dofns() -> dict:
+    """{name: class} of every DoFn in pipelines/ that has a setup(): the ones that load what
+    decides the bytes (converters, segmenters, vocabularies) on a worker."""
+    found = {}
+    for module in pkgutil.iter_modules(pipelines.__path__):
+        loaded = importlib.import_module(f"pipelines.{module.name}")
+        for name, value in vars(loaded).items():
+            if (inspect.isclass(value) and issubclass(value, beam.DoFn) and value.__module__ == loaded.__name__
+                    and "setup" in vars(value)):
+                found[name] = value
+    return found
 
 
-@pytest.mark.parametrize("name", ["CleanDocument", "SegmentDocuments", "WriteShard"])
+STAGE_DOFNS = _stage_dofns()
+
+
+def test_every_stage_dofn_takes_the_launchers_versions_and_checks_them_first():
+    assert len(STAGE_DOFNS) >= 3, STAGE_DOFNS
+    for name, cls in STAGE_DOFNS.items():
+        assert "expected_versions" in inspect.signature(cls.__init__).parameters, name
+        init, setup = (ast.parse(textwrap.dedent(inspect.getsource(getattr(cls, m)))).body[0]
+                       for m in ("__init__", "setup"))
+        assigned = [ast.unparse(node) for node in ast.walk(init) if isinstance(node, ast.Assign)]
+        assert "self._expected_versions = launcher_versions(expected_versions)" in assigned, name
+        assert ast.unparse(setup.body[0]) == "check_worker_versions(self._expected_versions)", name
+
+
+@pytest.mark.parametrize("name", sorted(STAGE_DOFNS))
 def test_a_worker_with_other_versions_refuses_to_start(name):
-    dofn, element = _refusing_dofns()[name]
+    # The DoFn as a launcher with another numpy would have pickled it: its setup() checks first,
+    # before it needs anything else of its constructor's.
+    dofn = STAGE_DOFNS[name].__new__(STAGE_DOFNS[name])
+    beam.DoFn.__init__(dofn)
+    dofn._expected_versions = {**launcher_versions(), "numpy": FAKE_NUMPY}
     with pytest.raises(Exception) as raised:
         with test_pipeline.TestPipeline(runner="BundleBasedDirectRunner") as pipeline:
-            _ = pipeline | beam.Create([element]) | beam.ParDo(dofn)
+            _ = pipeline | beam.Create([None]) | beam.ParDo(dofn)
     first_line = str(raised.value).splitlines()[0]
     assert first_line.startswith("this worker refuses to start: numpy "
                                  f"{version('numpy')} on this worker, {FAKE_NUMPY} on the launcher."), first_line
@@ -476,7 +489,8 @@ def test_plan_reads_sizes_only(tmp_path, capsys):
                                    f"--source=name=ext,format=jsonl,preset=news2016zh,input={ext}",
                                    "--machine_type=n2-standard-8", "--max_num_workers=50"])
     assert plan["input"]["bytes"] == 13 * 10**9
-    assert plan["shards"]["run_on_these_files"] == -(-13 * 10**9 // AUTO_SHARD_INPUT_BYTES)
+    shards = plan["shards"]["run_on_prepared_parquet"]
+    assert shards > 100 and plan["memory"]["bucket_text_mb"] == round(plan["input"]["clean_text_bytes"] / shards / 1e6, 1)
     assert set(plan["instances"]) == {"128", "512"} and plan["instances"]["128"] > plan["instances"]["512"] > 0
     assert plan["dataflow"]["vcpus"] == 8 and plan["memory"]["fits"]
     assert plan["dataflow"]["worker_hours"] == pytest.approx(sum(plan["cpu_hours"].values()) / 8, rel=0.01)

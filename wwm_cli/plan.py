@@ -10,7 +10,6 @@ a machine type. Every figure comes from RATES, measured with the real commands
 import argparse
 import dataclasses
 import json
-import math
 
 from wwm_cli import flags
 from wwm_core.errors import UsageError
@@ -101,8 +100,18 @@ def text_bytes(file: InputFile) -> float:
     return uncompressed_bytes(file) * RATES["text_share"][file.input_format]
 
 
+def planned_shards(input_bytes: float, *, num_shards: int) -> int:
+    """How many shards (buckets) `wwm run` or `wwm prepare` makes of this many input bytes: the
+    rule of wwm_cli.data.sized_and_claimed, which sizes them from the input's bytes alone. The
+    one place that must follow that rule when it changes."""
+    from pipelines.generate_pipeline import automatic_shards
+    from wwm_cli.data import AUTO_SHARD_INPUT_BYTES
+
+    return num_shards or automatic_shards(round(input_bytes), bytes_per_shard=AUTO_SHARD_INPUT_BYTES)
+
+
 def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: str = DEFAULT_MACHINE_TYPE,
-             num_shards: int = 0, bytes_per_shard: int, mean_document_chars: int = DEFAULT_MEAN_DOCUMENT_CHARS,
+             num_shards: int = 0, mean_document_chars: int = DEFAULT_MEAN_DOCUMENT_CHARS,
              max_num_workers: int = 0) -> dict:
     """The plan, from file sizes and settings only (a pure function: no I/O)."""
     if machine_type not in MACHINE_TYPES:
@@ -114,11 +123,10 @@ def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: 
     documents = chars / mean_document_chars
     prepared = all(f.input_format == "parquet" for f in files)
     parquet_bytes = raw_bytes if prepared else text * RATES["parquet_bytes_per_text_byte"]
-    # `wwm run` sizes its shards from its input's bytes (wwm_cli.data.sized_and_claimed): on these
-    # files directly, or on the Parquet that `wwm prepare` makes of them (the recipe's way).
-    shards = {"run_on_these_files": num_shards or max(1, math.ceil(raw_bytes / bytes_per_shard)),
-              "run_on_prepared_parquet": num_shards or max(1, math.ceil(parquet_bytes / bytes_per_shard)),
-              "prepare_parquet_files": num_shards or max(1, math.ceil(raw_bytes / bytes_per_shard))}
+    # `wwm run` on these files directly, or on the Parquet `wwm prepare` makes of them (the recipe's way).
+    shards = {"run_on_these_files": planned_shards(raw_bytes, num_shards=num_shards),
+              "run_on_prepared_parquet": planned_shards(parquet_bytes, num_shards=num_shards),
+              "prepare_parquet_files": planned_shards(raw_bytes, num_shards=num_shards)}
     phases = {}
     for length in lengths:
         per_dupe = (chars / _interpolated(RATES["chars_per_instance"], length)
@@ -197,15 +205,13 @@ def input_files_of(config) -> list:
 
 
 def plan_from_args(args, beam_args) -> dict:
-    from wwm_cli.data import AUTO_SHARD_INPUT_BYTES
-
     args.output = args.output or "(plan)"
     config = flags.config_from_args(args, beam_args, instances=True)
     files = input_files_of(config)
     return estimate(files, lengths=[phase.max_seq_length for phase in config.instances.phases],
                     dupe_factor=config.instances.dupe_factor, segmenter=config.segmentation.segmenter,
                     machine_type=args.machine_type, num_shards=config.output.num_shards,
-                    bytes_per_shard=AUTO_SHARD_INPUT_BYTES, mean_document_chars=args.mean_document_chars,
+                    mean_document_chars=args.mean_document_chars,
                     max_num_workers=args.max_num_workers)
 
 
