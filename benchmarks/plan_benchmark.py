@@ -176,7 +176,8 @@ def main() -> None:
     # Each run above is one bucket (under 16 MB): peak RSS grows with the bucket's text.
     small_text, big_text = texts["small"][1] / 1e6, texts["big"][1] / 1e6
     per_mb = (both["peak_rss_mb"]["big"] - both["peak_rss_mb"]["small"]) / (big_text - small_text)
-    figures["memory"] = {"mb_per_bucket_text_mb": per_mb, "fixed_mb": both["peak_rss_mb"]["small"] - per_mb * small_text}
+    figures["memory"] = {"mb_per_bucket_text_mb": per_mb,
+                         "fixed_mb": both["peak_rss_mb"]["small"] - per_mb * small_text}
 
     # jsonl
     def prepare_jsonl(name):
@@ -198,7 +199,8 @@ def main() -> None:
     def prepare_wiki(name):
         dump = work / f"{name}-zhwiki.xml"
         build_dump(dump, sizes[name])
-        measured = wwm_measured("prepare", f"--input={dump}", "--input_format=wiki", f"--output={work / (name + '_wiki')}")
+        measured = wwm_measured("prepare", f"--input={dump}", "--input_format=wiki",
+                                f"--output={work / (name + '_wiki')}")
         return dump.stat().st_size / 1e6, measured, None
 
     slope, fixed, _, _ = marginal(prepare_wiki, sizes)

@@ -423,7 +423,8 @@ def test_verify_lock_finds_a_drifted_package(verify_lock):
     ("spark.sh", {"SPARK_MASTER": "spark://spark-master:7077", "IMAGE": IMAGE, "WORK": "gs://my-bucket/wwm",
                   "WIKI": "gs://my-bucket/dumps/zhwiki.xml.bz2", "PARALLELISM": "8"}),
     ("flink.sh", {"JOB_ENDPOINT": "localhost:8099", "ENVIRONMENT": "PROCESS", "WORK": "gs://my-bucket/wwm",
-                  "ENVIRONMENT_CONFIG": '{"command": "/opt/apache/beam/boot"}', "WIKI": "gs://my-bucket/zhwiki.xml.bz2"}),
+                  "ENVIRONMENT_CONFIG": '{"command": "/opt/apache/beam/boot"}',
+                  "WIKI": "gs://my-bucket/zhwiki.xml.bz2"}),
     ("dataproc.sh", {"PROJECT": "my-project", "BUCKET": "my-bucket", "CLUSTER": "wwm", "IMAGE": IMAGE,
                      "WIKI": "gs://my-bucket/dumps/zhwiki.xml.bz2"}),
 ])
@@ -490,7 +491,8 @@ def test_plan_reads_sizes_only(tmp_path, capsys):
                                    "--machine_type=n2-standard-8", "--max_num_workers=50"])
     assert plan["input"]["bytes"] == 13 * 10**9
     shards = plan["shards"]["run_on_prepared_parquet"]
-    assert shards > 100 and plan["memory"]["bucket_text_mb"] == round(plan["input"]["clean_text_bytes"] / shards / 1e6, 1)
+    bucket_mb = round(plan["input"]["clean_text_bytes"] / shards / 1e6, 1)
+    assert shards > 100 and plan["memory"]["bucket_text_mb"] == bucket_mb
     assert set(plan["instances"]) == {"128", "512"} and plan["instances"]["128"] > plan["instances"]["512"] > 0
     assert plan["dataflow"]["vcpus"] == 8 and plan["memory"]["fits"]
     assert plan["dataflow"]["worker_hours"] == pytest.approx(sum(plan["cpu_hours"].values()) / 8, rel=0.01)

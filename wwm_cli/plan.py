@@ -147,8 +147,9 @@ def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: 
     total_cpu_hours = sum(cpu_hours.values())
     worker_hours = total_cpu_hours / vcpus
     plan = {
-        "input": {"files": len(files), "bytes": raw_bytes, "uncompressed_bytes": round(sum(map(uncompressed_bytes, files))),
-                  "clean_text_bytes": round(text), "characters": round(chars), "documents_assumed": round(documents),
+        "input": {"files": len(files), "bytes": raw_bytes,
+                  "uncompressed_bytes": round(sum(map(uncompressed_bytes, files))), "clean_text_bytes": round(text),
+                  "characters": round(chars), "documents_assumed": round(documents),
                   "mean_document_chars": mean_document_chars},
         "shards": shards,
         "instances": {str(length): count for length, count in phases.items()},

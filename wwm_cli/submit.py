@@ -43,8 +43,8 @@ SPARK_PIPELINE_RUNNER = "org.apache.beam.runners.spark.SparkPipelineRunner"
 
 def submit_parser() -> argparse.ArgumentParser:
     parser = flags.parser(
-        "wwm submit", __doc__.split("\n\n")[0] + "\n\nExamples: deploy/dataflow.sh, deploy/spark.sh, deploy/flink.sh, "
-        "deploy/dataproc.sh; what each target needs: deploy/README.md.")
+        "wwm submit", __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[-1] + "\nExamples: deploy/dataflow.sh, "
+        "deploy/spark.sh, deploy/flink.sh, deploy/dataproc.sh; what each target needs: deploy/README.md.")
     add = parser.add_argument
     add("target", choices=TARGETS, help="dataflow: Google Cloud Dataflow, workers in --image; spark / flink: Beam's "
         "portable runner and its job server, workers in --image (DOCKER) or PROCESS; dataproc: an executable jar per "
