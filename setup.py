@@ -29,7 +29,7 @@ setuptools.setup(
         # LTP's neural models (torch); the legacy perceptron needs only ltp-extension.
         "ltp-neural": ["ltp>=4.2"],
         "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "safetensors>=0.4",
-                 "datasets>=3", "scipy>=1.10", "seqeval>=1.2.2"],
+                 "datasets>=3", "scipy>=1.10", "seqeval>=1.2.2", "dockerfile>=3.4"],
     },
     entry_points={"console_scripts": ["wwm=wwm_cli:main"]},
 )

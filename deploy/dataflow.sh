@@ -1,17 +1,41 @@
 #!/usr/bin/env bash
-# Submits `wwm run` to Google Cloud Dataflow. Not runnable from the development machines (no
-# network to GCP); the flags are Beam's standard ones. Fill in the variables, then run from the
-# repository root after `bash scripts/setup.sh`.
+# The whole recipe on Google Cloud Dataflow, one command: builds the image (deploy/Dockerfile) unless
+# IMAGE is given, then `wwm submit dataflow`: wwm prepare (the zhwiki multistream dump with t2s, the
+# ext JSON lines as written), wwm segment (the recipe's LTP/legacy), wwm run (both phases of the
+# recipe, shards sized from the input), each a Dataflow job in that image, every path on gs://.
+# NOT RUN on the development machines (no network to GCP); `DRY=1` prints the plan and commands only.
+#
+#   PROJECT=my-project BUCKET=my-bucket WIKI='gs://my-bucket/dumps/zhwiki-*-pages-articles-multistream.xml.bz2' \
+#   EXT='gs://my-bucket/ext/news2016zh/*.json' bash deploy/dataflow.sh
+#
+# Run from the repository root after `bash scripts/setup.sh` (the launcher must hold the lock's
+# versions: workers refuse to start otherwise), with `gcloud auth application-default login`.
 set -euo pipefail
-: "${PROJECT:?set PROJECT}" "${REGION:=us-central1}" "${BUCKET:?set BUCKET (without gs://)}"
+: "${PROJECT:?set PROJECT}" "${BUCKET:?set BUCKET (without gs://)}" "${WIKI:?set WIKI (gs:// glob of the dump)}"
+REGION="${REGION:-us-central1}"
+RECIPE="${RECIPE:-bert-wwm}"
+WORK="${WORK:-gs://${BUCKET}/wwm/${RECIPE}}"
+EXT="${EXT:-}"                       # gs:// glob of ext JSON lines; empty: Wikipedia alone
+EXT_PRESET="${EXT_PRESET:-news2016zh}"
+MACHINE_TYPE="${MACHINE_TYPE:-n2-standard-4}"
+MAX_WORKERS="${MAX_WORKERS:-32}"
 cd "$(dirname "$0")/.."
-.venv/bin/wwm run \
-  --input "gs://${BUCKET}/corpus/*.txt" \
-  --output "gs://${BUCKET}/wwm/bert-wwm-128" \
-  --vocab_file "gs://${BUCKET}/chinese_wwm_L-12_H-768_A-12/vocab.txt" \
-  --segmenter ltp --ltp_model "gs://${BUCKET}/ltp_legacy/" \
-  --recipe bert-wwm --max_seq_length 128 --dupe_factor 5 --num_shards 256 \
-  --runner DataflowRunner --project "$PROJECT" --region "$REGION" \
-  --temp_location "gs://${BUCKET}/tmp" --staging_location "gs://${BUCKET}/staging" \
-  --setup_file ./setup.py --experiments use_runner_v2 \
-  --max_num_workers 32 --machine_type n2-standard-4
+
+if [ -z "${IMAGE:-}" ]; then
+  IMAGE="${REGION}-docker.pkg.dev/${PROJECT}/${REPOSITORY:-wwm}/wwm-data:$(git rev-parse --short=12 HEAD)"
+  if [ -n "$(git status --porcelain -- wwm_core pipelines wwm_cli setup.py requirements.lock)" ]; then
+    echo "the working tree has uncommitted changes: the image would not hold the launcher's code" >&2
+    exit 1
+  fi
+  if [ -z "${DRY:-}" ]; then
+    gcloud builds submit --project "$PROJECT" --config deploy/cloudbuild.yaml --substitutions "_IMAGE=${IMAGE}" .
+  fi
+fi
+
+sources=(--source "name=zhwiki,format=wiki,input=${WIKI},opencc=t2s")
+if [ -n "$EXT" ]; then
+  sources+=(--source "name=ext,format=jsonl,preset=${EXT_PRESET},input=${EXT},opencc=none")
+fi
+"${PYTHON:-.venv/bin/python}" -m wwm_cli submit dataflow --work "$WORK" --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
+  --machine_type "$MACHINE_TYPE" --max_num_workers "$MAX_WORKERS" \
+  "${sources[@]}" --recipe "$RECIPE" ${DRY:+--print_only} "$@"

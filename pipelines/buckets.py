@@ -21,7 +21,7 @@ import logging
 
 import apache_beam as beam
 
-from pipelines.common import DEAD_LETTER, STATS, count
+from pipelines.common import DEAD_LETTER, STATS, check_worker_versions, count, launcher_versions
 from pipelines.io_utils import join
 from pipelines.parquet_io import DocumentsFile, document_ids, documents_of
 from pipelines.read_pipeline import Cleaner, MatchInputFiles, plan_units, read_unit
@@ -139,7 +139,8 @@ class ReadAndClean(beam.DoFn):
     (order, [id, ...])) per bucket and partition), KEYS ((partition, (order, [(content key, id),
     ...]))) and BANDS ((band key, (id, order, signature)) per document, for the opt-in near dedup)."""
 
-    def __init__(self, *, sources, cleaning, work_folder: str, bucket_bytes: int):
+    def __init__(self, *, sources, cleaning, work_folder: str, bucket_bytes: int, expected_versions=None):
+        self._expected_versions = launcher_versions(expected_versions)
         self._sources = sources
         self._cleaning = cleaning
         self._work_folder = work_folder
@@ -150,6 +151,7 @@ class ReadAndClean(beam.DoFn):
             self._bands, self._rows = band_layout(self._near)
 
     def setup(self):
+        check_worker_versions(self._expected_versions)
         self._cleaners = {}
 
     def _cleaner(self, spec) -> Cleaner:

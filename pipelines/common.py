@@ -6,7 +6,10 @@ Every stage's DoFns yield records on their main output, ``BadRecord``s on ``DEAD
 so Dataflow's and Spark's consoles show them while a job runs.
 """
 import collections
+import functools
+import hashlib
 import json
+import pathlib
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -14,7 +17,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.io_utils import join
 from pipelines.output import write_atomically
-from wwm_core.manifest import MANIFEST, Manifest, library_versions, now, tool_version
+from wwm_core.manifest import MANIFEST, TOOL, Manifest, library_versions, now, tool_version
 from wwm_core.text import BadRecord
 
 DEAD_LETTER = "dead_letter"
@@ -115,3 +118,58 @@ def write_manifest_file(path: str, manifest: Manifest) -> Manifest:
         raise RuntimeError(f"records are unaccounted for: {manifest.accounting}; refusing to write a manifest")
     write_atomically(path, manifest.to_bytes())
     return manifest
+
+
+# ---------------------------------------------------------------- workers run what the launcher ran
+
+class WorkerVersionError(RuntimeError):
+    """A worker whose byte-deciding libraries (or this package's code) differ from the launcher's."""
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 (first 16 hex digits) of this package's pipeline code (pipelines/ and wwm_core/,
+    every .py file by its path under the package): the tool's version string does not change
+    with every commit, its code does."""
+    digest = hashlib.sha256()
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for package in ("pipelines", "wwm_core"):
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def launcher_versions(given: dict = None) -> dict:
+    """What a stage's DoFns carry to the workers: ``given``, or this process's versions of the
+    libraries that decide the bytes (the manifest's ``libraries``) and of this package's code.
+    Called where the pipeline is built, so the pickled DoFns hold the launcher's values."""
+    if given is not None:
+        return dict(given)
+    return {**library_versions(), TOOL: f"{tool_version()} code {code_digest()}"}
+
+
+def _comparable(name: str, version):
+    # Beam's SDK containers fix Python's minor version; a patch release does not change the bytes.
+    if name == "python" and version:
+        return ".".join(version.split(".")[:2])
+    return version
+
+
+def version_differences(expected: dict, actual: dict) -> list:
+    """(name, expected, actual) for every entry of ``expected`` that ``actual`` does not match."""
+    return [(name, expected[name], actual.get(name)) for name in sorted(expected)
+            if _comparable(name, expected[name]) != _comparable(name, actual.get(name))]
+
+
+def check_worker_versions(expected: dict, *, actual: dict = None) -> None:
+    """Called in each stage DoFn's ``setup()``: a worker whose versions differ from the launcher's
+    refuses to start, in one line naming each library and both versions. Its output would not be
+    the bytes the manifest's ``libraries`` promise (numpy's and tokenizers' versions, LTP's and
+    jieba's models, OpenCC's tables all change them)."""
+    differences = version_differences(expected, launcher_versions() if actual is None else actual)
+    if differences:
+        listed = "; ".join(f"{name} {found or 'not installed'} on this worker, {wanted or 'not installed'} on the "
+                           "launcher" for name, wanted, found in differences)
+        raise WorkerVersionError(
+            f"this worker refuses to start: {listed}. Run the workers in the image built from requirements.lock "
+            "(deploy/Dockerfile) and launch from the same versions (bash scripts/setup.sh, or the image itself).")

@@ -15,8 +15,8 @@ import logging
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import (DEAD_LETTER, STATS, count, dead_letter_names, sum_counters, write_dead_letters,
-                              write_manifest)
+from pipelines.common import (DEAD_LETTER, STATS, check_worker_versions, count, dead_letter_names, launcher_versions,
+                              sum_counters, write_dead_letters, write_manifest)
 from pipelines.io_utils import join
 from pipelines.output import ParquetShard, ShardFile, shard_name, write_atomically
 from pipelines.balance import WriteBalancedFile, plan_balanced, record_sizes_bytes
@@ -44,7 +44,8 @@ class WriteShard(beam.DoFn):
     per file. With a segmentation cache, the bucket's cached word boundaries are in the cache
     file of the same name as its documents file (``wwm segment`` writes them so)."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, segmenter, word_cache_folder=None):
+    def __init__(self, *, config, vocab_bytes: bytes, segmenter, word_cache_folder=None, expected_versions=None):
+        self._expected_versions = launcher_versions(expected_versions)
         self._config = config
         self._segmenter = segmenter
         self._vocab_bytes = vocab_bytes
@@ -53,6 +54,7 @@ class WriteShard(beam.DoFn):
         self._balancing = config.output.balance_shards
 
     def setup(self):
+        check_worker_versions(self._expected_versions)
         self._maker = ShardMaker(
             instances=self._config.instances, output=self._config.output,
             vocab=Vocab.from_bytes(self._vocab_bytes), segmenter=self._segmenter.load(),

@@ -10,8 +10,8 @@ import collections
 import apache_beam as beam
 
 from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
-from pipelines.common import (DEAD_LETTER, STATS, accounting, count, dead_letter_names, sum_counters,
-                              write_dead_letters, write_manifest)
+from pipelines.common import (DEAD_LETTER, STATS, accounting, check_worker_versions, count, dead_letter_names,
+                              launcher_versions, sum_counters, write_dead_letters, write_manifest)
 from pipelines.io_utils import join
 from pipelines.parquet_io import DOCUMENTS_FOLDER, DocumentsFile
 from wwm_core.manifest import Manifest
@@ -21,8 +21,12 @@ class WriteDocuments(beam.DoFn):
     """(order, {"bucket": [AssignedBucket], "drop": [ids]}) -> the bucket's documents, less the
     dropped ones, as documents/part-NNNNN-of-NNNNN.parquet; yields the file's name."""
 
-    def __init__(self, output: str):
+    def __init__(self, output: str, expected_versions=None):
+        self._expected_versions = launcher_versions(expected_versions)
         self._output = output
+
+    def setup(self):
+        check_worker_versions(self._expected_versions)
 
     def process(self, order_and_inputs):
         _, inputs = order_and_inputs

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import (DEAD_LETTER, STATS, accounting, count, dead_letter_names, sum_counters,
-                              write_dead_letters, write_manifest_file)
+from pipelines.common import (DEAD_LETTER, STATS, accounting, check_worker_versions, count, dead_letter_names,
+                              launcher_versions, sum_counters, write_dead_letters, write_manifest_file)
 from pipelines.io_utils import exists, join, read_bytes
 from pipelines.output import write_atomically
 from pipelines.parquet_io import documents_of
@@ -39,12 +39,14 @@ class SegmentFile(beam.DoFn):
     """A prepared documents file -> its cache file of the same name in the cache folder (written
     whole, then renamed), with STATS and DEAD_LETTER outputs; yields the file's name."""
 
-    def __init__(self, choice, *, output: str, batch_sentences: int):
+    def __init__(self, choice, *, output: str, batch_sentences: int, expected_versions=None):
+        self._expected_versions = launcher_versions(expected_versions)
         self._choice = choice
         self._output = output
         self._batch_sentences = batch_sentences
 
     def setup(self):
+        check_worker_versions(self._expected_versions)
         self._segmenter = self._choice.load()
 
     def process(self, path):

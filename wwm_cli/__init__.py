@@ -15,6 +15,8 @@ COMMANDS = {
     "prepare": ("wwm_cli.data", "prepare", "corpus -> clean documents (Parquet), once, for later runs"),
     "segment": ("wwm_cli.segment", "segment", "prepared documents -> cached word boundaries, once, for later runs"),
     "segmenter": ("wwm_cli.segment", "segmenter_main", "train an LTP perceptron, or score a segmenter (train|eval)"),
+    "plan": ("wwm_cli.plan", "plan_main", "shards, memory, instances, CPU- and worker-hours, from input sizes"),
+    "submit": ("wwm_cli.submit", "submit_main", "the whole recipe (prepare, segment, run) on Dataflow, Spark or Flink"),
     "recipe": ("wwm_cli.recipe", "recipe_main", "HFL's recipes and where their numbers come from (list|show NAME)"),
     "inspect": ("wwm_cli.inspect", "inspect_main", "decode a run's instances, with masks and word groups"),
     "train": ("wwm_trainer.cli", "train_main", "pretrain BERT on a run's output (TPU, GPUs or CPU)"),

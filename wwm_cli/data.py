@@ -13,7 +13,7 @@ import shutil
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, PortableOptions, StandardOptions
 
 from pipelines.common import RunInfo, accounting
 from pipelines.buckets import WORK_FOLDER
@@ -86,6 +86,8 @@ def run(argv) -> dict:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
                        bucket_bytes=bucket_bytes,
                        word_cache_folders=word_cache_folders, prepared=prepared)
+    if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
+        return {}
     remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
@@ -183,16 +185,24 @@ def input_files(config) -> list:
 
 
 def bucket_bytes_for(config, inputs) -> int:
-    """How much clean text a bucket holds: --num_shards buckets in all, or BUCKET_BYTES each with
-    at least MIN_BUCKETS of them. Estimated from the input's sizes alone, so the same input gives
-    the same buckets wherever and however it runs."""
+    """How much clean text a bucket holds, estimated from the input's sizes alone, so the same
+    input gives the same buckets wherever and however it runs."""
     formats = {pattern: source.input_format for source in config.sources for pattern in source.patterns}
-    text = 0.0
-    for item in inputs:
-        factor = next((f for suffix, f in TEXT_PER_INPUT_BYTE.items() if item["path"].endswith(suffix)), 1.0)
-        text += item["bytes"] * factor * (WIKI_TEXT_SHARE if formats.get(item["pattern"]) == "wiki" else 1.0)
-    if config.output.num_shards:
-        return max(1, math.ceil(text / config.output.num_shards))
+    text = sum(estimated_text_bytes(i["path"], i["bytes"], formats.get(i["pattern"])) for i in inputs)
+    return bucket_bytes_of(text, num_shards=config.output.num_shards)
+
+
+def estimated_text_bytes(path: str, size: int, input_format: str) -> float:
+    """Clean text in an input file of this size (before anything is read)."""
+    factor = next((f for suffix, f in TEXT_PER_INPUT_BYTE.items() if path.endswith(suffix)), 1.0)
+    return size * factor * (WIKI_TEXT_SHARE if input_format == "wiki" else 1.0)
+
+
+def bucket_bytes_of(text: float, *, num_shards: int = 0) -> int:
+    """--num_shards buckets in all, or BUCKET_BYTES each with at least MIN_BUCKETS of them. The
+    one rule; wwm plan follows it too."""
+    if num_shards:
+        return max(1, math.ceil(text / num_shards))
     return max(MIN_BUCKET_BYTES, math.ceil(text / max(MIN_BUCKETS, math.ceil(text / BUCKET_BYTES))))
 
 
@@ -237,6 +247,19 @@ def pipeline_options(beam_args) -> PipelineOptions:
         # runner binary, with no timeout, and then falls back to this one for batch pipelines.
         options.view_as(StandardOptions).runner = "FnApiRunner"
     return options
+
+
+def handed_over(beam_args, manifest_path: str) -> bool:
+    """True when the pipeline was handed over rather than run: written as a Dataflow template
+    (--template_location, which a Flex Template's launcher passes) or as an executable jar
+    (--output_executable_path, for `gcloud dataproc jobs submit spark`). The job then runs after
+    this command returns and writes its manifest when it finishes."""
+    options = PipelineOptions(list(beam_args))
+    where = (options.view_as(GoogleCloudOptions).template_location
+             or options.view_as(PortableOptions).output_executable_path)
+    if where:
+        print(f"the job was written to {where}, not run here: {manifest_path} appears when it has run")
+    return bool(where)
 
 
 def read_manifest(folder: str, kinds=("instances", "phases", "documents", "segmentation")):
@@ -297,6 +320,9 @@ def prepare(argv) -> dict:
              config.output.path)
     with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
         build_prepare_pipeline(pipeline, config=config, run_info=run_info, bucket_bytes=bucket_bytes)
+        build_prepare_pipeline(pipeline, config=config, run_info=run_info)
+    if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
+        return {}
     remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path, kinds=("documents",))
     print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")

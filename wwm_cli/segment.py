@@ -21,7 +21,7 @@ from pipelines.segment_pipeline import build_segment_pipeline, prepared_document
 from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_choice
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
 from wwm_cli import flags
-from wwm_cli.data import pipeline_options, print_counters
+from wwm_cli.data import handed_over, pipeline_options, print_counters
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
 from wwm_core.errors import UsageError
 from wwm_core.manifest import parse_manifest
@@ -82,6 +82,8 @@ def segment(argv) -> dict:
     with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build_segment_pipeline(pipeline, files=files, choice=choice, identity=identity, output=output,
                                run_info=run_info, config_json=config_json)
+    if handed_over(beam_args, manifest_path):
+        return {}
     seconds = time.monotonic() - started
     manifest = parse_manifest(read_bytes(manifest_path), path=manifest_path, kinds=("segmentation",))
     counters = manifest.counters

@@ -1,0 +1,499 @@
+"""The distributed paths, as far as they run here (no GCP, no Docker engine, no Spark or Flink):
+
+- workers refuse to start when the launcher's byte-deciding versions differ (each stage DoFn, run
+  through Beam);
+- `wwm submit` runs the whole recipe (prepare, segment, run) locally and through the portable
+  runner with EXTERNAL worker processes (what Spark and Flink start), to the same bytes; it resumes;
+- the Dataflow commands it prints parse with our parsers and Beam's options, and each stage builds
+  its Dataflow job (the job file a Flex Template launcher hands to Dataflow) against a GCS
+  emulator, with the workers in the image;
+- the Flex Template's metadata is the stage parsers' flags, its entry point turns parameters into
+  those flags; the Dockerfile (parsed by Docker's own parser) copies files that exist and installs
+  exactly the lock; the deploy scripts print commands that parse;
+- `wwm plan` predicts a real run's instances within the tolerance it states.
+"""
+import ast
+import importlib
+import inspect
+import json
+import os
+import pathlib
+import pkgutil
+import re
+import runpy
+import shlex
+import socket
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import version
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import (DebugOptions, GoogleCloudOptions, PipelineOptions, PortableOptions,
+                                                  StandardOptions, WorkerOptions)
+from apache_beam.testing import test_pipeline
+
+import pipelines
+import wwm_cli
+from pipelines.common import WorkerVersionError, check_worker_versions, launcher_versions
+from tests.conftest import shared_file
+from tests.test_runners import worker_pool  # noqa: F401 - the fixture
+from wwm_cli import flags
+from wwm_cli import plan as plan_module
+from wwm_cli import submit as submit_module
+from wwm_cli.data import prepare_parser, run_parser
+from wwm_cli.segment import segment_parser
+from wwm_cli.submit import flex_argv, flex_metadata, route_flags, stage_parsers
+from wwm_core.errors import UsageError
+from wwm_core.manifest import BYTE_DECIDING_LIBRARIES
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+IMAGE = "us-central1-docker.pkg.dev/my-project/wwm/wwm-data:0123456789ab"
+FAKE_NUMPY = "0.0.1"
+
+
+# ---------------------------------------------------------------- workers refuse other versions
+
+def _stage_dofns() -> dict:
+    """{name: class} of every DoFn in pipelines/ that has a setup(): the ones that load what
+    decides the bytes (converters, segmenters, vocabularies) on a worker."""
+    found = {}
+    for module in pkgutil.iter_modules(pipelines.__path__):
+        loaded = importlib.import_module(f"pipelines.{module.name}")
+        for name, value in vars(loaded).items():
+            if (inspect.isclass(value) and issubclass(value, beam.DoFn) and value.__module__ == loaded.__name__
+                    and "setup" in vars(value)):
+                found[name] = value
+    return found
+
+
+STAGE_DOFNS = _stage_dofns()
+
+
+def test_every_stage_dofn_takes_the_launchers_versions_and_checks_them_first():
+    assert len(STAGE_DOFNS) >= 3, STAGE_DOFNS
+    for name, cls in STAGE_DOFNS.items():
+        assert "expected_versions" in inspect.signature(cls.__init__).parameters, name
+        init, setup = (ast.parse(textwrap.dedent(inspect.getsource(getattr(cls, m)))).body[0]
+                       for m in ("__init__", "setup"))
+        assigned = [ast.unparse(node) for node in ast.walk(init) if isinstance(node, ast.Assign)]
+        assert "self._expected_versions = launcher_versions(expected_versions)" in assigned, name
+        assert ast.unparse(setup.body[0]) == "check_worker_versions(self._expected_versions)", name
+
+
+@pytest.mark.parametrize("name", sorted(STAGE_DOFNS))
+def test_a_worker_with_other_versions_refuses_to_start(name):
+    # The DoFn as a launcher with another numpy would have pickled it: its setup() checks first,
+    # before it needs anything else of its constructor's.
+    dofn = STAGE_DOFNS[name].__new__(STAGE_DOFNS[name])
+    beam.DoFn.__init__(dofn)
+    dofn._expected_versions = {**launcher_versions(), "numpy": FAKE_NUMPY}
+    with pytest.raises(Exception) as raised:
+        with test_pipeline.TestPipeline(runner="BundleBasedDirectRunner") as pipeline:
+            _ = pipeline | beam.Create([None]) | beam.ParDo(dofn)
+    first_line = str(raised.value).splitlines()[0]
+    assert first_line.startswith("this worker refuses to start: numpy "
+                                 f"{version('numpy')} on this worker, {FAKE_NUMPY} on the launcher."), first_line
+
+
+def test_the_version_check_compares_every_byte_deciding_library_and_the_code():
+    mine = launcher_versions()
+    assert set(BYTE_DECIDING_LIBRARIES) | {"python", "wwm-data"} <= set(mine)
+    assert all(mine[name] == version(name) for name in BYTE_DECIDING_LIBRARIES if mine[name])
+    check_worker_versions(mine)  # the same environment starts
+    patch = mine["python"].rsplit(".", 1)[0] + ".99"
+    check_worker_versions({**mine, "python": patch})  # Beam's containers fix the minor version only
+    for name, other in (("tokenizers", "0.0.1"), ("python", "3.10.4"), ("wwm-data", "0.1.0 code 0000000000000000")):
+        with pytest.raises(WorkerVersionError, match=re.escape(f"{name} {mine[name]} on this worker, {other} on the "
+                                                               "launcher")):
+            check_worker_versions({**mine, name: other})
+    with pytest.raises(WorkerVersionError, match="jieba not installed on this worker, 0.42.1 on the launcher"):
+        check_worker_versions({**mine, "jieba": "0.42.1"}, actual={**mine, "jieba": None})
+
+
+# ---------------------------------------------------------------- wwm submit: the recipe, run here
+
+def _sources(*, wiki: pathlib.Path, ext: pathlib.Path) -> list:
+    return [f"--source=name=zhwiki,format=wiki,input={wiki},opencc=t2s",
+            f"--source=name=ext,format=jsonl,input={ext},opencc=none"]
+
+
+def _recipe_flags():
+    # The recipe's own settings, shortened where this machine needs it: one phase, jieba, dupe 2.
+    return ["--segmenter=jieba", "--max_seq_length=128", "--dupe_factor=2"]
+
+
+def _tree_bytes(folder: pathlib.Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("part-*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return {"wiki": shared_file("zhwiki_xml/zhwiki-test-pages.xml"),
+            "ext": shared_file("ext_corpora/nlp_chinese_corpus_readme_examples.jsonl")}
+
+
+@pytest.fixture(scope="module")
+def local_recipe(tmp_path_factory, corpus):
+    work = tmp_path_factory.mktemp("local") / "work"
+    result = submit_module.submit_main(["local", f"--work={work}", *_sources(**corpus), *_recipe_flags()])
+    return work, result
+
+
+def test_submit_runs_prepare_segment_and_run_and_resumes(local_recipe, corpus, capsys):
+    work, result = local_recipe
+    assert result["ran"] == ["prepare", "segment", "run"]
+    prepared = json.loads((work / "prepared" / "manifest.json").read_text())
+    assert {(s["name"], s["input_format"], s["opencc_config"]) for s in prepared["config"]["sources"]} == {
+        ("zhwiki", "wiki", "t2s"), ("ext", "jsonl", "none")}
+    [segmentation] = (work / "prepared" / "segmentation").glob("jieba-*/segmentation.json")
+    run = json.loads((work / "instances" / "manifest.json").read_text())
+    assert run["prepared"]["manifest"] == str(work / "prepared" / "manifest.json")
+    counters = run["counters"]
+    # Every sentence's boundaries came from wwm segment's cache: run segmented nothing.
+    assert counters["sentences.segmentation_cache_hit"] == counters["sentences"] > 0
+    assert counters.get("sentences.segmentation_cache_miss", 0) == 0
+    assert run["num_instances"] > 0 and run["accounting"]["balanced"]
+
+    again = submit_module.submit_main(["local", f"--work={work}", *_sources(**corpus), *_recipe_flags()])
+    assert again["skipped"] == ["prepare", "segment", "run"] and again["ran"] == []
+    assert "already holds this segmenter's boundaries" in capsys.readouterr().out
+    assert json.loads((work / "instances" / "manifest.json").read_text()) == run, "nothing was made again"
+
+
+def test_submit_through_external_worker_processes_writes_the_local_bytes(local_recipe, corpus, tmp_path,
+                                                                         worker_pool):  # noqa: F811
+    address, pool = worker_pool
+    work, _ = local_recipe
+    # In a child process with a time limit: a worker that cannot start would leave the job waiting.
+    subprocess.run([sys.executable, "-m", "wwm_cli", "submit", "portable", f"--work={tmp_path / 'work'}",
+                    "--job_endpoint=embed", "--environment_type=EXTERNAL", f"--environment_config={address}",
+                    "--sdk_worker_parallelism=2", *_sources(**corpus), *_recipe_flags()],
+                   check=True, timeout=600, stdout=subprocess.DEVNULL, cwd=ROOT)
+    assert pool.poll() is None, "the pool served the jobs and is still up"
+    for stage in ("prepared", "instances"):
+        local = json.loads((work / stage / "manifest.json").read_text())
+        external = json.loads((tmp_path / "work" / stage / "manifest.json").read_text())
+        assert external["counters"] == local["counters"]
+    for stage, kinds in (("prepared", {".parquet"}), ("instances", {".tfrecord"})):
+        local = _tree_bytes(work / stage)
+        assert {pathlib.Path(name).suffix for name in local} == kinds
+        assert _tree_bytes(tmp_path / "work" / stage) == local
+
+
+def test_loopback_is_refused():
+    with pytest.raises(UsageError, match="LOOPBACK runs all Python work in the submitting process"):
+        submit_module.submit_main(["spark", "--work=/tmp/w", "--spark_master_url=spark://m:7077",
+                                    "--environment_type=LOOPBACK", "--input=x.txt", "--print_only"])
+
+
+def test_flags_go_to_the_stages_whose_parsers_know_them():
+    routed = route_flags(["--source", "name=a,format=wiki,input=gs://b/a.bz2", "--near_duplicate_threshold=0.8",
+                          "--max_document_chars", "5000", "--segmenter", "ltp", "--user_dict=gs://b/words.txt",
+                          "--dupe_factor=10", "--overwrite", "--experiments", "shuffle_mode=service",
+                          "--disk_size_gb=100"], stage_parsers())
+    assert routed["prepare"] == ["--source", "name=a,format=wiki,input=gs://b/a.bz2", "--near_duplicate_threshold=0.8",
+                                 "--max_document_chars", "5000", "--overwrite"]
+    assert routed["segment"] == ["--segmenter", "ltp", "--user_dict=gs://b/words.txt", "--overwrite"]
+    assert routed["run"] == ["--max_document_chars", "5000", "--segmenter", "ltp", "--user_dict=gs://b/words.txt",
+                             "--dupe_factor=10", "--overwrite"]
+    assert routed["beam"] == ["--experiments", "shuffle_mode=service", "--disk_size_gb=100"]
+    with pytest.raises(UsageError, match="sets --output of wwm prepare itself"):
+        route_flags(["--output=gs://b/o"], stage_parsers())
+
+
+# ---------------------------------------------------------------- Dataflow, against a GCS emulator
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gcs(corpus):
+    """A GCS emulator on 127.0.0.1 (the gcp-storage-emulator package's server) holding the corpus."""
+    from gcp_storage_emulator.server import create_server
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "NO_GCE_CHECK")}
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    os.environ["NO_GCE_CHECK"] = "true"
+    try:
+        bucket = storage.Client(project="test", credentials=AnonymousCredentials()).create_bucket("wwm-deploy")
+        bucket.blob("dumps/zhwiki-test-pages.xml").upload_from_filename(str(corpus["wiki"]))
+        bucket.blob("ext/examples.jsonl").upload_from_filename(str(corpus["ext"]))
+        yield bucket
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+GCS_SOURCES = ["--source=name=zhwiki,format=wiki,input=gs://wwm-deploy/dumps/*.xml,opencc=t2s",
+               "--source=name=ext,format=jsonl,input=gs://wwm-deploy/ext/*.jsonl,opencc=none"]
+WORK = "gs://wwm-deploy/wwm/bert-wwm"
+
+
+def _printed_commands(text: str) -> dict:
+    """{stage: argv} of the `wwm STAGE ...` lines a --print_only printed."""
+    commands = {}
+    for line in text.splitlines():
+        if line.startswith("wwm "):
+            argv = shlex.split(line)
+            commands[argv[1]] = argv[2:]
+    return commands
+
+
+def test_dataflow_commands_and_jobs(gcs, capsys):
+    result = submit_module.submit_main(["dataflow", f"--work={WORK}", "--project=my-project", f"--image={IMAGE}",
+                                         "--max_num_workers=8", *GCS_SOURCES, "--near_duplicate_threshold=0.8",
+                                         "--print_only"])
+    out = capsys.readouterr().out
+    assert "instances    " in out and "worker-hours of n2-standard-4" in out, "the plan came first"
+    printed = _printed_commands(out)
+    assert list(printed) == ["prepare", "segment", "run"]
+    assert printed == {stage: argv[2:] for stage, argv in result["commands"].items()}
+    parsers = {"prepare": prepare_parser(), "segment": segment_parser(), "run": run_parser()}
+    parsed = {stage: parsers[stage].parse_known_args(argv) for stage, argv in printed.items()}
+    prepare, segment, run = (parsed[stage][0] for stage in ("prepare", "segment", "run"))
+    assert [(s["name"], s["format"], s["opencc"]) for s in prepare.source] == [("zhwiki", "wiki", "t2s"),
+                                                                            ("ext", "jsonl", "none")]
+    assert prepare.output == segment.input == f"{WORK}/prepared" and prepare.near_duplicate_threshold == 0.8
+    assert run.input == [f"{WORK}/prepared/documents/*.parquet"] and run.input_format == "parquet"
+    assert run.output == f"{WORK}/instances" and run.near_duplicate_threshold == 0, "cleaning is prepare's"
+    # The recipe's segmenter, named for both stages; automatic shards; the recipe's two phases.
+    assert (segment.segmenter, segment.ltp_model) == (run.segmenter, run.ltp_model) == ("ltp", "LTP/legacy")
+    assert prepare.num_shards == run.num_shards == 0
+    config = flags.config_from_args(run, parsed["run"][1], instances=True)
+    assert [phase.max_seq_length for phase in config.instances.phases] == [128, 512]
+    for stage, (_, beam_args) in parsed.items():
+        options = PipelineOptions(beam_args)
+        assert options.view_as(StandardOptions).runner == "DataflowRunner"
+        cloud = options.view_as(GoogleCloudOptions)
+        assert (cloud.project, cloud.region) == ("my-project", "us-central1")
+        assert cloud.temp_location.startswith("gs://") and cloud.staging_location.startswith("gs://")
+        assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", cloud.job_name) and stage in cloud.job_name
+        workers = options.view_as(WorkerOptions)
+        assert (workers.sdk_container_image, workers.max_num_workers) == (IMAGE, 8)
+        assert options.view_as(DebugOptions).number_of_worker_harness_threads == 1
+        assert options.view_as(PortableOptions).environment_type is None, "no LOOPBACK, no local workers"
+
+    # Each stage builds its Dataflow job as a Flex Template launcher does (--template_location:
+    # the job is written, not sent): prepare on the raw sources; segment and run on a prepare made
+    # here on the emulator's gs:// (Dataflow's API is not reachable; nothing else is left out).
+    def job(stage, argv):
+        location = f"gs://wwm-deploy/templates/{stage}.json"
+        assert wwm_cli.main([stage, *argv, f"--template_location={location}"]) == 0
+        return json.loads(gcs.blob(f"templates/{stage}.json").download_as_bytes())
+
+    prepare_job = job("prepare", printed["prepare"])
+    assert not gcs.get_blob("wwm/bert-wwm/prepared/manifest.json"), "handed over, not run"
+    submit_module.submit_main(["local", f"--work={WORK}", "--stages=prepare", *GCS_SOURCES,
+                                "--near_duplicate_threshold=0.8"])
+    jieba = ["--segmenter=jieba"]  # LTP/legacy cannot be downloaded here
+    jobs = [prepare_job, job("segment", [*printed["segment"], *jieba]), job("run", [*printed["run"], *jieba])]
+    for stage_job in jobs:
+        [pool] = stage_job["environment"]["workerPools"]
+        assert {image["containerImage"] for image in pool["sdkHarnessContainerImages"]} == {IMAGE}
+        options = stage_job["environment"]["sdkPipelineOptions"]["options"]
+        assert options["number_of_worker_harness_threads"] == 1 and options["project"] == "my-project"
+
+
+# ---------------------------------------------------------------- the Flex Template
+
+def _flags_of(parser) -> dict:
+    """{flag name: action} of a parser, training flags aside (not template parameters)."""
+    skipped = {a.dest for g in parser._action_groups if g.title.startswith("training") for a in g._group_actions}
+    return {option[2:]: action for option, action in parser._option_string_actions.items()
+            if option.startswith("--") and action.dest not in skipped and option != "--help"}
+
+
+def test_flex_metadata_is_the_stage_commands_flags():
+    committed = json.loads((DEPLOY / "flex" / "metadata.json").read_text(encoding="utf-8"))
+    assert committed == flex_metadata(), "run deploy/flex/make_metadata.py"
+    by_name = {p["name"]: p for p in committed["parameters"]}
+    parsers = {"prepare": prepare_parser(), "segment": segment_parser(), "run": run_parser()}
+    flags_by_command = {command: _flags_of(parser) for command, parser in parsers.items()}
+    assert set(by_name) == {"command"} | {name for table in flags_by_command.values() for name in table}
+    assert [p["name"] for p in committed["parameters"] if not p["isOptional"]] == ["command"]
+    for command, table in flags_by_command.items():
+        for name, action in table.items():
+            [pattern] = by_name[name]["regexes"]
+            values = [str(v) for v in (action.choices or [])]
+            if action.default not in (None, False, [], "") and action.nargs != 0:
+                values.append(",".join(map(str, action.default)) if isinstance(action.default, tuple)
+                              else str(action.default))
+            values += ["true", "false"] if action.nargs == 0 else []
+            for value in values:
+                assert re.fullmatch(pattern, value), (name, value, pattern)
+            assert f"--{name}" in by_name[name]["helpText"] and f"wwm {command}" in by_name[name]["helpText"]
+    assert re.fullmatch(by_name["command"]["regexes"][0], "run") and not re.fullmatch(
+        by_name["command"]["regexes"][0], "train")
+
+
+def test_flex_parameters_become_the_commands_flags():
+    launcher = ["--command=prepare",
+                "--source=name=zhwiki,format=wiki,input=gs://b/zhwiki.xml.bz2,opencc=t2s;"
+                "name=news,format=jsonl,preset=news2016zh,input=gs://b/news/*.json,opencc=none",
+                "--near_duplicate_threshold", "0.8", "--overwrite=true", "--output=gs://b/prepared",
+                "--runner=DataflowRunner", "--project=p", "--template_location=gs://b/job"]
+    argv = flex_argv(launcher)
+    assert argv[0] == "prepare"
+    args, beam_args = prepare_parser().parse_known_args(argv[1:])
+    assert [s["name"] for s in args.source] == ["zhwiki", "news"] and args.source[1]["preset"] == "news2016zh"
+    assert args.overwrite and args.near_duplicate_threshold == 0.8 and args.output == "gs://b/prepared"
+    assert beam_args == ["--runner=DataflowRunner", "--project=p", "--template_location=gs://b/job"]
+    run_args, _ = run_parser().parse_known_args(flex_argv(["--command=run", "--max_seq_length=128,512",
+                                                           "--overwrite=false", "--input=gs://b/p/*.parquet",
+                                                           "--output=gs://b/o"])[1:])
+    assert run_args.max_seq_length == (128, 512) and not run_args.overwrite
+    with pytest.raises(UsageError, match="parameter cache_root is not a flag of wwm run"):
+        flex_argv(["--command=run", "--cache_root=gs://b/c"])
+
+
+def test_the_flex_entry_point_runs_a_stage(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["main.py", "--command=prepare", f"--input={corpus['wiki']}",
+                                      "--input_format=wiki", f"--output={tmp_path / 'prepared'}"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(DEPLOY / "flex" / "main.py"), run_name="__main__")
+    assert exited.value.code == 0
+    assert json.loads((tmp_path / "prepared" / "manifest.json").read_text())["num_documents"] > 0
+
+
+# ---------------------------------------------------------------- the image and the scripts
+
+@pytest.fixture(scope="module")
+def verify_lock():
+    return runpy.run_path(str(DEPLOY / "verify_lock.py"))
+
+
+def test_the_dockerfile_builds_from_the_lock(verify_lock):
+    import dockerfile  # Docker's own (BuildKit's) Dockerfile parser
+
+    commands = dockerfile.parse_file(str(DEPLOY / "Dockerfile"))
+    arguments = dict(c.value[0].split("=", 1) for c in commands if c.cmd == "ARG" and "=" in c.value[0])
+    locked = verify_lock["locked_versions"]((ROOT / "requirements.lock").read_text())
+    assert arguments["BEAM_VERSION"] == locked["apache-beam"] == version("apache-beam")
+    bases = [c.value[0] for c in commands if c.cmd == "FROM"]
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert bases[-1] == f"apache/beam_python{python}_sdk:${{BEAM_VERSION}}", "the SDK image of our Python and Beam"
+    assert f"python{python.replace('.', '')}-template-launcher-base" in arguments["LAUNCHER_BASE"]
+    copied = [c.value[:-1] for c in commands if c.cmd == "COPY" and not any(f.startswith("--from") for f in c.flags)]
+    for sources in copied:
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
+    runs = [c.value[0] for c in commands if c.cmd == "RUN"]
+    assert "pip install --no-cache-dir -r requirements.lock" in runs
+    assert "pip install --no-cache-dir --no-deps ." in runs, "the package, without resolving anything again"
+    assert any(r.startswith("python deploy/verify_lock.py requirements.lock") for r in runs)
+    environment = {c.value[0]: c.value[1] for c in commands if c.cmd == "ENV"}
+    workdir = [c.value[0] for c in commands if c.cmd == "WORKDIR"][-1]
+    entry = environment["FLEX_TEMPLATE_PYTHON_PY_FILE"]
+    assert entry.startswith(workdir + "/") and (ROOT / entry[len(workdir) + 1:]).is_file()
+    assert environment["HF_HUB_OFFLINE"] == "1"
+    assert [c.value for c in commands if c.cmd == "ENTRYPOINT"] == [("/opt/apache/beam/boot",)]
+    build = __import__("yaml").safe_load((DEPLOY / "cloudbuild.yaml").read_text())
+    assert build["steps"][0]["args"][:3] == ["build", "-f", "deploy/Dockerfile"]
+
+
+def test_verify_lock_finds_a_drifted_package(verify_lock):
+    locked = verify_lock["locked_versions"]((ROOT / "requirements.lock").read_text())
+    installed = verify_lock["installed_versions"]()
+    assert verify_lock["differences"](locked, installed) == [], "this environment is the lock"
+    drifted = {**installed, "numpy": "1.26.0"}
+    del drifted["tokenizers"]
+    assert verify_lock["differences"](locked, drifted) == [
+        f"numpy: 1.26.0 installed, {locked['numpy']} locked",
+        "tokenizers: not installed (it decides the output's bytes)"]
+
+
+@pytest.mark.parametrize("script, environment", [
+    ("dataflow.sh", {"PROJECT": "my-project", "BUCKET": "my-bucket", "IMAGE": IMAGE,
+                     "WIKI": "gs://my-bucket/dumps/zhwiki-*-multistream.xml.bz2", "EXT": "gs://my-bucket/ext/*.json"}),
+    ("spark.sh", {"SPARK_MASTER": "spark://spark-master:7077", "IMAGE": IMAGE, "WORK": "gs://my-bucket/wwm",
+                  "WIKI": "gs://my-bucket/dumps/zhwiki.xml.bz2", "PARALLELISM": "8"}),
+    ("flink.sh", {"JOB_ENDPOINT": "localhost:8099", "ENVIRONMENT": "PROCESS", "WORK": "gs://my-bucket/wwm",
+                  "ENVIRONMENT_CONFIG": '{"command": "/opt/apache/beam/boot"}',
+                  "WIKI": "gs://my-bucket/zhwiki.xml.bz2"}),
+    ("dataproc.sh", {"PROJECT": "my-project", "BUCKET": "my-bucket", "CLUSTER": "wwm", "IMAGE": IMAGE,
+                     "WIKI": "gs://my-bucket/dumps/zhwiki.xml.bz2"}),
+])
+def test_the_deploy_scripts_print_commands_that_parse(script, environment):
+    done = subprocess.run(["bash", str(DEPLOY / script), "--no_plan"], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **environment, "DRY": "1", "PYTHON": sys.executable}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    printed = _printed_commands(done.stdout)
+    assert list(printed) == ["prepare", "segment", "run"]
+    parsers = {"prepare": prepare_parser(), "segment": segment_parser(), "run": run_parser()}
+    for stage, argv in printed.items():
+        _, beam_args = parsers[stage].parse_known_args(argv)
+        options = PipelineOptions(beam_args)
+        portable = options.view_as(PortableOptions)
+        assert portable.environment_type != "LOOPBACK"
+        if script != "dataflow.sh":
+            assert portable.environment_type in ("DOCKER", "PROCESS")
+            assert portable.environment_config in (IMAGE, environment.get("ENVIRONMENT_CONFIG"))
+    if script == "dataproc.sh":
+        submits = [shlex.split(line) for line in done.stdout.splitlines() if line.startswith("gcloud dataproc")]
+        assert [argv[-1] for argv in submits] == [f"--jars=jars/{stage}.jar" for stage in printed]
+        assert all("--class=org.apache.beam.runners.spark.SparkPipelineRunner" in argv for argv in submits)
+        for stage, argv in printed.items():
+            _, beam_args = parsers[stage].parse_known_args(argv)
+            assert PipelineOptions(beam_args).view_as(PortableOptions).output_executable_path == f"jars/{stage}.jar"
+
+
+# ---------------------------------------------------------------- wwm plan
+
+def test_plan_predicts_the_real_runs_instances(local_recipe, corpus, capsys):
+    """Tolerance: 10% at 128 with plan's default document length; 10% at 512 given the corpus's
+    mean document length (here from the real run's counters), since a length-512 instance holds a
+    short document's remainder: see wwm_cli/plan.py, RATES."""
+    work, _ = local_recipe
+    real = json.loads((work / "instances" / "manifest.json").read_text())
+    plan = wwm_cli.main(["plan", *_sources(**corpus), *_recipe_flags(), "--json"])
+    assert plan == 0
+    estimate = json.loads(capsys.readouterr().out)
+    assert abs(estimate["instances"]["128"] / real["num_instances"] - 1) < 0.10, (estimate, real["num_instances"])
+    assert estimate["shards"]["run_on_prepared_parquet"] == len(real["files"])
+
+    prepared = json.loads((work / "prepared" / "manifest.json").read_text())
+    mean = real["counters"]["characters"] // prepared["num_documents"]
+    # The recipe's dupe factor: on 24 documents one pass's count at 512 varies by ~15% with the draws.
+    five_twelve = plan_module.plan_main([*_sources(**corpus), "--segmenter=jieba", "--max_seq_length=512",
+                                         f"--mean_document_chars={mean}"])
+    capsys.readouterr()
+    made = wwm_cli.main(["run", f"--input={work / 'prepared' / 'documents' / '*.parquet'}", "--input_format=parquet",
+                         "--segmenter=jieba", "--max_seq_length=512", f"--output={work / 'instances512'}"])
+    assert made == 0
+    real512 = json.loads((work / "instances512" / "manifest.json").read_text())["num_instances"]
+    assert abs(five_twelve["instances"]["512"] / real512 - 1) < 0.10, (five_twelve["instances"], real512)
+
+
+def test_plan_reads_sizes_only(tmp_path, capsys):
+    # Sparse files: 3 GB of dump and 10 GB of JSON lines that hold no text at all. The plan comes
+    # from their sizes (reading them would find nothing to clean).
+    dump, ext = tmp_path / "zhwiki-multistream.xml.bz2", tmp_path / "news.json"
+    for path, size in ((dump, 3 * 10**9), (ext, 10 * 10**9)):
+        with path.open("wb") as handle:
+            handle.truncate(size)
+    plan = plan_module.plan_main([f"--source=name=zhwiki,format=wiki,input={dump},opencc=t2s",
+                                   f"--source=name=ext,format=jsonl,preset=news2016zh,input={ext}",
+                                   "--machine_type=n2-standard-8", "--max_num_workers=50"])
+    assert plan["input"]["bytes"] == 13 * 10**9
+    shards = plan["shards"]["run_on_prepared_parquet"]
+    bucket_mb = round(plan["input"]["clean_text_bytes"] / shards / 1e6, 1)
+    assert shards > 100 and plan["memory"]["bucket_text_mb"] == bucket_mb
+    assert set(plan["instances"]) == {"128", "512"} and plan["instances"]["128"] > plan["instances"]["512"] > 0
+    assert plan["dataflow"]["vcpus"] == 8 and plan["memory"]["fits"]
+    assert plan["dataflow"]["worker_hours"] == pytest.approx(sum(plan["cpu_hours"].values()) / 8, rel=0.01)
+    assert "worker-hours of n2-standard-8" in capsys.readouterr().out

@@ -1,0 +1,259 @@
+"""``wwm plan``: what a run will cost before it starts, from the sizes of its input files alone
+(FileSystems.match: no file is opened, no pipeline is built, nothing is loaded).
+
+It takes ``wwm run``'s own flags (the same parser: sources, formats, recipe, lengths, dupe factor,
+segmenter, --num_shards) and prints, for the whole recipe (clean -> segment -> make instances):
+shards, memory per worker, instances per phase, CPU-hours per stage, and Dataflow worker-hours at
+a machine type. Every figure comes from RATES, measured with the real commands
+(benchmarks/plan_benchmark.py), and from the model written next to each rate.
+"""
+import argparse
+import dataclasses
+import json
+import math
+
+from wwm_cli import flags
+from wwm_core.errors import UsageError
+
+# ------------------------------------------------------------------ measured figures, one table
+RATES_MEASURED = ("2026-11-26 on the development machine (x86_64, 2 cores shared with other jobs, Python 3.11.7) by "
+                  "benchmarks/plan_benchmark.py: `wwm prepare`, `wwm segment`, `wwm run` in child processes, CPU "
+                  "time from the kernel, marginal rates (the slope between a 2 MB and an 8 MB corpus, leaving out "
+                  "each command's ~2.5 CPU-s of start-up); the mean of two runs, which differed by up to 40%")
+RATES = {
+    # cleaning (`wwm prepare`): MB of uncompressed input per CPU-second (runs: text 8.04 and 5.61,
+    # jsonl 7.49 and 4.34, wiki 1.68 and 1.35; the wiki dump is the real excerpt's pages repeated)
+    "clean_mb_per_cpu_s": {"text": 6.8, "jsonl": 5.9, "wiki": 1.5},
+    # bytes of clean text (sentences, one a line) per byte of uncompressed input. wiki: the real
+    # zhwiki excerpt in ../shared/data (markup, templates and XML removed; its 23 articles are long,
+    # a whole dump's redirects and stubs make the share smaller); jsonl: news2016zh's layout (keys,
+    # ids, dates); text: Google's layout, nothing to remove
+    "text_share": {"text": 0.999, "jsonl": 0.875, "wiki": 0.483},
+    # uncompressed / compressed bytes: bz2 of the real zhwiki excerpt, gzip of the UD sentences
+    "compression": {".bz2": 3.23, ".gz": 1.91},
+    # UTF-8 bytes per character of clean Chinese text (UD sentences: 2.79; the zhwiki excerpt: 2.58)
+    "bytes_per_char": 2.79,
+    # `wwm prepare`'s Parquet (uncompressed columns) per byte of clean text: the zhwiki excerpt
+    "parquet_bytes_per_text_byte": 1.05,
+    # `wwm segment`, characters per CPU-second: the README's Segmentation throughput (2026-11-26,
+    # marginal; a UD-trained LTP perceptron: LTP/legacy itself cannot be downloaded here). This
+    # benchmark measured 0.97-1.04 M for LTP; the lower figure is kept
+    "segment_chars_per_cpu_s": {"ltp": 511_845, "jieba": 135_574, "char": None},
+    # `wwm run` on Parquet with cached word boundaries: CPU-seconds per character (reading,
+    # tokenizing, grouping) plus per instance of each length (planning, masking, encoding); solved
+    # from the marginal CPU of 128 alone, 512 alone and both in one run (runs: 0.98 and 0.75 per
+    # character, 15.8 and 26.9 per instance at 128, 44.4 and 36.0 at 512, in millionths)
+    "run_cpu_s_per_char": 0.87e-6,
+    "run_cpu_s_per_instance": {128: 21.3e-6, 512: 40.2e-6},
+    # instances per dupe = characters / chars_per_instance + documents x per_document, solved from
+    # two corpora of UD sentences at dupe 5 with bert-wwm's NSP pairs (7,132 documents of 5-15
+    # sentences, 795 of 60-120; the same in both runs); predicts the real zhwiki excerpt (23
+    # documents) within 1.5% at 128 and 3.3% at 512 when its document count is known
+    "chars_per_instance": {128: 108.6, 512: 352.4},
+    "instances_per_document": {128: 0.586, 512: 0.898},
+    # peak RSS of one worker process making one bucket (128,512 in one run): fixed + per MB of the
+    # bucket's text (2 MB: ~400 MB, 8 MB: ~550 MB; the local runner's launcher included)
+    "memory_fixed_mb": 353,
+    "memory_mb_per_bucket_text_mb": 24.8,
+}
+# Not measured: the mean length of a document, which decides how many short (last) instances a
+# document makes; --mean_document_chars gives the corpus's own.
+DEFAULT_MEAN_DOCUMENT_CHARS = 1000
+
+# vCPUs and GB of memory of Compute Engine machine types Dataflow runs on.
+MACHINE_TYPES = {
+    **{f"n2-standard-{n}": (n, 4 * n) for n in (2, 4, 8, 16, 32, 48, 64, 80)},
+    **{f"n2-highmem-{n}": (n, 8 * n) for n in (2, 4, 8, 16, 32, 48, 64, 80)},
+    **{f"n2-highcpu-{n}": (n, n) for n in (2, 4, 8, 16, 32, 48, 64, 80)},
+    **{f"e2-standard-{n}": (n, 4 * n) for n in (2, 4, 8, 16, 32)},
+    **{f"e2-highmem-{n}": (n, 8 * n) for n in (2, 4, 8, 16)},
+    **{f"e2-highcpu-{n}": (n, n) for n in (2, 4, 8, 16, 32)},
+    **{f"n1-standard-{n}": (n, 3.75 * n) for n in (1, 2, 4, 8, 16, 32, 64, 96)},
+}
+DEFAULT_MACHINE_TYPE = "n2-standard-4"
+
+
+def _interpolated(table: dict, length: int) -> float:
+    """A per-length figure at ``length``: measured at 128 and 512, linear in the length between
+    and beyond them."""
+    (short, low), (long, high) = sorted(table.items())
+    return low + (high - low) * (length - short) / (long - short)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    path: str
+    bytes: int
+    input_format: str  # text | jsonl | wiki | parquet
+
+
+def uncompressed_bytes(file: InputFile) -> float:
+    for suffix, ratio in RATES["compression"].items():
+        if file.path.endswith(suffix):
+            return file.bytes * ratio
+    return float(file.bytes)
+
+
+def text_bytes(file: InputFile) -> float:
+    """Bytes of clean text the file holds (estimated from its size)."""
+    if file.input_format == "parquet":
+        return file.bytes / RATES["parquet_bytes_per_text_byte"]
+    return uncompressed_bytes(file) * RATES["text_share"][file.input_format]
+
+
+def planned_shards(files, *, num_shards: int) -> int:
+    """How many shards (buckets) `wwm run` or `wwm prepare` makes of these files, by the rule of
+    wwm_cli.data.bucket_bytes_of (the bucket's size from the input's sizes alone). Each read unit
+    (a file here) fills buckets of that size, its last one partly."""
+    from wwm_cli.data import bucket_bytes_of, estimated_text_bytes
+
+    texts = [estimated_text_bytes(f.path, f.bytes, f.input_format) for f in files]
+    bucket = bucket_bytes_of(sum(texts), num_shards=num_shards)
+    return sum(max(1, math.ceil(text / bucket)) for text in texts)
+
+
+def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: str = DEFAULT_MACHINE_TYPE,
+             num_shards: int = 0, mean_document_chars: int = DEFAULT_MEAN_DOCUMENT_CHARS,
+             max_num_workers: int = 0) -> dict:
+    """The plan, from file sizes and settings only (a pure function: no I/O)."""
+    if machine_type not in MACHINE_TYPES:
+        raise UsageError(f"--machine_type {machine_type!r} is not in the table: {', '.join(sorted(MACHINE_TYPES))}")
+    vcpus, memory_gb = MACHINE_TYPES[machine_type]
+    raw_bytes = sum(f.bytes for f in files)
+    text = sum(text_bytes(f) for f in files)
+    chars = text / RATES["bytes_per_char"]
+    documents = chars / mean_document_chars
+    prepared = all(f.input_format == "parquet" for f in files)
+    # A prepared corpus's documents files are its buckets; `wwm prepare` makes them as `wwm run` would.
+    buckets = len(files) if prepared else planned_shards(files, num_shards=num_shards)
+    shards = {"run_on_these_files": buckets, "run_on_prepared_parquet": buckets, "prepare_parquet_files": buckets}
+    phases = {}
+    for length in lengths:
+        per_dupe = (chars / _interpolated(RATES["chars_per_instance"], length)
+                    + documents * _interpolated(RATES["instances_per_document"], length))
+        phases[length] = round(per_dupe * dupe_factor)
+    clean_cpu = sum(uncompressed_bytes(f) / 1e6 / RATES["clean_mb_per_cpu_s"][f.input_format]
+                    for f in files if f.input_format != "parquet")
+    segment_rate = RATES["segment_chars_per_cpu_s"][segmenter]
+    segment_cpu = chars / segment_rate if segment_rate else 0.0
+    run_cpu = chars * RATES["run_cpu_s_per_char"] + sum(
+        count * _interpolated(RATES["run_cpu_s_per_instance"], length) for length, count in phases.items())
+    cpu_hours = {"prepare": clean_cpu / 3600, "segment": segment_cpu / 3600, "run": run_cpu / 3600}
+    bucket_text_mb = text / shards["run_on_prepared_parquet"] / 1e6
+    process_mb = RATES["memory_fixed_mb"] + RATES["memory_mb_per_bucket_text_mb"] * bucket_text_mb
+    # Dataflow starts one Python SDK process per vCPU; with --number_of_worker_harness_threads=1
+    # (wwm submit passes it) each makes one bucket at a time.
+    worker_gb = vcpus * process_mb / 1024
+    total_cpu_hours = sum(cpu_hours.values())
+    worker_hours = total_cpu_hours / vcpus
+    plan = {
+        "input": {"files": len(files), "bytes": raw_bytes,
+                  "uncompressed_bytes": round(sum(map(uncompressed_bytes, files))), "clean_text_bytes": round(text),
+                  "characters": round(chars), "documents_assumed": round(documents),
+                  "mean_document_chars": mean_document_chars},
+        "shards": shards,
+        "instances": {str(length): count for length, count in phases.items()},
+        "memory": {"bucket_text_mb": round(bucket_text_mb, 1), "per_process_mb": round(process_mb),
+                   "per_worker_gb": round(worker_gb, 1), "machine_gb": memory_gb,
+                   "fits": worker_gb <= 0.8 * memory_gb},
+        "cpu_hours": {stage: round(hours, 6) for stage, hours in cpu_hours.items()},
+        "dataflow": {"machine_type": machine_type, "vcpus": vcpus, "worker_hours": round(worker_hours, 2),
+                     "vcpu_hours": round(total_cpu_hours, 2), "memory_gb_hours": round(worker_hours * memory_gb, 1)},
+        "rates_measured": RATES_MEASURED,
+    }
+    if max_num_workers:
+        plan["dataflow"].update(max_num_workers=max_num_workers,
+                                hours_at_max_workers=round(worker_hours / max_num_workers, 2))
+    return plan
+
+
+# ------------------------------------------------------------------ wwm plan
+
+def plan_parser() -> argparse.ArgumentParser:
+    """``wwm run``'s parser (the same flags, so a plan is made of the very command line a run takes),
+    with --output optional and the plan's own flags."""
+    from wwm_cli.data import run_parser
+
+    parser = run_parser()
+    parser.prog = "wwm plan"
+    parser.description = ("Shards, memory per worker, instances, CPU-hours and Dataflow worker-hours of the whole "
+                          "recipe (prepare, segment, run) on these inputs, from their sizes alone; takes `wwm run`'s "
+                          "flags. Nothing is read or started.")
+    for action in parser._actions:
+        if action.dest == "output":
+            action.required = False
+    group = parser.add_argument_group("plan")
+    group.add_argument("--machine_type", default=DEFAULT_MACHINE_TYPE, choices=sorted(MACHINE_TYPES),
+                       metavar="MACHINE_TYPE", help="Dataflow worker machine type (n2-, e2-, n1-)")
+    group.add_argument("--max_num_workers", type=int, default=0, help="also print the hours at this many workers")
+    group.add_argument("--mean_document_chars", type=int, default=DEFAULT_MEAN_DOCUMENT_CHARS,
+                       help="the corpus's mean document length in characters, if known (not measured from sizes)")
+    group.add_argument("--json", action="store_true", help="print the plan as JSON")
+    return parser
+
+
+def input_files_of(config) -> list:
+    """Every input file with its size and format, from FileSystems.match (metadata only)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    files = []
+    for source in config.sources:
+        for pattern, result in zip(source.patterns, FileSystems.match(list(source.patterns))):
+            if not result.metadata_list:
+                raise UsageError(f"--input {pattern!r} matches no file")
+            files += [InputFile(m.path, m.size_in_bytes, source.input_format) for m in result.metadata_list]
+    return files
+
+
+def plan_from_args(args, beam_args) -> dict:
+    args.output = args.output or "(plan)"
+    config = flags.config_from_args(args, beam_args, instances=True)
+    files = input_files_of(config)
+    return estimate(files, lengths=[phase.max_seq_length for phase in config.instances.phases],
+                    dupe_factor=config.instances.dupe_factor, segmenter=config.segmentation.segmenter,
+                    machine_type=args.machine_type, num_shards=config.output.num_shards,
+                    mean_document_chars=args.mean_document_chars,
+                    max_num_workers=args.max_num_workers)
+
+
+def _size(count: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:,.2f} {unit}"
+    return f"{count:.0f} bytes"
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:,.2f} h" if hours >= 0.1 else f"{hours * 3600:,.0f} s"
+
+
+def format_plan(plan: dict) -> str:
+    size, shards, memory, cpu, dataflow = (plan[k] for k in ("input", "shards", "memory", "cpu_hours", "dataflow"))
+    lines = [
+        f"input        {size['files']} files, {_size(size['bytes'])} ({_size(size['uncompressed_bytes'])} uncompressed)"
+        f" -> ~{_size(size['clean_text_bytes'])} of clean text, ~{size['characters']:,} characters, "
+        f"~{size['documents_assumed']:,} documents of {size['mean_document_chars']:,} characters (assumed)",
+        f"shards       wwm run on the prepared Parquet: {shards['run_on_prepared_parquet']:,}; on these files: "
+        f"{shards['run_on_these_files']:,}; wwm prepare writes {shards['prepare_parquet_files']:,} Parquet files",
+        "instances    " + ", ".join(f"{int(n):,} at {length}" for length, n in plan["instances"].items()),
+        f"memory       ~{memory['per_process_mb']:,} MB per worker process ({memory['bucket_text_mb']} MB of text per "
+        f"bucket); {memory['per_worker_gb']} GB per {dataflow['machine_type']} worker (one process per vCPU) of its "
+        f"{memory['machine_gb']:g} GB" + ("" if memory["fits"] else
+                                          ": TOO MUCH, raise --num_shards or take a highmem machine type"),
+        f"CPU          prepare {_hours(cpu['prepare'])}, segment {_hours(cpu['segment'])}, run {_hours(cpu['run'])}; "
+        f"total {_hours(sum(cpu.values()))}",
+        f"Dataflow     {dataflow['worker_hours']:,.2f} worker-hours of {dataflow['machine_type']} "
+        f"({dataflow['vcpus']} vCPUs): {dataflow['vcpu_hours']:,.2f} vCPU-hours and {dataflow['memory_gb_hours']:,.1f} "
+        "GB-hours, at full use, without Dataflow's start-up and shuffle"
+        + (f"; {dataflow['hours_at_max_workers']:,.2f} h at {dataflow['max_num_workers']} workers"
+           if "hours_at_max_workers" in dataflow else ""),
+        f"rates        measured {plan['rates_measured']}",
+    ]
+    return "\n".join(lines)
+
+
+def plan_main(argv) -> dict:
+    args, beam_args = plan_parser().parse_known_args(argv)
+    plan = plan_from_args(args, beam_args)
+    print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
+    return plan
