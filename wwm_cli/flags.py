@@ -94,6 +94,10 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
         help="full-width letters and digits to ASCII (punctuation is kept)")
     add("--dedup", choices=("exact", "none"), default=_CLEANING.dedup,
         help="drop documents whose cleaned text repeats another's (the smallest id is kept)")
+    add("--vocab_equivalents", type=boolean, default=_CLEANING.vocab_equivalents,
+        help="map characters Google's BERT vocabulary lacks to the equivalents it has (“” -> \", ‘’ -> ', — -> -, "
+        "...; the table: wwm_core/normalize.py VOCAB_EQUIVALENTS), counted as changes.vocab_equivalents_mapped; "
+        "off keeps the text as written (HFL did): they become [UNK]. `wwm report` shows what it would save")
     add("--near_duplicate_threshold", type=float, default=_CLEANING.near_duplicate_threshold,
         help="also drop near-duplicates: MinHash-estimated Jaccard similarity of character 5-grams at or above "
         "this (0.8 suits news and web text); 0 turns it off")
@@ -186,7 +190,8 @@ def cleaning_from_args(args) -> CleaningConfig:
     return CleaningConfig(full_width_to_half_width=args.full_width_to_half_width,
                           min_document_chars=args.min_document_chars, max_document_chars=args.max_document_chars,
                           min_cjk_share=args.min_cjk_share, dedup=args.dedup,
-                          near_duplicate_threshold=args.near_duplicate_threshold)
+                          near_duplicate_threshold=args.near_duplicate_threshold,
+                          vocab_equivalents=args.vocab_equivalents)
 
 
 def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:
