@@ -95,23 +95,25 @@ def segment(argv) -> dict:
 # ---------------------------------------------------------------- wwm segmenter train | eval
 
 def segmenter_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wwm segmenter", description="Train and evaluate word segmenters.")
+    parser = argparse.ArgumentParser(prog="wwm segmenter", description="Train and evaluate word segmenters.",
+                                     formatter_class=flags.HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
-        "train", help="train an LTP perceptron CWS model from segmented text",
+        "train", formatter_class=flags.HelpFormatter, help="train an LTP perceptron CWS model from segmented text",
         description="Train an LTP legacy perceptron CWS model (ltp_extension's CWSTrainer). FILE: one sentence "
         "a line with words separated by spaces, or CoNLL-U. Writes DIR/cws_model.bin, DIR/config.json (the "
         "legacy LTP release layout, which --ltp_model and ltp.LTP(DIR) load) and DIR/training.json.")
     train.add_argument("--train", required=True, help="segmented training text (local or gs://)")
     train.add_argument("--dev", help="segmented text scored after every epoch (local or gs://)")
     train.add_argument("--output", required=True, help="model folder to write (local or gs://)")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--epochs", type=int, default=10, help="passes over the training text")
     train.add_argument("--shuffle", action="store_true",
                        help="shuffle the training sentences each epoch (LTP's default; makes training "
                        "nondeterministic, so it is off here)")
-    train.add_argument("--overwrite", action="store_true")
+    train.add_argument("--overwrite", action="store_true", help="replace a model already in --output")
     evaluate = commands.add_parser(
-        "eval", help="precision, recall and F1 of a segmenter against gold segmentation",
+        "eval", formatter_class=flags.HelpFormatter,
+        help="precision, recall and F1 of a segmenter against gold segmentation",
         description="Scores word spans (a word is right when its start and end match a gold word's) against "
         "gold segmented text (spaces or CoNLL-U), for any backend.")
     evaluate.add_argument("--model", required=True,
