@@ -27,6 +27,7 @@ from pipelines.common import (DEAD_LETTER, STATS, RunInfo, count, dead_letter_na
 from pipelines.io_utils import join
 from pipelines.output import write_atomically
 from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
+from pipelines.progress import counting_segmenter, tally
 from pipelines.word_cache import read_cache_rows
 from wwm_core.generate import ShardMaker
 from wwm_core.manifest import MANIFEST, FileInfo, Manifest
@@ -120,10 +121,12 @@ class WriteShard(beam.DoFn):
     """(order, {"bucket": [AssignedBucket], "drop": [ids]}) -> the bucket's shard of every phase
     and format, written as streams under temporary names, then renamed; yields one description
     per file. With a segmentation cache, the bucket's cached word boundaries are in the cache
-    file of the same name as its documents file (``wwm segment`` writes them so)."""
+    file of the same name as its documents file (``wwm segment`` writes them so). ``progress``: a
+    ProgressChannel that sentences segmented and shards written are counted into, or None."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, segmenter, word_cache_folder=None):
+    def __init__(self, *, config, vocab_bytes: bytes, segmenter, word_cache_folder=None, progress=None):
         self._config = config
+        self._progress = progress
         self._segmenter = segmenter
         self._vocab_bytes = vocab_bytes
         self._word_cache_folder = word_cache_folder
@@ -131,8 +134,10 @@ class WriteShard(beam.DoFn):
     def setup(self):
         self._maker = ShardMaker(
             instances=self._config.instances, output=self._config.output,
-            vocab=Vocab.from_bytes(self._vocab_bytes), segmenter=self._segmenter.load(),
+            vocab=Vocab.from_bytes(self._vocab_bytes),
+            segmenter=counting_segmenter(self._segmenter.load(), self._progress),
             max_document_chars=self._config.cleaning.max_document_chars)
+        self._tally = tally(self._progress, "shards")
 
     def _open(self, phase, index: int, count: int) -> dict:
         folder, output = phase_folder(self._config, phase), self._config.output
@@ -177,6 +182,10 @@ class WriteShard(beam.DoFn):
                        "info": info}
         stats["shards_written"] += 1
         count(stats)
+        if self._tally is not None:
+            self._tally.note(of=bucket.count)
+            self._tally.add(n=1)
+            self._tally.flush()
         logging.info("wrote shard %d of %d: %s instances from %d documents", bucket.index, bucket.count,
                      ", ".join(f"{written[p]} at {p.max_seq_length}" for p in phases), stats["documents_out"])
         yield beam.pvalue.TaggedOutput(STATS, stats)
@@ -275,16 +284,17 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
 
 
 def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes: int, word_cache_folders=(),
-                   prepared=None):
+                   prepared=None, progress=None):
     """``segmenter``: the launcher's (checked) SegmenterChoice; ``word_cache_folders``: the
     finished segmentation cache (``wwm segment``) of that segmenter, if the input is prepared
-    documents that have one."""
+    documents that have one; ``progress``: a ProgressChannel the stages count into (local runs),
+    or None."""
     buckets = pipeline | "MakeBuckets" >> MakeBuckets(
         config.sources, cleaning=config.cleaning, work_folder=join(config.output.path, WORK_FOLDER),
-        bucket_bytes=bucket_bytes)
+        bucket_bytes=bucket_bytes, progress=progress)
     shards = buckets["buckets"] | "WriteShards" >> beam.ParDo(WriteShard(
         config=config, vocab_bytes=vocab.to_bytes(), segmenter=segmenter,
-        word_cache_folder=word_cache_folders[0] if word_cache_folders else None)).with_outputs(
+        word_cache_folder=word_cache_folders[0] if word_cache_folders else None, progress=progress)).with_outputs(
         STATS, DEAD_LETTER, main="files")
     dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], shards[DEAD_LETTER]), config.output.path)
     counters = sum_counters((buckets[STATS], shards[STATS]))

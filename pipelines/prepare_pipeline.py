@@ -17,15 +17,21 @@ from pipelines.common import (DEAD_LETTER, STATS, accounting, count, dead_letter
 from pipelines.io_utils import join
 from pipelines.output import file_checksum, write_atomically
 from pipelines.parquet_io import DOCUMENTS_FOLDER, SCHEMA, document_row
+from pipelines.progress import tally
 from wwm_core.manifest import FileInfo, Manifest
 
 
 class WriteDocuments(beam.DoFn):
     """(order, {"bucket": [AssignedBucket], "drop": [ids]}) -> the bucket's documents, less the
-    dropped ones, as documents/part-NNNNN-of-NNNNN.parquet; yields the file's name."""
+    dropped ones, as documents/part-NNNNN-of-NNNNN.parquet; yields the file's name. ``progress``:
+    a ProgressChannel that files written are counted into, or None."""
 
-    def __init__(self, output: str):
+    def __init__(self, output: str, *, progress=None):
         self._output = output
+        self._progress = progress
+
+    def setup(self):
+        self._tally = tally(self._progress, "written")
 
     def process(self, order_and_inputs):
         _, inputs = order_and_inputs
@@ -41,6 +47,10 @@ class WriteDocuments(beam.DoFn):
         stats["documents_out"] += len(documents)
         count(stats)
         size, crc32c = file_checksum(path)
+        if self._tally is not None:
+            self._tally.note(of=bucket.count)
+            self._tally.add(n=1)
+            self._tally.flush()
         yield name, FileInfo(bytes=size, crc32c=crc32c, records=len(documents))
         yield beam.pvalue.TaggedOutput(STATS, stats)
         for record in dead_letters:
@@ -56,11 +66,12 @@ def write_prepare_manifest(_, *, config, run_info, files, counters, dead_letter_
         num_documents=counters.get("documents_out", 0)))
 
 
-def build_prepare_pipeline(pipeline, *, config, run_info, bucket_bytes: int):
+def build_prepare_pipeline(pipeline, *, config, run_info, bucket_bytes: int, progress=None):
     buckets = pipeline | "MakeBuckets" >> MakeBuckets(
         config.sources, cleaning=config.cleaning, work_folder=join(config.output.path, WORK_FOLDER),
-        bucket_bytes=bucket_bytes)
-    written = buckets["buckets"] | "WriteDocuments" >> beam.ParDo(WriteDocuments(config.output.path)).with_outputs(
+        bucket_bytes=bucket_bytes, progress=progress)
+    written = buckets["buckets"] | "WriteDocuments" >> beam.ParDo(WriteDocuments(
+        config.output.path, progress=progress)).with_outputs(
         STATS, DEAD_LETTER, main="files")
     dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], written[DEAD_LETTER]), config.output.path)
     counters = sum_counters((buckets[STATS], written[STATS]))

@@ -14,6 +14,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from pipelines import progress
 from pipelines.common import RunInfo, accounting
 from pipelines.buckets import WORK_FOLDER
 from pipelines.generate_pipeline import build_pipeline
@@ -57,6 +58,7 @@ def run_parser():
         "is PREPARED/documents/*.parquet; none: always segment")
     flags.add_instance_flags(parser)
     flags.add_output_flags(parser, instances=True)
+    flags.add_runner_flags(parser)
     from wwm_trainer.cli import add_then_train_flags  # the trainer's flags, without importing TensorFlow
 
     add_then_train_flags(parser)
@@ -81,10 +83,15 @@ def run(argv) -> dict:
     run_info = RunInfo(command=command, inputs=[{"path": i["path"], "bytes": i["bytes"]} for i in inputs])
     log.info("reading %d bytes from %s in buckets of about %d bytes of text, to %s",
              sum(i["bytes"] for i in inputs), describe(config), bucket_bytes, config.output.path)
-    with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+    # Sentences kept by cleaning are what segmentation will segment, unless a cache spares some or
+    # the input is prepared documents (their sentences are not counted before they are segmented).
+    stages = progress.run_stages(input_bytes=input_bytes(inputs), sentence_total=not word_cache_folders and not any(
+        source.input_format == "parquet" for source in config.sources))
+    with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
+            beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
-                       bucket_bytes=bucket_bytes,
-                       word_cache_folders=word_cache_folders, prepared=prepared)
+                       bucket_bytes=bucket_bytes, word_cache_folders=word_cache_folders, prepared=prepared,
+                       progress=channel)
     remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
@@ -179,6 +186,11 @@ def input_files(config) -> list:
             raise UsageError(f"--input {pattern!r} matches no file")
         files += [{"path": m.path, "bytes": m.size_in_bytes, "pattern": pattern} for m in result.metadata_list]
     return files
+
+
+def input_bytes(inputs) -> int:
+    """The bytes of the input files, each file once (what the read bar counts towards)."""
+    return sum({i["path"]: i["bytes"] for i in inputs}.values())
 
 
 def bucket_bytes_for(config, inputs) -> int:
@@ -278,6 +290,7 @@ def prepare_parser():
                           "`wwm segment` and `wwm run --input_format parquet`. Unknown flags go to Apache Beam.")
     flags.add_input_flags(parser)
     flags.add_output_flags(parser, instances=False)
+    flags.add_runner_flags(parser)
     return parser
 
 
@@ -293,8 +306,11 @@ def prepare(argv) -> dict:
     run_info = RunInfo(command=command, inputs=[{"path": i["path"], "bytes": i["bytes"]} for i in inputs])
     log.info("cleaning %d bytes from %s into %s", sum(i["bytes"] for i in inputs), describe(config),
              config.output.path)
-    with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
-        build_prepare_pipeline(pipeline, config=config, run_info=run_info, bucket_bytes=bucket_bytes)
+    stages = progress.prepare_stages(input_bytes=input_bytes(inputs))
+    with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
+            beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+        build_prepare_pipeline(pipeline, config=config, run_info=run_info, bucket_bytes=bucket_bytes,
+                               progress=channel)
     remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path, kinds=("documents",))
     print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")

@@ -15,13 +15,14 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines import progress
 from pipelines.common import RunInfo
 from pipelines.io_utils import exists, join, read_bytes, write_bytes
 from pipelines.segment_pipeline import build_segment_pipeline, prepared_document_files
 from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_choice
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
 from wwm_cli import flags
-from wwm_cli.data import pipeline_options, print_counters
+from wwm_cli.data import pipeline_options, print_counters, read_manifest
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
 from wwm_core.errors import UsageError
 from wwm_core.manifest import parse_manifest
@@ -45,6 +46,7 @@ def segment_parser() -> argparse.ArgumentParser:
     flags.add_segmenter_flags(parser, default="ltp")
     add("--cache_root", help="where the cache goes (default: INPUT/segmentation)")
     add("--overwrite", action="store_true", help="segment again even if this segmenter's cache is complete")
+    flags.add_runner_flags(parser)
     return parser
 
 
@@ -79,9 +81,12 @@ def segment(argv) -> dict:
     run_info = RunInfo(command=("wwm", "segment", *argv), inputs=[{"path": f} for f in files])
     config_json = {"segmentation": {"segmenter": choice.kind, "ltp_model": choice.ltp_model,
                                     "user_dict": choice.user_dict}}
-    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+    prepared = read_manifest(args.input, kinds=("documents",))
+    stages = progress.segment_stages(num_documents=prepared.num_documents, num_files=len(files))
+    with progress.display(stages, mode=args.progress, beam_args=beam_args) as channel, \
+            beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build_segment_pipeline(pipeline, files=files, choice=choice, identity=identity, output=output,
-                               run_info=run_info, config_json=config_json)
+                               run_info=run_info, config_json=config_json, progress=channel)
     seconds = time.monotonic() - started
     manifest = parse_manifest(read_bytes(manifest_path), path=manifest_path, kinds=("segmentation",))
     counters = manifest.counters
