@@ -11,6 +11,7 @@ written last: one per phase, and for several phases one more at the top that lis
 """
 import base64
 import collections
+import json
 import logging
 import math
 import uuid
@@ -37,6 +38,8 @@ from wwm_core.word_boundaries import cache_entries
 
 VOCAB = "vocab.txt"
 STATISTICS_PREFIX = "phase."
+TOKEN_COUNTS = "token_counts"  # side output: per shard, its tokens per vocabulary id
+TOKEN_COUNTS_FILE = "token_counts.json"  # beside the top manifest: the run's tokens per vocabulary id
 
 
 def shard_name(index: int, num_shards: int, suffix: str) -> str:
@@ -157,10 +160,11 @@ class WriteShard(beam.DoFn):
         word_cache = self._word_cache(bucket, stats)
         maker, phases = self._maker, self._config.instances.phases
         opened = {phase: self._open(phase, bucket.index, bucket.count) for phase in phases}
-        written = collections.Counter()
+        written, token_counts = collections.Counter(), []
         try:
             for phase, batch in maker.instance_batches(documents, shard_index=bucket.index, stats=stats,
-                                                       dead_letters=dead_letters, word_cache=word_cache):
+                                                       dead_letters=dead_letters, word_cache=word_cache,
+                                                       token_counts=token_counts):
                 files = opened[phase]
                 if "tfrecord" in files:
                     files["tfrecord"].write(maker.tfrecord_bytes(batch, phase))
@@ -189,6 +193,8 @@ class WriteShard(beam.DoFn):
         logging.info("wrote shard %d of %d: %s instances from %d documents", bucket.index, bucket.count,
                      ", ".join(f"{written[p]} at {p.max_seq_length}" for p in phases), stats["documents_out"])
         yield beam.pvalue.TaggedOutput(STATS, stats)
+        for counts in token_counts:
+            yield beam.pvalue.TaggedOutput(TOKEN_COUNTS, counts)
         for record in dead_letters:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
@@ -198,6 +204,34 @@ class WriteShard(beam.DoFn):
             return None
         path = join(self._word_cache_folder, FileSystems.split(bucket.file.path)[1])
         return cache_entries(read_cache_rows(path, stats))
+
+
+class SumArrays(beam.CombineFn):
+    """Per-shard token counts -> the run's (None when no shard had any)."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, accumulator, counts):
+        return counts.astype(np.int64) if accumulator is None else accumulator + counts
+
+    def merge_accumulators(self, accumulators):
+        total = None
+        for accumulator in accumulators:
+            if accumulator is not None:
+                total = accumulator if total is None else total + accumulator
+        return total
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+def token_counts_json(counts, vocab) -> bytes:
+    """The run's tokens per vocabulary id (each bucket's text once, not per dupe): what the report's
+    token-frequency plot and vocabulary coverage read."""
+    values = [0] * vocab.size if counts is None else counts.tolist()
+    return json.dumps({"vocab_size": vocab.size, "vocab_sha256": vocab.sha256, "tokens": sum(values),
+                       "counts": values}, separators=(",", ":")).encode()
 
 
 # ---------------------------------------------------------------- manifests
@@ -219,8 +253,8 @@ def phase_statistics(counters: dict, instances, phase) -> dict:
             if count_of[f"{other}_instances"]:
                 statistics[f"padding_share_{other}_estimate"] = 1 - count_of[f"{other}_tokens"] / (
                     count_of[f"{other}_instances"] * length)
-    if instances.pairs and counters.get("random_next_from_same_document"):
-        statistics["random_next_from_same_document"] = counters["random_next_from_same_document"]
+    if instances.pairs and count_of["random_next_from_same_document"]:
+        statistics["random_next_from_same_document"] = count_of["random_next_from_same_document"]
     return statistics
 
 
@@ -240,7 +274,7 @@ def _phase_counters(counters: dict, phase) -> dict:
 
 
 def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_files, word_cache_folders=(),
-                    prepared=None):
+                    prepared=None, token_counts=None):
     """Runs once, after every shard and the dead letters are written: per phase vocab.txt and its
     manifest, then (several phases) the top manifest that lists them."""
     from pipelines.common import accounting
@@ -250,6 +284,7 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
     config_json = config.to_json()
     phases_listed = []
     several = len(instances.phases) > 1
+    write_atomically(join(config.output.path, TOKEN_COUNTS_FILE), token_counts_json(token_counts, vocab))
     for phase in instances.phases:
         folder = phase_folder(config, phase)
         own = sorted((f for f in files if f["phase"] == phase.max_seq_length), key=lambda f: f["file"])
@@ -267,7 +302,8 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
             sentence_task=instances.sentence_task, next_sentence_prediction=instances.trains_sentence_task,
             masking=instances.masking, features=tuple(f.name for f in schema(instances.masking)),
             vocab_file=VOCAB, vocab_size=vocab.size, vocab_sha256=vocab.sha256,
-            statistics=phase_statistics(counters, instances, phase),
+            statistics={**phase_statistics(counters, instances, phase),
+                        "token_counts_file": ("../" if several else "") + TOKEN_COUNTS_FILE},
             word_cache_folders=tuple(word_cache_folders))
         write_manifest(folder, manifest)
         phases_listed.append({"max_seq_length": phase.max_seq_length, "manifest": f"{phase.folder}/{MANIFEST}"})
@@ -279,7 +315,8 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
                     if f["kind"] == "tfrecord"),
         file_info={f"seq{f['phase']}/{f['file']}": f["info"] for f in files},
         dead_letter_files=dead_letter_names(dead_letter_files), counters=dict(sorted(counters.items())),
-        accounting=balance, recipe=instances.recipe, phases=tuple(phases_listed))
+        accounting=balance, recipe=instances.recipe, phases=tuple(phases_listed),
+        statistics={"token_counts_file": TOKEN_COUNTS_FILE})
     return write_manifest(config.output.path, top)
 
 
@@ -295,10 +332,11 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes
     shards = buckets["buckets"] | "WriteShards" >> beam.ParDo(WriteShard(
         config=config, vocab_bytes=vocab.to_bytes(), segmenter=segmenter,
         word_cache_folder=word_cache_folders[0] if word_cache_folders else None, progress=progress)).with_outputs(
-        STATS, DEAD_LETTER, main="files")
+        STATS, DEAD_LETTER, TOKEN_COUNTS, main="files")
     dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], shards[DEAD_LETTER]), config.output.path)
     counters = sum_counters((buckets[STATS], shards[STATS]))
     file_list = shards.files | "ListFiles" >> beam.combiners.ToList()
+    token_counts = shards[TOKEN_COUNTS] | "SumTokenCounts" >> beam.CombineGlobally(SumArrays())
     return (
         pipeline
         | "ManifestTrigger" >> beam.Create([None])
@@ -307,5 +345,6 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes
             word_cache_folders=word_cache_folders,
             files=beam.pvalue.AsSingleton(file_list),
             counters=beam.pvalue.AsSingleton(counters),
+            token_counts=beam.pvalue.AsSingleton(token_counts),
             dead_letter_files=beam.pvalue.AsList(dead_letter_files))
     )

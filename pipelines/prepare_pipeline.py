@@ -18,7 +18,22 @@ from pipelines.io_utils import join
 from pipelines.output import file_checksum, write_atomically
 from pipelines.parquet_io import DOCUMENTS_FOLDER, SCHEMA, document_row
 from pipelines.progress import tally
+from wwm_core.generate import count_histogram
 from wwm_core.manifest import FileInfo, Manifest
+
+
+def count_written_documents(stats, documents) -> None:
+    """What the report shows of the documents written: their sentences and characters, per
+    source too, and the length histograms (the names ``wwm run`` counts its documents under)."""
+    sentence_lengths = [len(sentence) for document in documents for sentence in document.sentences]
+    document_lengths = [sum(map(len, document.sentences)) for document in documents]
+    stats["sentences"] += len(sentence_lengths)
+    stats["characters"] += sum(sentence_lengths)
+    for document, characters in zip(documents, document_lengths):
+        stats[f"source.{document.source}.documents"] += 1
+        stats[f"source.{document.source}.characters"] += characters
+    count_histogram(stats, "document_chars", document_lengths, log2=True)
+    count_histogram(stats, "sentence_chars", sentence_lengths, log2=True)
 
 
 class WriteDocuments(beam.DoFn):
@@ -45,6 +60,7 @@ class WriteDocuments(beam.DoFn):
         path = join(self._output, name)
         write_atomically(path, sink.getvalue().to_pybytes())
         stats["documents_out"] += len(documents)
+        count_written_documents(stats, documents)
         count(stats)
         size, crc32c = file_checksum(path)
         if self._tally is not None:

@@ -19,7 +19,7 @@ from pipelines.common import RunInfo, accounting
 from pipelines.buckets import WORK_FOLDER
 from pipelines.generate_pipeline import build_pipeline
 from pipelines.io_utils import join, read_bytes
-from pipelines.output import claim_output
+from pipelines.output import claim_output, file_checksum
 from pipelines.parquet_io import DOCUMENTS_FOLDER
 from pipelines.prepare_pipeline import build_prepare_pipeline
 from pipelines.segmenters import check_segmenter, segmenter_choice
@@ -42,6 +42,10 @@ MIN_BUCKET_BYTES = 64 * 1024
 # about four times their size in text; a wiki dump's markup is about half of it.
 TEXT_PER_INPUT_BYTE = {".bz2": 4.0, ".gz": 4.0}
 WIKI_TEXT_SHARE = 0.5
+# Input checksums in the manifest: local files up to this size are read once more to compute one
+# (about a second per GiB); gs:// objects report theirs, one request each, up to a number.
+MAX_CHECKSUM_BYTES = 2 * 1024**3
+MAX_REMOTE_CHECKSUMS = 1000
 
 
 # ---------------------------------------------------------------- wwm run
@@ -80,7 +84,7 @@ def run(argv) -> dict:
     inputs = input_files(config)
     bucket_bytes = bucket_bytes_for(config, inputs)
     claim = claimed(config, command)
-    run_info = RunInfo(command=command, inputs=[{"path": i["path"], "bytes": i["bytes"]} for i in inputs])
+    run_info = RunInfo(command=command, inputs=described_inputs(inputs))
     log.info("reading %d bytes from %s in buckets of about %d bytes of text, to %s",
              sum(i["bytes"] for i in inputs), describe(config), bucket_bytes, config.output.path)
     # Sentences kept by cleaning are what segmentation will segment, unless a cache spares some or
@@ -179,13 +183,47 @@ def prepared_link(config):
 
 
 def input_files(config) -> list:
-    """{"path", "bytes"} of every input file; a pattern that matches nothing is an error."""
+    """{"path", "bytes", "pattern"} of every input file; a pattern that matches nothing is an error."""
+    return matched_files(config.patterns)
+
+
+def matched_files(patterns) -> list:
     files = []
-    for pattern, result in zip(config.patterns, FileSystems.match(list(config.patterns))):
+    for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
         if not result.metadata_list:
             raise UsageError(f"--input {pattern!r} matches no file")
         files += [{"path": m.path, "bytes": m.size_in_bytes, "pattern": pattern} for m in result.metadata_list]
     return files
+
+
+def described_inputs(inputs) -> list:
+    """What a manifest says of its input files: path, bytes and, where cheap, the crc32c as GCS
+    reports it (``input_checksum``), so a local copy and its gs:// original compare equal."""
+    described, remote = [], 0
+    for item in inputs:
+        info = {"path": item["path"], "bytes": item["bytes"]}
+        remote += "://" in item["path"]
+        checksum = input_checksum(item["path"], size=item["bytes"]) if remote <= MAX_REMOTE_CHECKSUMS else None
+        if checksum:
+            info["crc32c"] = checksum
+        described.append(info)
+    return described
+
+
+def input_checksum(path: str, *, size: int):
+    """The crc32c of an input file: from a gs:// object's metadata (no download), computed for a
+    local file up to MAX_CHECKSUM_BYTES; None where that is not cheap or not possible."""
+    if path.startswith("gs://"):
+        try:
+            return file_checksum(path)[1]
+        except Exception:  # noqa: BLE001 - the checksum is a courtesy of the manifest: the run does not need it
+            return None
+    if "://" in path or size > MAX_CHECKSUM_BYTES:
+        return None
+    try:
+        return file_checksum(path)[1]
+    except OSError:  # unreadable now: the reader dead-letters it and says why
+        return None
 
 
 def input_bytes(inputs) -> int:
@@ -303,7 +341,7 @@ def prepare(argv) -> dict:
     inputs = input_files(config)
     bucket_bytes = bucket_bytes_for(config, inputs)
     claim = claimed(config, command)
-    run_info = RunInfo(command=command, inputs=[{"path": i["path"], "bytes": i["bytes"]} for i in inputs])
+    run_info = RunInfo(command=command, inputs=described_inputs(inputs))
     log.info("cleaning %d bytes from %s into %s", sum(i["bytes"] for i in inputs), describe(config),
              config.output.path)
     stages = progress.prepare_stages(input_bytes=input_bytes(inputs))

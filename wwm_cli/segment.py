@@ -22,7 +22,7 @@ from pipelines.segment_pipeline import build_segment_pipeline, prepared_document
 from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_choice
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
 from wwm_cli import flags
-from wwm_cli.data import pipeline_options, print_counters, read_manifest
+from wwm_cli.data import described_inputs, matched_files, pipeline_options, print_counters, read_manifest
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
 from wwm_core.errors import UsageError
 from wwm_core.manifest import parse_manifest
@@ -78,7 +78,7 @@ def segment(argv) -> dict:
         FileSystems.delete(sorted(earlier))
     log.info("segmenting %d Parquet files of %s with %s into %s", len(files), args.input, identity, output)
     started = time.monotonic()
-    run_info = RunInfo(command=("wwm", "segment", *argv), inputs=[{"path": f} for f in files])
+    run_info = RunInfo(command=("wwm", "segment", *argv), inputs=described_inputs(matched_files(files)))
     config_json = {"segmentation": {"segmenter": choice.kind, "ltp_model": choice.ltp_model,
                                     "user_dict": choice.user_dict}}
     prepared = read_manifest(args.input, kinds=("documents",))
