@@ -18,6 +18,8 @@ COMMANDS = {
     "recipe": ("wwm_cli.recipe", "recipe_main", "HFL's recipes and where their numbers come from (list|show NAME)"),
     "inspect": ("wwm_cli.inspect", "inspect_main", "show what an output holds: instances with masks and word groups, "
                 "documents, word boundaries"),
+    "report": ("wwm_cli.report", "report_main", "report.html with plots of a run or a prepared corpus (needs the "
+               "report extra)"),
     "train": ("wwm_trainer.cli", "train_main", "pretrain BERT on a run's output (TPU, GPUs or CPU)"),
     "sample-path": ("wwm_cli", "sample_path_main", "print where the bundled sample corpus is (to try wwm run on)"),
 }

@@ -62,6 +62,9 @@ def run_parser():
         "is PREPARED/documents/*.parquet; none: always segment")
     flags.add_instance_flags(parser)
     flags.add_output_flags(parser, instances=True)
+    parser.add_argument_group("output").add_argument(
+        "--report", action="store_true", help="when the run has finished, write OUTPUT/report/report.html and its "
+        "plots (what `wwm report OUTPUT` writes; needs matplotlib: pip install 'wwm-data[report]')")
     flags.add_runner_flags(parser)
     from wwm_trainer.cli import add_then_train_flags  # the trainer's flags, without importing TensorFlow
 
@@ -75,6 +78,10 @@ def run(argv) -> dict:
     from wwm_trainer.cli import check_then_train, then_train
 
     training = check_then_train(args)  # a training mistake (or no TensorFlow) fails now, not after the data is made
+    if args.report:
+        from wwm_cli.report import check_report_dependencies
+
+        check_report_dependencies()  # likewise: no matplotlib is one line now
     vocab = load_vocab(config.instances.vocab_file)
     config, choice = checked_segmenter(config, recipe_default=args.segmenter is None)
     word_cache_folders = word_cache_folders_for(config, choice)
@@ -99,6 +106,10 @@ def run(argv) -> dict:
     remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
+    if args.report:
+        from wwm_cli.report import write_report
+
+        print(f"report: {write_report(config.output.path)}")
     then_train(training, config.output.path)
     return manifest.to_json()
 
