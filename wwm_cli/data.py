@@ -56,13 +56,13 @@ def run_parser():
                           "Apache Beam (e.g. --runner, --direct_num_workers, --project).")
     flags.add_input_flags(parser)
     flags.add_segmenter_flags(parser)
-    parser.add_argument_group("segmentation").add_argument(
+    flags.group(parser, "segmentation").add_argument(
         "--segmentation_cache", default="auto",
         help="folder of `wwm segment` caches to reuse word boundaries from; auto: PREPARED/segmentation when --input "
         "is PREPARED/documents/*.parquet; none: always segment")
     flags.add_instance_flags(parser)
     flags.add_output_flags(parser, instances=True)
-    parser.add_argument_group("output").add_argument(
+    flags.group(parser, "output").add_argument(
         "--report", action="store_true", help="when the run has finished, write OUTPUT/report/report.html and its "
         "plots (what `wwm report OUTPUT` writes; needs matplotlib: pip install 'wwm-data[report]')")
     flags.add_runner_flags(parser)

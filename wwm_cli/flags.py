@@ -21,6 +21,15 @@ RECIPE_DEFAULT = "default: the recipe's"
 PROGRESS = ("auto", "on", "off")
 
 
+def group(parser: argparse.ArgumentParser, title: str):
+    """The parser's argument group of that title (made if it has none): a command adding its own
+    flags to a shared section keeps one heading in --help."""
+    for existing in parser._action_groups:  # argparse keeps its groups here; it has no lookup
+        if existing.title == title:
+            return existing
+    return parser.add_argument_group(title)
+
+
 def add_runner_flags(parser: argparse.ArgumentParser) -> None:
     """How a local run shows itself while it works."""
     parser.add_argument_group("display").add_argument(
