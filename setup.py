@@ -22,14 +22,17 @@ setuptools.setup(
         "numpy>=1.26",
         "opencc>=1.1.9",
         "pyarrow>=14",
+        "rich>=13",  # progress bars of local runs
         "tokenizers>=0.20",
     ],
     extras_require={
         "tf": ["tensorflow-cpu>=2.16", "keras>=3.0", "safetensors>=0.4", "h5py>=3.10"],
         # LTP's neural models (torch); the legacy perceptron needs only ltp-extension.
         "ltp-neural": ["ltp>=4.2"],
+        # `wwm report` and `wwm run --report`: the plots.
+        "report": ["matplotlib>=3.8"],
         "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "safetensors>=0.4",
-                 "datasets>=3", "scipy>=1.10", "seqeval>=1.2.2", "dockerfile>=3.4"],
+                 "datasets>=3", "scipy>=1.10", "seqeval>=1.2.2", "matplotlib>=3.8", "pillow>=10", "dockerfile>=3.4"],
     },
     entry_points={"console_scripts": ["wwm=wwm_cli:main"]},
 )

@@ -24,6 +24,7 @@ import apache_beam as beam
 from pipelines.common import DEAD_LETTER, STATS, check_worker_versions, count, launcher_versions
 from pipelines.io_utils import join
 from pipelines.parquet_io import DocumentsFile, document_ids, documents_of
+from pipelines.progress import tally
 from pipelines.read_pipeline import Cleaner, MatchInputFiles, plan_units, read_unit
 from wwm_core.hashing import stable_hash
 from wwm_core.near_dedup import band_keys, band_layout, duplicates_in_band, signatures
@@ -137,11 +138,15 @@ class _BucketWriter:
 class ReadAndClean(beam.DoFn):
     """A ReadUnit -> BucketFiles, with DEAD_LETTER, STATS, and the dedup outputs IDS ((partition,
     (order, [id, ...])) per bucket and partition), KEYS ((partition, (order, [(content key, id),
-    ...]))) and BANDS ((band key, (id, order, signature)) per document, for the opt-in near dedup)."""
+    ...]))) and BANDS ((band key, (id, order, signature)) per document, for the opt-in near dedup).
+    ``progress``: a ProgressChannel that records read, documents kept and their sentences, and
+    input bytes read are counted into (stage "read"), or None."""
 
-    def __init__(self, *, sources, cleaning, work_folder: str, bucket_bytes: int, expected_versions=None):
+    def __init__(self, *, sources, cleaning, work_folder: str, bucket_bytes: int, progress=None,
+                 expected_versions=None):
         self._expected_versions = launcher_versions(expected_versions)
         self._sources = sources
+        self._progress = progress
         self._cleaning = cleaning
         self._work_folder = work_folder
         self._bucket_bytes = bucket_bytes
@@ -153,6 +158,7 @@ class ReadAndClean(beam.DoFn):
     def setup(self):
         check_worker_versions(self._expected_versions)
         self._cleaners = {}
+        self._tally = tally(self._progress, "read")
 
     def _cleaner(self, spec) -> Cleaner:
         if spec.opencc_config not in self._cleaners:
@@ -164,13 +170,18 @@ class ReadAndClean(beam.DoFn):
         if spec.input_format == "parquet":  # prepared documents: the file is the bucket
             bucket = BucketFile(unit.order + (0,), unit.path, counted=False)
             yield bucket
-            for element in partitioned(bucket.order, document_ids(unit.path), _id_partition):
+            ids = document_ids(unit.path)
+            for element in partitioned(bucket.order, ids, _id_partition):
                 yield beam.pvalue.TaggedOutput(IDS, element)
+            if self._tally is not None:
+                self._tally.add(n=len(ids), kept=len(ids), bytes=unit.covered_bytes)
+                self._tally.flush()
             return
         stats = collections.Counter()
         cleaner = self._cleaner(spec)
         writer = _BucketWriter(unit, work_folder=self._work_folder, bucket_bytes=self._bucket_bytes,
                                exact=self._exact, near=bool(self._near))
+        shown = 0  # this unit's records already counted into the progress tally
         try:
             for record in read_unit(unit, spec, stats):
                 result = record if isinstance(record, BadRecord) else cleaner.clean(record, stats)
@@ -178,11 +189,19 @@ class ReadAndClean(beam.DoFn):
                     yield beam.pvalue.TaggedOutput(DEAD_LETTER, result)
                 elif result is not None and writer.add(result):
                     yield from self._flush(writer)
+                if self._tally is not None:
+                    kept = result is not None and not isinstance(result, BadRecord)
+                    self._tally.add(n=stats["records_in"] - shown, kept=int(kept),
+                                    sentences=len(result.sentences) if kept else 0)
+                    shown = stats["records_in"]
             if not writer.empty:
                 yield from self._flush(writer)
         except BaseException:
             writer.abandon()
             raise
+        if self._tally is not None:  # records read without a record yielded (pages of other namespaces)
+            self._tally.add(n=stats["records_in"] - shown, bytes=unit.covered_bytes)
+            self._tally.flush()
         count(stats)
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
@@ -299,8 +318,9 @@ class MakeBuckets(beam.PTransform):
     """Sources -> (order, {"bucket": [AssignedBucket], "drop": [ids]}) per bucket, with
     DEAD_LETTER and STATS outputs."""
 
-    def __init__(self, sources, *, cleaning, work_folder: str, bucket_bytes: int):
+    def __init__(self, sources, *, cleaning, work_folder: str, bucket_bytes: int, progress=None):
         super().__init__()
+        self._progress = progress
         self._sources = tuple(sources)
         self._cleaning = cleaning
         self._work_folder = work_folder
@@ -321,7 +341,7 @@ class MakeBuckets(beam.PTransform):
                 | "SpreadUnits" >> beam.Reshuffle()
                 | "ReadAndClean" >> beam.ParDo(ReadAndClean(
                     sources=self._sources, cleaning=self._cleaning, work_folder=self._work_folder,
-                    bucket_bytes=self._bucket_bytes)).with_outputs(DEAD_LETTER, STATS, IDS, KEYS, BANDS,
+                    bucket_bytes=self._bucket_bytes, progress=self._progress)).with_outputs(DEAD_LETTER, STATS, IDS, KEYS, BANDS,
                                                                    main="buckets"))
         dedup = (read[IDS], read[KEYS], read[BANDS]) | "Deduplicate" >> Deduplicate(
             self._cleaning.near_duplicate_threshold)

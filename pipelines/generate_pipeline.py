@@ -10,9 +10,11 @@ bundles or retries. Neither documents nor instances travel between workers. Mani
 written last: one per phase, and for several phases one more at the top that lists them.
 """
 import collections
+import json
 import logging
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.common import (DEAD_LETTER, STATS, check_worker_versions, count, dead_letter_names, launcher_versions,
@@ -21,6 +23,7 @@ from pipelines.io_utils import join
 from pipelines.output import ParquetShard, ShardFile, shard_name, write_atomically
 from pipelines.balance import WriteBalancedFile, plan_balanced, record_sizes_bytes
 from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
+from pipelines.progress import counting_segmenter, tally
 from pipelines.word_cache import read_cache_rows
 from wwm_core.generate import ShardMaker
 from wwm_core.manifest import MANIFEST, Manifest
@@ -30,6 +33,8 @@ from wwm_core.word_boundaries import cache_entries
 
 VOCAB = "vocab.txt"
 STATISTICS_PREFIX = "phase."
+TOKEN_COUNTS = "token_counts"  # side output: per shard, its tokens per vocabulary id
+TOKEN_COUNTS_FILE = "token_counts.json"  # beside the top manifest: the run's tokens per vocabulary id
 
 
 def phase_folder(config, phase) -> str:
@@ -42,11 +47,14 @@ class WriteShard(beam.DoFn):
     """(order, {"bucket": [AssignedBucket], "drop": [ids]}) -> the bucket's shard of every phase
     and format, written as streams under temporary names, then renamed; yields one description
     per file. With a segmentation cache, the bucket's cached word boundaries are in the cache
-    file of the same name as its documents file (``wwm segment`` writes them so)."""
+    file of the same name as its documents file (``wwm segment`` writes them so). ``progress``: a
+    ProgressChannel that sentences segmented and shards written are counted into, or None."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, segmenter, word_cache_folder=None, expected_versions=None):
+    def __init__(self, *, config, vocab_bytes: bytes, segmenter, word_cache_folder=None, progress=None,
+                 expected_versions=None):
         self._expected_versions = launcher_versions(expected_versions)
         self._config = config
+        self._progress = progress
         self._segmenter = segmenter
         self._vocab_bytes = vocab_bytes
         self._word_cache_folder = word_cache_folder
@@ -57,8 +65,10 @@ class WriteShard(beam.DoFn):
         check_worker_versions(self._expected_versions)
         self._maker = ShardMaker(
             instances=self._config.instances, output=self._config.output,
-            vocab=Vocab.from_bytes(self._vocab_bytes), segmenter=self._segmenter.load(),
+            vocab=Vocab.from_bytes(self._vocab_bytes),
+            segmenter=counting_segmenter(self._segmenter.load(), self._progress),
             max_document_chars=self._config.cleaning.max_document_chars)
+        self._tally = tally(self._progress, "shards")
 
     def _open(self, phase, index: int, count: int) -> dict:
         output = self._config.output
@@ -79,10 +89,11 @@ class WriteShard(beam.DoFn):
         word_cache = self._word_cache(bucket, stats)
         maker, phases = self._maker, self._config.instances.phases
         opened = {phase: self._open(phase, bucket.index, bucket.count) for phase in phases}
-        written, record_sizes = collections.Counter(), collections.defaultdict(list)
+        written, token_counts, record_sizes = collections.Counter(), [], collections.defaultdict(list)
         try:
             for phase, batch in maker.instance_batches(documents, shard_index=bucket.index, stats=stats,
-                                                       dead_letters=dead_letters, word_cache=word_cache):
+                                                       dead_letters=dead_letters, word_cache=word_cache,
+                                                       token_counts=token_counts):
                 files = opened[phase]
                 if "tfrecord" in files:
                     frames = maker.tfrecord_frames(batch, phase)
@@ -110,9 +121,15 @@ class WriteShard(beam.DoFn):
                 yield description
         stats["shards_written"] += 1
         count(stats)
+        if self._tally is not None:
+            self._tally.note(of=bucket.count)
+            self._tally.add(n=1)
+            self._tally.flush()
         logging.info("wrote shard %d of %d: %s instances from %d documents", bucket.index, bucket.count,
                      ", ".join(f"{written[p]} at {p.max_seq_length}" for p in phases), stats["documents_out"])
         yield beam.pvalue.TaggedOutput(STATS, stats)
+        for counts in token_counts:
+            yield beam.pvalue.TaggedOutput(TOKEN_COUNTS, counts)
         for record in dead_letters:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
@@ -122,6 +139,34 @@ class WriteShard(beam.DoFn):
             return None
         path = join(self._word_cache_folder, FileSystems.split(bucket.file.path)[1])
         return cache_entries(read_cache_rows(path, stats))
+
+
+class SumArrays(beam.CombineFn):
+    """Per-shard token counts -> the run's (None when no shard had any)."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, accumulator, counts):
+        return counts.astype(np.int64) if accumulator is None else accumulator + counts
+
+    def merge_accumulators(self, accumulators):
+        total = None
+        for accumulator in accumulators:
+            if accumulator is not None:
+                total = accumulator if total is None else total + accumulator
+        return total
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+def token_counts_json(counts, vocab) -> bytes:
+    """The run's tokens per vocabulary id (each bucket's text once, not per dupe): what the report's
+    token-frequency plot and vocabulary coverage read."""
+    values = [0] * vocab.size if counts is None else counts.tolist()
+    return json.dumps({"vocab_size": vocab.size, "vocab_sha256": vocab.sha256, "tokens": sum(values),
+                       "counts": values}, separators=(",", ":")).encode()
 
 
 # ---------------------------------------------------------------- manifests
@@ -143,8 +188,8 @@ def phase_statistics(counters: dict, instances, phase) -> dict:
             if count_of[f"{other}_instances"]:
                 statistics[f"padding_share_{other}_estimate"] = 1 - count_of[f"{other}_tokens"] / (
                     count_of[f"{other}_instances"] * length)
-    if instances.pairs and counters.get("random_next_from_same_document"):
-        statistics["random_next_from_same_document"] = counters["random_next_from_same_document"]
+    if instances.pairs and count_of["random_next_from_same_document"]:
+        statistics["random_next_from_same_document"] = count_of["random_next_from_same_document"]
     return statistics
 
 
@@ -164,7 +209,7 @@ def _phase_counters(counters: dict, phase) -> dict:
 
 
 def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_files, word_cache_folders=(),
-                    prepared=None):
+                    prepared=None, token_counts=None):
     """Runs once, after every shard and the dead letters are written: per phase vocab.txt and its
     manifest, then (several phases) the top manifest that lists them."""
     from pipelines.common import accounting
@@ -174,6 +219,7 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
     config_json = config.to_json()
     phases_listed = []
     several = len(instances.phases) > 1
+    write_atomically(join(config.output.path, TOKEN_COUNTS_FILE), token_counts_json(token_counts, vocab))
     for phase in instances.phases:
         folder = phase_folder(config, phase)
         own = sorted((f for f in files if f["phase"] == phase.max_seq_length), key=lambda f: f["file"])
@@ -191,7 +237,8 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
             sentence_task=instances.sentence_task, next_sentence_prediction=instances.trains_sentence_task,
             masking=instances.masking, features=tuple(f.name for f in schema(instances.masking)),
             vocab_file=VOCAB, vocab_size=vocab.size, vocab_sha256=vocab.sha256,
-            statistics=phase_statistics(counters, instances, phase),
+            statistics={**phase_statistics(counters, instances, phase),
+                        "token_counts_file": ("../" if several else "") + TOKEN_COUNTS_FILE},
             word_cache_folders=tuple(word_cache_folders))
         write_manifest(folder, manifest)
         phases_listed.append({"max_seq_length": phase.max_seq_length, "manifest": f"{phase.folder}/{MANIFEST}"})
@@ -203,22 +250,24 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
                     if f["kind"] == "tfrecord"),
         file_info={f"seq{f['phase']}/{f['file']}": f["info"] for f in files},
         dead_letter_files=dead_letter_names(dead_letter_files), counters=dict(sorted(counters.items())),
-        accounting=balance, recipe=instances.recipe, phases=tuple(phases_listed))
+        accounting=balance, recipe=instances.recipe, phases=tuple(phases_listed),
+        statistics={"token_counts_file": TOKEN_COUNTS_FILE})
     return write_manifest(config.output.path, top)
 
 
 def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes: int, word_cache_folders=(),
-                   prepared=None):
+                   prepared=None, progress=None):
     """``segmenter``: the launcher's (checked) SegmenterChoice; ``word_cache_folders``: the
     finished segmentation cache (``wwm segment``) of that segmenter, if the input is prepared
-    documents that have one."""
+    documents that have one; ``progress``: a ProgressChannel the stages count into (local runs),
+    or None."""
     buckets = pipeline | "MakeBuckets" >> MakeBuckets(
         config.sources, cleaning=config.cleaning, work_folder=join(config.output.path, WORK_FOLDER),
-        bucket_bytes=bucket_bytes)
+        bucket_bytes=bucket_bytes, progress=progress)
     shards = buckets["buckets"] | "WriteShards" >> beam.ParDo(WriteShard(
         config=config, vocab_bytes=vocab.to_bytes(), segmenter=segmenter,
-        word_cache_folder=word_cache_folders[0] if word_cache_folders else None)).with_outputs(
-        STATS, DEAD_LETTER, main="files")
+        word_cache_folder=word_cache_folders[0] if word_cache_folders else None, progress=progress)).with_outputs(
+        STATS, DEAD_LETTER, TOKEN_COUNTS, main="files")
     dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], shards[DEAD_LETTER]), config.output.path)
     counters = sum_counters((buckets[STATS], shards[STATS]))
     files = shards.files
@@ -231,6 +280,7 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes
                  | "WriteBalanced" >> beam.ParDo(WriteBalancedFile(
                      folder_of=folder_of, parquet_features=schema(config.instances.masking, parquet=True))))
     file_list = files | "ListFiles" >> beam.combiners.ToList()
+    token_counts = shards[TOKEN_COUNTS] | "SumTokenCounts" >> beam.CombineGlobally(SumArrays())
     return (
         pipeline
         | "ManifestTrigger" >> beam.Create([None])
@@ -239,5 +289,6 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes
             word_cache_folders=word_cache_folders,
             files=beam.pvalue.AsSingleton(file_list),
             counters=beam.pvalue.AsSingleton(counters),
+            token_counts=beam.pvalue.AsSingleton(token_counts),
             dead_letter_files=beam.pvalue.AsList(dead_letter_files))
     )

@@ -99,7 +99,9 @@ def parquet_rows(path: str, *, schema: pa.Schema, required=()):
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             try:
-                parquet = pq.ParquetFile(handle)
+                # No pre-buffering: its IO threads read through this Python handle, and one still
+                # running when a reader stops early can abort the interpreter at exit.
+                parquet = pq.ParquetFile(handle, pre_buffer=False)
             except (pa.ArrowException, OSError, ValueError) as error:
                 raise ParquetInputError("unreadable_parquet", f"{path} is not a readable Parquet file: {error}") \
                     from error

@@ -14,19 +14,40 @@ from pipelines.common import (DEAD_LETTER, STATS, accounting, check_worker_versi
                               launcher_versions, sum_counters, write_dead_letters, write_manifest)
 from pipelines.io_utils import join
 from pipelines.parquet_io import DOCUMENTS_FOLDER, DocumentsFile
+from pipelines.progress import tally
+from wwm_core.generate import count_histogram
 from wwm_core.manifest import Manifest
+
+COUNT_DOCUMENTS = 1024
+
+
+def count_written_documents(stats, documents) -> None:
+    """What the report shows of the documents written: their sentences and characters, per
+    source too, and the length histograms (the names ``wwm run`` counts its documents under)."""
+    sentence_lengths = [len(sentence) for document in documents for sentence in document.sentences]
+    document_lengths = [sum(map(len, document.sentences)) for document in documents]
+    stats["sentences"] += len(sentence_lengths)
+    stats["characters"] += sum(sentence_lengths)
+    for document, characters in zip(documents, document_lengths):
+        stats[f"source.{document.source}.documents"] += 1
+        stats[f"source.{document.source}.characters"] += characters
+    count_histogram(stats, "document_chars", document_lengths, log2=True)
+    count_histogram(stats, "sentence_chars", sentence_lengths, log2=True)
 
 
 class WriteDocuments(beam.DoFn):
     """(order, {"bucket": [AssignedBucket], "drop": [ids]}) -> the bucket's documents, less the
-    dropped ones, as documents/part-NNNNN-of-NNNNN.parquet; yields the file's name."""
+    dropped ones, as documents/part-NNNNN-of-NNNNN.parquet; yields the file's name. ``progress``:
+    a ProgressChannel that files written are counted into, or None."""
 
-    def __init__(self, output: str, expected_versions=None):
+    def __init__(self, output: str, *, progress=None, expected_versions=None):
         self._expected_versions = launcher_versions(expected_versions)
         self._output = output
+        self._progress = progress
 
     def setup(self):
         check_worker_versions(self._expected_versions)
+        self._tally = tally(self._progress, "written")
 
     def process(self, order_and_inputs):
         _, inputs = order_and_inputs
@@ -34,15 +55,25 @@ class WriteDocuments(beam.DoFn):
         stats, dead_letters = collections.Counter(), []
         name = join(DOCUMENTS_FOLDER, f"part-{bucket.index:05d}-of-{bucket.count:05d}.parquet")
         documents = DocumentsFile(join(self._output, name))
+        counting = []  # documents written and not yet counted: counted a thousand at a time
         try:
             for document in bucket_documents(bucket, inputs["drop"], stats, dead_letters):
                 documents.add(document)
+                counting.append(document)
+                if len(counting) == COUNT_DOCUMENTS:
+                    count_written_documents(stats, counting)
+                    counting.clear()
             info = documents.finish()
         except BaseException:
             documents.abandon()
             raise
+        count_written_documents(stats, counting)
         stats["documents_out"] += documents.count
         count(stats)
+        if self._tally is not None:
+            self._tally.note(of=bucket.count)
+            self._tally.add(n=1)
+            self._tally.flush()
         yield name, info
         yield beam.pvalue.TaggedOutput(STATS, stats)
         for record in dead_letters:
@@ -58,11 +89,12 @@ def write_prepare_manifest(_, *, config, run_info, files, counters, dead_letter_
         num_documents=counters.get("documents_out", 0)))
 
 
-def build_prepare_pipeline(pipeline, *, config, run_info, bucket_bytes: int):
+def build_prepare_pipeline(pipeline, *, config, run_info, bucket_bytes: int, progress=None):
     buckets = pipeline | "MakeBuckets" >> MakeBuckets(
         config.sources, cleaning=config.cleaning, work_folder=join(config.output.path, WORK_FOLDER),
-        bucket_bytes=bucket_bytes)
-    written = buckets["buckets"] | "WriteDocuments" >> beam.ParDo(WriteDocuments(config.output.path)).with_outputs(
+        bucket_bytes=bucket_bytes, progress=progress)
+    written = buckets["buckets"] | "WriteDocuments" >> beam.ParDo(WriteDocuments(
+        config.output.path, progress=progress)).with_outputs(
         STATS, DEAD_LETTER, main="files")
     dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], written[DEAD_LETTER]), config.output.path)
     counters = sum_counters((buckets[STATS], written[STATS]))

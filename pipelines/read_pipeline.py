@@ -117,6 +117,12 @@ class ReadUnit:
     end: int = None
     expected: tuple = None  # multistream: the index's stream offsets in [start, end); None without a usable index
     index_problem: str = ""  # multistream: why the index was not used, for the range that reports it
+    size: int = 0  # the file's size in bytes
+
+    @property
+    def covered_bytes(self) -> int:
+        """The input bytes this unit reads: what progress counts as read once it is done."""
+        return self.size if self.start is None else self.end - self.start
 
     @property
     def order(self) -> tuple:
@@ -134,9 +140,9 @@ def plan_units(metadata, *, source: int, input_format: str, root: str, unit_byte
                                 every=unit_bytes)
         ends = starts[1:] + [metadata.size_in_bytes]
         for start, end in zip(starts, ends):
-            yield ReadUnit(source, metadata.path, relative, start, end)
+            yield ReadUnit(source, metadata.path, relative, start, end, size=metadata.size_in_bytes)
     else:
-        yield ReadUnit(source, metadata.path, relative)
+        yield ReadUnit(source, metadata.path, relative, size=metadata.size_in_bytes)
 
 
 def _splittable(path: str) -> bool:
@@ -202,14 +208,14 @@ def _wiki_units(metadata, *, source: int, relative: str):
     path, size = metadata.path, metadata.size_in_bytes
     index = multistream_index_path(path)
     if index is None:
-        yield ReadUnit(source, path, relative)
+        yield ReadUnit(source, path, relative, size=size)
         return
     offsets = _index_offsets(index)
     if offsets is None:
         problem = f"the index {index} is unreadable or holds lines that are not offset:id:title"
         for start in range(0, max(size, 1), FALLBACK_RANGE_BYTES):
             yield ReadUnit(source, path, relative, start, min(start + FALLBACK_RANGE_BYTES, size), None,
-                           problem if start == 0 else "")
+                           problem if start == 0 else "", size=size)
         return
     # Offset 0 too: the first stream holds the dump's header (checked for DTDs), not pages.
     inside = sorted({0, *(offset for offset in offsets if offset < size)})
@@ -218,7 +224,8 @@ def _wiki_units(metadata, *, source: int, relative: str):
     for first in range(0, len(inside), STREAMS_PER_READ):
         group = inside[first:first + STREAMS_PER_READ]
         end = inside[first + STREAMS_PER_READ] if first + STREAMS_PER_READ < len(inside) else size
-        yield ReadUnit(source, path, relative, group[0], end, tuple(group), problem if first == 0 else "")
+        yield ReadUnit(source, path, relative, group[0], end, tuple(group), problem if first == 0 else "",
+                       size=size)
 
 
 # ---------------------------------------------------------------- reading a unit

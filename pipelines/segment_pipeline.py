@@ -23,6 +23,7 @@ from pipelines.common import (DEAD_LETTER, STATS, accounting, check_worker_versi
 from pipelines.io_utils import exists, join, read_bytes
 from pipelines.output import write_atomically
 from pipelines.parquet_io import documents_of
+from pipelines.progress import tally
 from pipelines.word_cache import SCHEMA, SEGMENTATION_MANIFEST
 from wwm_core.manifest import MANIFEST, Manifest, parse_manifest
 from wwm_core.text import BadRecord
@@ -37,17 +38,21 @@ log = logging.getLogger("wwm")
 
 class SegmentFile(beam.DoFn):
     """A prepared documents file -> its cache file of the same name in the cache folder (written
-    whole, then renamed), with STATS and DEAD_LETTER outputs; yields the file's name."""
+    whole, then renamed), with STATS and DEAD_LETTER outputs; yields the file's name. ``progress``:
+    a ProgressChannel that documents segmented and files written are counted into, or None."""
 
-    def __init__(self, choice, *, output: str, batch_sentences: int, expected_versions=None):
+    def __init__(self, choice, *, output: str, batch_sentences: int, progress=None, expected_versions=None):
         self._expected_versions = launcher_versions(expected_versions)
         self._choice = choice
         self._output = output
         self._batch_sentences = batch_sentences
+        self._progress = progress
 
     def setup(self):
         check_worker_versions(self._expected_versions)
         self._segmenter = self._choice.load()
+        self._segmented = tally(self._progress, "segmented")
+        self._written = tally(self._progress, "written")
 
     def process(self, path):
         stats, dead_letters, rows = collections.Counter(), [], []
@@ -59,11 +64,17 @@ class SegmentFile(beam.DoFn):
                 documents.append(item)
         for batch in _batches(documents, self._batch_sentences):
             rows.extend(self._rows(batch, stats, dead_letters))
+            if self._segmented is not None:
+                self._segmented.add(n=len(batch))
+                self._segmented.flush()
         name = FileSystems.split(path)[1]
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
         write_atomically(join(self._output, name), sink.getvalue().to_pybytes())
         count(stats)
+        if self._written is not None:
+            self._written.add(n=1)
+            self._written.flush()
         yield name
         yield beam.pvalue.TaggedOutput(STATS, stats)
         for record in dead_letters:
@@ -108,14 +119,15 @@ def prepared_document_files(prepared: str) -> list:
 
 
 def build_segment_pipeline(pipeline, *, files, choice, identity: dict, output: str, run_info, config_json: dict,
-                           batch_sentences: int = BATCH_SENTENCES):
+                           batch_sentences: int = BATCH_SENTENCES, progress=None):
     """Segments every document of ``files`` (Parquet) into ``output`` (the identity's folder),
     one cache file per documents file, of the same name: a run's bucket finds its cache file
-    without any shuffle."""
+    without any shuffle. ``progress``: a ProgressChannel, or None."""
     segmented = (pipeline
                  | "DocumentFiles" >> beam.Create(files)
                  | "SpreadFiles" >> beam.Reshuffle()
-                 | "Segment" >> beam.ParDo(SegmentFile(choice, output=output, batch_sentences=batch_sentences))
+                 | "Segment" >> beam.ParDo(SegmentFile(choice, output=output, batch_sentences=batch_sentences,
+                                                       progress=progress))
                  .with_outputs(STATS, DEAD_LETTER, main="files"))
     dead_letter_files = write_dead_letters((segmented[DEAD_LETTER],), output)
     counters = sum_counters((segmented[STATS],))

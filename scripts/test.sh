@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/install_chromium.sh  # tests/test_report.py renders the report in it
 exec .venv/bin/python -m pytest -q "$@" tests

@@ -2,6 +2,7 @@
 import argparse
 import base64
 import json
+import logging
 import os
 import pathlib
 import re
@@ -58,10 +59,22 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nsp_run(data, tmp_path_factory):
+    """(summary, model_dir, the trainer's log lines) of 30 steps of a tiny model."""
     model_dir = tmp_path_factory.mktemp("nsp_model")
-    summary = train_main([f"--manifest={data / 'bert' / 'manifest.json'}", f"--model_dir={model_dir}", *FAST,
-                          "--num_train_steps=30", "--steps_per_loop=10", "--save_checkpoints_steps=10"])
-    return summary, model_dir
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("wwm.train")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        summary = train_main([f"--manifest={data / 'bert' / 'manifest.json'}", f"--model_dir={model_dir}", *FAST,
+                              "--num_train_steps=30", "--steps_per_loop=10", "--save_checkpoints_steps=10"])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return summary, model_dir, lines
 
 
 def google_layout(*, vocab_size, hidden_size, num_hidden_layers, intermediate_size, **_) -> dict:
@@ -350,7 +363,7 @@ def test_learning_rate_warms_up_then_decays_linearly():
 # ---- training ----
 
 def test_tiny_model_learns_on_bert_wwm_data(nsp_run):
-    summary, model_dir = nsp_run
+    summary, model_dir, _ = nsp_run
     phase = summary["phases"][0]
     first = [r["mlm_loss"] for r in phase["first_steps"][:5]]
     last = [r["mlm_loss"] for r in phase["last_steps"][-5:]]
@@ -373,8 +386,23 @@ def test_tiny_model_learns_on_bert_wwm_data(nsp_run):
     assert tags["mlm_loss"].metadata.plugin_data.plugin_name == "scalars"  # what TensorBoard shows
 
 
+def test_the_log_gives_steps_per_second_and_an_eta(nsp_run):
+    """Each loop's line: its rate, and the time the phase's remaining steps take at that rate."""
+    _, _, lines = nsp_run
+    loops = [re.search(r"phase 1 step (\d+)/30 .* steps/s ([\d.]+)  examples/s ([\d.]+)  ETA (\d+):(\d\d):(\d\d)$",
+                       line) for line in lines if line.startswith("phase 1 step ")]
+    assert [int(m.group(1)) for m in loops] == [10, 20, 30]
+    for match in loops:
+        step, rate, examples = int(match.group(1)), float(match.group(2)), float(match.group(3))
+        hours, minutes, seconds = (int(match.group(i)) for i in (4, 5, 6))
+        assert rate > 0 and abs(examples - 8 * rate) <= 0.1 + 0.01 * examples  # batch 8
+        expected = (30 - step) / rate  # the printed rate is rounded: allow for it
+        assert abs(hours * 3600 + minutes * 60 + seconds - expected) <= 1 + 0.01 * expected
+    assert loops[-1].group(4, 5, 6) == ("0", "00", "00")
+
+
 def test_export_is_in_googles_layout(nsp_run, data):
-    summary, _ = nsp_run
+    summary, _, _ = nsp_run
     export = pathlib.Path(summary["export_dir"])
     config = json.loads((export / "bert_config.json").read_text())
     assert {k: config[k] for k in TINY} == TINY and config["hidden_act"] == "gelu"
@@ -385,7 +413,7 @@ def test_export_is_in_googles_layout(nsp_run, data):
 
 
 def test_export_round_trips_through_init_checkpoint(nsp_run, tmp_path):
-    summary, _ = nsp_run
+    summary, _, _ = nsp_run
     export = pathlib.Path(summary["export_dir"])
     # No --model_config: the bert_config.json beside the checkpoint is the model's.
     again = train_main([f"--manifest={summary['manifest']}", f"--model_dir={tmp_path}", "--num_train_steps=0",

@@ -18,16 +18,37 @@ COMMANDS = {
     "plan": ("wwm_cli.plan", "plan_main", "shards, memory, instances, CPU- and worker-hours, from input sizes"),
     "submit": ("wwm_cli.submit", "submit_main", "the whole recipe (prepare, segment, run) on Dataflow, Spark or Flink"),
     "recipe": ("wwm_cli.recipe", "recipe_main", "HFL's recipes and where their numbers come from (list|show NAME)"),
-    "inspect": ("wwm_cli.inspect", "inspect_main", "decode a run's instances, with masks and word groups"),
+    "inspect": ("wwm_cli.inspect", "inspect_main", "show what an output holds: instances with masks and word groups, "
+                "documents, word boundaries"),
+    "report": ("wwm_cli.report", "report_main", "report.html with plots of a run or a prepared corpus (needs the "
+               "report extra)"),
     "train": ("wwm_trainer.cli", "train_main", "pretrain BERT on a run's output (TPU, GPUs or CPU)"),
+    "sample-path": ("wwm_cli", "sample_path_main", "print where the bundled sample corpus is (to try wwm run on)"),
 }
+
+
+def sample_path() -> str:
+    """The bundled sample corpus (Google's layout: a sentence a line, documents between blank
+    lines), wherever pip put the package."""
+    import importlib.resources
+
+    return str(importlib.resources.files("wwm_core") / "data" / "sample" / "corpus.txt")
+
+
+def sample_path_main(argv) -> str:
+    from wwm_core.helptext import parser
+
+    parser("wwm sample-path", "Print the path of the bundled sample corpus, e.g. for\n"
+           "  wwm run --input \"$(wwm sample-path)\" --output out/sample --segmenter jieba").parse_args(argv)
+    print(sample_path())
+    return sample_path()
 
 
 def usage() -> str:
     lines = ["usage: wwm COMMAND [flags]   (wwm COMMAND --help for its flags and their defaults)", "",
              "Whole-word-masked pretraining data for Chinese BERT (BERT-wwm, RoBERTa-wwm-ext, RBT3, ...).", "",
              "commands:"]
-    lines += [f"  {name:10s} {line}" for name, (_, _, line) in COMMANDS.items()]
+    lines += [f"  {name:12s} {line}" for name, (_, _, line) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -15,11 +15,12 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, PortableOptions, StandardOptions
 
+from pipelines import progress
 from pipelines.common import RunInfo, accounting
 from pipelines.buckets import WORK_FOLDER
 from pipelines.generate_pipeline import build_pipeline
 from pipelines.io_utils import join, read_bytes
-from pipelines.output import claim_output
+from pipelines.output import claim_output, file_checksum
 from pipelines.parquet_io import DOCUMENTS_FOLDER
 from pipelines.prepare_pipeline import build_prepare_pipeline
 from pipelines.segmenters import check_segmenter, segmenter_choice
@@ -42,6 +43,10 @@ MIN_BUCKET_BYTES = 64 * 1024
 # about four times their size in text; a wiki dump's markup is about half of it.
 TEXT_PER_INPUT_BYTE = {".bz2": 4.0, ".gz": 4.0}
 WIKI_TEXT_SHARE = 0.5
+# Input checksums in the manifest: local files up to this size are read once more to compute one
+# (about a second per GiB); gs:// objects report theirs, one request each, up to a number.
+MAX_CHECKSUM_BYTES = 2 * 1024**3
+MAX_REMOTE_CHECKSUMS = 1000
 
 
 # ---------------------------------------------------------------- wwm run
@@ -52,12 +57,16 @@ def run_parser():
                           "Apache Beam (e.g. --runner, --direct_num_workers, --project).")
     flags.add_input_flags(parser)
     flags.add_segmenter_flags(parser)
-    parser.add_argument_group("segmentation").add_argument(
+    flags.group(parser, "segmentation").add_argument(
         "--segmentation_cache", default="auto",
         help="folder of `wwm segment` caches to reuse word boundaries from; auto: PREPARED/segmentation when --input "
         "is PREPARED/documents/*.parquet; none: always segment")
     flags.add_instance_flags(parser)
     flags.add_output_flags(parser, instances=True)
+    flags.group(parser, "output").add_argument(
+        "--report", action="store_true", help="when the run has finished, write OUTPUT/report/report.html and its "
+        "plots (what `wwm report OUTPUT` writes; needs matplotlib: pip install 'wwm-data[report]')")
+    flags.add_runner_flags(parser)
     from wwm_trainer.cli import add_then_train_flags  # the trainer's flags, without importing TensorFlow
 
     add_then_train_flags(parser)
@@ -70,6 +79,10 @@ def run(argv) -> dict:
     from wwm_trainer.cli import check_then_train, then_train
 
     training = check_then_train(args)  # a training mistake (or no TensorFlow) fails now, not after the data is made
+    if args.report:
+        from wwm_cli.report import check_report_dependencies
+
+        check_report_dependencies()  # likewise: no matplotlib is one line now
     vocab = load_vocab(config.instances.vocab_file)
     config, choice = checked_segmenter(config, recipe_default=args.segmenter is None)
     word_cache_folders = word_cache_folders_for(config, choice)
@@ -79,18 +92,27 @@ def run(argv) -> dict:
     inputs = input_files(config)
     bucket_bytes = bucket_bytes_for(config, inputs)
     claim = claimed(config, command)
-    run_info = RunInfo(command=command, inputs=[{"path": i["path"], "bytes": i["bytes"]} for i in inputs])
+    run_info = RunInfo(command=command, inputs=described_inputs(inputs))
     log.info("reading %d bytes from %s in buckets of about %d bytes of text, to %s",
              sum(i["bytes"] for i in inputs), describe(config), bucket_bytes, config.output.path)
-    with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+    # Sentences kept by cleaning are what segmentation will segment, unless a cache spares some or
+    # the input is prepared documents (their sentences are not counted before they are segmented).
+    stages = progress.run_stages(input_bytes=input_bytes(inputs), sentence_total=not word_cache_folders and not any(
+        source.input_format == "parquet" for source in config.sources))
+    with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
+            beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
-                       bucket_bytes=bucket_bytes,
-                       word_cache_folders=word_cache_folders, prepared=prepared)
+                       bucket_bytes=bucket_bytes, word_cache_folders=word_cache_folders, prepared=prepared,
+                       progress=channel)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
     remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
+    if args.report:
+        from wwm_cli.report import write_report
+
+        print(f"report: {write_report(config.output.path)}")
     then_train(training, config.output.path)
     return manifest.to_json()
 
@@ -175,13 +197,52 @@ def prepared_link(config):
 
 
 def input_files(config) -> list:
-    """{"path", "bytes"} of every input file; a pattern that matches nothing is an error."""
+    """{"path", "bytes", "pattern"} of every input file; a pattern that matches nothing is an error."""
+    return matched_files(config.patterns)
+
+
+def matched_files(patterns) -> list:
     files = []
-    for pattern, result in zip(config.patterns, FileSystems.match(list(config.patterns))):
+    for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
         if not result.metadata_list:
             raise UsageError(f"--input {pattern!r} matches no file")
         files += [{"path": m.path, "bytes": m.size_in_bytes, "pattern": pattern} for m in result.metadata_list]
     return files
+
+
+def described_inputs(inputs) -> list:
+    """What a manifest says of its input files: path, bytes and, where cheap, the crc32c as GCS
+    reports it (``input_checksum``), so a local copy and its gs:// original compare equal."""
+    described, remote = [], 0
+    for item in inputs:
+        info = {"path": item["path"], "bytes": item["bytes"]}
+        remote += "://" in item["path"]
+        checksum = input_checksum(item["path"], size=item["bytes"]) if remote <= MAX_REMOTE_CHECKSUMS else None
+        if checksum:
+            info["crc32c"] = checksum
+        described.append(info)
+    return described
+
+
+def input_checksum(path: str, *, size: int):
+    """The crc32c of an input file: from a gs:// object's metadata (no download), computed for a
+    local file up to MAX_CHECKSUM_BYTES; None where that is not cheap or not possible."""
+    if path.startswith("gs://"):
+        try:
+            return file_checksum(path)[1]
+        except Exception:  # noqa: BLE001 - the checksum is a courtesy of the manifest: the run does not need it
+            return None
+    if "://" in path or size > MAX_CHECKSUM_BYTES:
+        return None
+    try:
+        return file_checksum(path)[1]
+    except OSError:  # unreadable now: the reader dead-letters it and says why
+        return None
+
+
+def input_bytes(inputs) -> int:
+    """The bytes of the input files, each file once (what the read bar counts towards)."""
+    return sum({i["path"]: i["bytes"] for i in inputs}.values())
 
 
 def bucket_bytes_for(config, inputs) -> int:
@@ -303,6 +364,7 @@ def prepare_parser():
                           "`wwm segment` and `wwm run --input_format parquet`. Unknown flags go to Apache Beam.")
     flags.add_input_flags(parser)
     flags.add_output_flags(parser, instances=False)
+    flags.add_runner_flags(parser)
     return parser
 
 
@@ -315,12 +377,14 @@ def prepare(argv) -> dict:
     inputs = input_files(config)
     bucket_bytes = bucket_bytes_for(config, inputs)
     claim = claimed(config, command)
-    run_info = RunInfo(command=command, inputs=[{"path": i["path"], "bytes": i["bytes"]} for i in inputs])
+    run_info = RunInfo(command=command, inputs=described_inputs(inputs))
     log.info("cleaning %d bytes from %s into %s", sum(i["bytes"] for i in inputs), describe(config),
              config.output.path)
-    with claim, beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
-        build_prepare_pipeline(pipeline, config=config, run_info=run_info, bucket_bytes=bucket_bytes)
-        build_prepare_pipeline(pipeline, config=config, run_info=run_info)
+    stages = progress.prepare_stages(input_bytes=input_bytes(inputs))
+    with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
+            beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+        build_prepare_pipeline(pipeline, config=config, run_info=run_info, bucket_bytes=bucket_bytes,
+                               progress=channel)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
     remove_work_folder(config.output.path)

@@ -10,6 +10,7 @@ from wwm_core.config import (INPUT_FORMATS, MASKING, OUTPUT_FORMATS, SEGMENTERS,
                              OutputConfig, RunConfig, RunnerConfig, SegmentationConfig, SourceSpec,
                              instances_from_recipe)
 from wwm_core.errors import UsageError
+from wwm_core.helptext import HelpFormatter, parser  # noqa: F401 - the commands' parsers
 from wwm_core.recipes import DEFAULT_RECIPE, RECIPES
 from wwm_core.text import JSONL_PRESETS
 
@@ -17,12 +18,25 @@ _CLEANING = CleaningConfig()
 RECIPE_DEFAULT = "default: the recipe's"
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Every flag's help ends with its default; descriptions keep their line breaks."""
+PROGRESS = ("auto", "on", "off")
 
 
-def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+def group(parser: argparse.ArgumentParser, title: str):
+    """The parser's argument group of that title (made if it has none): a command adding its own
+    flags to a shared section keeps one heading in --help."""
+    for existing in parser._action_groups:  # argparse keeps its groups here; it has no lookup
+        if existing.title == title:
+            return existing
+    return parser.add_argument_group(title)
+
+
+def add_runner_flags(parser: argparse.ArgumentParser) -> None:
+    """How a local run shows itself while it works."""
+    parser.add_argument_group("display").add_argument(
+        "--progress", choices=PROGRESS, default="auto",
+        help="live progress bars per stage on local runs (documents read and cleaned, sentences segmented, "
+        "shards written, elapsed time and ETA); auto: on when stderr is a terminal, so CI logs stay quiet. "
+        "Dataflow and Spark show the same counts as Beam metrics (namespace wwm)")
 
 
 def boolean(text: str) -> bool:
@@ -75,7 +89,9 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
     add("--input", action="append", default=[], help="file glob, local or gs://; may be repeated")
     add("--source", action="append", default=[], type=source_fields,
         help="another input with its own settings, tagged with its name: name=NAME,format=text|jsonl|wiki|parquet,"
-        "input=GLOB[,preset=P][,opencc=C][,text_field=F][,title_field=F]; repeatable; quote a value holding a comma")
+        "input=GLOB[,preset=P][,opencc=C][,text_field=F][,title_field=F]; repeatable. Read as one CSV line: a value "
+        "holding a comma goes in double quotes with its key (--source 'name=web,\"input=web,2019/*.jsonl\"') or "
+        "has the comma escaped (input=web\\,2019/*.jsonl)")
     add("--input_format", choices=INPUT_FORMATS, default="text",
         help="text: one sentence a line, blank line between documents; jsonl: one JSON document a line; "
         "wiki: MediaWiki XML dump (.xml, .xml.bz2, multistream with its index); parquet: `wwm prepare` output")
@@ -94,6 +110,10 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
         help="full-width letters and digits to ASCII (punctuation is kept)")
     add("--dedup", choices=("exact", "none"), default=_CLEANING.dedup,
         help="drop documents whose cleaned text repeats another's (the smallest id is kept)")
+    add("--vocab_equivalents", type=boolean, default=_CLEANING.vocab_equivalents,
+        help="map characters Google's BERT vocabulary lacks to the equivalents it has (“” -> \", ‘’ -> ', — -> -, "
+        "...; the table: wwm_core/normalize.py VOCAB_EQUIVALENTS), counted as changes.vocab_equivalents_mapped; "
+        "off keeps the text as written (HFL did): they become [UNK]. `wwm report` shows what it would save")
     add("--near_duplicate_threshold", type=float, default=_CLEANING.near_duplicate_threshold,
         help="also drop near-duplicates: MinHash-estimated Jaccard similarity of character 5-grams at or above "
         "this (0.8 suits news and web text); 0 turns it off")
@@ -139,7 +159,8 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     add("--vocab_file", help="BERT vocab.txt: a path (local or gs://) or a Hugging Face model id "
         "(hfl/chinese-roberta-wwm-ext); default: Google's bert-base-chinese vocabulary, bundled, which every "
         "HFL model uses")
-    add("--do_lower_case", type=boolean, default=True)
+    add("--do_lower_case", type=boolean, default=True,
+        help="lowercase and strip accents before WordPiece, as Google's Chinese models expect")
     add("--max_seq_length", type=int_list, help="one length, or several (128,512: one phase each, written to "
         "OUTPUT/seq128/ and OUTPUT/seq512/ from one pass over the corpus); " + RECIPE_DEFAULT)
     add("--max_predictions_per_seq", type=int_list,
@@ -163,7 +184,8 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     add("--masking", choices=MASKING, help="static: masks fixed in the data (Google's schema; what HFL's models "
         "used); dynamic: unmasked instances with word_ids, masked anew every epoch by `wwm train`; "
         + RECIPE_DEFAULT)
-    add("--random_seed", type=int, default=12345)
+    add("--random_seed", type=int, default=12345,
+        help="seeds buckets, pairs and masks (with each document id): the same seed gives the same bytes")
 
 
 RECIPE_INSTANCE_FLAGS = ("masked_lm_prob", "short_seq_prob", "dupe_factor", "sentence_task", "paired_input",
@@ -190,7 +212,8 @@ def cleaning_from_args(args) -> CleaningConfig:
     return CleaningConfig(full_width_to_half_width=args.full_width_to_half_width,
                           min_document_chars=args.min_document_chars, max_document_chars=args.max_document_chars,
                           min_cjk_share=args.min_cjk_share, dedup=args.dedup,
-                          near_duplicate_threshold=args.near_duplicate_threshold)
+                          near_duplicate_threshold=args.near_duplicate_threshold,
+                          vocab_equivalents=args.vocab_equivalents)
 
 
 def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:

@@ -2,14 +2,16 @@
 import argparse
 import json
 
+from wwm_core.helptext import HelpFormatter
 from wwm_core.recipes import RECIPES, describe
 
 
 def recipe_main(argv) -> None:
-    parser = argparse.ArgumentParser(prog="wwm recipe", description=__doc__)
+    parser = argparse.ArgumentParser(prog="wwm recipe", description=__doc__, formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="the recipes, one line each")
-    show = commands.add_parser("show", help="a recipe's data and training settings and their sources")
+    commands.add_parser("list", help="the recipes, one line each", formatter_class=HelpFormatter)
+    show = commands.add_parser("show", help="a recipe's data and training settings and their sources",
+                               formatter_class=HelpFormatter)
     show.add_argument("name", choices=list(RECIPES))
     show.add_argument("--json", action="store_true", help="as JSON")
     args = parser.parse_args(argv)

@@ -15,13 +15,14 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines import progress
 from pipelines.common import RunInfo
 from pipelines.io_utils import exists, join, read_bytes, write_bytes
 from pipelines.segment_pipeline import build_segment_pipeline, prepared_document_files
 from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_choice
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
 from wwm_cli import flags
-from wwm_cli.data import handed_over, pipeline_options, print_counters
+from wwm_cli.data import described_inputs, handed_over, matched_files, pipeline_options, print_counters, read_manifest
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
 from wwm_core.errors import UsageError
 from wwm_core.manifest import parse_manifest
@@ -45,6 +46,7 @@ def segment_parser() -> argparse.ArgumentParser:
     flags.add_segmenter_flags(parser, default="ltp")
     add("--cache_root", help="where the cache goes (default: INPUT/segmentation)")
     add("--overwrite", action="store_true", help="segment again even if this segmenter's cache is complete")
+    flags.add_runner_flags(parser)
     return parser
 
 
@@ -76,12 +78,15 @@ def segment(argv) -> dict:
         FileSystems.delete(sorted(earlier))
     log.info("segmenting %d Parquet files of %s with %s into %s", len(files), args.input, identity, output)
     started = time.monotonic()
-    run_info = RunInfo(command=("wwm", "segment", *argv), inputs=[{"path": f} for f in files])
+    run_info = RunInfo(command=("wwm", "segment", *argv), inputs=described_inputs(matched_files(files)))
     config_json = {"segmentation": {"segmenter": choice.kind, "ltp_model": choice.ltp_model,
                                     "user_dict": choice.user_dict}}
-    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+    prepared = read_manifest(args.input, kinds=("documents",))
+    stages = progress.segment_stages(num_documents=prepared.num_documents, num_files=len(files))
+    with progress.display(stages, mode=args.progress, beam_args=beam_args) as channel, \
+            beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build_segment_pipeline(pipeline, files=files, choice=choice, identity=identity, output=output,
-                               run_info=run_info, config_json=config_json)
+                               run_info=run_info, config_json=config_json, progress=channel)
     if handed_over(beam_args, manifest_path):
         return {}
     seconds = time.monotonic() - started
@@ -97,23 +102,25 @@ def segment(argv) -> dict:
 # ---------------------------------------------------------------- wwm segmenter train | eval
 
 def segmenter_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wwm segmenter", description="Train and evaluate word segmenters.")
+    parser = argparse.ArgumentParser(prog="wwm segmenter", description="Train and evaluate word segmenters.",
+                                     formatter_class=flags.HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
-        "train", help="train an LTP perceptron CWS model from segmented text",
+        "train", formatter_class=flags.HelpFormatter, help="train an LTP perceptron CWS model from segmented text",
         description="Train an LTP legacy perceptron CWS model (ltp_extension's CWSTrainer). FILE: one sentence "
         "a line with words separated by spaces, or CoNLL-U. Writes DIR/cws_model.bin, DIR/config.json (the "
         "legacy LTP release layout, which --ltp_model and ltp.LTP(DIR) load) and DIR/training.json.")
     train.add_argument("--train", required=True, help="segmented training text (local or gs://)")
     train.add_argument("--dev", help="segmented text scored after every epoch (local or gs://)")
     train.add_argument("--output", required=True, help="model folder to write (local or gs://)")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--epochs", type=int, default=10, help="passes over the training text")
     train.add_argument("--shuffle", action="store_true",
                        help="shuffle the training sentences each epoch (LTP's default; makes training "
                        "nondeterministic, so it is off here)")
-    train.add_argument("--overwrite", action="store_true")
+    train.add_argument("--overwrite", action="store_true", help="replace a model already in --output")
     evaluate = commands.add_parser(
-        "eval", help="precision, recall and F1 of a segmenter against gold segmentation",
+        "eval", formatter_class=flags.HelpFormatter,
+        help="precision, recall and F1 of a segmenter against gold segmentation",
         description="Scores word spans (a word is right when its start and end match a gold word's) against "
         "gold segmented text (spaces or CoNLL-U), for any backend.")
     evaluate.add_argument("--model", required=True,

@@ -27,14 +27,15 @@ def clean_document(raw, *, config, wiki_variant: str = "zh-hans"):
     """``config``: a config.CleaningConfig; ``wiki_variant``: which side of
     ``-{zh-hans:…;zh-hant:…}-`` to keep. Returns (Document or None, the filter reason or None,
     Counter of changes made)."""
-    changes = collections.Counter()
+    changes = collections.Counter(raw.changes)
     text = raw.text
     if raw.layout == WIKITEXT:
-        lines = article_lines(raw.title, text, variant=wiki_variant)
+        lines = article_lines(raw.title, text, variant=wiki_variant, changes=changes)
         if lines is None:
             return None, "disambiguation", changes
         text = "\n".join(lines)
-    text, normalized = normalize_text(text, full_width_to_half_width=config.full_width_to_half_width)
+    text, normalized = normalize_text(text, full_width_to_half_width=config.full_width_to_half_width,
+                                      vocab_equivalents=config.vocab_equivalents)
     changes.update(normalized)
     lines = []
     for line in text.split("\n"):

@@ -68,6 +68,7 @@ class CleaningConfig:
     dedup: str = "exact"  # or "none"
     near_duplicate_threshold: float = 0.0  # MinHash Jaccard; 0 turns near-duplicate removal off
     drop_boilerplate: bool = True
+    vocab_equivalents: bool = False  # map characters the vocabulary lacks to ones it has (normalize.VOCAB_EQUIVALENTS)
 
     def __post_init__(self):
         _check([

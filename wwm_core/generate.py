@@ -38,6 +38,8 @@ class PreparedBucket:
     doc_ids: list
     doc_lengths: list  # per document, its sentences' token counts (sentences without tokens left out)
     pool: TokenPool
+    doc_sources: list = None  # per document, its source's name (the report's per-source counts)
+    token_counts: np.ndarray = None  # per vocabulary id, its tokens in the bucket's text (each once)
 
 
 def histogram_key(name: str, value: int, *, width: int = 1, log2: bool = False) -> str:
@@ -124,11 +126,13 @@ class ShardMaker:
         CHUNK_SENTENCES sentences as the documents stream in, so what is held is the bucket's
         token arrays, never its text or the segmenter's and tokenizer's Python objects for all
         of it."""
-        doc_ids, doc_lengths, doc_ids_arrays, doc_group_arrays = [], [], [], []
+        doc_ids, doc_lengths, doc_sources, doc_ids_arrays, doc_group_arrays = [], [], [], [], []
+        token_counts = np.zeros(self.vocab.size, np.int64)
         for chunk in _chunks(self._usable(documents, stats, dead_letters), CHUNK_SENTENCES):
             first = len(doc_ids)
             chunk_ids, chunk_group_start = self._prepare_chunk(chunk, stats, dead_letters, doc_ids, doc_lengths,
-                                                              word_cache=word_cache)
+                                                              doc_sources, word_cache=word_cache)
+            token_counts += np.bincount(chunk_ids, minlength=self.vocab.size)[:self.vocab.size]
             # Sentences and documents without tokens contribute no tokens, so the chunk's arrays
             # are exactly its kept documents' tokens, in order: each document is a view of them.
             ends = np.cumsum([sum(lengths) for lengths in doc_lengths[first:]]).tolist()
@@ -144,7 +148,8 @@ class ShardMaker:
             ids=np.concatenate([doc_ids_arrays[d] for d in order]) if order else np.zeros(0, self.token_dtype),
             group_start=np.concatenate([doc_group_arrays[d] for d in order]) if order else np.zeros(0, bool),
             doc_offsets=np.cumsum([0] + [sum(lengths) for lengths in doc_lengths], dtype=np.int64))
-        return PreparedBucket([doc_ids[d] for d in order], doc_lengths, pool)
+        return PreparedBucket([doc_ids[d] for d in order], doc_lengths, pool,
+                              doc_sources=[doc_sources[d] for d in order], token_counts=token_counts)
 
     def _usable(self, documents, stats, dead_letters):
         """The documents worth segmenting: not a repeated id, not empty, not too long (counted)."""
@@ -164,11 +169,13 @@ class ShardMaker:
             else:
                 yield document
 
-    def _prepare_chunk(self, documents, stats, dead_letters, doc_ids: list, doc_lengths: list, *, word_cache):
+    def _prepare_chunk(self, documents, stats, dead_letters, doc_ids: list, doc_lengths: list, doc_sources: list, *,
+                       word_cache):
         """One chunk of documents: segmented and tokenized in one batched call each (both pay a
         per-call cost that would dominate short sentences). Appends the documents that have
-        tokens to ``doc_ids`` and their sentences' token counts to ``doc_lengths``; returns the
-        chunk's (token ids, group starts)."""
+        tokens to ``doc_ids``, their sentences' token counts to ``doc_lengths`` and their sources
+        to ``doc_sources`` (counting each source's documents and characters); returns the chunk's
+        (token ids, group starts)."""
         kept, sentences, words = segment_documents(self.segmenter, documents, stats=stats,
                                                    dead_letters=dead_letters, cache=word_cache)
         sentence_lengths = [len(text) for text in sentences]
@@ -189,6 +196,9 @@ class ShardMaker:
             if lengths:
                 doc_ids.append(document.id)
                 doc_lengths.append(lengths)
+                doc_sources.append(document.source)
+                stats[f"source.{document.source}.documents"] += 1
+                stats[f"source.{document.source}.characters"] += sum(map(len, document.sentences))
             else:
                 stats["documents_filtered.no_tokens"] += 1
         self._count_text(stats, kept, sentences, words, tokenized)
@@ -213,12 +223,16 @@ class ShardMaker:
             for text, count in texts.most_common(TOP_UNKNOWN_CHARACTERS):
                 stats[f"unknown_token_text.{text}"] += count
 
-    def instance_batches(self, documents, *, shard_index: int, stats, dead_letters: list, word_cache=None):
+    def instance_batches(self, documents, *, shard_index: int, stats, dead_letters: list, word_cache=None,
+                         token_counts: list = None):
         """A bucket's documents -> (phase, InstanceBatch) for every phase in turn, in shard
         order, counted in ``stats``. Documents are sorted by id first (GroupByKey order is not
         stable); of documents that share an id one is kept, whatever their order, and the others
-        are dead letters (``prepare``)."""
+        are dead letters (``prepare``). ``token_counts``: a list that receives the bucket's tokens
+        per vocabulary id (each sentence once, whatever the dupe factor)."""
         bucket = self.prepare(documents, stats, dead_letters, word_cache=word_cache)
+        if token_counts is not None:
+            token_counts.append(bucket.token_counts)
         for phase in self.instances.phases:
             if not self.instances.pairs:
                 self.count_other_layout(bucket, phase, stats)
@@ -233,19 +247,30 @@ class ShardMaker:
         fields) read in the shard's (shuffled) order: numbers, not a Python object per instance. Each
         document's plans, all dupes in turn, come from its own generator, seeded by (seed,
         document): the plans of one phase never depend on the other phases or on the bucket's
-        other documents (except as the pool random-next segments are drawn from)."""
+        other documents (except as the pool random-next segments are drawn from). The planner's
+        counts (random nexts from A's own document) and each source's instances (by the document
+        segment A comes from) are counted as this phase's, ``phase.<length>.*``."""
         config = self.instances
         offsets = [sentence_offsets(lengths) for lengths in bucket.doc_lengths]
         task = config.sentence_task
         make_plans = pair_plans if config.pairs else single_segment_plans
-        fields = array.array("q")
+        fields, planner = array.array("q"), collections.Counter()
         for index, doc_id in enumerate(bucket.doc_ids):
             rng = random.Random(stable_hash(config.random_seed, doc_id))
             for _ in range(config.dupe_factor):
                 for plan in make_plans(bucket.doc_lengths, index, rng=rng, phase=phase,
-                                       short_seq_prob=config.short_seq_prob, task=task, offsets=offsets, stats=stats):
+                                       short_seq_prob=config.short_seq_prob, task=task, offsets=offsets,
+                                       stats=planner):
                     fields.extend(plan)
         plans = np.frombuffer(fields, dtype=np.int64).reshape(-1, len(Plan._fields))
+        prefix = f"phase.{phase.max_seq_length}."
+        for name, value in planner.items():
+            stats[prefix + name] += value
+        if bucket.doc_sources and len(plans):
+            names, source_of_doc = np.unique(np.array(bucket.doc_sources, dtype=object), return_inverse=True)
+            per_source = np.bincount(source_of_doc[plans[:, 0]], minlength=len(names))
+            for name, count in zip(names.tolist(), per_source.tolist()):
+                stats[f"{prefix}source.{name}.instances"] += count
         # Google shuffles all instances; we shuffle within the shard, seeded by the shard.
         order = np.random.default_rng(stable_hash(config.random_seed, "shard", shard_index)).permutation(len(plans))
         return ShuffledRows(plans, order)

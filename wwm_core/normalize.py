@@ -19,9 +19,37 @@ _HALF_WIDTH = {code: code - 0xFEE0 for code in [*range(0xFF10, 0xFF1A), *range(0
 _HALF_WIDTH[0x3000] = 0x20
 
 
-def normalize_text(text: str, *, full_width_to_half_width: bool = True):
+# Characters Google's bert-base-chinese vocabulary (every HFL model's) lacks, mapped to equivalents
+# it has; opt-in (--vocab_equivalents), since HFL trained on the text as written, where these are
+# [UNK]. Typographic quotes and dashes are the common ones in Chinese text (“”‘’ alone are ~0.4% of
+# news tokens); … becomes ⋯ (one token, as Chinese typesetting draws it) rather than NFKC's "...".
+_MANUAL_EQUIVALENTS = {
+    "“": '"', "”": '"', "‟": '"', "‘": "'", "’": "'", "‛": "'", "‚": "'", "`": "'", "´": "'",
+    "—": "-", "–": "-", "―": "-", "‐": "-", "‑": "-", "‒": "-", "…": "⋯", "¯": "-", "ˉ": "-", "¦": "|",
+}
+# Characters the vocabulary lacks whose Unicode compatibility form (NFKC) it has: letterlike
+# symbols, Roman numerals, fractions, enclosed and parenthesized numbers and letters, vertical and
+# small punctuation forms, half-width katakana. Generated against the bundled vocabulary
+# (tests/test_cleaning_real.py checks both halves of that claim for every character).
+_NFKC_EQUIVALENTS = (
+    "ª½¾ĲĳĿŀſǄǅǆǇǈǉǊǋǌǱǲǳ․‴‼⁇⁈⁉⁗⁰⁴⁵⁶⁷⁸⁹⁻⁼⁽⁾₀₅₆₇₈₉₊₋₌₍₎ₐₑₒₓₔₕₖₗₘₙₚₛₜ₨℀℁ℂ℅℆℉ℊℋℌℍℎℐℑℒℓℕℙℚℛℜℝ℠℡ℤℨℬℭℯℰ"
+    "ℱℳℴℹ℻ℼℽℾℿⅅⅆⅇⅈⅉ⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞⅟ⅥⅦⅧⅨⅩⅪⅫⅬⅭⅮⅯⅵⅶⅷⅸⅹⅺⅻⅼⅽⅾⅿ↉⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳⑹⑺⑻⑼⑽⑾⑿⒀⒁⒂⒃⒄⒅⒆⒇⒌⒍⒎⒏⒐⒑⒒⒓"
+    "⒔⒕⒖⒗⒘⒙⒚⒛⒜⒝⒞⒟⒠⒡⒢⒣⒤⒥⒦⒧⒨⒩⒪⒫⒬⒭⒮⒯⒰⒱⒲⒳⒴⒵ⒶⒷⒹⒻⒼⒽⒿⓀⓁⓂⓃⓄⓅⓆⓇⓈⓉⓊⓋⓌⓍⓎⓏⓐⓑⓓⓕⓖⓗⓙⓚⓛⓜⓝⓞⓟⓠⓡⓢⓣⓤⓥⓦ"
+    "ⓧⓨⓩ⓪〸〺ゟヿ︐︑︒︓︔︕︖︗︘︙︳︴︵︷︸︹︺︻︼︽︾﹀﹃﹄﹇﹈﹎﹛﹜﹟﹠﹢﹤﹥﹦﹨﹩﹪﹫ｦｧｨｩｪｫｬｭｮｱｳｴｵｶｷｹｺｻｾｿﾀﾁﾂﾃﾅﾆﾇﾈﾊﾋﾍﾎﾏﾐﾑﾒ"
+    "ﾓﾔﾕﾖﾘﾚﾛﾜﾡﾢﾤﾧﾩﾱﾲﾳﾵﾷﾸﾺﾻﾼﾽﾾￂￃￄￆￇￊￋￌￍￏￒￓￔￗￚￛￜ￡￨￩￪￫￬￭￮")
+VOCAB_EQUIVALENTS = {**{c: unicodedata.normalize("NFKC", c) for c in _NFKC_EQUIVALENTS}, **_MANUAL_EQUIVALENTS}
+_VOCAB_EQUIVALENT = re.compile("[" + re.escape("".join(VOCAB_EQUIVALENTS)) + "]")
+
+
+def map_vocab_equivalents(text: str):
+    """(text with VOCAB_EQUIVALENTS applied, how many characters were mapped)."""
+    return _VOCAB_EQUIVALENT.subn(lambda match: VOCAB_EQUIVALENTS[match.group()], text)
+
+
+def normalize_text(text: str, *, full_width_to_half_width: bool = True, vocab_equivalents: bool = False):
     """Returns (normalized text, Counter of what changed). Line breaks are kept (they separate
-    lines/paragraphs for sentence splitting); runs of other spaces become one space."""
+    lines/paragraphs for sentence splitting); runs of other spaces become one space.
+    ``vocab_equivalents``: map characters the vocabulary lacks (VOCAB_EQUIVALENTS)."""
     changes = collections.Counter()
 
     def substitute(pattern, replacement, value, name):
@@ -40,9 +68,34 @@ def normalize_text(text: str, *, full_width_to_half_width: bool = True):
         if converted != text:
             changes["full_width_to_half_width"] += sum(a != b for a, b in zip(text, converted))
             text = converted
+    if vocab_equivalents:
+        text, mapped = map_vocab_equivalents(text)
+        if mapped:
+            changes["vocab_equivalents_mapped"] += mapped
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = substitute(_SPACES, " ", text, "spaces_collapsed")
     if unicodedata.is_normalized("NFC", text) is False:
         text = unicodedata.normalize("NFC", text)
         changes["nfc_normalized"] += 1
     return text, changes
+
+
+_WHITESPACE = re.compile(r"\s+")
+_TRUNCATION_MARK = re.compile(r"(\.{2,}|…+|⋯+|。{2,})$")
+
+
+def repeats_lead(lead: str, body: str) -> bool:
+    """Whether ``lead`` only repeats the start of ``body`` (news2016zh's ``desc`` is a cut-off copy
+    of its ``content``): the same characters once whitespace is ignored, maybe cut short and
+    marked so with "..." or "…"."""
+    lead = _TRUNCATION_MARK.sub("", _WHITESPACE.sub("", lead))
+    return bool(lead) and _WHITESPACE.sub("", body).startswith(lead)
+
+
+def join_fields(values):
+    """A JSON record's text fields as one text, one field a line, empty ones skipped and a field
+    that only repeats the start of the next (``repeats_lead``) dropped. Returns (text, how many
+    fields were dropped as repeated leads)."""
+    values = [value for value in values if value.strip()]
+    kept = [value for value, following in zip(values, values[1:] + [""]) if not (following and repeats_lead(value, following))]
+    return "\n".join(kept), len(values) - len(kept)

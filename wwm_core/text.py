@@ -5,6 +5,8 @@ import itertools
 import json
 import re
 
+from wwm_core.normalize import join_fields
+
 INPUT_FORMATS = ("text", "jsonl", "wiki", "parquet")
 
 # How a raw document's text is laid out, which decides how it becomes sentences.
@@ -24,6 +26,7 @@ class RawDocument:
     layout: str = PROSE
     source: str = ""
     title: str = ""
+    changes: dict = dataclasses.field(default_factory=dict)  # what reading already changed (clean counts it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,8 +326,9 @@ def document_from_json_line(name: str, position: int, raw, *, preset: JsonlPrese
     if surrogates:
         return BadRecord(doc_id, "lone_surrogate", f"{', '.join(surrogates)}: a \\ud800-\\udfff escape that is not "
                          "half of a pair, which is no character", _escaped_head(raw))
-    text = "\n".join(record[f] for f in present if record[f].strip())
-    return RawDocument(doc_id, text, PROSE, source=source, title=record.get(preset.title_field, "") or "")
+    text, repeated_leads = join_fields(record[f] for f in present)
+    return RawDocument(doc_id, text, PROSE, source=source, title=record.get(preset.title_field, "") or "",
+                       changes={"repeated_lead_dropped": repeated_leads} if repeated_leads else {})
 
 
 # A sentence ends at 。！？；… (or ! ? ; and a following space), keeping closing quotes and brackets.

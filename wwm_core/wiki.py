@@ -10,6 +10,7 @@ declaration outside the pages (billion laughs, XXE) makes every page after it a 
 share one dump; the index only plans the ranges, the streams themselves are found from their
 headers.
 """
+import collections
 import dataclasses
 import re
 
@@ -356,11 +357,56 @@ def check_parse_budget(wikitext: str) -> None:
                              f"(budget {MAX_PARSE_COST})")
 
 
-def article_lines(title: str, wikitext: str, *, variant: str = "zh-hans"):
+# Sections at an article's end that hold links and citations, not prose: "see also" link lists,
+# references, further reading (mostly English bibliographies) and external links (English site
+# names). Dropped with their subsections. Notes (注释, 脚注) are kept: when they are not a bare
+# <references/>, they are sentences someone wrote.
+TAIL_SECTIONS = frozenset({
+    "参见", "參見", "参看", "參看", "另见", "另見", "相关条目", "相關條目", "相关词条", "相關詞條", "相关链接", "相關連結",
+    "外部链接", "外部連結", "外部連接", "外部链结", "外部鏈接", "站外链接", "站外連結", "延伸阅读", "延伸閱讀", "扩展阅读",
+    "擴展閱讀", "参考文献", "參考文獻", "参考资料", "參考資料", "参考来源", "參考來源", "资料来源", "資料來源", "来源",
+    "來源", "引用", "see also", "references", "external links", "further reading"})
+# A navigation box flattened to a line: short names joined by "|" (or a spaced "·"/"•"), with no
+# sentence punctuation. An unspaced "·" is left alone: it joins the parts of a transliterated name.
+_NAV_SEPARATOR = re.compile(r"\s*[|｜]\s*|\s+[·•・‧]\s+")
+_SENTENCE_PUNCTUATION = re.compile(r"[。，；！？：,;!?]")
+NAV_ITEM_MAX_CHARS = 24
+
+
+def is_navigation_line(line: str) -> bool:
+    """``世界历史 | 亚洲史 | 欧洲史``: names of other articles joined by separators, not text."""
+    items = [item for item in _NAV_SEPARATOR.split(line) if item.strip()]
+    return (len(_NAV_SEPARATOR.findall(line)) >= 1 and len(items) >= 2 and not _SENTENCE_PUNCTUATION.search(line)
+            and all(len(item.strip()) <= NAV_ITEM_MAX_CHARS for item in items))
+
+
+def _heading_title(node) -> str:
+    return " ".join(node.title.strip_code().split()).lower()
+
+
+def _drop_tail_sections(code, changes) -> None:
+    """Removes every TAIL_SECTIONS section (heading and body, down to the next heading of its
+    level or above) from the top level of ``code``."""
+    kept, dropping_below = [], None
+    for node in code.nodes:
+        if isinstance(node, mwparserfromhell.nodes.Heading):
+            if dropping_below is not None and node.level <= dropping_below:
+                dropping_below = None
+            if dropping_below is None and _heading_title(node) in TAIL_SECTIONS:
+                dropping_below = node.level
+                changes["wiki_tail_sections_removed"] += 1
+        if dropping_below is None:
+            kept.append(node)
+    code.nodes = kept
+
+
+def article_lines(title: str, wikitext: str, *, variant: str = "zh-hans", changes=None):
     """Plain-text lines of an article, or None for a disambiguation page. Templates, refs,
     tables, files, categories, interlanguage links and comments are removed; link text is kept;
-    headings and list items become lines of their own. Raises PageTooComplex for a page over the
-    parse budget."""
+    headings and list items become lines of their own. Sections of links and citations
+    (TAIL_SECTIONS) and navigation lines (``is_navigation_line``) are dropped, counted in
+    ``changes`` (a Counter) when given. Raises PageTooComplex for a page over the parse budget."""
+    changes = collections.Counter() if changes is None else changes
     if title.endswith(("(消歧义)", "(消歧義)", "（消歧义）", "（消歧義）")):
         return None
     wikitext = resolve_conversion_markup(wikitext, variant=variant)
@@ -368,6 +414,7 @@ def article_lines(title: str, wikitext: str, *, variant: str = "zh-hans"):
     code = mwparserfromhell.parse(wikitext)
     if any(_is_disambiguation_template(t) for t in code.filter_templates(recursive=False)):
         return None
+    _drop_tail_sections(code, changes)
     _prune(code)
     text = code.strip_code(normalize=True, collapse=True)
     for opener, closer in _LEFTOVER_SPANS[:2]:
@@ -376,4 +423,13 @@ def article_lines(title: str, wikitext: str, *, variant: str = "zh-hans"):
     text = _replace_spans(text, *_LEFTOVER_SPANS[2], lambda _: "")
     for pattern in _LEFTOVER[1:]:
         text = pattern.sub("", text)
-    return [line.strip(" \t*#:;=") for line in text.splitlines() if line.strip(" \t*#:;=")]
+    lines = []
+    for line in text.splitlines():
+        line = line.strip(" \t*#:;=")
+        if not line:
+            continue
+        if is_navigation_line(line):
+            changes["navigation_lines_removed"] += 1
+        else:
+            lines.append(line)
+    return lines

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import os
 
+from wwm_core.helptext import HelpFormatter
 from wwm_core.manifest import MANIFEST
 from wwm_core.recipes import RECIPES
 from wwm_trainer.errors import TrainerUsageError
@@ -82,10 +83,12 @@ def add_train_flags(parser, *, manifest_flag: bool = True) -> None:
         "most 10,000 (Google's)")
     add("--gradient_accumulation_steps", type=int, default=_DEFAULTS["gradient_accumulation_steps"],
         help="split each replica's batch into this many micro-batches (less memory, same update)")
-    add("--save_checkpoints_steps", type=int, default=_DEFAULTS["save_checkpoints_steps"])
+    add("--save_checkpoints_steps", type=int, default=_DEFAULTS["save_checkpoints_steps"],
+        help="steps between checkpoints (each phase keeps its own)")
     add("--steps_per_loop", type=int, default=_DEFAULTS["steps_per_loop"],
         help="steps per device call; metrics are logged once per loop")
-    add("--max_checkpoints_to_keep", type=int, default=_DEFAULTS["max_checkpoints_to_keep"])
+    add("--max_checkpoints_to_keep", type=int, default=_DEFAULTS["max_checkpoints_to_keep"],
+        help="older checkpoints are deleted")
     add("--mixed_precision", choices=MIXED_PRECISION, default=_DEFAULTS["mixed_precision"],
         help="auto: bfloat16 compute on TPUs and Ampere+ GPUs, float32 on CPUs")
     add("--seed", type=int, default=_DEFAULTS["seed"], help="initialization, dropout, data order, dynamic masks")
@@ -106,8 +109,9 @@ def add_train_flags(parser, *, manifest_flag: bool = True) -> None:
 
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wwm train", description="Pretrain (or continue pretraining) BERT-wwm / RoBERTa-wwm-ext style "
-        "models on the output of `wwm run`, one or more phases, with HFL's recipes as presets.")
+        prog="wwm train", formatter_class=HelpFormatter,
+        description="Pretrain (or continue pretraining) BERT-wwm / RoBERTa-wwm-ext style models on the output of "
+        "`wwm run`, one or more phases, with HFL's recipes as presets.")
     add_train_flags(parser)
     return parser
 

@@ -12,6 +12,7 @@ and the sentence-level loss (NSP or SOP) is added only when the data has one.
 """
 import collections
 import dataclasses
+import datetime
 import json
 import logging
 import os
@@ -93,10 +94,15 @@ def write_summaries(writer, records: list, schedule, offset: int) -> None:
         writer.flush()
 
 
-def log_loop(records: list, *, phase: int, total_steps: int, learning_rate: float, examples_per_second: float):
+def log_loop(records: list, *, phase: int, total_steps: int, learning_rate: float, seconds: float, batch_size: int):
+    """One line per loop: the step, the loop's mean metrics, and its rate with the phase's ETA at
+    that rate (the first loop's includes tracing, so its ETA is high)."""
     averages = {name: sum(r[name] for r in records) / len(records) for name in records[-1] if name != "step"}
-    log.info("phase %d step %d/%d  %s  lr %.3g  examples/s %.1f", phase, records[-1]["step"], total_steps,
-             "  ".join(f"{name} {value:.4f}" for name, value in averages.items()), learning_rate, examples_per_second)
+    steps_per_second = len(records) / seconds if seconds > 0 else float("inf")
+    remaining = (total_steps - records[-1]["step"]) / steps_per_second
+    log.info("phase %d step %d/%d  %s  lr %.3g  steps/s %.2f  examples/s %.1f  ETA %s", phase, records[-1]["step"],
+             total_steps, "  ".join(f"{name} {value:.4f}" for name, value in averages.items()), learning_rate,
+             steps_per_second, steps_per_second * batch_size, str(datetime.timedelta(seconds=round(remaining))))
 
 
 @dataclasses.dataclass
@@ -278,7 +284,7 @@ def run_phase(run: Run, plan, data, held_out, *, replica_batch: int, offset: int
         last.extend(records)
         write_summaries(run.train_writer, records, schedule, offset)
         log_loop(records, phase=plan.number, total_steps=total, learning_rate=float(schedule(step - 1)),
-                 examples_per_second=len(records) * plan.train_batch_size.value / seconds)
+                 seconds=seconds, batch_size=plan.train_batch_size.value)
         if step % settings.save_checkpoints_steps == 0 or step == total:
             result["checkpoints"].append(manager.save(checkpoint_number=step))
         if evaluate and (step % eval_every == 0 or step == total):
