@@ -33,11 +33,14 @@ def _records(folder: pathlib.Path) -> list:
 
 def test_balanced_files_hold_the_unbalanced_runs_instances_in_order(tmp_path):
     tf = pytest.importorskip("tensorflow")
-    # Documents of very different lengths, so the buckets' shards are far from equal.
+    # Documents of very different lengths, so the buckets' shards are far from equal; about 200 KB,
+    # so that automatic sizing makes several buckets (of at least 64 KB).
     documents = [[f"第{d}篇文档的第{s}句话讲述了语言模型和全词掩码。" for s in range(2 + 9 * (d % 4 == 0))]
-                 for d in range(24)]
+                 for d in range(650)]
     corpus = str(write_text_corpus(tmp_path / "corpus.txt", documents))
-    plain = run_wwm(tmp_path, "--output_format=both", name="plain", inputs=[corpus])
+    # With --balance_shards, --num_shards (3, from run_wwm) counts the files and the buckets are
+    # sized automatically: the plain run with automatic buckets makes the same instances.
+    plain = run_wwm(tmp_path, "--output_format=both", "--num_shards=0", name="plain", inputs=[corpus])
     balanced = run_wwm(tmp_path, "--output_format=both", "--balance_shards", name="balanced", inputs=[corpus])
 
     plain_records, balanced_records = _records(tmp_path / "plain"), _records(tmp_path / "balanced")

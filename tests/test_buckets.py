@@ -82,3 +82,28 @@ def test_shards_do_not_depend_on_how_large_files_are_cut_or_on_workers(tmp_path)
     # Every document is in exactly one shard: the bucket counters add up to the documents.
     assert one["counters"]["documents_out"] == 600
     assert not (tmp_path / "one" / ".wwm-work").exists(), "the work folder is removed"
+
+
+def test_bucket_size_from_the_input_sizes(caplog):
+    from wwm_cli import flags
+    from wwm_cli.data import bucket_bytes_for, run_parser
+
+    def sized(*flag_values, size):
+        args, beam_args = run_parser().parse_known_args(["--input=corpus.txt", "--output=out", *flag_values])
+        config = flags.config_from_args(args, beam_args, instances=True)
+        return bucket_bytes_for(config, [{"path": "corpus.txt", "pattern": "corpus.txt", "bytes": size}])
+
+    mb = 1024 * 1024
+    # Written out by hand: 8 MB buckets, at least 8 of them, none under 64 KB.
+    assert sized(size=800 * mb) == 8 * mb
+    assert sized(size=16 * mb) == 2 * mb
+    assert sized(size=100 * 1024) == 64 * 1024
+    assert sized("--num_shards=4", size=16 * mb) == 4 * mb
+    assert not caplog.records
+    # --num_shards counts the files with --balance_shards; buckets keep their automatic size.
+    assert sized("--num_shards=4", "--balance_shards", size=800 * mb) == 8 * mb
+    assert not caplog.records
+    # A few shards of a big corpus: buckets that would hold 200 MB each are said out loud.
+    assert sized("--num_shards=4", size=800 * mb) == 200 * mb
+    [warning] = caplog.records
+    assert warning.levelname == "WARNING" and "--balance_shards" in warning.getMessage()

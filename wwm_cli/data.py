@@ -39,6 +39,9 @@ log = logging.getLogger("wwm")
 BUCKET_BYTES = 8 * 1024 * 1024
 MIN_BUCKETS = 8
 MIN_BUCKET_BYTES = 64 * 1024
+# Buckets above this (a small --num_shards on a big corpus) get a warning: memory per worker grows
+# with the bucket (see README, Performance).
+LARGE_BUCKET_BYTES = 64 * 1024 * 1024
 # Clean text per byte of input, to size buckets before anything is read: compressed files hold
 # about four times their size in text; a wiki dump's markup is about half of it.
 TEXT_PER_INPUT_BYTE = {".bz2": 4.0, ".gz": 4.0}
@@ -250,7 +253,15 @@ def bucket_bytes_for(config, inputs) -> int:
     input gives the same buckets wherever and however it runs."""
     formats = {pattern: source.input_format for source in config.sources for pattern in source.patterns}
     text = sum(estimated_text_bytes(i["path"], i["bytes"], formats.get(i["pattern"])) for i in inputs)
-    return bucket_bytes_of(text, num_shards=config.output.num_shards)
+    # With --balance_shards, --num_shards counts the balanced files: the buckets keep their size.
+    num_shards = 0 if config.output.balance_shards else config.output.num_shards
+    bucket_bytes = bucket_bytes_of(text, num_shards=num_shards)
+    if bucket_bytes > LARGE_BUCKET_BYTES:
+        log.warning("--num_shards %d makes buckets of about %d MB of text each: a worker holds a bucket's tokens and "
+                    "plans while it writes its shard, so memory grows with it. Leave --num_shards out (buckets of "
+                    "%d MB), or add --balance_shards to get %d files with buckets of the usual size",
+                    num_shards, bucket_bytes >> 20, BUCKET_BYTES >> 20, num_shards)
+    return bucket_bytes
 
 
 def estimated_text_bytes(path: str, size: int, input_format: str) -> float:

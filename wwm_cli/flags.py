@@ -124,13 +124,14 @@ def add_output_flags(parser: argparse.ArgumentParser, *, instances: bool) -> Non
     add = group.add_argument
     add("--output", required=True, help="output folder or gs:// prefix")
     add("--num_shards", type=int, default=0,
-        help="output shards (run: buckets of documents, one file per phase and format each; prepare: Parquet "
-        "files); 0 picks one per ~8 MB of clean text (at least 8)")
+        help="output shards (run: buckets of documents, one file per phase and format each; with --balance_shards, "
+        "the number of balanced files, the buckets sized as for 0; prepare: Parquet files); 0 picks one per ~8 MB "
+        "of clean text (at least 8)")
     add("--overwrite", action="store_true", help="replace the output of an earlier run in --output")
     if instances:
         add("--balance_shards", action="store_true",
-            help="cut every phase's output into files of the same number of instances, give or take one (one "
-            "per --num_shards, or per bucket), so each host of a TPU pod reads an equal share; writes the data "
+            help="cut every phase's output into files of the same number of instances, give or take one "
+            "(--num_shards files, or one per bucket), so each host of a TPU pod reads an equal share; writes the data "
             "twice")
         add("--output_format", choices=OUTPUT_FORMATS, default="tfrecord",
             help="tfrecord: Google's schema, for TensorFlow; parquet: Hugging Face column names with word_ids, "

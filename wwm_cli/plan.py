@@ -211,7 +211,9 @@ def plan_from_args(args, beam_args) -> dict:
     files = input_files_of(config)
     return estimate(files, lengths=[phase.max_seq_length for phase in config.instances.phases],
                     dupe_factor=config.instances.dupe_factor, segmenter=config.segmentation.segmenter,
-                    machine_type=args.machine_type, num_shards=config.output.num_shards,
+                    machine_type=args.machine_type,
+                    # --balance_shards: --num_shards counts files; the buckets keep their automatic size
+                    num_shards=0 if config.output.balance_shards else config.output.num_shards,
                     mean_document_chars=args.mean_document_chars,
                     max_num_workers=args.max_num_workers)
 

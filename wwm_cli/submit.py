@@ -59,9 +59,9 @@ def submit_parser() -> argparse.ArgumentParser:
     add("--stages", default=",".join(STAGES), help="which stages to run, in order (e.g. run to redo only that one)")
     dataflow = parser.add_argument_group("dataflow")
     dataflow.add_argument("--project", help="Google Cloud project")
-    dataflow.add_argument("--region", default="us-central1")
+    dataflow.add_argument("--region", default="us-central1", help="the Dataflow region the jobs run in")
     dataflow.add_argument("--machine_type", default="n2-standard-4", help="worker machine type (wwm plan's table)")
-    dataflow.add_argument("--max_num_workers", type=int, default=32)
+    dataflow.add_argument("--max_num_workers", type=int, default=32, help="the most workers autoscaling may start")
     dataflow.add_argument("--job_prefix", default="wwm", help="job names: PREFIX-STAGE-UTCTIME")
     portable = parser.add_argument_group("spark, flink, dataproc, portable")
     portable.add_argument("--environment_type", default="DOCKER", type=str.upper,
