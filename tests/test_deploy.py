@@ -464,7 +464,8 @@ def test_plan_predicts_the_real_runs_instances(local_recipe, corpus, capsys):
     assert plan == 0
     estimate = json.loads(capsys.readouterr().out)
     assert abs(estimate["instances"]["128"] / real["num_instances"] - 1) < 0.10, (estimate, real["num_instances"])
-    assert estimate["shards"]["run_on_prepared_parquet"] == len(real["files"])
+    # Bucket counts come from estimated text: each input file's last bucket is the uncertainty.
+    assert abs(estimate["shards"]["run_on_prepared_parquet"] - len(real["files"])) <= estimate["input"]["files"]
 
     prepared = json.loads((work / "prepared" / "manifest.json").read_text())
     mean = real["counters"]["characters"] // prepared["num_documents"]

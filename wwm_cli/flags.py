@@ -186,7 +186,7 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
         "used); dynamic: unmasked instances with word_ids, masked anew every epoch by `wwm train`; "
         + RECIPE_DEFAULT)
     add("--random_seed", type=int, default=12345,
-        help="seeds buckets, pairs and masks (with each document id): the same seed gives the same bytes")
+        help="seeds pairs, masks and each shard's shuffle (with each document id): the same seed gives the same bytes")
 
 
 RECIPE_INSTANCE_FLAGS = ("masked_lm_prob", "short_seq_prob", "dupe_factor", "sentence_task", "paired_input",

@@ -16,45 +16,44 @@ from wwm_cli import flags
 from wwm_core.errors import UsageError
 
 # ------------------------------------------------------------------ measured figures, one table
-RATES_MEASURED = ("2026-11-26 on the development machine (x86_64, 2 cores shared with other jobs, Python 3.11.7) by "
+RATES_MEASURED = ("2026-11-26 on the development machine (x86_64, 2 cores, Python 3.11.7) by "
                   "benchmarks/plan_benchmark.py: `wwm prepare`, `wwm segment`, `wwm run` in child processes, CPU "
                   "time from the kernel, marginal rates (the slope between a 2 MB and an 8 MB corpus, leaving out "
-                  "each command's ~2.5 CPU-s of start-up); the mean of two runs, which differed by up to 40%")
+                  "each command's ~2.5 CPU-s of start-up); one run (earlier runs on a busier machine differed by "
+                  "up to 40%)")
 RATES = {
-    # cleaning (`wwm prepare`): MB of uncompressed input per CPU-second (runs: text 8.04 and 5.61,
-    # jsonl 7.49 and 4.34, wiki 1.68 and 1.35; the wiki dump is the real excerpt's pages repeated)
-    "clean_mb_per_cpu_s": {"text": 6.8, "jsonl": 5.9, "wiki": 1.5},
+    # cleaning (`wwm prepare`): MB of uncompressed input per CPU-second (the wiki dump is the real
+    # excerpt's pages repeated)
+    "clean_mb_per_cpu_s": {"text": 32.6, "jsonl": 8.0, "wiki": 1.43},
     # bytes of clean text (sentences, one a line) per byte of uncompressed input. wiki: the real
-    # zhwiki excerpt in ../shared/data (markup, templates and XML removed; its 23 articles are long,
-    # a whole dump's redirects and stubs make the share smaller); jsonl: news2016zh's layout (keys,
-    # ids, dates); text: Google's layout, nothing to remove
-    "text_share": {"text": 0.999, "jsonl": 0.875, "wiki": 0.483},
+    # zhwiki excerpt in ../shared/data (markup, templates, XML and tail sections removed; its 23
+    # articles are long, a whole dump's redirects and stubs make the share smaller); jsonl:
+    # news2016zh's layout (keys, ids, dates); text: Google's layout, nothing to remove
+    "text_share": {"text": 0.999, "jsonl": 0.875, "wiki": 0.453},
     # uncompressed / compressed bytes: bz2 of the real zhwiki excerpt, gzip of the UD sentences
     "compression": {".bz2": 3.23, ".gz": 1.91},
-    # UTF-8 bytes per character of clean Chinese text (UD sentences: 2.79; the zhwiki excerpt: 2.58)
+    # UTF-8 bytes per character of clean Chinese text (UD sentences)
     "bytes_per_char": 2.79,
-    # `wwm prepare`'s Parquet (uncompressed columns) per byte of clean text: the zhwiki excerpt
-    "parquet_bytes_per_text_byte": 1.05,
+    # `wwm prepare`'s Parquet (zstd) per byte of clean text: the zhwiki excerpt
+    "parquet_bytes_per_text_byte": 0.57,
     # `wwm segment`, characters per CPU-second: the README's Segmentation throughput (2026-11-26,
     # marginal; a UD-trained LTP perceptron: LTP/legacy itself cannot be downloaded here). This
-    # benchmark measured 0.97-1.04 M for LTP; the lower figure is kept
+    # benchmark measured 1.00 M for LTP; the lower figure is kept
     "segment_chars_per_cpu_s": {"ltp": 511_845, "jieba": 135_574, "char": None},
     # `wwm run` on Parquet with cached word boundaries: CPU-seconds per character (reading,
     # tokenizing, grouping) plus per instance of each length (planning, masking, encoding); solved
-    # from the marginal CPU of 128 alone, 512 alone and both in one run (runs: 0.98 and 0.75 per
-    # character, 15.8 and 26.9 per instance at 128, 44.4 and 36.0 at 512, in millionths)
-    "run_cpu_s_per_char": 0.87e-6,
-    "run_cpu_s_per_instance": {128: 21.3e-6, 512: 40.2e-6},
+    # from the marginal CPU of 128 alone, 512 alone and both in one run
+    "run_cpu_s_per_char": 0.56e-6,
+    "run_cpu_s_per_instance": {128: 15.8e-6, 512: 45.2e-6},
     # instances per dupe = characters / chars_per_instance + documents x per_document, solved from
     # two corpora of UD sentences at dupe 5 with bert-wwm's NSP pairs (7,132 documents of 5-15
-    # sentences, 795 of 60-120; the same in both runs); predicts the real zhwiki excerpt (23
-    # documents) within 1.5% at 128 and 3.3% at 512 when its document count is known
-    "chars_per_instance": {128: 108.6, 512: 352.4},
-    "instances_per_document": {128: 0.586, 512: 0.898},
-    # peak RSS of one worker process making one bucket (128,512 in one run): fixed + per MB of the
-    # bucket's text (2 MB: ~400 MB, 8 MB: ~550 MB; the local runner's launcher included)
-    "memory_fixed_mb": 353,
-    "memory_mb_per_bucket_text_mb": 24.8,
+    # sentences, 795 of 60-120; the same in both runs)
+    "chars_per_instance": {128: 109.3, 512: 354.7},
+    "instances_per_document": {128: 0.600, 512: 0.913},
+    # peak RSS of one process making one bucket (128,512 in one run; --num_shards=1): fixed + per
+    # MB of the bucket's text (2 MB: 347 MB, 8 MB: 379 MB; the local runner's launcher included)
+    "memory_fixed_mb": 337,
+    "memory_mb_per_bucket_text_mb": 5.3,
 }
 # Not measured: the mean length of a document, which decides how many short (last) instances a
 # document makes; --mean_document_chars gives the corpus's own.
@@ -102,14 +101,15 @@ def text_bytes(file: InputFile) -> float:
 
 
 def planned_shards(files, *, num_shards: int) -> int:
-    """How many shards (buckets) `wwm run` or `wwm prepare` makes of these files, by the rule of
-    wwm_cli.data.bucket_bytes_of (the bucket's size from the input's sizes alone). Each read unit
-    (a file here) fills buckets of that size, its last one partly."""
+    """About how many shards (buckets) `wwm run` or `wwm prepare` makes of these files: buckets of
+    the size wwm_cli.data.bucket_bytes_of sets from the input's sizes (its estimate of the text,
+    exactly as the run makes it), each read unit (a file here) filling buckets of that size with
+    its clean text (this module's better estimate), its last one partly."""
     from wwm_cli.data import bucket_bytes_of, estimated_text_bytes
 
-    texts = [estimated_text_bytes(f.path, f.bytes, f.input_format) for f in files]
-    bucket = bucket_bytes_of(sum(texts), num_shards=num_shards)
-    return sum(max(1, math.ceil(text / bucket)) for text in texts)
+    bucket = bucket_bytes_of(sum(estimated_text_bytes(f.path, f.bytes, f.input_format) for f in files),
+                             num_shards=num_shards)
+    return sum(max(1, math.ceil(text_bytes(f) / bucket)) for f in files)
 
 
 def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: str = DEFAULT_MACHINE_TYPE,

@@ -1,6 +1,6 @@
 """From a bucket of documents to the bytes of its shards: the whole per-shard work, for every phase.
 
-The pipeline hashes documents into buckets; everything a bucket needs (its documents, the seed,
+The pipeline cuts the corpus into buckets (pipelines/buckets.py); everything a bucket needs (its documents, the seed,
 the configuration) is an explicit input here, so a shard's bytes depend on nothing else: not on
 the runner, the number of workers, bundle order or retries. A bucket is segmented and tokenized
 once; each phase (sequence length) then plans, masks and encodes its instances from the same
