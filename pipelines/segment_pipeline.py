@@ -27,7 +27,7 @@ from pipelines.progress import tally
 from pipelines.word_cache import SCHEMA, SEGMENTATION_MANIFEST
 from wwm_core.manifest import MANIFEST, Manifest, parse_manifest
 from wwm_core.text import BadRecord
-from wwm_core.word_boundaries import segment_documents, sentence_key
+from wwm_core.word_boundaries import document_batches, segment_documents, sentence_key
 
 # Sentences segmented per call: large enough that the per-call cost of the segmenter and of Beam
 # vanishes, small enough to keep a worker's memory flat.
@@ -62,7 +62,7 @@ class SegmentFile(beam.DoFn):
                 dead_letters.append(item)
             else:
                 documents.append(item)
-        for batch in _batches(documents, self._batch_sentences):
+        for batch in document_batches(documents, self._batch_sentences):
             rows.extend(self._rows(batch, stats, dead_letters))
             if self._segmented is not None:
                 self._segmented.add(n=len(batch))
@@ -95,18 +95,6 @@ class SegmentFile(beam.DoFn):
         stats["documents_out"] += len(kept)
         stats["sentences_segmented"] += len(sentences)
         stats["characters_segmented"] += sum(map(len, sentences))
-
-
-def _batches(documents, sentences_per_batch: int):
-    batch, size = [], 0
-    for document in documents:
-        batch.append(document)
-        size += len(document.sentences)
-        if size >= sentences_per_batch:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
 
 
 def prepared_document_files(prepared: str) -> list:

@@ -22,7 +22,6 @@ import pkgutil
 import re
 import runpy
 import shlex
-import socket
 import subprocess
 import sys
 import textwrap
@@ -38,6 +37,7 @@ import pipelines
 import wwm_cli
 from pipelines.common import WorkerVersionError, check_worker_versions, launcher_versions
 from tests.conftest import shared_file
+from tests.test_gcs import gcs_emulator
 from tests.test_runners import worker_pool  # noqa: F401 - the fixture
 from wwm_cli import flags
 from wwm_cli import plan as plan_module
@@ -206,37 +206,13 @@ def test_flags_go_to_the_stages_whose_parsers_know_them():
 
 # ---------------------------------------------------------------- Dataflow, against a GCS emulator
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gcs(corpus):
-    """A GCS emulator on 127.0.0.1 (the gcp-storage-emulator package's server) holding the corpus."""
-    from gcp_storage_emulator.server import create_server
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "NO_GCE_CHECK")}
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    os.environ["NO_GCE_CHECK"] = "true"
-    try:
-        bucket = storage.Client(project="test", credentials=AnonymousCredentials()).create_bucket("wwm-deploy")
+    """A GCS emulator on 127.0.0.1 holding the corpus."""
+    with gcs_emulator("wwm-deploy") as bucket:
         bucket.blob("dumps/zhwiki-test-pages.xml").upload_from_filename(str(corpus["wiki"]))
         bucket.blob("ext/examples.jsonl").upload_from_filename(str(corpus["ext"]))
         yield bucket
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 GCS_SOURCES = ["--source=name=zhwiki,format=wiki,input=gs://wwm-deploy/dumps/*.xml,opencc=t2s",

@@ -5,6 +5,7 @@ google-cloud-storage client talk to it over HTTP exactly as they would to GCS. W
 credentials Beam retries google.auth.default() for ~25 s before connecting anonymously, once
 per process, so this module costs that much once.
 """
+import contextlib
 import json
 import os
 import pathlib
@@ -25,8 +26,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def gcs_bucket():
+@contextlib.contextmanager
+def gcs_emulator(bucket_name: str):
+    """A GCS emulator (the gcp-storage-emulator package's server) on 127.0.0.1 with one empty
+    bucket, which it yields; STORAGE_EMULATOR_HOST and NO_GCE_CHECK point Beam's and Google's
+    clients at it while it runs."""
     from gcp_storage_emulator.server import create_server
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
@@ -38,8 +42,7 @@ def gcs_bucket():
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
     os.environ["NO_GCE_CHECK"] = "true"
     try:
-        client = storage.Client(project="test", credentials=AnonymousCredentials())
-        yield client.create_bucket("wwm-test")
+        yield storage.Client(project="test", credentials=AnonymousCredentials()).create_bucket(bucket_name)
     finally:
         server.stop()
         for key, value in saved.items():
@@ -47,6 +50,12 @@ def gcs_bucket():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def gcs_bucket():
+    with gcs_emulator("wwm-test") as bucket:
+        yield bucket
 
 
 def test_gcs_input_model_and_output(gcs_bucket, tmp_path):

@@ -268,7 +268,7 @@ def assert_same_histogram(name, google: Sample, ours: Sample, google_bins, our_b
 # ---------------------------------------------------------------- Google against ours
 
 def test_instance_count_is_googles(google_sample, our_sample):
-    (google, calls), (ours, manifest) = google_sample, our_sample
+    (google, calls), (_, manifest) = google_sample, our_sample
     n_google, n_ours = len(google.lengths), manifest["num_instances"]
     # A document's count varies from dupe to dupe only; the dupes are independent draws of it.
     variance = DUPE_FACTOR * calls.var(axis=0, ddof=1).sum()

@@ -6,7 +6,6 @@ import random
 import re
 
 import jieba
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 

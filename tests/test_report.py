@@ -1,7 +1,6 @@
 """`wwm report` and `wwm run --report` on real runs, the page rendered by a real browser: Debian's
 headless Chromium (scripts/install_chromium.sh installs it when it is missing)."""
 import html.parser
-import io
 import json
 import pathlib
 import re

@@ -14,7 +14,6 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ("wwm_core", "pipelines", "wwm_cli", "wwm_trainer")

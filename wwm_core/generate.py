@@ -23,7 +23,7 @@ from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separa
 from wwm_core.records import ExampleEncoder, feature_values, schema, tfrecord_frames
 from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
-from wwm_core.word_boundaries import segment_documents
+from wwm_core.word_boundaries import document_batches, segment_documents
 
 # Instances masked and encoded together: enough to amortize numpy's per-call cost, few enough that
 # a batch's (rows x length) matrices stay small; 2048 rows at length 128, 512 at 512.
@@ -67,19 +67,6 @@ def count_histogram(stats, name: str, values, *, width: int = 1, log2: bool = Fa
 
 def batch_rows(max_seq_length: int) -> int:
     return max(1, BATCH_CELLS // max_seq_length)
-
-
-def _chunks(documents, sentences_per_chunk: int):
-    """Consecutive documents in groups of about ``sentences_per_chunk`` sentences (whole documents)."""
-    chunk, size = [], 0
-    for document in documents:
-        chunk.append(document)
-        size += len(document.sentences)
-        if size >= sentences_per_chunk:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
 
 
 class ShuffledRows:
@@ -128,7 +115,7 @@ class ShardMaker:
         of it."""
         doc_ids, doc_lengths, doc_sources, doc_ids_arrays, doc_group_arrays = [], [], [], [], []
         token_counts = np.zeros(self.vocab.size, np.int64)
-        for chunk in _chunks(self._usable(documents, stats, dead_letters), CHUNK_SENTENCES):
+        for chunk in document_batches(self._usable(documents, stats, dead_letters), CHUNK_SENTENCES):
             first = len(doc_ids)
             chunk_ids, chunk_group_start = self._prepare_chunk(chunk, stats, dead_letters, doc_ids, doc_lengths,
                                                               doc_sources, word_cache=word_cache)

@@ -22,6 +22,20 @@ def cache_entries(rows) -> dict:
     return entries
 
 
+def document_batches(documents, sentences_per_batch: int):
+    """Consecutive documents in groups of about ``sentences_per_batch`` sentences (whole documents):
+    the unit the segmenter and the tokenizer are called on."""
+    batch, size = [], 0
+    for document in documents:
+        batch.append(document)
+        size += len(document.sentences)
+        if size >= sentences_per_batch:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 def segment_documents(segmenter, documents, *, stats, dead_letters, cache=None):
     """Word lengths for every sentence of ``documents``: from ``cache`` where it holds the sentence,
     else from the segmenter in one batched call. If the segmenter fails on that batch, each
