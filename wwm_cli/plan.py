@@ -37,9 +37,9 @@ RATES = {
     # `wwm prepare`'s Parquet (zstd) per byte of clean text: the zhwiki excerpt
     "parquet_bytes_per_text_byte": 0.57,
     # `wwm segment`, characters per CPU-second: the README's Segmentation throughput (2026-11-26,
-    # marginal; a UD-trained LTP perceptron: LTP/legacy itself cannot be downloaded here). This
-    # benchmark measured 1.00 M for LTP; the lower figure is kept
-    "segment_chars_per_cpu_s": {"ltp": 511_845, "jieba": 135_574, "char": None},
+    # marginal, one worker; a UD-trained LTP perceptron: LTP/legacy itself cannot be downloaded
+    # here). plan_benchmark.py measured 1.00 M for LTP on its corpus; the lower figure is kept
+    "segment_chars_per_cpu_s": {"ltp": 768_635, "jieba": 292_648, "char": None},
     # `wwm run` on Parquet with cached word boundaries: CPU-seconds per character (reading,
     # tokenizing, grouping) plus per instance of each length (planning, masking, encoding); solved
     # from the marginal CPU of 128 alone, 512 alone and both in one run
