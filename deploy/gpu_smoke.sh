@@ -19,7 +19,8 @@ TF_VERSION="$(sed -n 's/^tensorflow_cpu==//p' requirements.lock)"
 if [ "${SKIP_INSTALL:-0}" != "1" ]; then
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   grep -v -i '^tensorflow' requirements.lock > "$VENV/lock-gpu.txt"
-  "$VENV/bin/pip" install --quiet -c "$VENV/lock-gpu.txt" "tensorflow[and-cuda]==${TF_VERSION}" -e .
+  # keras, safetensors, h5py: the [tf] extra without tensorflow-cpu (-e . alone lacks safetensors, which wwm train needs)
+  "$VENV/bin/pip" install --quiet -c "$VENV/lock-gpu.txt" "tensorflow[and-cuda]==${TF_VERSION}" keras safetensors h5py -e .
 fi
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

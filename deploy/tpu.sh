@@ -40,8 +40,9 @@ $gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" $hosts --command="
     python3.11 -m venv .venv
   fi
   grep -v -i '^tensorflow' requirements.lock > /tmp/lock-tpu.txt
-  .venv/bin/pip install --quiet -c /tmp/lock-tpu.txt '$TENSORFLOW_TPU' '$LIBTPU' -e .
-  .venv/bin/python -c 'import keras, tensorflow as tf; print(\"TensorFlow\", tf.__version__, \"Keras\", keras.__version__)'"
+  # The trainer's other needs (the [tf] extra without tensorflow-cpu): -e . alone does not bring safetensors.
+  .venv/bin/pip install --quiet -c /tmp/lock-tpu.txt '$TENSORFLOW_TPU' '$LIBTPU' keras safetensors h5py -e .
+  .venv/bin/python -c 'import keras, safetensors, tensorflow as tf; print(\"TensorFlow\", tf.__version__, \"Keras\", keras.__version__)'"
 # shellcheck disable=SC2086 # TRAIN_FLAGS is a list of flags
 $gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" $hosts --command="
   cd wwm-data && .venv/bin/python -m wwm_trainer --tpu local --manifest '$MANIFEST' --model_dir '$MODEL_DIR' $TRAIN_FLAGS"

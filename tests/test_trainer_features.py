@@ -92,6 +92,14 @@ def test_default_learning_rates_follow_their_sources():
     plan = plan_phases(data_phases=[("x", 128)], flags={}, recipe=RECIPES["bert-wwm"], optimizer="adamw",
                        hidden_size=768)[0]
     assert plan.learning_rate.value == 1e-4 and plan.learning_rate.source.startswith("default")
+    # ... and for its model's width: bert-wwm's LAMB 1e-4 on the tiny model barely moves the loss
+    # (measured 0.998x after 120 steps), so the tiny model takes LAMB's tiny default.
+    plan = plan_phases(data_phases=[("x", 128)], flags={}, recipe=RECIPES["bert-wwm"], optimizer="lamb",
+                       hidden_size=64)[0]
+    assert plan.learning_rate.value == 1e-2 and plan.learning_rate.source.startswith("default")
+    plan = plan_phases(data_phases=[("x", 128)], flags={}, recipe=RECIPES["bert-wwm"], optimizer="lamb",
+                       hidden_size=768)[0]
+    assert plan.learning_rate.value == 1e-4 and not plan.learning_rate.source.startswith("default")
 
 
 def test_help_does_not_say_roberta_used_lamb():

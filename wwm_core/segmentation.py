@@ -19,7 +19,8 @@ LTP_HELP = (
     "The ltp segmenter needs an LTP model: pass --ltp_model PATH (local or gs://): a perceptron CWS model "
     "file saved by ltp_extension (CWSModel.save), a legacy LTP release folder (config.json naming "
     "cws_model.bin, or just cws_model.bin), or a neural LTP model folder (needs the ltp-neural extra). "
-    "LTP's released models cannot be downloaded by this tool; train a perceptron from segmented text with "
+    "LTP's released perceptron is the Hugging Face hub's LTP/legacy (--ltp_model LTP/legacy, fetched into the "
+    "hub's cache; offline, copy a cache that holds it); or train a perceptron from segmented text with "
     "`wwm segmenter train --train FILE --output DIR`, or pick --segmenter jieba (ships its dictionary) "
     "or --segmenter char (no word grouping)."
 )

@@ -60,6 +60,10 @@ class PhasePlan:
     num_warmup_steps: Setting
 
 
+# The width class of each recipe's model_config (rbt3 / rbtl3 keep base / large width).
+RECIPE_SIZE_CLASS = {"base": "base", "rbt3": "base", "large": "large", "rbtl3": "large"}
+
+
 def size_class(hidden_size: int) -> str:
     """Which defaults a model width takes: large (1024 and wider), base (768), tiny (narrower than 256)."""
     if hidden_size >= 1024:
@@ -190,8 +194,10 @@ def plan_phases(*, data_phases: list, flags: dict, recipe: Recipe | None, optimi
                      Setting(DEFAULT_NUM_TRAIN_STEPS, f"{DEFAULT_SOURCE}: {GOOGLE_STEPS}"))
         batch = pick("train_batch_size", from_recipe and from_recipe.train_batch_size, steps_source,
                      Setting(DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_SOURCE))
-        # The recipe's learning rate is for the recipe's optimizer: with another one, its default.
-        recipe_lr_fits = recipe is not None and recipe.optimizer == optimizer
+        # The recipe's learning rate is for the recipe's optimizer and model width: with another
+        # optimizer, or another width (--model_config tiny on a base recipe), that one's default.
+        recipe_lr_fits = (recipe is not None and recipe.optimizer == optimizer
+                          and RECIPE_SIZE_CLASS.get(recipe.model_config) == size_class(hidden_size))
         if given["learning_rate"] is not None:
             rate = Setting(given["learning_rate"], SOURCE_FLAG)
         elif from_recipe is not None and recipe_lr_fits:
