@@ -55,21 +55,24 @@ class WriteBalancedFile(beam.DoFn):
         path = join(self._folder_of[phase], shard_name(index, count, f".{kind}"))
         shard = ShardFile(path)
         records = 0
-        if kind == "tfrecord":
-            for source, index_path, first, end in pieces:
-                offsets = np.concatenate([[0], np.cumsum(np.load(io.BytesIO(read_bytes(index_path))))])
-                _copy_range(source, int(offsets[first]), int(offsets[end]), shard)
-                records += end - first
-            info = shard.finish(records)
-        else:
-            parquet = ParquetShard(shard, self._parquet_features)
-            for source, _, first, end in pieces:
-                with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-                    table = pq.read_table(handle, pre_buffer=False).slice(first, end - first)
-                parquet.write_table(table)
-                records += end - first
-            parquet.close()
-            info = shard.finish(records)
+        try:
+            if kind == "tfrecord":
+                for source, index_path, first, end in pieces:
+                    offsets = np.concatenate([[0], np.cumsum(np.load(io.BytesIO(read_bytes(index_path))))])
+                    _copy_range(source, int(offsets[first]), int(offsets[end]), shard)
+                    records += end - first
+            else:
+                parquet = ParquetShard(shard, self._parquet_features)
+                for source, _, first, end in pieces:
+                    with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+                        table = pq.read_table(handle, pre_buffer=False).slice(first, end - first)
+                    parquet.write_table(table)
+                    records += end - first
+                parquet.close()
+        except BaseException:
+            shard.abandon()  # no NAME.tmp-… left in the output folder by a failed (or retried) task
+            raise
+        info = shard.finish(records)
         yield {"phase": phase, "kind": kind, "file": FileSystems.split(path)[1], "info": info}
 
 

@@ -280,8 +280,10 @@ def verified_chunks(path: str, *, start: int = 0, end: int = None, on_segments=N
     flipped bytes would otherwise come out as text), then again to hand out the verified ones,
     streaming (memory stays bounded by a chunk, whatever the member's size). A corrupt member
     becomes one Damage ``corrupt_compressed_data`` and the file goes on with the next member or
-    stream; a file that ends inside one hands out what it held, then a Damage
-    ``truncated_compressed_file``. ``on_segments`` is called with the Segments found by the first
+    stream. A file that ends inside a bz2 stream hands out the stream's whole blocks (each checked
+    by its own CRC), then a Damage ``truncated_compressed_file``; one that ends inside a gzip
+    member hands out nothing of that member, only the Damage: deflate has no check before the
+    member's trailer, so a cut member's bytes (a flipped bit in them included) cannot be verified. ``on_segments`` is called with the Segments found by the first
     pass (the multistream reader checks the index against them)."""
     codec = codec_of(path)
     with open_raw(path) as handle:
@@ -303,6 +305,10 @@ def verified_chunks(path: str, *, start: int = 0, end: int = None, on_segments=N
             where = f"compressed bytes {segment.start}-{segment.end if segment.end >= 0 else 'end'}"
             if segment.status == "corrupt":
                 yield Damage("corrupt_compressed_data", f"{where}: {segment.detail}")
+                continue
+            if segment.status == "truncated" and codec.kind == "gz":
+                yield Damage("truncated_compressed_file", f"{where}: {segment.detail}, before the CRC at the gzip "
+                             "member's end: nothing of the member can be verified, so none of it is read")
                 continue
             reader.seek(segment.start)
             _, status, detail = yield from _inflate(reader, codec)

@@ -113,8 +113,12 @@ class ShardFile:
         return FileInfo(bytes=self.size, crc32c=base64.b64encode(self.checksum.digest()).decode(), records=records)
 
     def abandon(self) -> None:
-        self.handle.close()
-        FileSystems.delete([self.temporary])
+        """Removes the temporary file, even when closing it fails (a full disk fails the flush)."""
+        try:
+            self.handle.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away
+            pass
+        _remove_quietly(self.temporary)
 
 
 class ParquetSink:

@@ -62,3 +62,25 @@ def test_balanced_files_hold_the_unbalanced_runs_instances_in_order(tmp_path):
     assert rows == sizes
     assert pq.read_table(balanced_files).to_pylist() == plain_rows
     assert not list((tmp_path / "balanced").glob(".wwm-work*")), "the work folder was left behind"
+
+
+def test_a_balanced_file_that_fails_once_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """A task that fails mid-write and succeeds when retried (Beam retries a failed bundle)
+    leaves no NAME.tmp-… beside the finished manifest."""
+    from pipelines import balance
+
+    original, calls = balance._copy_range, []
+
+    def flaky(source, start, end, shard):
+        calls.append(source)
+        if len(calls) == 1:
+            shard.write(b"half a file")
+            raise OSError("simulated: a transient read error")
+        return original(source, start, end, shard)
+
+    monkeypatch.setattr(balance, "_copy_range", flaky)
+    manifest = run_wwm(tmp_path, "--balance_shards", "--segmenter=char")
+    out = tmp_path / "out"
+    assert len(calls) > 1 and (out / "manifest.json").exists()
+    assert not list(out.rglob("*.tmp-*")), "a failed attempt's temporary file was left behind"
+    assert sorted(p.name for p in out.glob("part-*")) == sorted(manifest["files"])

@@ -60,6 +60,12 @@ def test_text_corpus_to_whole_word_masked_shards(tmp_path, bert_vocab_path):
     assert manifest["accounting"] == {"records_in": 5, "out": 5, "filtered": 0, "dead_lettered": 0,
                                       "balanced": True}
     assert not list(out.glob("*.tmp-*")), "temporary shard files left behind"
+    # The configuration tree is serialized whole and reads back as the same tree.
+    from wwm_core.manifest import parse_manifest
+
+    config = parse_manifest((out / "manifest.json").read_bytes(), path="manifest.json").run_config()
+    assert config.to_json() == manifest["config"]
+    assert config.instances.phases[0].max_seq_length == 128 and config.sources[0].opencc_config == "t2s"
     for name, info in manifest["file_info"].items():
         assert info["bytes"] == (out / name).stat().st_size
         assert info["crc32c"] == base64.b64encode(google_crc32c.Checksum((out / name).read_bytes()).digest()).decode()

@@ -50,6 +50,13 @@ WIKI_TEXT_SHARE = 0.5
 # (about a second per GiB); gs:// objects report theirs, one request each, up to a number.
 MAX_CHECKSUM_BYTES = 2 * 1024**3
 MAX_REMOTE_CHECKSUMS = 1000
+# Peak RSS of one worker process making one bucket (benchmarks/plan_benchmark.py: 128,512 in one
+# run, dupe factor 5; 2 MB of text: 347 MB, 8 MB: 379 MB): fixed + per MB of the bucket's text.
+# `wwm run` refuses a bucket that cannot fit before any work; `wwm plan` prints the same figure.
+WORKER_MEMORY_FIXED_MB = 337
+WORKER_MEMORY_MB_PER_BUCKET_TEXT_MB = 5.3
+MEASURED_DUPE_FACTOR = 5
+LOCAL_RUNNERS = (None, "FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
 # ---------------------------------------------------------------- wwm run
@@ -90,10 +97,10 @@ def run(argv) -> dict:
     config, choice = checked_segmenter(config, recipe_default=args.segmenter is None)
     word_cache_folders = word_cache_folders_for(config, choice)
     prepared = prepared_link(config)
-    check_memory(config)
     command = ("wwm", "run", *argv)
     inputs = input_files(config)
     bucket_bytes = bucket_bytes_for(config, inputs)
+    check_memory(config, bucket_bytes)
     claim = claimed(config, command)
     run_info = RunInfo(command=command, inputs=described_inputs(inputs))
     log.info("reading %d bytes from %s in buckets of about %d bytes of text, to %s",
@@ -294,18 +301,27 @@ def remove_work_folder(output: str) -> None:
         FileSystems.delete([f"{folder}/"])  # gs://: "prefix/" deletes everything under it
 
 
-def check_memory(config) -> None:
-    """A worker holds one batch of instances at a time: refuse a shape that cannot fit this
-    machine (a batch holds at least one row of the longest length)."""
-    from wwm_core.generate import BATCH_CELLS, batch_rows
+def worker_memory_mb(bucket_text_mb: float, *, dupe_factor: int = MEASURED_DUPE_FACTOR) -> float:
+    """MB one worker process holds while it makes a bucket of this much text (the plans, which
+    grow with the dupe factor, are scaled past the measured one)."""
+    return WORKER_MEMORY_FIXED_MB + WORKER_MEMORY_MB_PER_BUCKET_TEXT_MB * bucket_text_mb * max(
+        1.0, dupe_factor / MEASURED_DUPE_FACTOR)
 
-    longest = max(phase.max_seq_length for phase in config.instances.phases)
-    # Masking works on (rows x length) matrices of int64 and float64: about 40 of them at once.
-    estimate = max(BATCH_CELLS, batch_rows(longest) * longest) * 8 * 40 + 400 * 2**20
-    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if estimate > available:
-        raise UsageError(f"--max_seq_length {longest} needs about {estimate / 2**30:.1f} GiB per worker, more than "
-                         f"this machine's {available / 2**30:.1f} GiB")
+
+def check_memory(config, bucket_bytes: int) -> None:
+    """Before any work: a local run whose worker cannot hold one bucket on this machine is refused
+    with the estimate; other runners get the estimate in the log, for their machine type."""
+    estimate_mb = worker_memory_mb(bucket_bytes / 1e6, dupe_factor=config.instances.dupe_factor)
+    runner = PipelineOptions(list(config.runner.beam_args)).view_as(StandardOptions).runner
+    if runner not in LOCAL_RUNNERS:
+        log.info("each worker process needs about %.0f MB (buckets of %.1f MB of text)", estimate_mb, bucket_bytes / 1e6)
+        return
+    available_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6
+    if estimate_mb > available_mb:
+        raise UsageError(f"this run needs about {estimate_mb / 1e3:.1f} GB per worker process (buckets of "
+                         f"{bucket_bytes / 1e6:.0f} MB of text at dupe factor {config.instances.dupe_factor}), more "
+                         f"than this machine's {available_mb / 1e3:.1f} GB: leave --num_shards out or raise it "
+                         "(--balance_shards keeps the file count)")
 
 
 def describe(config) -> str:

@@ -50,10 +50,7 @@ RATES = {
     # sentences, 795 of 60-120; the same in both runs)
     "chars_per_instance": {128: 109.3, 512: 354.7},
     "instances_per_document": {128: 0.600, 512: 0.913},
-    # peak RSS of one process making one bucket (128,512 in one run; --num_shards=1): fixed + per
-    # MB of the bucket's text (2 MB: 347 MB, 8 MB: 379 MB; the local runner's launcher included)
-    "memory_fixed_mb": 337,
-    "memory_mb_per_bucket_text_mb": 5.3,
+    # memory per worker process: wwm_cli.data.worker_memory_mb, which `wwm run` checks too
 }
 # Not measured: the mean length of a document, which decides how many short (last) instances a
 # document makes; --mean_document_chars gives the corpus's own.
@@ -140,7 +137,9 @@ def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: 
         count * _interpolated(RATES["run_cpu_s_per_instance"], length) for length, count in phases.items())
     cpu_hours = {"prepare": clean_cpu / 3600, "segment": segment_cpu / 3600, "run": run_cpu / 3600}
     bucket_text_mb = text / shards["run_on_prepared_parquet"] / 1e6
-    process_mb = RATES["memory_fixed_mb"] + RATES["memory_mb_per_bucket_text_mb"] * bucket_text_mb
+    from wwm_cli.data import worker_memory_mb
+
+    process_mb = worker_memory_mb(bucket_text_mb, dupe_factor=dupe_factor)
     # Dataflow starts one Python SDK process per vCPU; with --number_of_worker_harness_threads=1
     # (wwm submit passes it) each makes one bucket at a time.
     worker_gb = vcpus * process_mb / 1024

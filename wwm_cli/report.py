@@ -75,7 +75,8 @@ def report_inputs(folder: str):
         length, first = phases[0]
         vocab = Vocab.from_bytes(read_bytes(join(folders[length], first.vocab_file)))
         vocab_tokens = tuple(vocab.tokens)
-        do_lower_case = manifest.config.get("instances", {}).get("do_lower_case", True)
+        config = manifest.run_config()
+        do_lower_case = config.instances.do_lower_case if config and config.instances else True
         tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=do_lower_case)
         unknown_id = vocab.id_of("[UNK]")
 

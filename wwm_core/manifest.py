@@ -126,6 +126,19 @@ class Manifest:
     def all_files(self) -> tuple:
         return tuple(self.files) + tuple(self.parquet_files or ())
 
+    def run_config(self):
+        """The configuration tree the command ran with (``wwm_core.config.RunConfig``, the sections
+        it used; the others take their defaults), or None for an upgraded version-1 manifest, whose
+        configuration is kept as written under ``config["v1"]``."""
+        if not self.config or "v1" in self.config:
+            return None
+        from wwm_core.config import RunConfig
+
+        try:
+            return RunConfig.from_json(self.config)
+        except (TypeError, KeyError, UsageError) as error:
+            raise ManifestError(f"the manifest's config cannot be read back: {error}") from error
+
 
 def parse_manifest(data: bytes, *, path: str, kinds=KINDS) -> Manifest:
     """The manifest in ``data`` (read from ``path``, named in errors), of one of ``kinds``."""

@@ -110,7 +110,8 @@ def read_phase(path: str, *, verify: str = "crc32c") -> PhaseData:
     _check_vocab(vocab_path, manifest.vocab_sha256)
     masked_lm_prob = None
     if manifest.masking == "dynamic":
-        masked_lm_prob = (manifest.config or {}).get("instances", {}).get("masked_lm_prob")
+        config = manifest.run_config()
+        masked_lm_prob = config.instances.masked_lm_prob if config and config.instances else None
         if masked_lm_prob is None:
             raise TrainerUsageError(f"manifest {path} is of dynamic-masking data but its config has no "
                                     "instances.masked_lm_prob to mask with")
