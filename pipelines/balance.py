@@ -65,7 +65,7 @@ class WriteBalancedFile(beam.DoFn):
                 parquet = ParquetShard(shard, self._parquet_features)
                 for source, _, first, end in pieces:
                     with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-                        table = pq.read_table(handle, pre_buffer=False).slice(first, end - first)
+                        table = pq.read_table(handle, pre_buffer=False, use_threads=False).slice(first, end - first)
                     parquet.write_table(table)
                     records += end - first
                 parquet.close()

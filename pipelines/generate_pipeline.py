@@ -216,7 +216,11 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
 
     instances = config.instances
     balance = accounting(counters)
-    config_json = config.to_json()
+    # Prepared documents were cleaned (and deduplicated) by `wwm prepare`, whose manifest ``prepared``
+    # links: this run's cleaning settings did not apply, so its manifest does not list them.
+    cleaned_here = any(source.input_format != "parquet" for source in config.sources)
+    config_json = config.to_json(sections=("sources", "cleaning", "segmentation", "instances", "output", "runner")
+                                 if cleaned_here else ("sources", "segmentation", "instances", "output", "runner"))
     phases_listed = []
     several = len(instances.phases) > 1
     write_atomically(join(config.output.path, TOKEN_COUNTS_FILE), token_counts_json(token_counts, vocab))

@@ -111,7 +111,7 @@ def parquet_rows(path: str, *, schema: pa.Schema, required=()):
                                         f"({parquet.metadata.num_rows} rows not read)")
             columns = [name for name in schema.names if name in parquet.schema_arrow.names]
             try:
-                for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+                for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
                     yield from batch.to_pylist()
             except (pa.ArrowException, OSError, ValueError) as error:
                 raise ParquetInputError("unreadable_parquet", f"{path} breaks while read: {error}") from error

@@ -154,7 +154,10 @@ def _parquet_rows(path: str) -> list:
     """A Parquet file's rows, the file closed again before any is used: a reader that stops early
     leaves no file half-read (pyarrow aborts the interpreter at exit over one)."""
     with FileSystems.open(path) as handle:
-        return pq.read_table(handle, pre_buffer=False).to_pylist()  # pre-buffering threads abort at exit
+        # Through a Python handle, pyarrow's pre-buffering and its thread pool can still be at work
+        # on the handle after the read returns and abort the interpreter at exit ("terminate
+        # called without an active exception": apache/arrow#33975): read on this thread only.
+        return pq.read_table(handle, pre_buffer=False, use_threads=False).to_pylist()
 
 
 def _show_documents(args) -> None:
