@@ -169,6 +169,11 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
+def bytes_crc32c(data: bytes) -> str:
+    """The crc32c of ``data`` as GCS reports a file's: the base64 of the big-endian CRC-32C."""
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
 def file_checksum(path: str) -> tuple:
     """(size in bytes, crc32c) of a file, the crc32c as GCS reports it: the base64 of the
     big-endian 4-byte CRC-32C. Local files are read in blocks; on gs:// both come from the

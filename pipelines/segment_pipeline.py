@@ -21,11 +21,11 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.common import (DEAD_LETTER, STATS, accounting, check_worker_versions, count, dead_letter_names,
                               launcher_versions, sum_counters, write_dead_letters, write_manifest_file)
 from pipelines.io_utils import exists, join, read_bytes
-from pipelines.output import write_atomically
+from pipelines.output import bytes_crc32c, write_atomically
 from pipelines.parquet_io import documents_of
 from pipelines.progress import tally
 from pipelines.word_cache import SCHEMA, SEGMENTATION_MANIFEST
-from wwm_core.manifest import MANIFEST, Manifest, parse_manifest
+from wwm_core.manifest import MANIFEST, FileInfo, Manifest, parse_manifest
 from wwm_core.text import BadRecord
 from wwm_core.word_boundaries import document_batches, segment_documents, sentence_key
 
@@ -70,12 +70,13 @@ class SegmentFile(beam.DoFn):
         name = FileSystems.split(path)[1]
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
-        write_atomically(join(self._output, name), sink.getvalue().to_pybytes())
+        data = sink.getvalue().to_pybytes()
+        write_atomically(join(self._output, name), data)
         count(stats)
         if self._written is not None:
             self._written.add(n=1)
             self._written.flush()
-        yield name
+        yield name, FileInfo(bytes=len(data), crc32c=bytes_crc32c(data), records=len(rows))
         yield beam.pvalue.TaggedOutput(STATS, stats)
         for record in dead_letters:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
@@ -125,7 +126,7 @@ def build_segment_pipeline(pipeline, *, files, choice, identity: dict, output: s
     def write_manifest(_, files, counters, dead_letter_files):
         manifest = Manifest(
             kind="segmentation", **run_info.fields(), config=config_json, identity=identity,
-            files=tuple(sorted(files)),
+            files=tuple(sorted(name for name, _ in files)), file_info=dict(files),
             dead_letter_files=dead_letter_names(dead_letter_files), counters=counters,
             accounting=accounting(counters), num_documents=counters.get("documents_out", 0))
         return write_manifest_file(join(output, SEGMENTATION_MANIFEST), manifest)

@@ -615,6 +615,27 @@ def test_a_second_run_on_a_locked_output_is_refused_naming_the_owner(tmp_path, c
     assert small_run(tmp_path, output) == 0
 
 
+def test_a_segmentation_cache_in_use_is_refused_naming_the_owner(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(text_corpus(0, 6), encoding="utf-8")
+    assert main(["prepare", f"--input={corpus}", f"--output={tmp_path / 'prepared'}", *LOCAL]) == 0
+    segment = ["segment", f"--input={tmp_path / 'prepared'}", "--segmenter=jieba", *LOCAL]
+    capsys.readouterr()
+    # The folder this segmenter's cache goes to, held by another `wwm segment`.
+    from pipelines.segmenters import segmenter_choice
+    from pipelines.word_cache import cache_folder
+    from wwm_core.config import SegmentationConfig
+
+    folder = cache_folder(str(tmp_path / "prepared" / "segmentation"),
+                          segmenter_choice(SegmentationConfig(segmenter="jieba")).identity_key())
+    with claim_output(folder, overwrite=False, command="wwm segment --input prepared"):
+        assert main(segment) == 2
+        [line] = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert f"--output {folder} is in use by another run" in line and line.endswith("running: wwm segment --input "
+                                                                                  "prepared)")
+    assert main(segment) == 0 and not (pathlib.Path(folder) / LOCK_NAME).exists()
+
+
 def test_a_stale_lock_is_broken_only_with_overwrite(tmp_path, capsys):
     output = tmp_path / "out"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

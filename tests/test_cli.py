@@ -413,9 +413,15 @@ def test_manifests_record_the_command_inputs_and_the_prepared_link(outputs, tmp_
     assert run["prepared"]["cleaning"] == prepared["config"]["cleaning"]
     assert run["prepared"]["num_documents"] == prepared["num_documents"]
     assert "cleaning" not in run["config"], "prepare cleaned these documents, not this run"
-    segmentation = next(m for p, m in manifests.items() if p.name == "segmentation.json")
+    segmentation_path, segmentation = next((p, m) for p, m in manifests.items() if p.name == "segmentation.json")
     assert [i["bytes"] for i in segmentation["inputs"]] == [
         (outputs / "prepared" / name).stat().st_size for name in prepared["files"]]
+    # The cache files' sizes and crc32c, as for every other output.
+    assert set(segmentation["file_info"]) == set(segmentation["files"])
+    for name, info in segmentation["file_info"].items():
+        data = (segmentation_path.parent / name).read_bytes()
+        assert (info["bytes"], info["crc32c"]) == (len(data), crc32c(data))
+        assert info["records"] == pq.read_metadata(segmentation_path.parent / name).num_rows
 
 
 def counter_pattern(name: str) -> str:

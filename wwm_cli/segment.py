@@ -18,6 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines import progress
 from pipelines.common import RunInfo
 from pipelines.io_utils import exists, join, read_bytes, write_bytes
+from pipelines.output import claim_output
 from pipelines.segment_pipeline import build_segment_pipeline, prepared_document_files
 from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_choice
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
@@ -83,7 +84,10 @@ def segment(argv) -> dict:
                                     "user_dict": choice.user_dict}}
     prepared = read_manifest(args.input, kinds=("documents",))
     stages = progress.segment_stages(num_documents=prepared.num_documents, num_files=len(files))
-    with progress.display(stages, mode=args.progress, beam_args=beam_args) as channel, \
+    # The cache folder is this command's while it runs: a second `wwm segment` of the same
+    # segmenter is refused, naming this one (an earlier attempt's files were removed above).
+    claim = claim_output(output, overwrite=True, command=("wwm", "segment", *argv))
+    with claim, progress.display(stages, mode=args.progress, beam_args=beam_args) as channel, \
             beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build_segment_pipeline(pipeline, files=files, choice=choice, identity=identity, output=output,
                                run_info=run_info, config_json=config_json, progress=channel)
