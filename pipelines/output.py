@@ -41,7 +41,8 @@ TEMPORARY_MARK = ".tmp-"  # "part-00000-of-00004.tfrecord.tmp-<random>": a file 
 # own file writers (beam-temp-*). Nothing else in the folder is touched.
 RUN_FILE_PATTERNS = (MANIFEST, "vocab.txt", "part-*", f"*{TEMPORARY_MARK}*", "beam-temp-*", "beam-temp-*/*",
                      "dead_letter/*", "dead_letter/*/*", "documents/*", "documents/*/*", "seq*/*", "seq*/*/*",
-                     "statistics.json", "token_counts.json", "report.html", "report/*", ".wwm-work/*")
+                     "statistics.json", "token_counts.json", "report.html", "report/*", ".wwm-work/*",
+                     ".wwm-work/*/*")
 CHECKSUM_BLOCK_BYTES = 1 << 20
 _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",

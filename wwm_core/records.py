@@ -279,21 +279,10 @@ def read_tfrecords(stream):
 
 # ---- Decoding with the protobuf library ----
 
-_EXAMPLE_PROTO = """
-syntax = "proto3";
-package tensorflow;
-message BytesList { repeated bytes value = 1; }
-message FloatList { repeated float value = 1 [packed = true]; }
-message Int64List { repeated int64 value = 1 [packed = true]; }
-message Feature { oneof kind { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
-message Features { map<string, Feature> feature = 1; }
-message Example { Features features = 1; }
-"""  # tensorflow/core/example/{example,feature}.proto, whose field numbers never change
-
-
 def example_message():
     """The tf.train.Example message class, defined from its published field numbers with the
-    protobuf library (TensorFlow, which ships it, is not needed to read our files)."""
+    protobuf library (TensorFlow, which ships it, is not needed to read our files): the messages of
+    tensorflow/core/example/{example,feature}.proto, whose field numbers never change."""
     global _EXAMPLE_CLASS
     if _EXAMPLE_CLASS is None:
         from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
