@@ -5,9 +5,10 @@ from the recipe and records which ones the user set (the manifest's ``overrides`
 """
 import argparse
 import csv
+import dataclasses
 
 from wwm_core.config import (INPUT_FORMATS, MASKING, OUTPUT_FORMATS, SEGMENTERS, SENTENCE_TASKS, CleaningConfig,
-                             OutputConfig, RunConfig, RunnerConfig, SegmentationConfig, SourceSpec,
+                             InstancesConfig, OutputConfig, RunConfig, RunnerConfig, SegmentationConfig, SourceSpec,
                              instances_from_recipe)
 from wwm_core.errors import UsageError
 from wwm_core.helptext import HelpFormatter, parser  # noqa: F401 - the commands' parsers
@@ -15,6 +16,12 @@ from wwm_core.recipes import DEFAULT_RECIPE, RECIPES
 from wwm_core.text import JSONL_PRESETS
 
 _CLEANING = CleaningConfig()
+
+
+def default_of(section, name: str):
+    """A setting's default, from the configuration tree (wwm_core/config.py): defaults live there only."""
+    return next(field.default for field in dataclasses.fields(section) if field.name == name)
+
 RECIPE_DEFAULT = "default: the recipe's"
 
 
@@ -33,7 +40,7 @@ def group(parser: argparse.ArgumentParser, title: str):
 def add_runner_flags(parser: argparse.ArgumentParser) -> None:
     """How a local run shows itself while it works."""
     parser.add_argument_group("display").add_argument(
-        "--progress", choices=PROGRESS, default="auto",
+        "--progress", choices=PROGRESS, default=default_of(RunnerConfig, "progress"),
         help="live progress bars per stage on local runs (documents read and cleaned, sentences segmented, "
         "shards written, elapsed time and ETA); auto: on when stderr is a terminal, so CI logs stay quiet. "
         "Dataflow and Spark show the same counts as Beam metrics (namespace wwm)")
@@ -95,8 +102,8 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
     add("--input_format", choices=INPUT_FORMATS, default="text",
         help="text: one sentence a line, blank line between documents; jsonl: one JSON document a line; "
         "wiki: MediaWiki XML dump (.xml, .xml.bz2, multistream with its index); parquet: `wwm prepare` output")
-    add("--text_field", default="text", help="jsonl: the field holding the document text")
-    add("--title_field", default="title", help="jsonl: the field holding the title")
+    add("--text_field", default=default_of(SourceSpec, "text_field"), help="jsonl: the field holding the document text")
+    add("--title_field", default=default_of(SourceSpec, "title_field"), help="jsonl: the field holding the title")
     add("--jsonl_preset", choices=sorted(JSONL_PRESETS), help="jsonl: the fields of a public ext corpus")
     add("--opencc_config", default=None, help="OpenCC config (t2s, tw2s, hk2s, ...) or none; " + RECIPE_DEFAULT
         + " (none: HFL kept traditional text as written)")
@@ -123,7 +130,7 @@ def add_output_flags(parser: argparse.ArgumentParser, *, instances: bool) -> Non
     group = parser.add_argument_group("output")
     add = group.add_argument
     add("--output", required=True, help="output folder or gs:// prefix")
-    add("--num_shards", type=int, default=0,
+    add("--num_shards", type=int, default=default_of(OutputConfig, "num_shards"),
         help="output shards (run: buckets of documents, one file per phase and format each; with --balance_shards, "
         "the number of balanced files, the buckets sized as for 0; prepare: Parquet files); 0 picks one per ~8 MB "
         "of clean text (at least 8)")
@@ -133,7 +140,7 @@ def add_output_flags(parser: argparse.ArgumentParser, *, instances: bool) -> Non
             help="cut every phase's output into files of the same number of instances, give or take one "
             "(--num_shards files, or one per bucket), so each host of a TPU pod reads an equal share; writes the data "
             "twice")
-        add("--output_format", choices=OUTPUT_FORMATS, default="tfrecord",
+        add("--output_format", choices=OUTPUT_FORMATS, default=default_of(OutputConfig, "output_format"),
             help="tfrecord: Google's schema, for TensorFlow; parquet: Hugging Face column names with word_ids, "
             "for PyTorch; both")
 
@@ -160,7 +167,7 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     add("--vocab_file", help="BERT vocab.txt: a path (local or gs://) or a Hugging Face model id "
         "(hfl/chinese-roberta-wwm-ext); default: Google's bert-base-chinese vocabulary, bundled, which every "
         "HFL model uses")
-    add("--do_lower_case", type=boolean, default=True,
+    add("--do_lower_case", type=boolean, default=default_of(InstancesConfig, "do_lower_case"),
         help="lowercase and strip accents before WordPiece, as Google's Chinese models expect")
     add("--max_seq_length", type=int_list, help="one length, or several (128,512: one phase each, written to "
         "OUTPUT/seq128/ and OUTPUT/seq512/ from one pass over the corpus); " + RECIPE_DEFAULT)
@@ -185,7 +192,7 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     add("--masking", choices=MASKING, help="static: masks fixed in the data (Google's schema; what HFL's models "
         "used); dynamic: unmasked instances with word_ids, masked anew every epoch by `wwm train`; "
         + RECIPE_DEFAULT)
-    add("--random_seed", type=int, default=12345,
+    add("--random_seed", type=int, default=default_of(InstancesConfig, "random_seed"),
         help="seeds pairs, masks and each shard's shuffle (with each document id): the same seed gives the same bytes")
 
 
