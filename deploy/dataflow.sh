@@ -32,10 +32,8 @@ if [ -z "${IMAGE:-}" ]; then
   fi
 fi
 
-sources=(--source "name=zhwiki,format=wiki,input=${WIKI},opencc=t2s")
-if [ -n "$EXT" ]; then
-  sources+=(--source "name=ext,format=jsonl,preset=${EXT_PRESET},input=${EXT},opencc=none")
-fi
+# shellcheck source=deploy/recipe_sources.sh
+. deploy/recipe_sources.sh
 "${PYTHON:-.venv/bin/python}" -m wwm_cli submit dataflow --work "$WORK" --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
   --machine_type "$MACHINE_TYPE" --max_num_workers "$MAX_WORKERS" \
   "${sources[@]}" --recipe "$RECIPE" ${DRY:+--print_only} "$@"

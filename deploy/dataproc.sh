@@ -30,10 +30,8 @@ if [ -n "${CREATE_CLUSTER:-}" ] && [ -z "${DRY:-}" ]; then
     --initialization-actions "gs://${BUCKET}/wwm/dataproc_init.sh" --metadata "wwm-image=${IMAGE}"
 fi
 
-sources=(--source "name=zhwiki,format=wiki,input=${WIKI},opencc=t2s")
-if [ -n "${EXT:-}" ]; then
-  sources+=(--source "name=ext,format=jsonl,preset=${EXT_PRESET:-news2016zh},input=${EXT},opencc=none")
-fi
+# shellcheck source=deploy/recipe_sources.sh
+. deploy/recipe_sources.sh
 "${PYTHON:-.venv/bin/python}" -m wwm_cli submit dataproc --work "$WORK" --project "$PROJECT" --region "$REGION" --cluster "$CLUSTER" \
   --image "$IMAGE" --environment_type DOCKER --sdk_worker_parallelism "$PARALLELISM" --jar_folder "${JARS:-jars}" \
   "${sources[@]}" --recipe "$RECIPE" ${DRY:+--print_only} "$@"

@@ -30,15 +30,8 @@ else
   : "${FLINK_MASTER:?set FLINK_MASTER (HOST:8081) or JOB_ENDPOINT}"
   target=(--flink_master "$FLINK_MASTER" --flink_version "$FLINK_VERSION")
 fi
-environment=(--environment_type "$ENVIRONMENT" --sdk_worker_parallelism "$PARALLELISM")
-if [ "$ENVIRONMENT" = DOCKER ]; then
-  environment+=(--image "${IMAGE:?set IMAGE (built from deploy/Dockerfile, pullable by every TaskManager host)}")
-else
-  environment+=(--environment_config "${ENVIRONMENT_CONFIG:?set ENVIRONMENT_CONFIG (PROCESS: the JSON command of deploy/README.md)}")
-fi
-sources=(--source "name=zhwiki,format=wiki,input=${WIKI},opencc=t2s")
-if [ -n "${EXT:-}" ]; then
-  sources+=(--source "name=ext,format=jsonl,preset=${EXT_PRESET:-news2016zh},input=${EXT},opencc=none")
-fi
+# shellcheck source=deploy/recipe_sources.sh
+. deploy/recipe_sources.sh
+portable_environment "TaskManager host"
 "${PYTHON:-.venv/bin/python}" -m wwm_cli submit flink --work "$WORK" "${target[@]}" "${environment[@]}" "${sources[@]}" --recipe "$RECIPE" \
   ${DRY:+--print_only} "$@"

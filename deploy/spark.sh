@@ -33,15 +33,8 @@ else
   target=(--spark_master_url "$SPARK_MASTER")
   if [ -n "${SPARK_JOB_SERVER_JAR:-}" ]; then target+=(--spark_job_server_jar "$SPARK_JOB_SERVER_JAR"); fi
 fi
-environment=(--environment_type "$ENVIRONMENT" --sdk_worker_parallelism "$PARALLELISM")
-if [ "$ENVIRONMENT" = DOCKER ]; then
-  environment+=(--image "${IMAGE:?set IMAGE (built from deploy/Dockerfile, pullable by every worker node)}")
-else
-  environment+=(--environment_config "${ENVIRONMENT_CONFIG:?set ENVIRONMENT_CONFIG (PROCESS: the JSON command of deploy/README.md)}")
-fi
-sources=(--source "name=zhwiki,format=wiki,input=${WIKI},opencc=t2s")
-if [ -n "${EXT:-}" ]; then
-  sources+=(--source "name=ext,format=jsonl,preset=${EXT_PRESET:-news2016zh},input=${EXT},opencc=none")
-fi
+# shellcheck source=deploy/recipe_sources.sh
+. deploy/recipe_sources.sh
+portable_environment "worker node"
 "${PYTHON:-.venv/bin/python}" -m wwm_cli submit spark --work "$WORK" "${target[@]}" "${environment[@]}" "${sources[@]}" --recipe "$RECIPE" \
   ${DRY:+--print_only} "$@"
