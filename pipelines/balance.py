@@ -76,6 +76,25 @@ class WriteBalancedFile(beam.DoFn):
         yield {"phase": phase, "kind": kind, "file": FileSystems.split(path)[1], "info": info}
 
 
+class BalanceShards(beam.PTransform):
+    """The buckets' shard descriptions (written to the work folder) -> the balanced files'
+    descriptions: planned once from every shard's record count, then written in parallel."""
+
+    def __init__(self, *, folder_of, num_files: int, parquet_features):
+        super().__init__()
+        self._folder_of = folder_of  # phase length -> the phase's output folder
+        self._num_files = num_files
+        self._parquet_features = parquet_features
+
+    def expand(self, shards):
+        return (shards
+                | "ListShards" >> beam.combiners.ToList()
+                | "PlanBalanced" >> beam.FlatMap(plan_balanced, num_files=self._num_files)
+                | "SpreadBalanced" >> beam.Reshuffle()
+                | "WriteBalanced" >> beam.ParDo(WriteBalancedFile(folder_of=self._folder_of,
+                                                                   parquet_features=self._parquet_features)))
+
+
 def _copy_range(source: str, start: int, end: int, shard) -> None:
     with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         handle.seek(start)

@@ -21,7 +21,7 @@ from pipelines.common import (DEAD_LETTER, STATS, check_worker_versions, count, 
                               sum_counters, write_dead_letters, write_manifest)
 from pipelines.io_utils import join
 from pipelines.output import ParquetShard, ShardFile, shard_name, write_atomically
-from pipelines.balance import WriteBalancedFile, plan_balanced, record_sizes_bytes
+from pipelines.balance import BalanceShards, record_sizes_bytes
 from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
 from pipelines.progress import counting_segmenter, tally
 from pipelines.word_cache import read_cache_rows
@@ -276,13 +276,9 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes
     counters = sum_counters((buckets[STATS], shards[STATS]))
     files = shards.files
     if config.output.balance_shards:
-        folder_of = {phase.max_seq_length: phase_folder(config, phase) for phase in config.instances.phases}
-        files = (files
-                 | "ListShards" >> beam.combiners.ToList()
-                 | "PlanBalanced" >> beam.FlatMap(plan_balanced, num_files=config.output.num_shards)
-                 | "SpreadBalanced" >> beam.Reshuffle()
-                 | "WriteBalanced" >> beam.ParDo(WriteBalancedFile(
-                     folder_of=folder_of, parquet_features=schema(config.instances.masking, parquet=True))))
+        files = files | "BalanceShards" >> BalanceShards(
+            folder_of={phase.max_seq_length: phase_folder(config, phase) for phase in config.instances.phases},
+            num_files=config.output.num_shards, parquet_features=schema(config.instances.masking, parquet=True))
     file_list = files | "ListFiles" >> beam.combiners.ToList()
     token_counts = shards[TOKEN_COUNTS] | "SumTokenCounts" >> beam.CombineGlobally(SumArrays())
     return (
