@@ -346,19 +346,23 @@ class DecodedInstance:
 
 
 def decoded_instance(values: dict) -> DecodedInstance:
-    """{feature or Parquet column name: values} of either schema -> DecodedInstance."""
-    def column(feature_name, parquet_name):
-        return values[feature_name] if feature_name in values else values.get(parquet_name)
-
-    length = int(sum(column("input_mask", "attention_mask")))
-    num_masked = int(sum(values.get("masked_lm_weights", ())))
-    label = column("next_sentence_labels", "next_sentence_label")
-    word_ids = values.get("word_ids")
+    """{feature or Parquet column name: values} of either schema -> DecodedInstance. The names
+    come from the schemas: each feature's values are taken under its TFRecord or Parquet name and
+    kept under the instance field it is made from (``Feature.source``)."""
+    fields = {}
+    for feature in {f.name: f for features in SCHEMAS.values() for f in features}.values():
+        name = next((n for n in (feature.name, feature.parquet_name) if n in values), None)
+        if name is not None:
+            fields[feature.source] = values[name]
+    length = int(sum(fields["input_mask"]))
+    num_masked = int(sum(fields.get("masked_weights", ())))
+    label = fields["labels"]
+    word_ids = fields.get("word_ids")
     return DecodedInstance(
-        input_ids=list(values["input_ids"][:length]),
-        segment_ids=list(column("segment_ids", "token_type_ids")[:length]),
+        input_ids=list(fields["input_ids"][:length]),
+        segment_ids=list(fields["segment_ids"][:length]),
         next_sentence_label=int(label[0] if isinstance(label, (list, tuple)) else label),
-        masked_positions=list(values.get("masked_lm_positions", [])[:num_masked]),
-        masked_ids=list(values.get("masked_lm_ids", [])[:num_masked]),
+        masked_positions=list(fields.get("masked_positions", [])[:num_masked]),
+        masked_ids=list(fields.get("masked_ids", [])[:num_masked]),
         word_ids=list(word_ids[:length]) if word_ids is not None else [],
     )
