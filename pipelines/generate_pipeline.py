@@ -26,6 +26,7 @@ from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
 from pipelines.progress import counting_segmenter, tally
 from pipelines.word_cache import read_cache_rows
 from wwm_core.generate import ShardMaker
+from wwm_core.config import SECTIONS
 from wwm_core.manifest import MANIFEST, Manifest
 from wwm_core.records import schema
 from wwm_core.vocab import Vocab
@@ -219,8 +220,7 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
     # Prepared documents were cleaned (and deduplicated) by `wwm prepare`, whose manifest ``prepared``
     # links: this run's cleaning settings did not apply, so its manifest does not list them.
     cleaned_here = any(source.input_format != "parquet" for source in config.sources)
-    config_json = config.to_json(sections=("sources", "cleaning", "segmentation", "instances", "output", "runner")
-                                 if cleaned_here else ("sources", "segmentation", "instances", "output", "runner"))
+    config_json = config.to_json(sections=tuple(s for s in SECTIONS if cleaned_here or s != "cleaning"))
     phases_listed = []
     several = len(instances.phases) > 1
     write_atomically(join(config.output.path, TOKEN_COUNTS_FILE), token_counts_json(token_counts, vocab))

@@ -40,6 +40,22 @@ def google_bert(name: str):
     return module
 
 
+def google_run_pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> dict:
+    """google-research/bert run_pretraining.py, input_fn_builder's name_to_features, written out by
+    hand: the parse spec our TFRecords must satisfy, independent of our schema."""
+    import tensorflow as tf
+
+    return {
+        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+        "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+        "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+
 def ud_sentences(split: str) -> list:
     """The raw sentences (``# text =``) of the UD Chinese GSDSimp dev or test file."""
     text = shared_file(UD.format(split)).read_text(encoding="utf-8")

@@ -31,7 +31,7 @@ import random
 import numpy as np
 import pytest
 
-from tests.conftest import google_bert, shared_file, ud_sentences
+from tests.conftest import google_bert, google_run_pretraining_features, shared_file, ud_sentences
 
 ALPHA = 1e-4  # per check; 14 checks here, so a false alarm has a chance below 1.5e-3
 MAX_SEQ_LENGTH, MAX_PREDICTIONS, MASKED_LM_PROB, SHORT_SEQ_PROB = 128, 20, 0.15, 0.1
@@ -136,18 +136,11 @@ def google_sample(corpus, google_tokenizer):
 
 def read_our_instances(folder, files, mask_id: int):
     """Our TFRecords through TensorFlow's parser, with the feature names, types and lengths of
-    Google's run_pretraining.py written out here. Returns the Sample and each instance's file."""
+    Google's run_pretraining.py (written out by hand in conftest). Returns the Sample and each
+    instance's file."""
     import tensorflow as tf
 
-    spec = {
-        "input_ids": tf.io.FixedLenFeature([MAX_SEQ_LENGTH], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([MAX_SEQ_LENGTH], tf.int64),
-        "segment_ids": tf.io.FixedLenFeature([MAX_SEQ_LENGTH], tf.int64),
-        "masked_lm_positions": tf.io.FixedLenFeature([MAX_PREDICTIONS], tf.int64),
-        "masked_lm_ids": tf.io.FixedLenFeature([MAX_PREDICTIONS], tf.int64),
-        "masked_lm_weights": tf.io.FixedLenFeature([MAX_PREDICTIONS], tf.float32),
-        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-    }
+    spec = google_run_pretraining_features(MAX_SEQ_LENGTH, MAX_PREDICTIONS)
     columns, shard_of = collections.defaultdict(list), []
     for name in files:
         dataset = tf.data.TFRecordDataset([str(folder / name)]).batch(8192).map(

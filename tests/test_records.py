@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 
+from tests.conftest import google_run_pretraining_features
 from wwm_core.instances import InstanceBatch
 from wwm_core.records import (ExampleEncoder, decode_example, decoded_instance, feature_lengths, read_tfrecords,
                               schema, tfrecord_frames)
@@ -14,16 +15,7 @@ tf = pytest.importorskip("tensorflow")
 
 SEQ, PRED, VOCAB_SIZE = 32, 5, 21128
 
-# google-research/bert run_pretraining.py, input_fn_builder's name_to_features, written out by hand.
-GOOGLE_RUN_PRETRAINING_FEATURES = {
-    "input_ids": tf.io.FixedLenFeature([SEQ], tf.int64),
-    "input_mask": tf.io.FixedLenFeature([SEQ], tf.int64),
-    "segment_ids": tf.io.FixedLenFeature([SEQ], tf.int64),
-    "masked_lm_positions": tf.io.FixedLenFeature([PRED], tf.int64),
-    "masked_lm_ids": tf.io.FixedLenFeature([PRED], tf.int64),
-    "masked_lm_weights": tf.io.FixedLenFeature([PRED], tf.float32),
-    "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-}
+GOOGLE_RUN_PRETRAINING_FEATURES = google_run_pretraining_features(SEQ, PRED)
 
 
 def random_batch(rng, rows, *, masked=True):

@@ -191,6 +191,9 @@ class RunnerConfig:
     progress: str = "auto"  # auto | on | off
 
 
+SECTIONS = ("sources", "cleaning", "segmentation", "instances", "output", "runner")  # the tree, in order
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     sources: tuple
@@ -210,7 +213,7 @@ class RunConfig:
     def patterns(self) -> list:
         return [pattern for source in self.sources for pattern in source.patterns]
 
-    def to_json(self, *, sections=("sources", "cleaning", "segmentation", "instances", "output", "runner")) -> dict:
+    def to_json(self, *, sections=SECTIONS) -> dict:
         """The sections a command used, as plain JSON values (tuples become lists)."""
         values = {}
         for name in sections:
