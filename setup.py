@@ -19,6 +19,7 @@ setuptools.setup(
         "jieba>=0.42",
         "ltp-extension>=0.1.13",
         "mwparserfromhell>=0.6",
+        "numba>=0.61",  # the compiled row loops of wwm_core/kernels.py
         "numpy>=1.26",
         "opencc>=1.1.9",
         "pyarrow>=14",

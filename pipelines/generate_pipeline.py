@@ -97,10 +97,10 @@ class WriteShard(beam.DoFn):
                                                        token_counts=token_counts):
                 files = opened[phase]
                 if "tfrecord" in files:
-                    frames = maker.tfrecord_frames(batch, phase)
-                    files["tfrecord"].write(b"".join(frames))
+                    data, frame_ends = maker.tfrecord_frames(batch, phase)
+                    files["tfrecord"].write(data)
                     if self._balancing:
-                        record_sizes[phase].extend(map(len, frames))
+                        record_sizes[phase].extend(np.diff(frame_ends, prepend=0).tolist())
                 if "parquet" in files:
                     files["parquet"].write_batch(maker.parquet_columns(batch, phase))
                 written[phase] += len(batch)

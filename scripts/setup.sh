@@ -13,5 +13,7 @@ quiet_pip() { .venv/bin/python -m pip "$@" 2>&1 | sed -e '/is ignored: it is nei
 if [ ! -f "$stamp" ]; then
   quiet_pip install --quiet --upgrade pip
   quiet_pip install --quiet -c requirements.lock -e '.[test]'
+  # Compiles the row loops (wwm_core/kernels.py) once, into numba's cache beside them.
+  .venv/bin/python -m wwm_core.compile_kernels
   touch "$stamp"
 fi

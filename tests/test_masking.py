@@ -142,7 +142,7 @@ def test_bert_wwm_instances_are_well_formed(seed):
     rng = random.Random(seed)
     documents, pool = _pool(rng, 6)
     plans = [p for d in range(len(documents))
-             for p in pair_plans(documents, d, rng=rng, phase=PHASE, short_seq_prob=SHORT)]
+             for p in pair_plans(documents, d, seed=rng.getrandbits(64), phase=PHASE, short_seq_prob=SHORT)]
     batch = batch_of(plans, pool)
     for row, plan in enumerate(plans):
         ids = _originals(batch, row)
@@ -185,7 +185,7 @@ def test_masks_depend_on_the_row_seed_not_the_batch():
     rng = random.Random(5)
     documents, pool = _pool(rng, 8)
     plans = [p for d in range(len(documents))
-             for p in pair_plans(documents, d, rng=rng, phase=PHASE, short_seq_prob=SHORT)]
+             for p in pair_plans(documents, d, seed=rng.getrandbits(64), phase=PHASE, short_seq_prob=SHORT)]
     whole = batch_of(plans, pool)
     halves = [batch_of(plans[i::2], pool) for i in (0, 1)]
     for row in range(len(plans)):
@@ -197,7 +197,7 @@ def test_masks_depend_on_the_row_seed_not_the_batch():
 def _plans_of(documents, task, seed, phase=PHASE):
     rng = random.Random(seed)
     return [p for d in range(len(documents))
-            for p in pair_plans(documents, d, rng=rng, phase=phase, short_seq_prob=SHORT, task=task)]
+            for p in pair_plans(documents, d, seed=rng.getrandbits(64), phase=phase, short_seq_prob=SHORT, task=task)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -241,11 +241,11 @@ def test_random_next_never_comes_from_a_documents_own_text_unless_it_is_alone():
     stats = collections.Counter()
     rng = random.Random(4)
     for d in range(len(documents)):
-        for plan in pair_plans(documents, d, rng=rng, phase=PHASE, short_seq_prob=SHORT, stats=stats):
+        for plan in pair_plans(documents, d, seed=rng.getrandbits(64), phase=PHASE, short_seq_prob=SHORT, stats=stats):
             if plan.label:
                 assert plan.b_doc != plan.a_doc
     assert stats["random_next_from_same_document"] == 0
-    alone = pair_plans(documents[:1], 0, rng=rng, phase=PHASE, short_seq_prob=SHORT, stats=stats)
+    alone = pair_plans(documents[:1], 0, seed=rng.getrandbits(64), phase=PHASE, short_seq_prob=SHORT, stats=stats)
     assert any(p.label for p in alone) and stats["random_next_from_same_document"] == sum(p.label for p in alone)
 
 

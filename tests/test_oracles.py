@@ -482,7 +482,7 @@ def test_random_next_share_of_our_planner_equals_the_exact_expectation():
     repetitions, instances, random_nexts = 1000, 0, 0
     for repetition in range(repetitions):
         for index in range(len(documents)):
-            plans = pair_plans(documents, index, rng=random.Random(f"{repetition}/{index}"), phase=phase,
+            plans = pair_plans(documents, index, seed=repetition * len(documents) + index, phase=phase,
                                short_seq_prob=SHORT_SEQ_PROB, task="nsp")
             instances += len(plans)
             random_nexts += sum(plan.label for plan in plans)

@@ -18,9 +18,9 @@ import numpy as np
 
 from wwm_core.hashing import stable_hash
 from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separators, make_batch, packed_pool,
-                                pair_plans, plan_matrix, sentence_offsets, single_segment_plans,
+                                bucket_pair_plans, plan_matrix, single_segment_plans,
                                 single_segment_ranges)
-from wwm_core.records import ExampleEncoder, feature_values, schema, tfrecord_frames
+from wwm_core.records import ExampleEncoder, feature_values, schema
 from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
 from wwm_core.word_boundaries import document_batches, segment_documents
@@ -28,7 +28,7 @@ from wwm_core.word_boundaries import document_batches, segment_documents
 # Instances masked and encoded together: enough to amortize numpy's per-call cost, few enough that
 # a batch's (rows x length) matrices stay small; 2048 rows at length 128, 512 at 512.
 BATCH_CELLS = 2048 * 128
-CHUNK_SENTENCES = 8192  # sentences segmented and tokenized together
+CHUNK_SENTENCES = 1024  # sentences segmented and tokenized together
 TOP_UNKNOWN_CHARACTERS = 50  # per shard, of the characters the vocabulary lacks
 
 
@@ -238,18 +238,19 @@ class ShardMaker:
         counts (random nexts from A's own document) and each source's instances (by the document
         segment A comes from) are counted as this phase's, ``phase.<length>.*``."""
         config = self.instances
-        offsets = [sentence_offsets(lengths) for lengths in bucket.doc_lengths]
-        task = config.sentence_task
-        make_plans = pair_plans if config.pairs else single_segment_plans
-        fields, planner = array.array("q"), collections.Counter()
-        for index, doc_id in enumerate(bucket.doc_ids):
-            rng = random.Random(stable_hash(config.random_seed, doc_id))
-            for _ in range(config.dupe_factor):
-                for plan in make_plans(bucket.doc_lengths, index, rng=rng, phase=phase,
-                                       short_seq_prob=config.short_seq_prob, task=task, offsets=offsets,
-                                       stats=planner):
-                    fields.extend(plan)
-        plans = np.frombuffer(fields, dtype=np.int64).reshape(-1, len(Plan._fields))
+        seeds = [stable_hash(config.random_seed, doc_id) for doc_id in bucket.doc_ids]
+        planner = collections.Counter()
+        if config.pairs:
+            plans = bucket_pair_plans(bucket.doc_lengths, seeds, dupe_factor=config.dupe_factor, phase=phase,
+                                      short_seq_prob=config.short_seq_prob, task=config.sentence_task, stats=planner)
+        else:
+            fields = array.array("q")
+            for index, seed in enumerate(seeds):
+                rng = random.Random(seed)
+                for _ in range(config.dupe_factor):
+                    for plan in single_segment_plans(bucket.doc_lengths, index, rng=rng, phase=phase):
+                        fields.extend(plan)
+            plans = np.frombuffer(fields, dtype=np.int64).reshape(-1, len(Plan._fields))
         prefix = f"phase.{phase.max_seq_length}."
         for name, value in planner.items():
             stats[prefix + name] += value
@@ -329,6 +330,6 @@ class ShardMaker:
                                                      max_predictions_per_seq=phase.max_predictions_per_seq)
                 for feature in self.parquet_features}
 
-    def tfrecord_frames(self, batch, phase) -> list:
-        """The batch's rows as framed TFRecord records, in order."""
-        return tfrecord_frames(self.encoders[phase].encode_batch(batch))
+    def tfrecord_frames(self, batch, phase):
+        """The batch's rows as TFRecord file bytes, and each frame's end offset in them."""
+        return self.encoders[phase].frames(batch)

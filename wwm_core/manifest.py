@@ -26,7 +26,7 @@ VERSION = 2
 KINDS = ("instances", "phases", "documents", "segmentation")
 TOOL = "wwm-data"
 # The libraries whose versions decide the bytes of the output.
-BYTE_DECIDING_LIBRARIES = ("apache-beam", "numpy", "tokenizers", "ltp-extension", "jieba", "opencc", "pyarrow",
+BYTE_DECIDING_LIBRARIES = ("apache-beam", "numpy", "numba", "tokenizers", "ltp-extension", "jieba", "opencc", "pyarrow",
                            "mwparserfromhell")
 _V1_FORMATS = {"wwm-tfrecord/1": "instances", "wwm-documents/1": "documents", "wwm-segmentation/1": "segmentation"}
 

@@ -13,10 +13,11 @@ the protobuf library with tf.train.Example's message definition (see ``example_m
 """
 import dataclasses
 import struct
-import typing
 
 import google_crc32c
 import numpy as np
+
+from wwm_core import kernels
 
 SEQ, PRED = "seq", "pred"  # lengths: max_seq_length, max_predictions_per_seq
 
@@ -105,57 +106,9 @@ _INT64_LIST, _FLOAT_LIST = 3, 2  # tf.train.Feature's oneof field numbers
 _KIND = {"int64": _INT64_LIST, "float": _FLOAT_LIST}
 
 
-def _varint_rows(matrix: np.ndarray):
-    """Varint bytes of every value of a non-negative (n, w) matrix (values < 2**21), and the
-    byte offset of each row's encoding in them (n + 1): rows are encoded all at once, not value
-    by value, each byte written once at its place."""
-    rows, width = matrix.shape
-    if matrix.dtype == np.uint8 and (matrix.size == 0 or matrix.max() < 0x80):  # one byte a value
-        return matrix.tobytes(), np.arange(0, matrix.size + 1, width or 1)
-    values = matrix.astype(np.uint32).ravel()
-    two, three = values >= 1 << 7, values >= 1 << 14
-    num_bytes = 1 + two.astype(np.int64) + three
-    ends = np.cumsum(num_bytes)
-    starts = ends - num_bytes
-    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
-    out[starts] = (values & 0x7F) | (two << 7)
-    second = np.flatnonzero(two)
-    out[starts[second] + 1] = ((values[second] >> 7) & 0x7F) | (three[second] << 7)
-    third = np.flatnonzero(three)
-    out[starts[third] + 2] = values[third] >> 14
-    offsets = np.zeros(rows + 1, dtype=np.int64)
-    offsets[1:] = ends[width - 1::width] if width else 0
-    return out.tobytes(), offsets
-
-
-def _float_rows(matrix: np.ndarray):
-    data = np.ascontiguousarray(matrix, dtype="<f4")
-    width = 4 * data.shape[1]
-    return data.tobytes(), np.arange(0, width * len(data) + 1, width or 1)
-
-
-class FixedBlock(typing.NamedTuple):
-    """Features whose payloads have one length in every row, headers and payloads of all rows
-    laid out at once: row r's bytes are ``data[r * width:(r + 1) * width]``."""
-    width: int
-    data: bytes
-
-
-class VaryingFeature(typing.NamedTuple):
-    """A feature whose payload length varies by row: its header is chosen row by row."""
-    feature: Feature
-    data: bytes
-    offsets: list  # row r's payload is data[offsets[r]:offsets[r + 1]]
-
-
-def _block(matrices) -> FixedBlock:
-    """Side-by-side (rows, width) uint8 matrices as one block."""
-    block = np.concatenate(matrices, axis=1)
-    return FixedBlock(block.shape[1], block.tobytes())
-
-
 class ExampleEncoder:
-    """Serializes InstanceBatches to ``tf.train.Example`` bytes, for one schema and shape."""
+    """Serializes InstanceBatches to ``tf.train.Example`` bytes, for one schema and shape; the
+    bytes are written by ``kernels.frame_examples``."""
 
     def __init__(self, features, *, max_seq_length: int, max_predictions_per_seq: int, vocab_size: int):
         if vocab_size >= 1 << 21:
@@ -164,75 +117,56 @@ class ExampleEncoder:
         self.features = tuple(sorted(features, key=lambda f: f.name))
         self.max_seq_length = max_seq_length
         self.max_predictions_per_seq = max_predictions_per_seq
-        self._keys = {f.name: _len_delimited(1, f.name.encode()) for f in self.features}
-        self._headers = {}
+        keys = [_len_delimited(1, f.name.encode()) for f in self.features]
+        self._keys = np.frombuffer(b"".join(keys), np.uint8)
+        self._key_offsets = np.cumsum([0] + [len(key) for key in keys])
+        self._tags = np.array([_KIND[f.dtype] << 3 | 2 for f in self.features], np.uint8)
+        self._is_float = np.array([f.dtype == "float" for f in self.features])
+        self._length_checksums = {}
 
-    def _header(self, feature: Feature, payload_length: int) -> bytes:
-        """Everything of a feature's map entry before its payload: it depends only on the
-        payload's length, so it is built once per length."""
-        key = (feature.name, payload_length)
-        header = self._headers.get(key)
-        if header is None:
-            value_list = b"\x0a" + _varint(payload_length)
-            feature_message = bytes((_KIND[feature.dtype] << 3 | 2,)) + _varint(len(value_list) + payload_length)
-            entry = self._keys[feature.name] + b"\x12" + _varint(len(feature_message) + len(value_list)
-                                                                 + payload_length)
-            header = self._headers[key] = (b"\x0a" + _varint(len(entry) + len(feature_message) + len(value_list)
-                                                             + payload_length)
-                                           + entry + feature_message + value_list)
-        return header
-
-    def _columns(self, batch):
-        """Per feature in key order: (bytes of all rows' payloads, row offsets, or None where
-        every row's payload has the same length and so the feature joins a fixed block)."""
-        columns = []
+    def _values(self, batch):
+        """Every feature's values side by side, in key order, as int64 (a float as its 32 bits),
+        and each feature's first column."""
+        matrices = []
         for feature in self.features:
             values = feature_values(batch, feature, max_seq_length=self.max_seq_length,
                                     max_predictions_per_seq=self.max_predictions_per_seq)
-            data, offsets = _float_rows(values) if feature.dtype == "float" else _varint_rows(values)
-            lengths = np.diff(offsets)
-            fixed = len(lengths) > 0 and bool((lengths == lengths[0]).all())
-            columns.append((feature, data, offsets, int(lengths[0]) if fixed else None))
-        return columns
+            matrices.append(values.astype("<f4").view("<u4") if feature.dtype == "float" else values)
+        columns = np.cumsum([0] + [m.shape[1] for m in matrices])
+        return np.concatenate(matrices, axis=1, dtype=np.int64, casting="unsafe"), columns
 
-    def _layout(self, batch) -> list:
-        """What each row's Example is made of, in order: FixedBlocks (runs of features of one
-        payload length in every row) and VaryingFeatures."""
-        rows, layout, blocks = len(batch), [], []
-        for feature, data, offsets, fixed in self._columns(batch):
-            if fixed is None:
-                if blocks:
-                    layout.append(_block(blocks))
-                    blocks = []
-                layout.append(VaryingFeature(feature, data, offsets.tolist()))
-                continue
-            header = np.frombuffer(self._header(feature, fixed), dtype=np.uint8)
-            blocks += [np.broadcast_to(header, (rows, len(header))), np.frombuffer(data, np.uint8).reshape(rows, fixed)]
-        if blocks:
-            layout.append(_block(blocks))
-        return layout
+    def frames(self, batch):
+        """An InstanceBatch -> (its rows as the bytes of a TFRecord file, each frame's end offset)."""
+        values, columns = self._values(batch)
+        out, offsets = kernels.frame_examples(values, columns, self._is_float, self._keys, self._key_offsets,
+                                              self._tags)
+        starts, ends = offsets[:-1], offsets[1:]
+        record_lengths = ends - starts - 16
+        length_checksums = np.array([self._length_checksum(length) for length in record_lengths.tolist()],
+                                    dtype="<u4")
+        unchecked = out.tobytes()  # google_crc32c reads bytes (not a memoryview)
+        record_checksums = _masked([google_crc32c.value(unchecked[start + 12:end - 4])
+                                    for start, end in zip(starts.tolist(), ends.tolist())])
+        at = np.arange(4)
+        out[(starts + 8)[:, None] + at] = length_checksums.view(np.uint8).reshape(-1, 4)
+        out[(ends - 4)[:, None] + at] = record_checksums.view(np.uint8).reshape(-1, 4)
+        return out.tobytes(), ends
+
+    def _length_checksum(self, length: int) -> int:
+        checksum = self._length_checksums.get(length)
+        if checksum is None:
+            checksum = self._length_checksums[length] = int(_masked([google_crc32c.value(struct.pack("<Q", length))])[0])
+        return checksum
 
     def encode_batch(self, batch) -> list:
         """An InstanceBatch -> one serialized Example per row."""
-        layout = self._layout(batch)
-        header = self._header
-        examples = []
-        for row in range(len(batch)):
-            parts = []
-            for entry in layout:
-                if isinstance(entry, FixedBlock):
-                    parts.append(entry.data[row * entry.width:(row + 1) * entry.width])
-                else:
-                    start, end = entry.offsets[row], entry.offsets[row + 1]
-                    parts.append(header(entry.feature, end - start))
-                    parts.append(entry.data[start:end])
-            features = b"".join(parts)
-            examples.append(b"\x0a" + _varint(len(features)) + features)
-        return examples
+        data, ends = self.frames(batch)
+        starts = np.concatenate([[0], ends[:-1]])
+        return [data[start + 12:end - 4] for start, end in zip(starts.tolist(), ends.tolist())]
 
     def tfrecords(self, batch) -> bytes:
         """An InstanceBatch -> its rows as the bytes of a TFRecord file."""
-        return b"".join(tfrecord_frames(self.encode_batch(batch)))
+        return self.frames(batch)[0]
 
 
 # ---- TFRecord framing: length, masked crc32c of length, data, masked crc32c of data ----

@@ -1,0 +1,503 @@
+"""The per-row loops of instance making, compiled with numba: planning (Google's algorithm, driven by
+a Mersenne Twister that draws exactly what Python's ``random.Random`` draws), whole-word masking,
+and Example/TFRecord encoding.
+
+Why compiled: each of these is a loop whose steps depend on the previous one (a greedy choice, a
+document scan), which numpy can only run one step at a time for all rows; in Python, or in numpy
+steps, they were most of the CPU time after the segmenter. Each kernel is the specification of
+its step, written once: the callers in ``instances`` and ``records`` only shape arrays for them.
+
+Compiled code is cached on disk beside this file (numba's ``cache=True``), so a process pays the
+compile once per installation, not per run; ``scripts/setup.sh`` and the deploy image compile it
+at install time (``python -m wwm_core.compile_kernels``). NUMBA_DISABLE_JIT=1 runs the same code as
+plain Python, for debugging.
+"""
+import numba
+import numpy as np
+
+_jit = numba.njit(cache=True, nogil=True)
+
+# ------------------------------------------------------------ Python's random.Random, exactly
+# CPython's _randommodule.c: MT19937 seeded by init_by_array with the seed's 32-bit words (least
+# significant first); random() joins 27 and 26 bits; getrandbits(k) takes 32-bit words low first.
+
+_N, _M = 624, 397
+
+
+@_jit
+def mt_seeded(seed: np.uint64) -> np.ndarray:
+    """The state of ``random.Random(seed)`` for 0 <= seed < 2**64: 624 words, then the position."""
+    state = np.empty(_N + 1, np.uint32)
+    mt = state[:_N]
+    mt[0] = np.uint32(19650218)
+    for i in range(1, _N):
+        previous = np.uint64(mt[i - 1])
+        mt[i] = np.uint32((np.uint64(1812433253) * (previous ^ (previous >> np.uint64(30))) + np.uint64(i))
+                          & np.uint64(0xFFFFFFFF))
+    low, high = np.uint64(seed) & np.uint64(0xFFFFFFFF), np.uint64(seed) >> np.uint64(32)
+    key_length = 2 if high else 1
+    i, j = 1, 0
+    for _ in range(max(_N, key_length)):
+        previous = np.uint64(mt[i - 1])
+        word = low if j == 0 else high
+        mt[i] = np.uint32(((np.uint64(mt[i]) ^ ((previous ^ (previous >> np.uint64(30))) * np.uint64(1664525)))
+                           + word + np.uint64(j)) & np.uint64(0xFFFFFFFF))
+        i += 1
+        j += 1
+        if i >= _N:
+            mt[0] = mt[_N - 1]
+            i = 1
+        if j >= key_length:
+            j = 0
+    for _ in range(_N - 1):
+        previous = np.uint64(mt[i - 1])
+        mt[i] = np.uint32(((np.uint64(mt[i]) ^ ((previous ^ (previous >> np.uint64(30))) * np.uint64(1566083941)))
+                           - np.uint64(i)) & np.uint64(0xFFFFFFFF))
+        i += 1
+        if i >= _N:
+            mt[0] = mt[_N - 1]
+            i = 1
+    mt[0] = np.uint32(0x80000000)
+    state[_N] = _N
+    return state
+
+
+@_jit
+def _mt_next(state: np.ndarray) -> np.uint32:
+    mt = state[:_N]
+    if state[_N] >= _N:
+        for k in range(_N):
+            y = (mt[k] & np.uint32(0x80000000)) | (mt[(k + 1) % _N] & np.uint32(0x7FFFFFFF))
+            value = mt[(k + _M) % _N] ^ (y >> np.uint32(1))
+            if y & np.uint32(1):
+                value ^= np.uint32(0x9908B0DF)
+            mt[k] = value
+        state[_N] = 0
+    y = mt[state[_N]]
+    state[_N] += 1
+    y ^= y >> np.uint32(11)
+    y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
+    y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
+    y ^= y >> np.uint32(18)
+    return y
+
+
+@_jit
+def mt_random(state: np.ndarray) -> float:
+    """``random.Random.random()``."""
+    a = _mt_next(state) >> np.uint32(5)
+    b = _mt_next(state) >> np.uint32(6)
+    return (a * 67108864.0 + b) * (1.0 / 9007199254740992.0)
+
+
+@_jit
+def mt_uniform_int(state: np.ndarray, low: int, high: int) -> int:
+    """An int in [low, high] from one ``random()``: ``instances._uniform_int``."""
+    return low + int(mt_random(state) * (high - low + 1))
+
+
+@_jit
+def _popcount(value: np.uint32) -> int:
+    count = 0
+    while value:
+        value &= value - np.uint32(1)
+        count += 1
+    return count
+
+
+@_jit
+def mt_getrandbits_popcount(state: np.ndarray, bits: int) -> int:
+    """The number of ones in ``random.Random.getrandbits(bits)`` (bits >= 1)."""
+    ones = 0
+    while bits > 0:
+        word = _mt_next(state)
+        if bits < 32:
+            word >>= np.uint32(32 - bits)
+        ones += _popcount(word)
+        bits -= 32
+    return ones
+
+
+@_jit
+def mt_getrandbits63(state: np.ndarray) -> np.int64:
+    """``random.Random.getrandbits(63)``."""
+    low = np.int64(_mt_next(state))
+    high = np.int64(_mt_next(state) >> np.uint32(1))
+    return (high << 32) | low
+
+
+# ------------------------------------------------------------ planning (instances.pair_plans)
+
+@_jit
+def truncated_lengths(len_a: int, len_b: int, max_num_tokens: int):
+    excess = len_a + len_b - max_num_tokens
+    if excess <= 0:
+        return 0, 0
+    if len_a > len_b:
+        first_a, first_b = min(excess, len_a - len_b), 0
+    else:
+        first_a, first_b = 0, min(excess, len_b - len_a)
+    rest = excess - first_a - first_b
+    return first_a + rest // 2, first_b + rest - rest // 2
+
+
+@_jit
+def _front_share(dropped: int, state: np.ndarray) -> int:
+    return mt_getrandbits_popcount(state, dropped) if dropped else 0
+
+
+@_jit
+def _append(plans: np.ndarray, count: int, a_doc, a_start, a_end, b_doc, b_start, b_end, label, seed) -> np.ndarray:
+    if count == len(plans):
+        grown = np.empty((2 * len(plans) + 16, 8), np.int64)
+        grown[:count] = plans[:count]
+        plans = grown
+    row = plans[count]
+    row[0], row[1], row[2], row[3] = a_doc, a_start, a_end, b_doc
+    row[4], row[5], row[6], row[7] = b_start, b_end, label, seed
+    return plans
+
+
+@_jit
+def plan_pairs(starts: np.ndarray, first: np.ndarray, planned: np.ndarray, seeds: np.ndarray, dupe_factor: int,
+               max_num_tokens: int, short_seq_prob: float, sop: bool, nsp_labels: bool, expected_rows: int):
+    """The pair plans of the documents ``planned``, all dupes in turn from each one's own
+    generator (``random.Random(seeds[k])``): Google's create_instances_from_document, as
+    ``instances.bucket_pair_plans`` documents it. Document d's sentence start offsets are
+    ``starts[first[d]:first[d + 1]]``; random next segments come from any document.
+    Returns ((n, 8) plans in Plan's field order, random nexts that came from A's own document)."""
+    plans = np.empty((max(expected_rows, 16), 8), np.int64)
+    count, same_document = 0, 0
+    last_document = len(first) - 2
+    for k in range(len(planned)):
+        document = planned[k]
+        state = mt_seeded(seeds[k])
+        doc_starts = starts[first[document]:first[document + 1]]
+        num_sentences = len(doc_starts) - 1
+        for _ in range(dupe_factor):
+            target_seq_length = max_num_tokens
+            if mt_random(state) < short_seq_prob:
+                target_seq_length = mt_uniform_int(state, 2, max_num_tokens)
+            chunk_start, chunk_size, current_length = 0, 0, 0
+            i = 0
+            while i < num_sentences:
+                if chunk_size == 0:
+                    chunk_start = i
+                chunk_size += 1
+                current_length += doc_starts[i + 1] - doc_starts[i]
+                if i == num_sentences - 1 or current_length >= target_seq_length:
+                    if sop and chunk_size == 1:  # instances._single_sentence_sop_plan
+                        a_first, a_last = doc_starts[chunk_start], doc_starts[chunk_start + 1]
+                        if a_last - a_first < 2:
+                            plans = _append(plans, count, document, a_first, a_last, -1, 0, 0, 0,
+                                            mt_getrandbits63(state))
+                        else:
+                            cut = a_first + mt_uniform_int(state, 1, a_last - a_first - 1)
+                            drop_a, drop_b = truncated_lengths(cut - a_first, a_last - cut, max_num_tokens)
+                            a_front = _front_share(drop_a, state)
+                            b_front = _front_share(drop_b, state)
+                            a_s, a_e = a_first + a_front, cut - drop_a + a_front
+                            b_s, b_e = cut + b_front, a_last - drop_b + b_front
+                            if mt_random(state) < 0.5:
+                                plans = _append(plans, count, document, b_s, b_e, document, a_s, a_e, 1,
+                                                mt_getrandbits63(state))
+                            else:
+                                plans = _append(plans, count, document, a_s, a_e, document, b_s, b_e, 0,
+                                                mt_getrandbits63(state))
+                        count += 1
+                        chunk_size, current_length = 0, 0
+                        i += 1
+                        continue
+                    a_end = mt_uniform_int(state, 1, chunk_size - 1) if chunk_size >= 2 else 1
+                    a_first, a_last = doc_starts[chunk_start], doc_starts[chunk_start + a_end]
+                    is_random_next = not sop and (chunk_size == 1 or mt_random(state) < 0.5)
+                    if is_random_next:
+                        target_b_length = target_seq_length - (a_last - a_first)
+                        b_doc = document
+                        for _attempt in range(10):
+                            b_doc = mt_uniform_int(state, 0, last_document)
+                            if b_doc != document:
+                                break
+                        if b_doc == document:
+                            same_document += 1
+                        b_starts = starts[first[b_doc]:first[b_doc + 1]]
+                        random_start = mt_uniform_int(state, 0, len(b_starts) - 2)
+                        b_first = b_starts[random_start]
+                        # Whole sentences from random_start until at least target_b_length tokens
+                        # (bisect_left from random_start + 1).
+                        low, high = random_start + 1, len(b_starts)
+                        while low < high:
+                            middle = (low + high) // 2
+                            if b_starts[middle] < b_first + target_b_length:
+                                low = middle + 1
+                            else:
+                                high = middle
+                        b_last = b_starts[min(low, len(b_starts) - 1)]
+                        # The segments we did not use go back into the document for the next chunk.
+                        i -= chunk_size - a_end
+                    else:
+                        b_doc = document
+                        b_first, b_last = doc_starts[chunk_start + a_end], doc_starts[chunk_start + chunk_size]
+                    drop_a, drop_b, a_front, b_front = 0, 0, 0, 0
+                    if a_last - a_first + b_last - b_first > max_num_tokens:
+                        drop_a, drop_b = truncated_lengths(a_last - a_first, b_last - b_first, max_num_tokens)
+                        a_front = _front_share(drop_a, state)
+                        b_front = _front_share(drop_b, state)
+                    a_s, a_e = a_first + a_front, a_last - drop_a + a_front
+                    b_s, b_e = b_first + b_front, b_last - drop_b + b_front
+                    label = 1 if (nsp_labels and is_random_next) else 0
+                    if sop and mt_random(state) < 0.5:
+                        plans = _append(plans, count, b_doc, b_s, b_e, document, a_s, a_e, 1, mt_getrandbits63(state))
+                    else:
+                        plans = _append(plans, count, document, a_s, a_e, b_doc, b_s, b_e, label,
+                                        mt_getrandbits63(state))
+                    count += 1
+                    chunk_size, current_length = 0, 0
+                i += 1
+    return plans[:count].copy(), same_document
+
+
+# ------------------------------------------------------------ whole-word masking (instances.mask_whole_words)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@_jit
+def _splitmix_bits(seed: np.uint64, column: int) -> np.uint64:
+    """The top 53 bits of draw column + 1 of the SplitMix64 stream of ``seed``."""
+    state = seed + np.uint64(column + 1) * _GOLDEN
+    state = (state ^ (state >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    state = (state ^ (state >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    state ^= state >> np.uint64(31)
+    return state >> np.uint64(11)
+
+
+@_jit
+def splitmix_uniform(seed: np.uint64, column: int) -> float:
+    """That draw as a float in [0, 1): ``instances.uniforms`` for one (seed, column)."""
+    return float(_splitmix_bits(seed, column)) * (1.0 / 9007199254740992.0)
+
+
+@_jit
+def _sorted_uniform_keys(keys, spread):
+    """``keys`` sorted (in ``spread``, returned): keys whose top bits are uniform, as the masking
+    draws are, land in their place by those bits (a counting sort), and an insertion sort puts
+    the few that share a slot in order: linear time, where a general sort of a row's groups
+    dominated the masking time."""
+    n = len(keys)
+    bits = 0
+    while (1 << bits) < n:
+        bits += 1
+    slots = np.zeros((1 << bits) + 1, np.int64)
+    shift = np.uint64(64 - bits)
+    for key in keys:
+        slots[(np.int64(key >> shift) if bits else 0) + 1] += 1
+    for slot in range(1, len(slots)):
+        slots[slot] += slots[slot - 1]
+    for key in keys:
+        slot = np.int64(key >> shift) if bits else 0
+        spread[slots[slot]] = key
+        slots[slot] += 1
+    for i in range(1, n):
+        key, j = spread[i], i - 1
+        while j >= 0 and spread[j] > key:
+            spread[j + 1] = spread[j]
+            j -= 1
+        spread[j + 1] = key
+    return spread[:n]
+
+
+MAX_WIDTH = 1 << 11  # a group's column fits in the 11 bits beside its 53-bit draw
+
+
+@_jit
+def mask_rows(ids, group_start, lengths, seeds, budgets, cls: int, sep: int, mask: int, vocab_size: int,
+              max_predictions: int):
+    """``instances.mask_whole_words`` row by row: (masked ids, positions, original ids, counts,
+    bincount of the masked groups' sizes). Rows are at most MAX_WIDTH wide."""
+    n, width = ids.shape
+    output = ids.copy()
+    positions = np.zeros((n, max_predictions), np.int32)
+    labels = np.zeros((n, max_predictions), np.int32)
+    counts = np.zeros(n, np.int64)
+    group_sizes = np.zeros(width + 1, np.int64)
+    keys = np.empty(width, np.uint64)  # a group's draw, then its first column: sorting them orders the groups
+    size_at = np.zeros(width, np.int64)  # a group's size at its first column
+    chosen = np.zeros(width, np.bool_)
+    spread = np.empty(width, np.uint64)
+    for row in range(n):
+        length, seed = lengths[row], seeds[row]
+        # The row's whole-word groups: runs of maskable tokens, each begun by a group start.
+        groups = 0
+        column = 0
+        while column < length:
+            token = ids[row, column]
+            if token == cls or token == sep:
+                # Tokens that follow one without a group start of their own join its group: never masked.
+                column += 1
+                while column < length and not group_start[row, column] and ids[row, column] != cls \
+                        and ids[row, column] != sep:
+                    column += 1
+                continue
+            end = column + 1
+            while end < length and not group_start[row, end] and ids[row, end] != cls and ids[row, end] != sep:
+                end += 1
+            keys[groups] = (_splitmix_bits(seed, column) << np.uint64(11)) | np.uint64(column)
+            size_at[column] = end - column
+            groups += 1
+            column = end
+        # Groups in the order of their draws, taken whole while they fit the budget, else skipped.
+        order = _sorted_uniform_keys(keys[:groups], spread)
+        taken, budget = 0, budgets[row]
+        for k in range(groups):
+            first = np.int64(order[k] & np.uint64(MAX_WIDTH - 1))
+            size = size_at[first]
+            if taken + size <= budget:
+                taken += size
+                group_sizes[size] += 1
+                chosen[first:first + size] = True
+        count = 0
+        for column in range(length):
+            if chosen[column]:
+                chosen[column] = False
+                positions[row, count] = column
+                labels[row, count] = ids[row, column]
+                count += 1
+                decision = splitmix_uniform(seed, width + column)
+                if decision < 0.8:
+                    output[row, column] = mask
+                elif decision >= 0.9:
+                    output[row, column] = np.int32(splitmix_uniform(seed, 2 * width + column) * vocab_size)
+        counts[row] = count
+    used = np.flatnonzero(group_sizes)
+    return output, positions, labels, counts, group_sizes[:used[-1] + 1 if len(used) else 0].copy()
+
+
+# ------------------------------------------------------------ tf.train.Example records, framed (records.ExampleEncoder)
+
+@_jit
+def _varint_size(value: np.int64) -> int:
+    size = 1
+    while value >= 0x80:
+        value >>= 7
+        size += 1
+    return size
+
+
+@_jit
+def _put_varint(out, at: int, value: np.int64) -> int:
+    while value >= 0x80:
+        out[at] = np.uint8((value & 0x7F) | 0x80)
+        value >>= 7
+        at += 1
+    out[at] = np.uint8(value)
+    return at + 1
+
+
+@_jit
+def frame_examples(values, columns, is_float, keys, key_offsets, tags):
+    """Rows of feature values -> one TFRecord frame per row, each a serialized tf.train.Example:
+    (bytes, frame offsets (n + 1)). Row r's frame is its record's length (8 bytes), 4 bytes for
+    the length's checksum, the record, 4 bytes for the record's checksum; the checksums are left
+    zero, for ``records`` to fill.
+
+    Feature f's values are ``values[:, columns[f]:columns[f + 1]]`` (non-negative ints, or a
+    float's 32 bits where ``is_float[f]``), written packed under the map entry prefix
+    ``keys[key_offsets[f]:key_offsets[f + 1]]`` with the value list's field tag ``tags[f]``, in
+    the order given (protobuf's deterministic serialization writes map entries in key order).
+    Each length is a varint of the bytes that follow, as protobuf writes them:
+    Example{features: Features{feature: entry{key, value: Feature{list: List{packed values}}}}}.
+    """
+    n, num_features = values.shape[0], len(tags)
+    payload = np.zeros((n, num_features), np.int64)
+    record = np.zeros(n, np.int64)
+    features = np.zeros(n, np.int64)  # the bytes of each row's Features message
+    for row in range(n):
+        total = 0
+        for f in range(num_features):
+            size = 0
+            if is_float[f]:
+                size = 4 * (columns[f + 1] - columns[f])
+            else:
+                for c in range(columns[f], columns[f + 1]):
+                    size += _varint_size(values[row, c])
+            payload[row, f] = size
+            value_list = 1 + _varint_size(size) + size
+            feature = 1 + _varint_size(value_list) + value_list
+            entry = key_offsets[f + 1] - key_offsets[f] + 1 + _varint_size(feature) + feature
+            total += 1 + _varint_size(entry) + entry
+        features[row] = total
+        record[row] = 1 + _varint_size(total) + total
+    offsets = np.zeros(n + 1, np.int64)
+    for row in range(n):
+        offsets[row + 1] = offsets[row] + 16 + record[row]
+    out = np.zeros(offsets[n], np.uint8)
+    for row in range(n):
+        at = offsets[row]
+        for k in range(8):
+            out[at + k] = np.uint8((record[row] >> (8 * k)) & 0xFF)
+        out[at + 12] = 0x0A
+        at = _put_varint(out, at + 13, features[row])
+        for f in range(num_features):
+            size = payload[row, f]
+            value_list = 1 + _varint_size(size) + size
+            feature = 1 + _varint_size(value_list) + value_list
+            key_length = key_offsets[f + 1] - key_offsets[f]
+            entry = key_length + 1 + _varint_size(feature) + feature
+            out[at] = 0x0A
+            at = _put_varint(out, at + 1, entry)
+            out[at:at + key_length] = keys[key_offsets[f]:key_offsets[f + 1]]
+            at += key_length
+            out[at] = 0x12
+            at = _put_varint(out, at + 1, feature)
+            out[at] = tags[f]
+            at = _put_varint(out, at + 1, value_list)
+            out[at] = 0x0A
+            at = _put_varint(out, at + 1, size)
+            for c in range(columns[f], columns[f + 1]):
+                value = values[row, c]
+                if is_float[f]:
+                    for k in range(4):
+                        out[at + k] = np.uint8((value >> (8 * k)) & 0xFF)
+                    at += 4
+                else:
+                    at = _put_varint(out, at, value)
+    return out, offsets
+
+
+# ------------------------------------------------------------ rows of instances (instances.gather)
+
+@_jit
+def gather_rows(fields, pool_ids, pool_group_start, doc_offsets, cls: int, sep: int, width: int):
+    """Plans -> padded rows [CLS] A [SEP] (B [SEP]): (ids, group starts, segment ids, lengths).
+    Group starts are True off the tokens (special tokens, padding) and at each segment's first
+    token, where a word cut by truncation starts a (partial) group."""
+    n = len(fields)
+    ids = np.zeros((n, width), np.int32)
+    group_start = np.ones((n, width), np.bool_)
+    segment_ids = np.zeros((n, width), np.uint8)
+    lengths = np.zeros(n, np.int64)
+    for row in range(n):
+        a_first = doc_offsets[fields[row, 0]] + fields[row, 1]
+        a_len = fields[row, 2] - fields[row, 1]
+        ids[row, 0] = cls
+        for k in range(a_len):
+            ids[row, 1 + k] = pool_ids[a_first + k]
+            group_start[row, 1 + k] = pool_group_start[a_first + k]
+        group_start[row, 1] = True
+        ids[row, a_len + 1] = sep
+        length = a_len + 2
+        if fields[row, 3] >= 0:
+            b_first = doc_offsets[fields[row, 3]] + fields[row, 4]
+            b_len = fields[row, 5] - fields[row, 4]
+            for k in range(b_len):
+                ids[row, length + k] = pool_ids[b_first + k]
+                group_start[row, length + k] = pool_group_start[b_first + k]
+                segment_ids[row, length + k] = 1
+            group_start[row, length] = True
+            length += b_len + 1
+            ids[row, length - 1] = sep
+            segment_ids[row, length - 1] = 1
+        lengths[row] = length
+    return ids, group_start, segment_ids, lengths
+
