@@ -17,6 +17,7 @@ _ENTITY = re.compile(r"&(#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
 # its own ids in Chinese BERT vocabularies.
 _HALF_WIDTH = {code: code - 0xFEE0 for code in [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]}
 _HALF_WIDTH[0x3000] = 0x20
+_FULL_WIDTH = re.compile("[" + "".join(map(chr, _HALF_WIDTH)) + "]")
 
 
 # Characters Google's bert-base-chinese vocabulary (every HFL model's) lacks, mapped to equivalents
@@ -63,11 +64,10 @@ def normalize_text(text: str, *, full_width_to_half_width: bool = True, vocab_eq
     text = substitute(_ENTITY, lambda m: html.unescape(m.group(0)), text, "html_entities_decoded")
     text = substitute(_INVISIBLE, "", text, "invisible_chars_removed")
     text = substitute(_CONTROL, "", text, "control_chars_removed")
-    if full_width_to_half_width:
-        converted = text.translate(_HALF_WIDTH)
-        if converted != text:
-            changes["full_width_to_half_width"] += sum(a != b for a, b in zip(text, converted))
-            text = converted
+    # Searched first: str.translate looks up every character, and most documents have none of these.
+    if full_width_to_half_width and _FULL_WIDTH.search(text):
+        changes["full_width_to_half_width"] += len(_FULL_WIDTH.findall(text))
+        text = text.translate(_HALF_WIDTH)
     if vocab_equivalents:
         text, mapped = map_vocab_equivalents(text)
         if mapped:
