@@ -42,9 +42,11 @@ RATES = {
     "segment_chars_per_cpu_s": {"ltp": 768_635, "jieba": 292_648, "char": None},
     # `wwm run` on Parquet with cached word boundaries: CPU-seconds per character (reading,
     # tokenizing, grouping) plus per instance of each length (planning, masking, encoding); solved
-    # from the marginal CPU of 128 alone, 512 alone and both in one run
-    "run_cpu_s_per_char": 0.56e-6,
-    "run_cpu_s_per_instance": {128: 15.8e-6, 512: 45.2e-6},
+    # from the marginal CPU of 128 alone, 512 alone and both in one run (re-measured after the
+    # compiled kernels; the cleaning rates above were not: that run's two-point marginals for
+    # cleaning were noisy, e.g. jsonl at 809 MB/CPU-s, so the earlier figures stand)
+    "run_cpu_s_per_char": 0.36e-6,
+    "run_cpu_s_per_instance": {128: 5.1e-6, 512: 23.5e-6},
     # instances per dupe = characters / chars_per_instance + documents x per_document, solved from
     # two corpora of UD sentences at dupe 5 with bert-wwm's NSP pairs (7,132 documents of 5-15
     # sentences, 795 of 60-120; the same in both runs)

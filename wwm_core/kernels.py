@@ -376,16 +376,21 @@ def mask_rows(ids, group_start, lengths, seeds, budgets, cls: int, sep: int, mas
 # ------------------------------------------------------------ tf.train.Example records, framed (records.ExampleEncoder)
 
 @_jit
-def _varint_size(value: np.int64) -> int:
-    size = 1
-    while value >= 0x80:
+def _varint_size(value) -> int:
+    if value < 0x80:
+        return 1
+    if value < 0x4000:
+        return 2
+    size = 3
+    value >>= 21
+    while value > 0:
         value >>= 7
         size += 1
     return size
 
 
 @_jit
-def _put_varint(out, at: int, value: np.int64) -> int:
+def _put_varint(out, at: int, value) -> int:
     while value >= 0x80:
         out[at] = np.uint8((value & 0x7F) | 0x80)
         value >>= 7
@@ -401,51 +406,60 @@ def frame_examples(values, columns, is_float, keys, key_offsets, tags):
     the length's checksum, the record, 4 bytes for the record's checksum; the checksums are left
     zero, for ``records`` to fill.
 
-    Feature f's values are ``values[:, columns[f]:columns[f + 1]]`` (non-negative ints, or a
-    float's 32 bits where ``is_float[f]``), written packed under the map entry prefix
+    Feature f's values are ``values[:, columns[f]:columns[f + 1]]`` (non-negative ints below
+    2**32, or a float's 32 bits where ``is_float[f]``), written packed under the map entry prefix
     ``keys[key_offsets[f]:key_offsets[f + 1]]`` with the value list's field tag ``tags[f]``, in
     the order given (protobuf's deterministic serialization writes map entries in key order).
     Each length is a varint of the bytes that follow, as protobuf writes them:
     Example{features: Features{feature: entry{key, value: Feature{list: List{packed values}}}}}.
+    A row's payloads are written once, to a scratch row, and copied behind their headers.
     """
     n, num_features = values.shape[0], len(tags)
-    payload = np.zeros((n, num_features), np.int64)
-    record = np.zeros(n, np.int64)
-    features = np.zeros(n, np.int64)  # the bytes of each row's Features message
+    # A row's bytes at most: 5 per value, and per feature its key and four headers of 6 bytes.
+    row_bound = 5 * values.shape[1] + num_features * 32 + key_offsets[num_features] + 32
+    scratch = np.empty(row_bound, np.uint8)
+    payload_start = np.empty(num_features + 1, np.int64)
+    offsets = np.zeros(n + 1, np.int64)
+    out = np.empty(max(1024, n * row_bound // 2), np.uint8)
     for row in range(n):
-        total = 0
+        at = 0
         for f in range(num_features):
-            size = 0
+            payload_start[f] = at
             if is_float[f]:
-                size = 4 * (columns[f + 1] - columns[f])
+                for c in range(columns[f], columns[f + 1]):
+                    value = values[row, c]
+                    for k in range(4):
+                        scratch[at + k] = np.uint8((value >> (8 * k)) & 0xFF)
+                    at += 4
             else:
                 for c in range(columns[f], columns[f + 1]):
-                    size += _varint_size(values[row, c])
-            payload[row, f] = size
+                    at = _put_varint(scratch, at, values[row, c])
+        payload_start[num_features] = at
+        total = 0  # the Features message's bytes
+        for f in range(num_features):
+            size = payload_start[f + 1] - payload_start[f]
             value_list = 1 + _varint_size(size) + size
             feature = 1 + _varint_size(value_list) + value_list
             entry = key_offsets[f + 1] - key_offsets[f] + 1 + _varint_size(feature) + feature
             total += 1 + _varint_size(entry) + entry
-        features[row] = total
-        record[row] = 1 + _varint_size(total) + total
-    offsets = np.zeros(n + 1, np.int64)
-    for row in range(n):
-        offsets[row + 1] = offsets[row] + 16 + record[row]
-    out = np.zeros(offsets[n], np.uint8)
-    for row in range(n):
-        at = offsets[row]
+        record = 1 + _varint_size(total) + total
+        start = offsets[row]
+        if start + 16 + record > len(out):
+            grown = np.empty(max(2 * len(out), start + 16 + record), np.uint8)
+            grown[:start] = out[:start]
+            out = grown
         for k in range(8):
-            out[at + k] = np.uint8((record[row] >> (8 * k)) & 0xFF)
-        out[at + 12] = 0x0A
-        at = _put_varint(out, at + 13, features[row])
+            out[start + k] = np.uint8((record >> (8 * k)) & 0xFF)
+        out[start + 8:start + 12] = 0
+        out[start + 12] = 0x0A
+        at = _put_varint(out, start + 13, total)
         for f in range(num_features):
-            size = payload[row, f]
+            size = payload_start[f + 1] - payload_start[f]
             value_list = 1 + _varint_size(size) + size
             feature = 1 + _varint_size(value_list) + value_list
             key_length = key_offsets[f + 1] - key_offsets[f]
-            entry = key_length + 1 + _varint_size(feature) + feature
             out[at] = 0x0A
-            at = _put_varint(out, at + 1, entry)
+            at = _put_varint(out, at + 1, key_length + 1 + _varint_size(feature) + feature)
             out[at:at + key_length] = keys[key_offsets[f]:key_offsets[f + 1]]
             at += key_length
             out[at] = 0x12
@@ -454,15 +468,11 @@ def frame_examples(values, columns, is_float, keys, key_offsets, tags):
             at = _put_varint(out, at + 1, value_list)
             out[at] = 0x0A
             at = _put_varint(out, at + 1, size)
-            for c in range(columns[f], columns[f + 1]):
-                value = values[row, c]
-                if is_float[f]:
-                    for k in range(4):
-                        out[at + k] = np.uint8((value >> (8 * k)) & 0xFF)
-                    at += 4
-                else:
-                    at = _put_varint(out, at, value)
-    return out, offsets
+            out[at:at + size] = scratch[payload_start[f]:payload_start[f + 1]]
+            at += size
+        out[at:at + 4] = 0
+        offsets[row + 1] = at + 4
+    return out[:offsets[n]], offsets
 
 
 # ------------------------------------------------------------ rows of instances (instances.gather)
