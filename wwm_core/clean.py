@@ -61,6 +61,6 @@ def clean_document(raw, *, config, wiki_variant: str = "zh-hans"):
         reason = "low_cjk_share"
     else:
         document = Document(raw.id, tuple(sentences), source=raw.source, title=raw.title,
-                            changes=json.dumps(dict(sorted(changes.items())), ensure_ascii=False))
+                            changes=json.dumps(dict(sorted(changes.items())), ensure_ascii=False) if changes else "{}")
         return document, None, changes
     return None, reason, changes
