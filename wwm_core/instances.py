@@ -136,7 +136,7 @@ def single_segment_plans(documents, document_index, *, rng: random.Random, phase
             for start, end in single_segment_ranges(documents[document_index], budget=phase.max_seq_length - 2)]
 
 
-# ------------------------------------------------ step 2: gather and mask a batch (vectorized)
+# ------------------------------------------------ step 2: gather and mask a batch (compiled row loops)
 
 @dataclasses.dataclass(frozen=True)
 class TokenPool:

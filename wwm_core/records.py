@@ -7,8 +7,9 @@ kinds and lengths from it. Static masking writes exactly the features Google's
 token's whole-word group) so the trainer can draw new masks every epoch.
 
 Encoding by hand (protobuf's wire format is simple) keeps TensorFlow off the pipeline workers and
-avoids building one protobuf object per instance in the hot path; features are written in key
-order, so the bytes equal protobuf's deterministic serialization. Decoding, off the hot path, uses
+avoids building one protobuf object per instance in the hot path (the compiled
+``kernels.frame_examples`` writes the bytes); features are written in key order, so the bytes
+equal protobuf's deterministic serialization. Decoding, off the hot path, uses
 the protobuf library with tf.train.Example's message definition (see ``example_message``).
 """
 import dataclasses
@@ -91,15 +92,8 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-_SMALL_VARINTS = [_encode_varint(i) for i in range(1 << 14)]  # every length an Example field has
-
-
-def _varint(value: int) -> bytes:
-    return _SMALL_VARINTS[value] if value < 1 << 14 else _encode_varint(value)
-
-
 def _len_delimited(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+    return _encode_varint(field << 3 | 2) + _encode_varint(len(payload)) + payload
 
 
 _INT64_LIST, _FLOAT_LIST = 3, 2  # tf.train.Feature's oneof field numbers
