@@ -77,10 +77,10 @@ def bucket_pair_plans(documents, seeds, *, dupe_factor: int, phase, short_seq_pr
     "nsp"; "none" writes the same pairs with label 0, HFL's paired input), or ALBERT's SOP pairs
     ("sop": B is always A's continuation, and the two are swapped half the time). Document d's
     plans, all ``dupe_factor`` dupes in turn, are drawn from ``random.Random(seeds[d])``, exactly
-    as Google's code draws from its generator (``planned``: only these documents, with ``seeds`` in
-    their order), so they depend on the document, its seed and the
-    pool random-next segments come from (in the pipeline: the bucket's documents, so no worker
-    holds the corpus). Returns the plans as an (n, 8) matrix in Plan's field order.
+    as Google's code draws from its generator, so they depend only on the document, its seed and
+    the pool random-next segments come from (in the pipeline: the bucket's documents, so no worker
+    holds the corpus). ``planned``: plan only these documents, with ``seeds`` in their order.
+    Returns the plans as an (n, 8) matrix in Plan's field order.
 
     ``documents`` holds each document's sentence lengths in tokens. ``stats`` counts random-next
     segments that had to come from A's own document (a document alone in its pool). A one-sentence
