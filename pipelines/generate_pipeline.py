@@ -97,7 +97,7 @@ class WriteShard(beam.DoFn):
                                                        token_counts=token_counts):
                 files = opened[phase]
                 if "tfrecord" in files:
-                    data, frame_ends = maker.tfrecord_frames(batch, phase)
+                    data, frame_ends = maker.tfrecord_bytes(batch, phase)
                     files["tfrecord"].write(data)
                     if self._balancing:
                         record_sizes[phase].extend(np.diff(frame_ends, prepend=0).tolist())

@@ -27,7 +27,7 @@ def _shard(maker, documents, shard_index=0):
     stats, dead_letters, data = collections.Counter(), [], collections.defaultdict(bytes)
     for phase, batch in maker.instance_batches(documents, shard_index=shard_index, stats=stats,
                                                dead_letters=dead_letters):
-        data[phase.max_seq_length] += maker.tfrecord_frames(batch, phase)[0]
+        data[phase.max_seq_length] += maker.tfrecord_bytes(batch, phase)[0]
     return dict(data), stats, dead_letters
 
 

@@ -330,6 +330,6 @@ class ShardMaker:
                                                      max_predictions_per_seq=phase.max_predictions_per_seq)
                 for feature in self.parquet_features}
 
-    def tfrecord_frames(self, batch, phase):
+    def tfrecord_bytes(self, batch, phase):
         """The batch's rows as TFRecord file bytes, and each frame's end offset in them."""
         return self.encoders[phase].frames(batch)
