@@ -190,7 +190,7 @@ def plan_pairs(starts: np.ndarray, first: np.ndarray, planned: np.ndarray, seeds
                 chunk_size += 1
                 current_length += doc_starts[i + 1] - doc_starts[i]
                 if i == num_sentences - 1 or current_length >= target_seq_length:
-                    if sop and chunk_size == 1:  # instances._single_sentence_sop_plan
+                    if sop and chunk_size == 1:  # cut inside the sentence, or alone if one token
                         a_first, a_last = doc_starts[chunk_start], doc_starts[chunk_start + 1]
                         if a_last - a_first < 2:
                             plans = _append(plans, count, document, a_first, a_last, -1, 0, 0, 0,
@@ -278,7 +278,7 @@ def _splitmix_bits(seed: np.uint64, column: int) -> np.uint64:
 
 @_jit
 def splitmix_uniform(seed: np.uint64, column: int) -> float:
-    """That draw as a float in [0, 1): ``instances.uniforms`` for one (seed, column)."""
+    """That draw as a float in [0, 1)."""
     return float(_splitmix_bits(seed, column)) * (1.0 / 9007199254740992.0)
 
 
@@ -335,20 +335,14 @@ def mask_rows(ids, group_start, lengths, seeds, budgets, cls: int, sep: int, mas
         groups = 0
         column = 0
         while column < length:
-            token = ids[row, column]
-            if token == cls or token == sep:
-                # Tokens that follow one without a group start of their own join its group: never masked.
-                column += 1
-                while column < length and not group_start[row, column] and ids[row, column] != cls \
-                        and ids[row, column] != sep:
-                    column += 1
-                continue
             end = column + 1
             while end < length and not group_start[row, end] and ids[row, end] != cls and ids[row, end] != sep:
                 end += 1
-            keys[groups] = (_splitmix_bits(seed, column) << np.uint64(11)) | np.uint64(column)
-            size_at[column] = end - column
-            groups += 1
+            # A run begun by [CLS] or [SEP] (the tokens after it had no group start) is never masked.
+            if ids[row, column] != cls and ids[row, column] != sep:
+                keys[groups] = (_splitmix_bits(seed, column) << np.uint64(11)) | np.uint64(column)
+                size_at[column] = end - column
+                groups += 1
             column = end
         # Groups in the order of their draws, taken whole while they fit the budget, else skipped.
         order = _sorted_uniform_keys(keys[:groups], spread)
@@ -423,6 +417,8 @@ def frame_examples(values, columns, is_float, keys, key_offsets, tags):
     row_bound = 5 * values.shape[1] + num_features * 32 + key_offsets[num_features] + 32
     scratch = np.empty(row_bound, np.uint8)
     payload_start = np.empty(num_features + 1, np.int64)
+    value_list = np.empty(num_features, np.int64)  # a feature's bytes: its list, then the Feature
+    feature = np.empty(num_features, np.int64)
     offsets = np.zeros(n + 1, np.int64)
     out = np.empty(max(1024, n * row_bound // 2), np.uint8)
     for row in range(n):
@@ -442,9 +438,9 @@ def frame_examples(values, columns, is_float, keys, key_offsets, tags):
         total = 0  # the Features message's bytes
         for f in range(num_features):
             size = payload_start[f + 1] - payload_start[f]
-            value_list = 1 + _varint_size(size) + size
-            feature = 1 + _varint_size(value_list) + value_list
-            entry = key_offsets[f + 1] - key_offsets[f] + 1 + _varint_size(feature) + feature
+            value_list[f] = 1 + _varint_size(size) + size
+            feature[f] = 1 + _varint_size(value_list[f]) + value_list[f]
+            entry = key_offsets[f + 1] - key_offsets[f] + 1 + _varint_size(feature[f]) + feature[f]
             total += 1 + _varint_size(entry) + entry
         record = 1 + _varint_size(total) + total
         start = offsets[row]
@@ -459,17 +455,15 @@ def frame_examples(values, columns, is_float, keys, key_offsets, tags):
         at = _put_varint(out, start + 13, total)
         for f in range(num_features):
             size = payload_start[f + 1] - payload_start[f]
-            value_list = 1 + _varint_size(size) + size
-            feature = 1 + _varint_size(value_list) + value_list
             key_length = key_offsets[f + 1] - key_offsets[f]
             out[at] = 0x0A
-            at = _put_varint(out, at + 1, key_length + 1 + _varint_size(feature) + feature)
+            at = _put_varint(out, at + 1, key_length + 1 + _varint_size(feature[f]) + feature[f])
             out[at:at + key_length] = keys[key_offsets[f]:key_offsets[f + 1]]
             at += key_length
             out[at] = 0x12
-            at = _put_varint(out, at + 1, feature)
+            at = _put_varint(out, at + 1, feature[f])
             out[at] = tags[f]
-            at = _put_varint(out, at + 1, value_list)
+            at = _put_varint(out, at + 1, value_list[f])
             out[at] = 0x0A
             at = _put_varint(out, at + 1, size)
             out[at:at + size] = scratch[payload_start[f]:payload_start[f + 1]]
