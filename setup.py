@@ -35,5 +35,5 @@ setuptools.setup(
         "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "safetensors>=0.4",
                  "datasets>=3", "scipy>=1.10", "seqeval>=1.2.2", "matplotlib>=3.8", "pillow>=10", "dockerfile>=3.4"],
     },
-    entry_points={"console_scripts": ["wwm=wwm_cli:main"]},
+    entry_points={"console_scripts": ["wwm=wwm_cli:program"]},
 )

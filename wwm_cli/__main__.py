@@ -1,6 +1,4 @@
 """``python -m wwm_cli ...`` is ``wwm ...``."""
-import sys
+from wwm_cli import program
 
-from wwm_cli import main
-
-sys.exit(main())
+program()
