@@ -209,3 +209,23 @@ def test_a_literal_mask_in_text_is_not_the_special_token(our_tokenizer, bert_voc
     batch = tokenize_sentences(our_tokenizer, ["看[MASK]这"])
     assert [bert_vocab.tokens[i] for i in batch.ids] == ["看", "[", "ma", "##sk", "]", "这"]
     assert google_tokenizer.tokenize("看[MASK]这") == ["看", "[", "ma", "##sk", "]", "这"]
+
+
+def test_repeated_latin_words_and_numbers_get_each_occurrences_own_tokens_and_offsets(both_tokenizers):
+    """Each distinct run of Latin letters or digits is encoded once per batch and reused: every
+    occurrence must still get Google's ids, and offsets and WordPiece words of its own place."""
+    tokenizer, google, lowercase = both_tokenizers
+    texts = ["2008年unaffable和2008", "unaffable unaffable，unaffable", "", "2008", "x2008 2008x unaffable"]
+    batch = tokenize_sentences(tokenizer, texts)
+    offsets = batch.sentence_token_offsets
+    for index, text in enumerate(texts):
+        tokens = google.tokenize(text)
+        span = slice(offsets[index], offsets[index + 1])
+        assert batch.ids[span].tolist() == google.convert_tokens_to_ids(tokens), text
+        assert "[UNK]" not in tokens
+        spelled = [_bert_normalized(text[start:end], lowercase=lowercase)
+                   for start, end in zip(batch.starts[span].tolist(), batch.ends[span].tolist())]
+        assert spelled == [token.removeprefix("##") for token in tokens], text
+        words = batch.piece_word[span].tolist()
+        assert [i == 0 or words[i] != words[i - 1] for i in range(len(words))] == [
+            not token.startswith("##") for token in tokens], text

@@ -104,6 +104,27 @@ class ChineseBertTokenizer:
                 if (is_cjk or is_punctuation) and normalized(char) == char:
                     self._kind[code] = _SINGLE
 
+    def _encode_runs(self, runs: list):
+        """The library's tokens of each run, run after run: (ids, (start, end) offsets in the run,
+        word index in the run, tokens per run). Each distinct run is encoded once: runs are Latin
+        words and numbers, which repeat (in a chunk of Wikipedia sentences, each about twice), and
+        the library's cost is per run, not per character."""
+        index_of = {}
+        run_unique = np.fromiter((index_of.setdefault(run, len(index_of)) for run in runs), np.int64, len(runs))
+        encodings = self.library.encode_batch(list(index_of), add_special_tokens=False) if runs else []
+        unique_tokens = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
+        unique_total = int(unique_tokens.sum())
+        unique_ids = np.fromiter(_chain(e.ids for e in encodings), np.int32, unique_total)
+        unique_offsets = np.fromiter(_chain(_chain(e.offsets for e in encodings)), np.int64,
+                                     2 * unique_total).reshape(-1, 2)
+        unique_words = np.fromiter(_chain(e.word_ids for e in encodings), np.int64, unique_total)
+        # Token t of the output is token (t - first output token of its run) of its run's encoding.
+        run_tokens = unique_tokens[run_unique]
+        unique_first = np.concatenate([[0], np.cumsum(unique_tokens)[:-1]]).astype(np.int64)
+        run_first = np.concatenate([[0], np.cumsum(run_tokens)[:-1]]).astype(np.int64)
+        take = np.repeat(unique_first[run_unique] - run_first, run_tokens) + np.arange(int(run_tokens.sum()))
+        return unique_ids[take], unique_offsets[take], unique_words[take], run_tokens
+
     def tokenize(self, sentences: list) -> TokenizedBatch:
         text = "\n".join(sentences)
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
@@ -115,12 +136,8 @@ class ChineseBertTokenizer:
         edges = np.diff(np.concatenate([[False], other, [False]]).astype(np.int8))
         run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         runs = [text[a:b] for a, b in zip(run_starts.tolist(), run_ends.tolist())]
-        encodings = self.library.encode_batch(runs, add_special_tokens=False) if runs else []
-        run_tokens = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
-        total = int(run_tokens.sum())
-        run_ids = np.fromiter(_chain(e.ids for e in encodings), np.int32, total)
-        run_offsets = np.fromiter(_chain(_chain(e.offsets for e in encodings)), np.int64, 2 * total).reshape(-1, 2)
-        run_words = np.fromiter(_chain(e.word_ids for e in encodings), np.int64, total)
+        run_ids, run_offsets, run_words, run_tokens = self._encode_runs(runs)
+        total = len(run_ids)
         run_of_token = np.repeat(np.arange(len(runs)), run_tokens)
         run_base = run_starts[run_of_token]
         new_word_in_run = np.ones(total, dtype=bool)  # a run's first token, or a new word in it
