@@ -23,10 +23,9 @@ import random
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
-from measure import run_measured
+from measure import run_measured, work_folder
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -129,7 +128,7 @@ def main() -> None:
     parser.add_argument("beam_args", nargs="*", help="after --: passed to wwm run (e.g. --direct_num_workers=2)")
     args = parser.parse_args()
 
-    work = pathlib.Path(tempfile.mkdtemp(prefix="wwm-bench-"))
+    work = work_folder("wwm-bench-")
     corpus = args.corpus
     if corpus is None:
         corpus = str(work / "corpus.txt")

@@ -24,13 +24,12 @@ import pathlib
 import platform
 import random
 import sys
-import tempfile
 import time
 
 import pyarrow.parquet as pq
 
 from generate_benchmark import ROOT, build_corpus, train_ltp_model, ud_sentences, UD
-from measure import run_measured
+from measure import run_measured, work_folder
 from prepare_benchmark import EXCERPT, build_dump
 
 
@@ -96,7 +95,7 @@ def main() -> None:
     parser.add_argument("--corpus_mb", type=float, default=8.0)
     parser.add_argument("--small_mb", type=float, default=2.0)
     args = parser.parse_args()
-    work = pathlib.Path(tempfile.mkdtemp(prefix="wwm-plan-bench-"))
+    work = work_folder("wwm-plan-bench-")
     sizes = {"small": args.small_mb, "big": args.corpus_mb}
     figures = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                f"Python {platform.python_version()}", "corpus_mb": sizes}

@@ -12,9 +12,8 @@ import json
 import pathlib
 import re
 import sys
-import tempfile
 
-from measure import run_measured
+from measure import run_measured, work_folder
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXCERPT = ROOT.parent / "shared" / "data" / "zhwiki_xml" / "zhwiki-test-pages.xml"
@@ -43,7 +42,7 @@ def main() -> None:
     parser.add_argument("--dump_mb", type=float, default=10.0)
     parser.add_argument("extra", nargs="*", help="after --: more flags for wwm prepare")
     args = parser.parse_args()
-    work = pathlib.Path(tempfile.mkdtemp(prefix="wwm-prepare-bench-"))
+    work = work_folder("wwm-prepare-bench-")
     dump = work / "zhwiki-bench.xml"
     build_dump(dump, args.dump_mb)
     command = [sys.executable, "-m", "wwm_cli", "prepare", f"--input={dump}", "--input_format=wiki",

@@ -13,11 +13,10 @@ import json
 import pathlib
 import random
 import sys
-import tempfile
 import time
 
 from generate_benchmark import ROOT, build_corpus, train_ltp_model, wwm
-from measure import run_measured
+from measure import run_measured, work_folder
 
 BATCH_SENTENCES = 4096
 TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
@@ -57,7 +56,7 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["ltp", "jieba"], choices=["ltp", "jieba"])
     args = parser.parse_args()
 
-    work = pathlib.Path(tempfile.mkdtemp(prefix="wwm-segment-bench-"))
+    work = work_folder("wwm-segment-bench-")
     corpus, tiny_corpus = work / "corpus.txt", work / "tiny.txt"
     build_corpus(corpus, args.corpus_mb, random.Random(0))
     build_corpus(tiny_corpus, 0.01, random.Random(1))
