@@ -51,11 +51,12 @@ WIKI_TEXT_SHARE = 0.5
 MAX_CHECKSUM_BYTES = 2 * 1024**3
 MAX_REMOTE_CHECKSUMS = 1000
 # Peak RSS of one worker process making one bucket (benchmarks/plan_benchmark.py, 2026-11-26,
-# after the compiled kernels: 128,512 in one run, dupe factor 5; 2 MB of text: 454 MB, 8 MB: 466
-# MB; numba and LLVM are about 150 MB of the fixed part): fixed + per MB of the bucket's text.
+# after the compiled kernels and the start-up changes: 128,512 in one run, dupe factor 5; 2 MB of
+# text: 415 MB, 8 MB: 436 MB; numba and LLVM are about 150 MB of the fixed part): fixed + per MB
+# of the bucket's text.
 # `wwm run` refuses a bucket that cannot fit before any work; `wwm plan` prints the same figure.
-WORKER_MEMORY_FIXED_MB = 449
-WORKER_MEMORY_MB_PER_BUCKET_TEXT_MB = 2.1
+WORKER_MEMORY_FIXED_MB = 408
+WORKER_MEMORY_MB_PER_BUCKET_TEXT_MB = 3.6
 MEASURED_DUPE_FACTOR = 5
 LOCAL_RUNNERS = (None, "FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 

@@ -41,12 +41,14 @@ RATES = {
     # here). plan_benchmark.py measured 1.00 M for LTP on its corpus; the lower figure is kept
     "segment_chars_per_cpu_s": {"ltp": 768_635, "jieba": 292_648, "char": None},
     # `wwm run` on Parquet with cached word boundaries: CPU-seconds per character (reading,
-    # tokenizing, grouping) plus per instance of each length (planning, masking, encoding); solved
-    # from the marginal CPU of 128 alone, 512 alone and both in one run (re-measured after the
-    # compiled kernels; the cleaning rates above were not: that run's two-point marginals for
-    # cleaning were noisy, e.g. jsonl at 809 MB/CPU-s, so the earlier figures stand)
-    "run_cpu_s_per_char": 0.36e-6,
-    "run_cpu_s_per_instance": {128: 5.1e-6, 512: 23.5e-6},
+    # tokenizing, grouping, and the per-token part of masking and encoding) plus per instance of
+    # each length; solved from the marginal CPU of 128 alone, 512 alone and both in one run
+    # (re-measured after the start-up, exit and tokenization changes: now the per-token work is
+    # compiled, a 512 instance costs about what a 128 one does beyond its characters). The
+    # cleaning rates above were not updated: the same run's two-point marginals for cleaning
+    # moved by up to 2.5x from the earlier run's (text 13.3, jsonl 11.6, wiki 1.90 MB/CPU-s)
+    "run_cpu_s_per_char": 0.52e-6,
+    "run_cpu_s_per_instance": {128: 5.5e-6, 512: 5.7e-6},
     # instances per dupe = characters / chars_per_instance + documents x per_document, solved from
     # two corpora of UD sentences at dupe 5 with bert-wwm's NSP pairs (7,132 documents of 5-15
     # sentences, 795 of 60-120; the same in both runs)
