@@ -25,8 +25,7 @@ def _load_numba_numpy_support_without_blas_probe() -> None:
     (only np.dot and linear algebra in numba code would notice) and scipy is left importable."""
     probe = "scipy.linalg.cython_blas"
     if probe in sys.modules:
-        import numba.np.arraymath  # noqa: F401
-        return
+        return  # imported already: the probe costs nothing
     sys.modules[probe] = None  # an import of it raises ImportError at once
     try:
         import numba.np.arraymath  # noqa: F401

@@ -120,8 +120,7 @@ class ChineseBertTokenizer:
         unique_words = np.fromiter(_chain(e.word_ids for e in encodings), np.int64, unique_total)
         # Token t of the output is token (t - first output token of its run) of its run's encoding.
         run_tokens = unique_tokens[run_unique]
-        unique_first = np.concatenate([[0], np.cumsum(unique_tokens)[:-1]]).astype(np.int64)
-        run_first = np.concatenate([[0], np.cumsum(run_tokens)[:-1]]).astype(np.int64)
+        unique_first, run_first = np.cumsum(unique_tokens) - unique_tokens, np.cumsum(run_tokens) - run_tokens
         take = np.repeat(unique_first[run_unique] - run_first, run_tokens) + np.arange(int(run_tokens.sum()))
         return unique_ids[take], unique_offsets[take], unique_words[take], run_tokens
 
