@@ -139,8 +139,8 @@ class ExampleEncoder:
         record_lengths = ends - starts - 16
         length_checksums = np.array([self._length_checksum(length) for length in record_lengths.tolist()],
                                     dtype="<u4")
-        unchecked = out.tobytes()  # google_crc32c reads bytes (not a memoryview)
-        record_checksums = _masked([google_crc32c.value(unchecked[start + 12:end - 4])
+        # google_crc32c reads numpy slices in place (not memoryviews): no copy of the batch's bytes.
+        record_checksums = _masked([google_crc32c.value(out[start + 12:end - 4])
                                     for start, end in zip(starts.tolist(), ends.tolist())])
         at = np.arange(4)
         out[(starts + 8)[:, None] + at] = length_checksums.view(np.uint8).reshape(-1, 4)
@@ -158,10 +158,6 @@ class ExampleEncoder:
         data, ends = self.frames(batch)
         starts = np.concatenate([[0], ends[:-1]])
         return [data[start + 12:end - 4] for start, end in zip(starts.tolist(), ends.tolist())]
-
-    def tfrecords(self, batch) -> bytes:
-        """An InstanceBatch -> its rows as the bytes of a TFRecord file."""
-        return self.frames(batch)[0]
 
 
 # ---- TFRecord framing: length, masked crc32c of length, data, masked crc32c of data ----
