@@ -13,6 +13,8 @@ in ../shared/data (raw text), shuffled into documents and repeated to --corpus_m
     .venv/bin/python benchmarks/generate_benchmark.py --phases             # 128,512 in one run vs two runs
     .venv/bin/python benchmarks/generate_benchmark.py --corpus_mb 110 --no_google   # memory at 10x the text
     .venv/bin/python benchmarks/generate_benchmark.py -- --direct_num_workers=2 --direct_running_mode=multi_processing
+    sudo .venv/bin/python benchmarks/generate_benchmark.py --corpus_mb 1200 --memory_limit_mb 700 --no_google
+                                         # more text than the memory the run may use (a memory cgroup)
 """
 import argparse
 import glob
@@ -94,7 +96,7 @@ def wwm_run(run_input, output: pathlib.Path, *, lengths: str, predictions: str, 
     if model:
         command.append(f"--ltp_model={model}")
     command += args.beam_args
-    measured = run_measured(command, cwd=ROOT)
+    measured = run_measured(command, cwd=ROOT, memory_limit_mb=args.memory_limit_mb)
     manifest = json.loads((output / "manifest.json").read_text())
     if manifest["kind"] == "phases":
         instances = sum(json.loads((output / p["manifest"]).read_text())["num_instances"] for p in manifest["phases"])
@@ -125,6 +127,9 @@ def main() -> None:
     parser.add_argument("--phases", action="store_true",
                         help="also measure 128 and 512 in one run against two single runs")
     parser.add_argument("--no_google", action="store_true", help="skip Google's generator (no ratio)")
+    parser.add_argument("--memory_limit_mb", type=int,
+                        help="run wwm run in a memory cgroup of this size (needs root): a corpus bigger than the "
+                        "limit shows whether memory stays bounded by the bucket, not the corpus")
     parser.add_argument("beam_args", nargs="*", help="after --: passed to wwm run (e.g. --direct_num_workers=2)")
     args = parser.parse_args()
 
@@ -154,6 +159,9 @@ def main() -> None:
     instances, measured, command = wwm_run(run_input, work / "out", lengths=str(length), predictions=str(predictions),
                                            args=args, model=model)
     ours = report("wwm run", instances, measured)
+    if args.memory_limit_mb:
+        print(f"memory limit      {args.memory_limit_mb} MB for {input_mb:.0f} MB of text: finished; the cgroup's peak "
+              f"{measured.cgroup_peak_mb:.0f} MB counts every process and the page cache of the files written")
     if args.phases:
         both, measured_both, _ = wwm_run(run_input, work / "both", lengths="128,512", predictions="20,80",
                                          args=args, model=model)

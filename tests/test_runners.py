@@ -67,3 +67,26 @@ def test_external_worker_processes_write_the_local_runners_bytes(tmp_path, worke
     assert external["num_instances"] == local["num_instances"] > 0
     assert external["counters"] == local["counters"]
     assert shard_bytes(tmp_path / "external") == shard_bytes(tmp_path / "local")
+
+
+def test_local_worker_processes_are_ours_and_a_failing_one_keeps_its_status(tmp_path):
+    """With --direct_running_mode multi_processing the local runner's workers are
+    `python -m pipelines.local_workers` (Beam's worker main, then an exit without the teardown):
+    elements are processed in those processes, and a harness that fails still exits non-zero."""
+    import apache_beam as beam
+
+    from wwm_cli.data import new_pipeline
+
+    with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
+        _ = (pipeline | beam.Create(range(4))
+             | beam.Map(lambda _: f"{sys.modules['__main__'].__spec__.name} {os.getpid()}")
+             | beam.io.WriteToText(str(tmp_path / "where")))
+    processed_in = {line.split()[0]: line.split()[1] for path in tmp_path.glob("where*")
+                    for line in path.read_text().splitlines()}
+    assert list(processed_in) == ["pipelines.local_workers"]
+    assert int(processed_in["pipelines.local_workers"]) != os.getpid()
+
+    environment = {name: value for name, value in os.environ.items() if not name.endswith("_SERVICE_DESCRIPTOR")}
+    failed = subprocess.run([sys.executable, "-m", "pipelines.local_workers"], env=environment,
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "Traceback" in failed.stderr

@@ -3,14 +3,12 @@
 This module only dispatches; each subcommand's module is imported when it runs, so ``wwm
 recipe`` never loads Beam and ``wwm train`` never loads the pipelines.
 """
-import atexit
 import importlib
 import logging
-import os
 import sys
-import threading
 
 from wwm_core.errors import guarded
+from wwm_core.process import exit_without_teardown
 
 # name: (module, function, one line for `wwm --help`)
 COMMANDS = {
@@ -73,17 +71,7 @@ def main(argv=None) -> int:
 def program() -> None:
     """``wwm`` as a program (the console script and ``python -m wwm_cli``): ``main``, then the exit.
 
-    A run has imported Beam, numba, pyarrow and the rest by then (about 2,600 modules), and the
-    interpreter's teardown of them costs about 0.45 CPU-s, some 5% of a run on the benchmark
-    corpus, after every file is written and closed. So the process ends without that teardown:
-    atexit handlers run and the streams are flushed first, as at a normal exit. A thread still
-    working (none is, after a command returns) gets the normal exit, which waits for it."""
-    status = main()
-    if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate()
-           if thread is not threading.current_thread()):
-        sys.exit(status)
-    atexit._run_exitfuncs()  # logging.shutdown, weakref finalizers, multiprocessing's clean-up
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    By then every file is written and closed; the interpreter's teardown of the modules a run
+    imported (about 0.45 CPU-s, some 5% of a run on the benchmark corpus) is skipped."""
+    exit_without_teardown(main())
 

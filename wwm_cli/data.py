@@ -15,7 +15,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, PortableOptions, StandardOptions
 
-from pipelines import progress
+from pipelines import local_workers, progress
 from pipelines.common import RunInfo, accounting
 from pipelines.buckets import WORK_FOLDER
 from pipelines.generate_pipeline import build_pipeline
@@ -112,7 +112,7 @@ def run(argv) -> dict:
     stages = progress.run_stages(input_bytes=input_bytes(inputs), sentence_total=not word_cache_folders and not any(
         source.input_format == "parquet" for source in config.sources))
     with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
-            beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+            new_pipeline(config.runner.beam_args) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
                        bucket_bytes=bucket_bytes, word_cache_folders=word_cache_folders, prepared=prepared,
                        progress=channel)
@@ -330,13 +330,13 @@ def describe(config) -> str:
     return "; ".join(f"{s.name} ({s.input_format}): {', '.join(s.patterns)}" for s in config.sources)
 
 
-def pipeline_options(beam_args) -> PipelineOptions:
+def new_pipeline(beam_args) -> beam.Pipeline:
     options = PipelineOptions(list(beam_args))
     if options.view_as(StandardOptions).runner is None:
         # The local runner, named directly: "DirectRunner" first tries to download Beam's Prism
         # runner binary, with no timeout, and then falls back to this one for batch pipelines.
         options.view_as(StandardOptions).runner = "FnApiRunner"
-    return options
+    return beam.Pipeline(runner=local_workers.runner_for(options), options=options)
 
 
 def handed_over(beam_args, manifest_path: str) -> bool:
@@ -411,7 +411,7 @@ def prepare(argv) -> dict:
              config.output.path)
     stages = progress.prepare_stages(input_bytes=input_bytes(inputs))
     with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
-            beam.Pipeline(options=pipeline_options(config.runner.beam_args)) as pipeline:
+            new_pipeline(config.runner.beam_args) as pipeline:
         build_prepare_pipeline(pipeline, config=config, run_info=run_info, bucket_bytes=bucket_bytes,
                                progress=channel)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):

@@ -12,7 +12,6 @@ import sys
 import tempfile
 import time
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import progress
@@ -23,7 +22,7 @@ from pipelines.segment_pipeline import build_segment_pipeline, prepared_document
 from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_choice
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
 from wwm_cli import flags
-from wwm_cli.data import described_inputs, handed_over, matched_files, pipeline_options, print_counters, read_manifest
+from wwm_cli.data import described_inputs, handed_over, matched_files, new_pipeline, print_counters, read_manifest
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
 from wwm_core.errors import UsageError
 from wwm_core.manifest import parse_manifest
@@ -88,7 +87,7 @@ def segment(argv) -> dict:
     # segmenter is refused, naming this one (an earlier attempt's files were removed above).
     claim = claim_output(output, overwrite=True, command=("wwm", "segment", *argv))
     with claim, progress.display(stages, mode=args.progress, beam_args=beam_args) as channel, \
-            beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+            new_pipeline(beam_args) as pipeline:
         build_segment_pipeline(pipeline, files=files, choice=choice, identity=identity, output=output,
                                run_info=run_info, config_json=config_json, progress=channel)
     if handed_over(beam_args, manifest_path):
