@@ -9,13 +9,22 @@ import pytest
 from tests.conftest import google_run_pretraining_features
 from wwm_core.instances import InstanceBatch
 from wwm_core.records import (ExampleEncoder, decode_example, decoded_instance, feature_lengths, read_tfrecords,
-                              schema, tfrecord_frames)
+                              schema)
 
 tf = pytest.importorskip("tensorflow")
 
 SEQ, PRED, VOCAB_SIZE = 32, 5, 21128
 
 GOOGLE_RUN_PRETRAINING_FEATURES = google_run_pretraining_features(SEQ, PRED)
+
+
+def tensorflow_framed(records, folder) -> bytes:
+    """The records as TensorFlow's own TFRecordWriter frames them."""
+    path = folder / "tensorflow.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    return path.read_bytes()
 
 
 def random_batch(rng, rows, *, masked=True):
@@ -82,7 +91,10 @@ def test_static_records_hold_exactly_what_googles_run_pretraining_reads(tmp_path
     encoder = ExampleEncoder(features, max_seq_length=SEQ, max_predictions_per_seq=PRED, vocab_size=VOCAB_SIZE)
     batch = random_batch(random.Random(0), 200)
     path = tmp_path / "shard.tfrecord"
-    path.write_bytes(b"".join(tfrecord_frames(encoder.encode_batch(batch))))
+    framed, ends = encoder.frames(batch)  # the bytes a shard file holds
+    path.write_bytes(framed)
+    assert framed == tensorflow_framed(encoder.encode_batch(batch), tmp_path)
+    assert ends[-1] == len(framed)
     records = list(tf.data.TFRecordDataset([str(path)]))  # checks the CRCs too
     assert len(records) == len(batch)
     for row, record in enumerate(records):
@@ -118,7 +130,7 @@ def test_dynamic_records_carry_word_ids_and_no_masks(tmp_path):
         assert parsed["word_ids"].numpy().tolist() == batch.word_ids[row].tolist()
 
 
-def test_our_decoder_reads_what_tensorflow_writes():
+def test_our_decoder_reads_what_tensorflow_writes(tmp_path):
     example = tf.train.Example(features=tf.train.Features(feature={
         "input_ids": tf.train.Feature(int64_list=tf.train.Int64List(value=[101, 21127, 102, 0])),
         "input_mask": tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 1, 1, 0])),
@@ -128,26 +140,20 @@ def test_our_decoder_reads_what_tensorflow_writes():
         "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(value=[1.0, 0.0])),
         "next_sentence_labels": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
     }))
-    (record,) = list(read_tfrecords(io.BytesIO(b"".join(tfrecord_frames([example.SerializeToString()])))))
+    (record,) = list(read_tfrecords(io.BytesIO(tensorflow_framed([example.SerializeToString()], tmp_path))))
     decoded = decoded_instance(decode_example(record))
     assert decoded.input_ids == [101, 21127, 102]
     assert decoded.masked_positions == [1] and decoded.masked_ids == [777]
     assert decoded.next_sentence_label == 1
 
 
-def test_our_framing_is_what_tensorflow_reads_and_corruption_is_detected(tmp_path):
+def test_our_reader_reads_what_tensorflow_frames_and_detects_corruption(tmp_path):
     records = [b"", b"a", b"hello", b"hello", b"x" * 300]
-    path = tmp_path / "records.tfrecord"
-    path.write_bytes(b"".join(tfrecord_frames(records)))
-    assert [r.numpy() for r in tf.data.TFRecordDataset([str(path)])] == records
-    with tf.io.TFRecordWriter(str(tmp_path / "theirs.tfrecord")) as writer:
-        for record in records:
-            writer.write(record)
-    assert (tmp_path / "theirs.tfrecord").read_bytes() == path.read_bytes()
+    assert list(read_tfrecords(io.BytesIO(tensorflow_framed(records, tmp_path)))) == records
 
-    framed = bytearray(tfrecord_frames([b"hello"])[0])
+    framed = bytearray(tensorflow_framed([b"hello"], tmp_path))
     framed[14] ^= 0xFF
     with pytest.raises(ValueError, match="checksum"):
         list(read_tfrecords(io.BytesIO(bytes(framed))))
     with pytest.raises(ValueError, match="truncated"):
-        list(read_tfrecords(io.BytesIO(tfrecord_frames([b"hello"])[0][:-2])))
+        list(read_tfrecords(io.BytesIO(tensorflow_framed([b"hello"], tmp_path)[:-2])))

@@ -171,16 +171,6 @@ def _masked_crc(data: bytes) -> bytes:
     return _masked([google_crc32c.value(data)]).tobytes()
 
 
-def tfrecord_frames(records: list) -> list:
-    """Each record framed as in a TFRecord file; the length header is computed once per length."""
-    headers = {}
-    for length in {len(record) for record in records}:
-        length_bytes = struct.pack("<Q", length)
-        headers[length] = length_bytes + _masked_crc(length_bytes)
-    footers = _masked([google_crc32c.value(record) for record in records]).tobytes()
-    return [headers[len(record)] + record + footers[4 * i:4 * i + 4] for i, record in enumerate(records)]
-
-
 def read_tfrecords(stream):
     """Yields the records of a TFRecord stream, checking both checksums."""
     while True:
