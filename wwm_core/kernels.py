@@ -182,6 +182,15 @@ def _append(plans: np.ndarray, count: int, a_doc, a_start, a_end, b_doc, b_start
 
 
 @_jit
+def _append_pair(plans: np.ndarray, count: int, sop_swap: bool, a_doc, a_start, a_end, b_doc, b_start, b_end, label,
+                 seed) -> np.ndarray:
+    """A then B with ``label``; or, when sentence-order prediction swaps them, B then A, label 1."""
+    if sop_swap:
+        return _append(plans, count, b_doc, b_start, b_end, a_doc, a_start, a_end, 1, seed)
+    return _append(plans, count, a_doc, a_start, a_end, b_doc, b_start, b_end, label, seed)
+
+
+@_jit
 def plan_pairs(starts: np.ndarray, first: np.ndarray, planned: np.ndarray, seeds: np.ndarray, dupe_factor: int,
                max_num_tokens: int, short_seq_prob: float, sop: bool, nsp_labels: bool, expected_rows: int):
     """The pair plans of the documents ``planned``, all dupes in turn from each one's own
@@ -221,12 +230,8 @@ def plan_pairs(starts: np.ndarray, first: np.ndarray, planned: np.ndarray, seeds
                             b_front = _front_share(drop_b, state)
                             a_s, a_e = a_first + a_front, cut - drop_a + a_front
                             b_s, b_e = cut + b_front, a_last - drop_b + b_front
-                            if mt_random(state) < 0.5:
-                                plans = _append(plans, count, document, b_s, b_e, document, a_s, a_e, 1,
-                                                mt_getrandbits63(state))
-                            else:
-                                plans = _append(plans, count, document, a_s, a_e, document, b_s, b_e, 0,
-                                                mt_getrandbits63(state))
+                            plans = _append_pair(plans, count, mt_random(state) < 0.5, document, a_s, a_e,
+                                                 document, b_s, b_e, 0, mt_getrandbits63(state))
                         count += 1
                         chunk_size, current_length = 0, 0
                         i += 1
@@ -269,11 +274,8 @@ def plan_pairs(starts: np.ndarray, first: np.ndarray, planned: np.ndarray, seeds
                     a_s, a_e = a_first + a_front, a_last - drop_a + a_front
                     b_s, b_e = b_first + b_front, b_last - drop_b + b_front
                     label = 1 if (nsp_labels and is_random_next) else 0
-                    if sop and mt_random(state) < 0.5:
-                        plans = _append(plans, count, b_doc, b_s, b_e, document, a_s, a_e, 1, mt_getrandbits63(state))
-                    else:
-                        plans = _append(plans, count, document, a_s, a_e, b_doc, b_s, b_e, label,
-                                        mt_getrandbits63(state))
+                    plans = _append_pair(plans, count, sop and mt_random(state) < 0.5, document, a_s, a_e, b_doc,
+                                         b_s, b_e, label, mt_getrandbits63(state))
                     count += 1
                     chunk_size, current_length = 0, 0
                 i += 1
