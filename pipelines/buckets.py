@@ -1,15 +1,18 @@
 """Buckets: the corpus cut into pieces of about ``bucket_bytes`` of clean text, each one shard.
 
     sources -> MatchInputFiles -> plan_units -> ReadAndClean (a unit read and cleaned, its
-    documents written as Parquet bucket files in the work folder) -> Deduplicate (content keys
-    and MinHash bands: which ids each bucket drops) -> AssignShards (every bucket's number, in a
-    fixed order) -> (order, {"bucket": [AssignedBucket], "drop": [ids]}) for a consumer: `wwm run`
-    makes a shard of instances of it, `wwm prepare` a documents file.
+    documents written as Parquet bucket files in the work folder, each with a dedup index of its
+    ids and content keys) -> Deduplicate (each dedup group reads its part of every index: which
+    ids each bucket drops) -> AssignShards (every bucket's number, in a fixed order) -> (order,
+    {"bucket": [AssignedBucket], "drop": [ids]}) for a consumer: `wwm run` makes a shard of
+    instances of it, `wwm prepare` a documents file.
 
-No document ever travels between workers: what Beam moves are read units, bucket descriptions,
-content keys and ids. So the launcher of a local run holds nothing of the corpus, workers scale
-by units and buckets, and a worker holds one unit's or one bucket's documents at a time.
-Prepared input (`wwm prepare`'s documents) needs none of this: each of its files is a bucket.
+No document, and nothing per document, travels through Beam: what Beam moves are read units,
+bucket descriptions, dedup group numbers and the ids dropped (the opt-in near dedup's MinHash
+bands excepted). The local runner holds every element between stages in the launching process,
+so the launcher of a local run holds nothing that grows with the corpus, workers scale by units
+and buckets, and a worker holds one unit's or one bucket's documents at a time. Prepared input
+(`wwm prepare`'s documents) needs no reading and cleaning: each of its files is a bucket.
 
 A bucket's documents are a contiguous stretch of one input file (or of a unit of it), not a
 random sample of the corpus: "random next" segments come from the bucket's other documents.
@@ -23,7 +26,8 @@ import apache_beam as beam
 
 from pipelines.common import DEAD_LETTER, STATS, check_worker_versions, count, launcher_versions
 from pipelines.io_utils import join
-from pipelines.parquet_io import DocumentsFile, document_ids, documents_of
+from pipelines.output import write_atomically
+from pipelines.parquet_io import DocumentsFile, dedup_index_bytes, document_ids, documents_of, read_dedup_group
 from pipelines.progress import tally
 from pipelines.read_pipeline import Cleaner, MatchInputFiles, plan_units, read_unit
 from wwm_core.hashing import stable_hash
@@ -32,7 +36,7 @@ from wwm_core.text import BadRecord
 
 log = logging.getLogger("wwm")
 WORK_FOLDER = ".wwm-work"  # in --output: bucket files of a run on raw input, removed when it ends
-IDS, KEYS, BANDS = "ids", "keys", "bands"
+BANDS = "bands"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,7 @@ class BucketFile:
     order: tuple  # the bucket's place in the fixed shard order: (source, relative path, start, chunk)
     path: str
     counted: bool
+    dedup_index: str  # its ids and content keys by dedup group (parquet_io.dedup_index_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +56,10 @@ class AssignedBucket:
     file: BucketFile
 
 
-# Dedup keys travel as one element per (bucket, partition), not one per document: Beam's cost per
-# element (and the local runner's buffers) would otherwise grow with the number of documents.
+# Dedup in groups: ids by a hash of the id (repeated ids meet in one group), then content keys by
+# their first byte (repeated texts meet in one). A group's worker reads its batch of every
+# bucket's dedup index and holds 1/16 of the corpus's ids or keys. As elements (one per bucket and
+# group, as before), they sat in the local launcher's buffers: 0.25 MB per MB of text.
 DEDUP_PARTITIONS = 16
 SIGNATURE_DOCUMENTS = 1024  # documents MinHashed together
 
@@ -61,21 +68,24 @@ def content_key(document) -> bytes:
     return hashlib.blake2b("\n".join(document.sentences).encode("utf-8"), digest_size=16).digest()
 
 
-def partitioned(order, items, partition_of):
-    """[(partition, (order, [item, ...]))]: a bucket's items (ids, or (content key, id)) grouped
-    by partition; no element for a partition without items."""
-    groups = collections.defaultdict(list)
-    for item in items:
-        groups[partition_of(item)].append(item)
-    return [(partition, (order, members)) for partition, members in sorted(groups.items())]
+def dedup_groups(ids, keys) -> list:
+    """A bucket's [(ids, keys)] per dedup group: DEDUP_PARTITIONS groups of ids (keys None), then
+    DEDUP_PARTITIONS of (content key, id) pairs; ``keys`` is empty without exact dedup."""
+    groups = [([], []) for _ in range(2 * DEDUP_PARTITIONS)]
+    for doc_id in ids:
+        group_ids, group_keys = groups[stable_hash("id", doc_id) % DEDUP_PARTITIONS]
+        group_ids.append(doc_id)
+        group_keys.append(None)
+    for key, doc_id in zip(keys, ids):
+        group_ids, group_keys = groups[DEDUP_PARTITIONS + key[0] % DEDUP_PARTITIONS]
+        group_ids.append(doc_id)
+        group_keys.append(key)
+    return groups
 
 
-def _id_partition(doc_id: str) -> int:
-    return stable_hash("id", doc_id) % DEDUP_PARTITIONS
-
-
-def _key_partition(key_and_id) -> int:
-    return key_and_id[0][0] % DEDUP_PARTITIONS
+def work_file(work_folder: str, order: tuple, suffix: str) -> str:
+    """A bucket's file in the work folder, named from its order (a retried unit writes the same)."""
+    return join(work_folder, hashlib.sha1(repr(order).encode()).hexdigest()[:20] + suffix)
 
 
 class _BucketWriter:
@@ -99,8 +109,7 @@ class _BucketWriter:
     def add(self, document) -> bool:
         """Adds a document; True when the bucket is full."""
         if self._file is None:
-            name = hashlib.sha1(repr(self._order).encode()).hexdigest()[:20] + ".parquet"
-            self._file = DocumentsFile(join(self._work_folder, name))
+            self._file = DocumentsFile(work_file(self._work_folder, self._order, ".parquet"))
         self._file.add(document)
         self.ids.append(document.id)
         if self._exact:
@@ -121,12 +130,14 @@ class _BucketWriter:
         self._sentences = []
 
     def flush(self) -> BucketFile:
-        """The bucket's file, complete under its final name; ``ids``, ``keys`` and ``signatures``
-        hold its documents' until ``next_bucket``."""
+        """The bucket's file and its dedup index, complete under their final names; ``ids`` and
+        ``signatures`` hold its documents' until ``next_bucket``."""
         if self._sentences:
             self._sign()
         self._file.finish()
-        bucket = BucketFile(self._order, self._file.path, counted=True)
+        bucket = BucketFile(self._order, self._file.path, counted=True,
+                            dedup_index=work_file(self._work_folder, self._order, ".dedup.arrow"))
+        write_atomically(bucket.dedup_index, dedup_index_bytes(dedup_groups(self.ids, self.keys)))
         self._chunk, self._file = self._chunk + 1, None
         return bucket
 
@@ -136,9 +147,8 @@ class _BucketWriter:
 
 
 class ReadAndClean(beam.DoFn):
-    """A ReadUnit -> BucketFiles, with DEAD_LETTER, STATS, and the dedup outputs IDS ((partition,
-    (order, [id, ...])) per bucket and partition), KEYS ((partition, (order, [(content key, id),
-    ...]))) and BANDS ((band key, (id, order, signature)) per document, for the opt-in near dedup).
+    """A ReadUnit -> BucketFiles (each with its dedup index written), with DEAD_LETTER, STATS and
+    BANDS ((band key, (id, order, signature)) per document, for the opt-in near dedup).
     ``progress``: a ProgressChannel that records read, documents kept and their sentences, and
     input bytes read are counted into (stage "read"), or None."""
 
@@ -168,11 +178,12 @@ class ReadAndClean(beam.DoFn):
     def process(self, unit):
         spec = self._sources[unit.source]
         if spec.input_format == "parquet":  # prepared documents: the file is the bucket
-            bucket = BucketFile(unit.order + (0,), unit.path, counted=False)
-            yield bucket
+            order = unit.order + (0,)
+            bucket = BucketFile(order, unit.path, counted=False,
+                                dedup_index=work_file(self._work_folder, order, ".dedup.arrow"))
             ids = document_ids(unit.path)
-            for element in partitioned(bucket.order, ids, _id_partition):
-                yield beam.pvalue.TaggedOutput(IDS, element)
+            write_atomically(bucket.dedup_index, dedup_index_bytes(dedup_groups(ids, ())))
+            yield bucket
             if self._tally is not None:
                 self._tally.add(n=len(ids), kept=len(ids), bytes=unit.covered_bytes)
                 self._tally.flush()
@@ -208,11 +219,6 @@ class ReadAndClean(beam.DoFn):
     def _flush(self, writer: _BucketWriter):
         bucket = writer.flush()
         yield bucket
-        for element in partitioned(bucket.order, writer.ids, _id_partition):
-            yield beam.pvalue.TaggedOutput(IDS, element)
-        if self._exact:
-            for element in partitioned(bucket.order, zip(writer.keys, writer.ids), _key_partition):
-                yield beam.pvalue.TaggedOutput(KEYS, element)
         if self._near:
             for doc_id, signature in zip(writer.ids, writer.signatures):
                 for key in band_keys(signature, bands=self._bands, rows=self._rows):
@@ -220,10 +226,17 @@ class ReadAndClean(beam.DoFn):
         writer.next_bucket()
 
 
-def _exact_duplicates(partition_and_buckets):
+def _duplicates_in_group(group: int, buckets):
+    """What dedup group ``group`` drops, reading its batch of every bucket's dedup index."""
+    indexed = [(bucket.order, read_dedup_group(bucket.dedup_index, group)) for bucket in buckets]
+    if group < DEDUP_PARTITIONS:
+        return _repeated_ids([(order, ids) for order, (ids, _) in indexed])
+    return _exact_duplicates([(order, list(zip(keys, ids))) for order, (ids, keys) in indexed])
+
+
+def _exact_duplicates(buckets):
     """Of documents with the same text keep the one with the smallest id (deterministic): the
-    others are dropped, ((order, id), "duplicate")."""
-    _, buckets = partition_and_buckets
+    others are dropped, ((order, id), "duplicate"). ``buckets``: [(order, [(content key, id)])]."""
     members = collections.defaultdict(list)
     for order, keys_and_ids in buckets:
         for key, doc_id in keys_and_ids:
@@ -234,11 +247,10 @@ def _exact_duplicates(partition_and_buckets):
                 yield (order, doc_id), "duplicate"
 
 
-def _repeated_ids(partition_and_buckets):
+def _repeated_ids(buckets):
     """Of documents with the same id in several buckets (a prepared corpus given twice, a page id
     a dump repeats in two ranges) keep the one of the first bucket: the others are dead letters,
-    ((order, id), "duplicate_document_id")."""
-    _, buckets = partition_and_buckets
+    ((order, id), "duplicate_document_id"). ``buckets``: [(order, [id])]."""
     first_bucket = {}
     # Repeats inside one bucket are that bucket's own dead letters (documents_of, ShardMaker.prepare).
     for order, ids in sorted(buckets):
@@ -285,17 +297,20 @@ def _counted(values) -> collections.Counter:
 
 
 class Deduplicate(beam.PTransform):
-    """(ids, content keys, MinHash bands) -> (order, id) of every document to drop, each once,
-    with DEAD_LETTER (repeated ids) and STATS."""
+    """(the list of all BucketFiles, MinHash bands) -> (order, id) of every document to drop,
+    each once, with DEAD_LETTER (repeated ids) and STATS."""
 
-    def __init__(self, threshold: float):
+    def __init__(self, *, exact: bool, threshold: float):
         super().__init__()
+        self._groups = 2 * DEDUP_PARTITIONS if exact else DEDUP_PARTITIONS
         self._threshold = threshold
 
-    def expand(self, ids_keys_bands):
-        ids, keys, bands = ids_keys_bands
-        reasons = [ids | "GroupById" >> beam.GroupByKey() | "RepeatedIds" >> beam.FlatMap(_repeated_ids),
-                   keys | "GroupByContent" >> beam.GroupByKey() | "SameText" >> beam.FlatMap(_exact_duplicates)]
+    def expand(self, bucket_list_and_bands):
+        bucket_list, bands = bucket_list_and_bands
+        reasons = [bucket_list.pipeline
+                   | "Groups" >> beam.Create(range(self._groups))
+                   | "SpreadGroups" >> beam.Reshuffle()
+                   | "InGroup" >> beam.FlatMap(_duplicates_in_group, buckets=beam.pvalue.AsSingleton(bucket_list))]
         if self._threshold:
             reasons.append(bands
                            | "GroupByBand" >> beam.GroupByKey()
@@ -341,13 +356,14 @@ class MakeBuckets(beam.PTransform):
                 | "SpreadUnits" >> beam.Reshuffle()
                 | "ReadAndClean" >> beam.ParDo(ReadAndClean(
                     sources=self._sources, cleaning=self._cleaning, work_folder=self._work_folder,
-                    bucket_bytes=self._bucket_bytes, progress=self._progress)).with_outputs(DEAD_LETTER, STATS, IDS, KEYS, BANDS,
+                    bucket_bytes=self._bucket_bytes, progress=self._progress)).with_outputs(DEAD_LETTER, STATS, BANDS,
                                                                    main="buckets"))
-        dedup = (read[IDS], read[KEYS], read[BANDS]) | "Deduplicate" >> Deduplicate(
-            self._cleaning.near_duplicate_threshold)
-        assigned = (read.buckets
-                    | "ListBuckets" >> beam.combiners.ToList()
-                    | "AssignShards" >> beam.FlatMap(_assign))
+        # Listed by a combine, not as a side input of the ParDo's main output: Beam's
+        # BundleBasedDirectRunner would hand the side outputs to such a side input too.
+        bucket_list = read.buckets | "ListBuckets" >> beam.combiners.ToList()
+        dedup = (bucket_list, read[BANDS]) | "Deduplicate" >> Deduplicate(
+            exact=self._cleaning.dedup == "exact", threshold=self._cleaning.near_duplicate_threshold)
+        assigned = bucket_list | "AssignShards" >> beam.FlatMap(_assign)
         grouped = ({"bucket": assigned, "drop": dedup["drops"]}
                    | "JoinDrops" >> beam.CoGroupByKey()
                    | "SpreadBuckets" >> beam.Reshuffle())

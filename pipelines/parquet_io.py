@@ -129,6 +129,29 @@ def document_ids(path: str) -> list:
         return []
 
 
+# A bucket's dedup index (pipelines.buckets): its document ids and content keys, one record batch
+# per dedup group, read back a group at a time.
+DEDUP_SCHEMA = pa.schema([("id", pa.string()), ("key", pa.binary())])
+
+
+def dedup_index_bytes(groups) -> bytes:
+    """[(ids, keys)] per group -> an Arrow IPC file with one record batch per group (a key is None
+    where a group holds ids only)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, DEDUP_SCHEMA) as writer:
+        for ids, keys in groups:
+            writer.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(keys, pa.binary())],
+                                               schema=DEDUP_SCHEMA))
+    return sink.getvalue().to_pybytes()
+
+
+def read_dedup_group(path: str, group: int):
+    """(ids, keys) of one group of a dedup index: only that batch's bytes are read."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        batch = pa.ipc.open_file(handle).get_batch(group)
+    return batch.column("id").to_pylist(), batch.column("key").to_pylist()
+
+
 def documents_of(path: str, stats, *, count_records: bool):
     """The Documents of a documents Parquet file, and BadRecords (counted) for what cannot be
     used: a file that is not Parquet or not of the documents' schema is one dead letter; a row

@@ -107,3 +107,33 @@ def test_bucket_size_from_the_input_sizes(caplog):
     assert sized("--num_shards=4", size=800 * mb) == 200 * mb
     [warning] = caplog.records
     assert warning.levelname == "WARNING" and "--balance_shards" in warning.getMessage()
+
+
+def test_a_buckets_dedup_index_gives_each_group_only_its_part(tmp_path):
+    """Dedup keys travel as files, not Beam elements: each group reads its batch of every bucket's
+    index. Same id -> same id group; same text -> same key group; every document in one of each."""
+    import pyarrow as pa
+
+    from pipelines.buckets import DEDUP_PARTITIONS, dedup_groups
+    from pipelines.output import write_atomically
+    from pipelines.parquet_io import dedup_index_bytes, read_dedup_group
+
+    ids = [f"text:corpus.txt:{n}" for n in range(500)]
+    keys = [bytes([n % 256]) * 16 for n in range(500)]
+    path = str(tmp_path / "bucket.dedup.arrow")
+    write_atomically(path, dedup_index_bytes(dedup_groups(ids, keys)))
+    assert pa.ipc.open_file(path).num_record_batches == 2 * DEDUP_PARTITIONS
+    groups = [read_dedup_group(path, group) for group in range(2 * DEDUP_PARTITIONS)]
+    id_groups, key_groups = groups[:DEDUP_PARTITIONS], groups[DEDUP_PARTITIONS:]
+    assert sorted(i for group_ids, _ in id_groups for i in group_ids) == sorted(ids)
+    assert all(key is None for _, group_keys in id_groups for key in group_keys)
+    pairs = [pair for group_ids, group_keys in key_groups for pair in zip(group_keys, group_ids)]
+    assert sorted(pairs) == sorted(zip(keys, ids))
+    groups_of_key = collections.defaultdict(set)
+    for n, (_, group_keys) in enumerate(key_groups):
+        for key in group_keys:
+            groups_of_key[key].add(n)
+    assert all(len(found_in) == 1 for found_in in groups_of_key.values()), "a text's copies meet in one group"
+    assert len(set().union(*groups_of_key.values())) == DEDUP_PARTITIONS, "keys spread over every group"
+    no_keys = dedup_groups(ids, ())
+    assert all(not group_ids for group_ids, _ in no_keys[DEDUP_PARTITIONS:])
