@@ -23,6 +23,9 @@ import hashlib
 import logging
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.common import DEAD_LETTER, STATS, check_worker_versions, count, launcher_versions
 from pipelines.io_utils import join
@@ -228,33 +231,57 @@ class ReadAndClean(beam.DoFn):
 
 def _duplicates_in_group(group: int, buckets):
     """What dedup group ``group`` drops, reading its batch of every bucket's dedup index."""
-    indexed = [(bucket.order, read_dedup_group(bucket.dedup_index, group)) for bucket in buckets]
+    indexed = [(bucket.order, *read_dedup_group(bucket.dedup_index, group)) for bucket in buckets]
     if group < DEDUP_PARTITIONS:
-        return _repeated_ids([(order, ids) for order, (ids, _) in indexed])
-    return _exact_duplicates([(order, list(zip(keys, ids))) for order, (ids, keys) in indexed])
+        return _repeated_ids([(order, ids) for order, ids, _ in indexed])
+    return _exact_duplicates([(order, ids, key_matrix(keys)) for order, ids, keys in indexed])
+
+
+def key_matrix(keys: pa.FixedSizeBinaryArray) -> np.ndarray:
+    """16-byte keys as an (n, 2) uint64 array, without a Python object per key."""
+    data = np.frombuffer(keys.buffers()[1], np.uint8) if len(keys) else np.zeros(0, np.uint8)
+    return data[16 * keys.offset:16 * (keys.offset + len(keys))].view("<u8").reshape(-1, 2)
 
 
 def _exact_duplicates(buckets):
     """Of documents with the same text keep the one with the smallest id (deterministic): the
-    others are dropped, ((order, id), "duplicate"). ``buckets``: [(order, [(content key, id)])]."""
+    others are dropped, ((order, id), "duplicate"). ``buckets``: [(order, ids, keys)], ids an
+    Arrow string array, keys their ``key_matrix``. Repeated keys are found on the arrays; only
+    the documents whose text repeats become Python objects, so a group of a big corpus is held in
+    about 60 bytes a document."""
+    if not buckets:
+        return
+    keys = np.concatenate([keys for _, _, keys in buckets])
+    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    repeated = np.flatnonzero(counts[inverse] > 1)
+    bucket_of = np.repeat(np.arange(len(buckets)), [len(ids) for _, ids, _ in buckets])
+    first_row = np.cumsum([0] + [len(ids) for _, ids, _ in buckets])
     members = collections.defaultdict(list)
-    for order, keys_and_ids in buckets:
-        for key, doc_id in keys_and_ids:
-            members[key].append((doc_id, order))
+    for row, same in zip(repeated.tolist(), inverse[repeated].tolist()):
+        order, ids, _ = buckets[bucket_of[row]]
+        members[same].append((ids[row - first_row[bucket_of[row]]].as_py(), order))
     for same in members.values():
-        if len(same) > 1:
-            for doc_id, order in sorted(same)[1:]:
-                yield (order, doc_id), "duplicate"
+        for doc_id, order in sorted(same)[1:]:
+            yield (order, doc_id), "duplicate"
 
 
 def _repeated_ids(buckets):
     """Of documents with the same id in several buckets (a prepared corpus given twice, a page id
     a dump repeats in two ranges) keep the one of the first bucket: the others are dead letters,
-    ((order, id), "duplicate_document_id"). ``buckets``: [(order, [id])]."""
-    first_bucket = {}
+    ((order, id), "duplicate_document_id"). ``buckets``: [(order, ids)], ids an Arrow string
+    array; only ids found in more than one bucket become Python objects."""
     # Repeats inside one bucket are that bucket's own dead letters (documents_of, ShardMaker.prepare).
-    for order, ids in sorted(buckets):
-        for doc_id in dict.fromkeys(ids):
+    distinct = [(order, pc.unique(ids)) for order, ids in sorted(buckets, key=lambda bucket: bucket[0])]
+    if not distinct:
+        return
+    counts = pc.value_counts(pa.concat_arrays([ids for _, ids in distinct]))
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    if not len(repeated):
+        return
+    first_bucket = {}
+    for order, ids in distinct:
+        for doc_id in ids.filter(pc.is_in(ids, value_set=repeated)).to_pylist():
             if first_bucket.setdefault(doc_id, order) != order:
                 yield (order, doc_id), "duplicate_document_id"
 

@@ -129,9 +129,9 @@ def document_ids(path: str) -> list:
         return []
 
 
-# A bucket's dedup index (pipelines.buckets): its document ids and content keys, one record batch
-# per dedup group, read back a group at a time.
-DEDUP_SCHEMA = pa.schema([("id", pa.string()), ("key", pa.binary())])
+# A bucket's dedup index (pipelines.buckets): its document ids and 16-byte content keys, one record
+# batch per dedup group, read back a group at a time.
+DEDUP_SCHEMA = pa.schema([("id", pa.string()), ("key", pa.binary(16))])
 
 
 def dedup_index_bytes(groups) -> bytes:
@@ -140,16 +140,17 @@ def dedup_index_bytes(groups) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, DEDUP_SCHEMA) as writer:
         for ids, keys in groups:
-            writer.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(keys, pa.binary())],
+            writer.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(keys, pa.binary(16))],
                                                schema=DEDUP_SCHEMA))
     return sink.getvalue().to_pybytes()
 
 
 def read_dedup_group(path: str, group: int):
-    """(ids, keys) of one group of a dedup index: only that batch's bytes are read."""
+    """(ids, keys) of one group of a dedup index, as Arrow arrays (no Python object per
+    document): only that batch's bytes are read."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         batch = pa.ipc.open_file(handle).get_batch(group)
-    return batch.column("id").to_pylist(), batch.column("key").to_pylist()
+    return batch.column("id"), batch.column("key")
 
 
 def documents_of(path: str, stats, *, count_records: bool):

@@ -123,7 +123,8 @@ def test_a_buckets_dedup_index_gives_each_group_only_its_part(tmp_path):
     path = str(tmp_path / "bucket.dedup.arrow")
     write_atomically(path, dedup_index_bytes(dedup_groups(ids, keys)))
     assert pa.ipc.open_file(path).num_record_batches == 2 * DEDUP_PARTITIONS
-    groups = [read_dedup_group(path, group) for group in range(2 * DEDUP_PARTITIONS)]
+    groups = [tuple(column.to_pylist() for column in read_dedup_group(path, group))
+              for group in range(2 * DEDUP_PARTITIONS)]
     id_groups, key_groups = groups[:DEDUP_PARTITIONS], groups[DEDUP_PARTITIONS:]
     assert sorted(i for group_ids, _ in id_groups for i in group_ids) == sorted(ids)
     assert all(key is None for _, group_keys in id_groups for key in group_keys)
@@ -137,3 +138,47 @@ def test_a_buckets_dedup_index_gives_each_group_only_its_part(tmp_path):
     assert len(set().union(*groups_of_key.values())) == DEDUP_PARTITIONS, "keys spread over every group"
     no_keys = dedup_groups(ids, ())
     assert all(not group_ids for group_ids, _ in no_keys[DEDUP_PARTITIONS:])
+
+
+def test_dedup_groups_drop_what_a_plain_reading_of_the_rules_drops(tmp_path):
+    """Every copy of a text but the one with the smallest id is a duplicate; every repeat of an id
+    in a later bucket (in bucket order) is a repeated id; repeats inside one bucket are that
+    bucket's own business. The groups read the dedup indexes; the reference reads plain lists."""
+    import random
+
+    from pipelines.buckets import DEDUP_PARTITIONS, BucketFile, _duplicates_in_group, dedup_groups
+    from pipelines.output import write_atomically
+    from pipelines.parquet_io import dedup_index_bytes
+
+    rng = random.Random(5)
+    texts = [bytes([rng.randrange(256) for _ in range(16)]) for _ in range(300)]
+    buckets, contents = [], []
+    for number in range(6):
+        ids = [f"doc{rng.randrange(900)}" for _ in range(150)]  # some ids repeat, across and within buckets
+        keys = [rng.choice(texts) for _ in ids]
+        order = (0, "corpus.txt", number * 1000, 0)
+        path = str(tmp_path / f"{number}.dedup.arrow")
+        write_atomically(path, dedup_index_bytes(dedup_groups(ids, keys)))
+        buckets.append(BucketFile(order, "unused", True, path))
+        contents.append((order, ids, keys))
+    rng.shuffle(buckets)  # a side input's list comes in no particular order
+
+    found = collections.Counter(drop for group in range(2 * DEDUP_PARTITIONS)
+                                for drop in _duplicates_in_group(group, buckets))
+
+    expected = collections.Counter()
+    copies = collections.defaultdict(list)
+    for order, ids, keys in contents:
+        for doc_id, key in zip(ids, keys):
+            copies[key].append((doc_id, order))
+    for same in copies.values():
+        for doc_id, order in sorted(same)[1:]:
+            expected[(order, doc_id), "duplicate"] += 1
+    first_bucket = {}
+    for order, ids, _ in sorted(contents):
+        for doc_id in dict.fromkeys(ids):
+            if first_bucket.setdefault(doc_id, order) != order:
+                expected[(order, doc_id), "duplicate_document_id"] += 1
+    assert found == expected
+    assert sum(1 for (_, reason) in expected if reason == "duplicate") > 100
+    assert sum(1 for (_, reason) in expected if reason == "duplicate_document_id") > 100
