@@ -91,6 +91,14 @@ def work_file(work_folder: str, order: tuple, suffix: str) -> str:
     return join(work_folder, hashlib.sha1(repr(order).encode()).hexdigest()[:20] + suffix)
 
 
+def write_dedup_index(work_folder: str, order: tuple, ids, keys) -> str:
+    """Writes a bucket's dedup index (its ids and content keys by dedup group) to the work
+    folder; returns its path."""
+    path = work_file(work_folder, order, ".dedup.arrow")
+    write_atomically(path, dedup_index_bytes(dedup_groups(ids, keys)))
+    return path
+
+
 class _BucketWriter:
     """A unit's documents written as bucket files of about ``bucket_bytes`` of text, streamed
     under names made from the bucket's order (a retried unit writes the same files); keeps of
@@ -139,8 +147,7 @@ class _BucketWriter:
             self._sign()
         self._file.finish()
         bucket = BucketFile(self._order, self._file.path, counted=True,
-                            dedup_index=work_file(self._work_folder, self._order, ".dedup.arrow"))
-        write_atomically(bucket.dedup_index, dedup_index_bytes(dedup_groups(self.ids, self.keys)))
+                            dedup_index=write_dedup_index(self._work_folder, self._order, self.ids, self.keys))
         self._chunk, self._file = self._chunk + 1, None
         return bucket
 
@@ -182,11 +189,9 @@ class ReadAndClean(beam.DoFn):
         spec = self._sources[unit.source]
         if spec.input_format == "parquet":  # prepared documents: the file is the bucket
             order = unit.order + (0,)
-            bucket = BucketFile(order, unit.path, counted=False,
-                                dedup_index=work_file(self._work_folder, order, ".dedup.arrow"))
             ids = document_ids(unit.path)
-            write_atomically(bucket.dedup_index, dedup_index_bytes(dedup_groups(ids, ())))
-            yield bucket
+            yield BucketFile(order, unit.path, counted=False,
+                             dedup_index=write_dedup_index(self._work_folder, order, ids, ()))
             if self._tally is not None:
                 self._tally.add(n=len(ids), kept=len(ids), bytes=unit.covered_bytes)
                 self._tally.flush()
