@@ -13,6 +13,7 @@ in ../shared/data (raw text), shuffled into documents and repeated to --corpus_m
     .venv/bin/python benchmarks/generate_benchmark.py --phases             # 128,512 in one run vs two runs
     .venv/bin/python benchmarks/generate_benchmark.py --corpus_mb 110 --no_google   # memory at 10x the text
     .venv/bin/python benchmarks/generate_benchmark.py -- --direct_num_workers=2 --direct_running_mode=multi_processing
+    .venv/bin/python benchmarks/generate_benchmark.py --corpus_mb 600 --copies 2 --no_google  # half the documents repeat
     sudo .venv/bin/python benchmarks/generate_benchmark.py --corpus_mb 1200 --memory_limit_mb 700 --no_google
                                          # more text than the memory the run may use (a memory cgroup)
 """
@@ -41,14 +42,21 @@ def ud_sentences(path: pathlib.Path) -> list:
             if line.startswith("# text = ")]
 
 
-def build_corpus(path: pathlib.Path, megabytes: float, rng: random.Random) -> None:
+def build_corpus(path: pathlib.Path, megabytes: float, rng: random.Random, copies: int = 1) -> None:
+    """Documents of 5-15 random UD sentences up to ``megabytes``; with ``copies`` N, N copies of
+    megabytes / N of them, one after another (all but one copy of each document are duplicates)."""
     sentences = ud_sentences(UD / "zh_gsdsimp-ud-dev.conllu") + ud_sentences(UD / "zh_gsdsimp-ud-test.conllu")
-    target, written = megabytes * 1e6, 0
+    target, written = megabytes * 1e6 / copies, 0
     with path.open("w", encoding="utf-8") as out:
         while written < target:
             document = "\n".join(rng.sample(sentences, rng.randint(5, 15))) + "\n\n"
             out.write(document)
             written += len(document.encode("utf-8"))
+    size = path.stat().st_size
+    with path.open("rb") as original, path.open("ab") as out:
+        for _ in range(copies - 1):
+            original.seek(0)
+            out.write(original.read(size))
 
 
 def wwm(*arguments) -> None:
@@ -116,6 +124,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", help="input glob (text format); default: built from ../shared UD sentences")
     parser.add_argument("--corpus_mb", type=float, default=11.0)
+    parser.add_argument("--copies", type=int, default=1,
+                        help="the built corpus is this many copies of corpus_mb / copies of documents (dedup's load)")
     parser.add_argument("--segmenter", default="ltp", choices=["ltp", "jieba", "char"])
     parser.add_argument("--ltp_model", help="default: a perceptron trained on the UD dev sentences")
     parser.add_argument("--max_seq_length", type=int, default=128)
@@ -137,7 +147,7 @@ def main() -> None:
     corpus = args.corpus
     if corpus is None:
         corpus = str(work / "corpus.txt")
-        build_corpus(pathlib.Path(corpus), args.corpus_mb, random.Random(0))
+        build_corpus(pathlib.Path(corpus), args.corpus_mb, random.Random(0), args.copies)
     input_mb = sum(p.stat().st_size for p in map(pathlib.Path, glob.glob(corpus))) / 1e6
     model = args.ltp_model
     if args.segmenter == "ltp" and model is None:

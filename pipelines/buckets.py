@@ -2,17 +2,18 @@
 
     sources -> MatchInputFiles -> plan_units -> ReadAndClean (a unit read and cleaned, its
     documents written as Parquet bucket files in the work folder, each with a dedup index of its
-    ids and content keys) -> Deduplicate (each dedup group reads its part of every index: which
-    ids each bucket drops) -> AssignShards (every bucket's number, in a fixed order) -> (order,
-    {"bucket": [AssignedBucket], "drop": [ids]}) for a consumer: `wwm run` makes a shard of
-    instances of it, `wwm prepare` a documents file.
+    ids and content keys) -> Deduplicate (each dedup group reads its part of every index and
+    writes which ids each bucket drops) -> AssignShards (every bucket's number, in a fixed order)
+    -> (order, {"bucket": [AssignedBucket], "drop": [Drops]}) for a consumer: `wwm run` makes a
+    shard of instances of it, `wwm prepare` a documents file.
 
 No document, and nothing per document, travels through Beam: what Beam moves are read units,
-bucket descriptions, dedup group numbers and the ids dropped (the opt-in near dedup's MinHash
-bands excepted). The local runner holds every element between stages in the launching process,
-so the launcher of a local run holds nothing that grows with the corpus, workers scale by units
-and buckets, and a worker holds one unit's or one bucket's documents at a time. Prepared input
-(`wwm prepare`'s documents) needs no reading and cleaning: each of its files is a bucket.
+bucket descriptions, dedup group numbers and, per bucket and dedup group, where the ids it drops
+are written (the opt-in near dedup's MinHash bands and drops excepted). The local runner holds
+every element between stages in the launching process, so the launcher of a local run holds
+nothing that grows with the corpus, workers scale by units and buckets, and a worker holds one
+unit's or one bucket's documents at a time. Prepared input (`wwm prepare`'s documents) needs no
+reading and cleaning: each of its files is a bucket.
 
 A bucket's documents are a contiguous stretch of one input file (or of a unit of it), not a
 random sample of the corpus: "random next" segments come from the bucket's other documents.
@@ -57,6 +58,19 @@ class AssignedBucket:
     index: int
     count: int  # how many buckets there are
     file: BucketFile
+
+
+@dataclasses.dataclass(frozen=True)
+class Drops:
+    """Documents of one bucket to drop for one reason: a record batch of a dedup group's drop file
+    (exact dedup: no id travels through Beam), or ids inline (near dedup, one per band match)."""
+    reason: str  # one of _DROP_PRECEDENCE
+    path: str = ""
+    batch: int = 0
+    ids: tuple = ()
+
+    def document_ids(self) -> list:
+        return read_dedup_group(self.path, self.batch)[0].to_pylist() if self.path else list(self.ids)
 
 
 # Dedup in groups: ids by a hash of the id (repeated ids meet in one group), then content keys by
@@ -234,12 +248,26 @@ class ReadAndClean(beam.DoFn):
         writer.next_bucket()
 
 
-def _duplicates_in_group(group: int, buckets):
-    """What dedup group ``group`` drops, reading its batch of every bucket's dedup index."""
+def _duplicates_in_group(group: int, buckets, *, work_folder: str):
+    """What dedup group ``group`` drops, reading its batch of every bucket's dedup index: written
+    to the group's drop file, one record batch per bucket; yields (order, Drops) per bucket."""
     indexed = [(bucket.order, *read_dedup_group(bucket.dedup_index, group)) for bucket in buckets]
     if group < DEDUP_PARTITIONS:
-        return _repeated_ids([(order, ids) for order, ids, _ in indexed])
-    return _exact_duplicates([(order, ids, key_matrix(keys)) for order, ids, keys in indexed])
+        reason, dropped = "duplicate_document_id", _repeated_ids([(order, ids) for order, ids, _ in indexed])
+    else:
+        reason = "duplicate"
+        dropped = _exact_duplicates([(order, ids, key_matrix(keys)) for order, ids, keys in indexed])
+    by_bucket = collections.defaultdict(list)
+    for order, doc_id in dropped:
+        by_bucket[order].append(doc_id)
+    if not by_bucket:
+        return
+    orders = sorted(by_bucket)
+    path = join(work_folder, f"drops-{group:02d}.arrow")
+    # A drop file has a dedup index's layout: a batch of ids (keys None) per bucket.
+    write_atomically(path, dedup_index_bytes([(by_bucket[order], [None] * len(by_bucket[order])) for order in orders]))
+    for batch, order in enumerate(orders):
+        yield order, Drops(reason, path=path, batch=batch)
 
 
 def key_matrix(keys: pa.FixedSizeBinaryArray) -> np.ndarray:
@@ -250,10 +278,10 @@ def key_matrix(keys: pa.FixedSizeBinaryArray) -> np.ndarray:
 
 def _exact_duplicates(buckets):
     """Of documents with the same text keep the one with the smallest id (deterministic): the
-    others are dropped, ((order, id), "duplicate"). ``buckets``: [(order, ids, keys)], ids an
+    others are dropped. ``buckets``: [(order, ids, keys)], ids an
     Arrow string array, keys their ``key_matrix``. Repeated keys are found on the arrays; only
     the documents whose text repeats become Python objects (a key group of 1.2 GB of text, 108 k
-    documents, peaks at about 18 MB)."""
+    documents, peaks at about 18 MB). Yields (order, id) of each document to drop."""
     if not buckets:
         return
     keys = np.concatenate([keys for _, _, keys in buckets])
@@ -268,13 +296,13 @@ def _exact_duplicates(buckets):
         members[same].append((ids[row - first_row[bucket_of[row]]].as_py(), order))
     for same in members.values():
         for doc_id, order in sorted(same)[1:]:
-            yield (order, doc_id), "duplicate"
+            yield order, doc_id
 
 
 def _repeated_ids(buckets):
     """Of documents with the same id in several buckets (a prepared corpus given twice, a page id
-    a dump repeats in two ranges) keep the one of the first bucket: the others are dead letters,
-    ((order, id), "duplicate_document_id"). ``buckets``: [(order, ids)], ids an Arrow string
+    a dump repeats in two ranges) keep the one of the first bucket: the others are dead letters;
+    yields their (order, id). ``buckets``: [(order, ids)], ids an Arrow string
     array; only ids found in more than one bucket become Python objects."""
     # Repeats inside one bucket are that bucket's own dead letters (documents_of, ShardMaker.prepare).
     distinct = [(order, pc.unique(ids)) for order, ids in sorted(buckets, key=lambda bucket: bucket[0])]
@@ -288,70 +316,47 @@ def _repeated_ids(buckets):
     for order, ids in distinct:
         for doc_id in ids.filter(pc.is_in(ids, value_set=repeated)).to_pylist():
             if first_bucket.setdefault(doc_id, order) != order:
-                yield (order, doc_id), "duplicate_document_id"
+                yield order, doc_id
 
 
 def _near_duplicates(band, *, threshold):
-    """``duplicates_in_band`` of one band's members: ((order, id), "near_duplicate") to drop."""
+    """``duplicates_in_band`` of one band's members: (order, Drops) of each to drop."""
     _, members = band
     members = list(members)
     if len(members) > 1:
         order_of = {doc_id: order for doc_id, order, _ in members}
         for doc_id in duplicates_in_band([(doc_id, signature) for doc_id, _, signature in members],
                                          threshold=threshold):
-            yield (order_of[doc_id], doc_id), "near_duplicate"
+            yield order_of[doc_id], Drops("near_duplicate", ids=(doc_id,))
 
 
 # Why a document is dropped, when there are several reasons: the first of these.
 _DROP_PRECEDENCE = ("duplicate_document_id", "duplicate", "near_duplicate")
 
 
-def _drop_once(key_and_reasons):
-    """One drop per document, counted once, under the first reason that applies: an id repeated
-    is a dead letter; a repeated text a filtered duplicate; a near-duplicate likewise."""
-    (order, doc_id), reasons = key_and_reasons
-    reason = min(set(reasons), key=_DROP_PRECEDENCE.index)
-    yield order, doc_id
-    if reason == "duplicate_document_id":
-        stats = _counted({"dead_lettered.duplicate_document_id": 1})
-        yield beam.pvalue.TaggedOutput(DEAD_LETTER, BadRecord(
-            doc_id, reason, f"another document of this id was read first (bucket {order[1]} kept this one "
-            "out)", ""))
-    else:
-        stats = _counted({f"documents_filtered.{reason}": 1})
-    yield beam.pvalue.TaggedOutput(STATS, stats)
-
-
-def _counted(values) -> collections.Counter:
-    stats = collections.Counter(values)
-    count(stats)
-    return stats
-
-
 class Deduplicate(beam.PTransform):
-    """(the list of all BucketFiles, MinHash bands) -> (order, id) of every document to drop,
-    each once, with DEAD_LETTER (repeated ids) and STATS."""
+    """(the list of all BucketFiles, MinHash bands) -> (order, Drops): what each dedup group drops
+    of each bucket. A document may be dropped for several reasons; its bucket's consumer counts it
+    once (``bucket_documents``)."""
 
-    def __init__(self, *, exact: bool, threshold: float):
+    def __init__(self, *, exact: bool, threshold: float, work_folder: str):
         super().__init__()
         self._groups = 2 * DEDUP_PARTITIONS if exact else DEDUP_PARTITIONS
         self._threshold = threshold
+        self._work_folder = work_folder
 
     def expand(self, bucket_list_and_bands):
         bucket_list, bands = bucket_list_and_bands
-        reasons = [bucket_list.pipeline
-                   | "Groups" >> beam.Create(range(self._groups))
-                   | "SpreadGroups" >> beam.Reshuffle()
-                   | "InGroup" >> beam.FlatMap(_duplicates_in_group, buckets=beam.pvalue.AsSingleton(bucket_list))]
+        drops = [bucket_list.pipeline
+                 | "Groups" >> beam.Create(range(self._groups))
+                 | "SpreadGroups" >> beam.Reshuffle()
+                 | "InGroup" >> beam.FlatMap(_duplicates_in_group, buckets=beam.pvalue.AsSingleton(bucket_list),
+                                             work_folder=self._work_folder)]
         if self._threshold:
-            reasons.append(bands
-                           | "GroupByBand" >> beam.GroupByKey()
-                           | "NearDuplicates" >> beam.FlatMap(_near_duplicates, threshold=self._threshold))
-        drops = (tuple(reasons)
-                 | "AllReasons" >> beam.Flatten()
-                 | "ByDocument" >> beam.GroupByKey()
-                 | "DropOnce" >> beam.FlatMap(_drop_once).with_outputs(DEAD_LETTER, STATS, main="drops"))
-        return {"drops": drops.drops, DEAD_LETTER: drops[DEAD_LETTER], STATS: drops[STATS]}
+            drops.append(bands
+                         | "GroupByBand" >> beam.GroupByKey()
+                         | "NearDuplicates" >> beam.FlatMap(_near_duplicates, threshold=self._threshold))
+        return tuple(drops) | "AllDrops" >> beam.Flatten()
 
 
 def _assign(buckets):
@@ -362,7 +367,7 @@ def _assign(buckets):
 
 
 class MakeBuckets(beam.PTransform):
-    """Sources -> (order, {"bucket": [AssignedBucket], "drop": [ids]}) per bucket, with
+    """Sources -> (order, {"bucket": [AssignedBucket], "drop": [Drops]}) per bucket, with
     DEAD_LETTER and STATS outputs."""
 
     def __init__(self, sources, *, cleaning, work_folder: str, bucket_bytes: int, progress=None):
@@ -393,23 +398,34 @@ class MakeBuckets(beam.PTransform):
         # Listed by a combine, not as a side input of the ParDo's main output: Beam's
         # BundleBasedDirectRunner would hand the side outputs to such a side input too.
         bucket_list = read.buckets | "ListBuckets" >> beam.combiners.ToList()
-        dedup = (bucket_list, read[BANDS]) | "Deduplicate" >> Deduplicate(
-            exact=self._cleaning.dedup == "exact", threshold=self._cleaning.near_duplicate_threshold)
+        drops = (bucket_list, read[BANDS]) | "Deduplicate" >> Deduplicate(
+            exact=self._cleaning.dedup == "exact", threshold=self._cleaning.near_duplicate_threshold,
+            work_folder=self._work_folder)
         assigned = bucket_list | "AssignShards" >> beam.FlatMap(_assign)
-        grouped = ({"bucket": assigned, "drop": dedup["drops"]}
+        grouped = ({"bucket": assigned, "drop": drops}
                    | "JoinDrops" >> beam.CoGroupByKey()
                    | "SpreadBuckets" >> beam.Reshuffle())
         return {"buckets": grouped,
-                DEAD_LETTER: tuple(dead) + (read[DEAD_LETTER], dedup[DEAD_LETTER]) | "ReadDeadLetters" >> beam.Flatten(),
-                STATS: tuple(stats) + (read[STATS], dedup[STATS]) | "ReadStats" >> beam.Flatten()}
+                DEAD_LETTER: tuple(dead) + (read[DEAD_LETTER],) | "ReadDeadLetters" >> beam.Flatten(),
+                STATS: tuple(stats) + (read[STATS],) | "ReadStats" >> beam.Flatten()}
 
 
 def bucket_documents(bucket: AssignedBucket, drops, stats, dead_letters: list):
-    """The documents of a bucket, less those dropped as duplicates. A prepared input file's rows
-    are counted as records here, and checked (see parquet_io.documents_of)."""
-    drops = set(drops)
+    """The documents of a bucket, less those dropped as duplicates, each counted once under the
+    first reason that applies (``_DROP_PRECEDENCE``): an id repeated is a dead letter, a repeated
+    text or a near duplicate a filtered document. A prepared input file's rows are counted as
+    records here, and checked (see parquet_io.documents_of)."""
+    reasons = {}
+    for drop in sorted(drops, key=lambda drop: _DROP_PRECEDENCE.index(drop.reason), reverse=True):
+        reasons.update(dict.fromkeys(drop.document_ids(), drop.reason))
     for item in documents_of(bucket.file.path, stats, count_records=not bucket.file.counted):
         if isinstance(item, BadRecord):
             dead_letters.append(item)
-        elif item.id not in drops:
+        elif item.id not in reasons:
             yield item
+        elif reasons[item.id] == "duplicate_document_id":
+            stats["dead_lettered.duplicate_document_id"] += 1
+            dead_letters.append(BadRecord(item.id, "duplicate_document_id", "another document of this id was read "
+                                          f"first, in a bucket before this one ({bucket.file.order[1]})", ""))
+        else:
+            stats[f"documents_filtered.{reasons[item.id]}"] += 1

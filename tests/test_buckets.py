@@ -143,7 +143,8 @@ def test_a_buckets_dedup_index_gives_each_group_only_its_part(tmp_path):
 def test_dedup_groups_drop_what_a_plain_reading_of_the_rules_drops(tmp_path):
     """Every copy of a text but the one with the smallest id is a duplicate; every repeat of an id
     in a later bucket (in bucket order) is a repeated id; repeats inside one bucket are that
-    bucket's own business. The groups read the dedup indexes; the reference reads plain lists."""
+    bucket's own business. The groups read the dedup indexes and write drop files; the reference
+    reads plain lists."""
     import random
 
     from pipelines.buckets import DEDUP_PARTITIONS, BucketFile, _duplicates_in_group, dedup_groups
@@ -163,8 +164,9 @@ def test_dedup_groups_drop_what_a_plain_reading_of_the_rules_drops(tmp_path):
         contents.append((order, ids, keys))
     rng.shuffle(buckets)  # a side input's list comes in no particular order
 
-    found = collections.Counter(drop for group in range(2 * DEDUP_PARTITIONS)
-                                for drop in _duplicates_in_group(group, buckets))
+    found = collections.Counter(((order, doc_id), drops.reason) for group in range(2 * DEDUP_PARTITIONS)
+                                for order, drops in _duplicates_in_group(group, buckets, work_folder=str(tmp_path))
+                                for doc_id in drops.document_ids())
 
     expected = collections.Counter()
     copies = collections.defaultdict(list)
@@ -182,3 +184,32 @@ def test_dedup_groups_drop_what_a_plain_reading_of_the_rules_drops(tmp_path):
     assert found == expected
     assert sum(1 for (_, reason) in expected if reason == "duplicate") > 100
     assert sum(1 for (_, reason) in expected if reason == "duplicate_document_id") > 100
+
+
+def test_a_bucket_drops_each_document_once_under_its_first_reason(tmp_path):
+    """Reasons overlap (a repeated id whose text also repeats, a repeated text that is also a near
+    duplicate, a near duplicate found in two bands): each document is dropped and counted once,
+    under the first of: repeated id (a dead letter), repeated text, near duplicate."""
+    from pipelines.buckets import AssignedBucket, BucketFile, Drops, bucket_documents
+    from pipelines.output import write_atomically
+    from pipelines.parquet_io import DocumentsFile, dedup_index_bytes
+    from wwm_core.text import Document
+
+    path = str(tmp_path / "bucket.parquet")
+    documents = DocumentsFile(path)
+    for n in range(6):
+        documents.add(Document(f"d{n}", (f"第{n}句话。",), "text", "", "{}"))
+    documents.finish()
+    drop_file = str(tmp_path / "drops.arrow")  # two groups' batches for this bucket, as in a group's drop file
+    write_atomically(drop_file, dedup_index_bytes([(["d1"], [None]), (["d1", "d2"], [None, None])]))
+    drops = [Drops("near_duplicate", ids=("d3",)), Drops("duplicate", path=drop_file, batch=1),
+             Drops("near_duplicate", ids=("d2",)), Drops("duplicate_document_id", path=drop_file, batch=0),
+             Drops("near_duplicate", ids=("d3",))]
+    bucket = AssignedBucket(0, 1, BucketFile((0, "corpus.txt", 0, 0), path, True, "unused"))
+    stats, dead_letters = collections.Counter(), []
+    kept = [document.id for document in bucket_documents(bucket, drops, stats, dead_letters)]
+    assert kept == ["d0", "d4", "d5"]
+    assert [(record.id, record.reason) for record in dead_letters] == [("d1", "duplicate_document_id")]
+    assert "corpus.txt" in dead_letters[0].detail
+    assert +stats == {"dead_lettered.duplicate_document_id": 1, "documents_filtered.duplicate": 1,
+                     "documents_filtered.near_duplicate": 1}
