@@ -2,18 +2,18 @@
 
     sources -> MatchInputFiles -> plan_units -> ReadAndClean (a unit read and cleaned, its
     documents written as Parquet bucket files in the work folder, each with a dedup index of its
-    ids and content keys) -> Deduplicate (each dedup group reads its part of every index and
-    writes which ids each bucket drops) -> AssignShards (every bucket's number, in a fixed order)
-    -> (order, {"bucket": [AssignedBucket], "drop": [Drops]}) for a consumer: `wwm run` makes a
-    shard of instances of it, `wwm prepare` a documents file.
+    ids, content keys and MinHash band keys, and with near dedup a file of its signatures) ->
+    Deduplicate (each dedup group reads its part of every index and writes which ids each bucket
+    drops) -> AssignShards (every bucket's number, in a fixed order) -> (order, {"bucket":
+    [AssignedBucket], "drop": [Drops]}) for a consumer: `wwm run` makes a shard of instances of
+    it, `wwm prepare` a documents file.
 
 No document, and nothing per document, travels through Beam: what Beam moves are read units,
 bucket descriptions, dedup group numbers and, per bucket and dedup group, where the ids it drops
-are written (the opt-in near dedup's MinHash bands and drops excepted). The local runner holds
-every element between stages in the launching process, so the launcher of a local run holds
-nothing that grows with the corpus, workers scale by units and buckets, and a worker holds one
-unit's or one bucket's documents at a time. Prepared input (`wwm prepare`'s documents) needs no
-reading and cleaning: each of its files is a bucket.
+are written. The local runner holds every element between stages in the launching process, so
+the launcher of a local run holds nothing that grows with the corpus, workers scale by units and
+buckets, and a worker holds one unit's or one bucket's documents at a time. Prepared input (`wwm
+prepare`'s documents) needs no reading and cleaning: each of its files is a bucket.
 
 A bucket's documents are a contiguous stretch of one input file (or of a unit of it), not a
 random sample of the corpus: "random next" segments come from the bucket's other documents.
@@ -24,6 +24,8 @@ import hashlib
 import logging
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,12 +37,11 @@ from pipelines.parquet_io import DocumentsFile, dedup_index_bytes, document_ids,
 from pipelines.progress import tally
 from pipelines.read_pipeline import Cleaner, MatchInputFiles, plan_units, read_unit
 from wwm_core.hashing import stable_hash
-from wwm_core.near_dedup import band_keys, band_layout, duplicates_in_band, signatures
+from wwm_core.near_dedup import NUM_PERM, band_keys, band_layout, duplicates_in_band, signatures
 from wwm_core.text import BadRecord
 
 log = logging.getLogger("wwm")
 WORK_FOLDER = ".wwm-work"  # in --output: bucket files of a run on raw input, removed when it ends
-BANDS = "bands"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,7 @@ class BucketFile:
     path: str
     counted: bool
     dedup_index: str  # its ids and content keys by dedup group (parquet_io.dedup_index_bytes)
+    signatures: str = ""  # with near dedup: its documents' MinHash signatures (write_signatures)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,22 +64,27 @@ class AssignedBucket:
 
 @dataclasses.dataclass(frozen=True)
 class Drops:
-    """Documents of one bucket to drop for one reason: a record batch of a dedup group's drop file
-    (exact dedup: no id travels through Beam), or ids inline (near dedup, one per band match)."""
+    """Documents of one bucket that one dedup group drops, for one reason: a record batch of the
+    group's drop file, so that no id travels through Beam."""
     reason: str  # one of _DROP_PRECEDENCE
-    path: str = ""
-    batch: int = 0
-    ids: tuple = ()
+    path: str
+    batch: int
 
     def document_ids(self) -> list:
-        return read_dedup_group(self.path, self.batch)[0].to_pylist() if self.path else list(self.ids)
+        return read_dedup_group(self.path, self.batch)[0].to_pylist()
 
 
 # Dedup in groups: ids by a hash of the id (repeated ids meet in one group), then content keys by
-# their first byte (repeated texts meet in one). A group's worker reads its batch of every
-# bucket's dedup index and holds 1/16 of the corpus's ids or keys. As elements (one per bucket and
-# group, as before), they sat in the local launcher's buffers: 0.25 MB per MB of text.
+# their first byte (repeated texts meet in one), then MinHash band keys by their first digest byte
+# (documents sharing a band meet in one). A group's worker reads its batch of every bucket's dedup
+# index and holds 1/16 of the corpus's ids or keys, or 1/32 of its band keys (8 per document at
+# threshold 0.8). As elements (one per bucket and group, as before), ids and keys sat in the local
+# launcher's buffers: 0.25 MB per MB of text; bands, with their signatures, about 30 KB per document.
 DEDUP_PARTITIONS = 16
+NEAR_PARTITIONS = 32
+ID_GROUPS = range(DEDUP_PARTITIONS)
+KEY_GROUPS = range(DEDUP_PARTITIONS, 2 * DEDUP_PARTITIONS)
+BAND_GROUPS = range(2 * DEDUP_PARTITIONS, 2 * DEDUP_PARTITIONS + NEAR_PARTITIONS)
 SIGNATURE_DOCUMENTS = 1024  # documents MinHashed together
 
 
@@ -85,18 +92,24 @@ def content_key(document) -> bytes:
     return hashlib.blake2b("\n".join(document.sentences).encode("utf-8"), digest_size=16).digest()
 
 
-def dedup_groups(ids, keys) -> list:
-    """A bucket's [(ids, keys)] per dedup group: DEDUP_PARTITIONS groups of ids (keys None), then
-    DEDUP_PARTITIONS of (content key, id) pairs; ``keys`` is empty without exact dedup."""
-    groups = [([], []) for _ in range(2 * DEDUP_PARTITIONS)]
+def dedup_groups(ids, keys, band_keys_of=()) -> list:
+    """A bucket's [(ids, keys, rows)] per dedup group: the ID_GROUPS of ids (keys and rows None),
+    the KEY_GROUPS of (id, content key) and the BAND_GROUPS of (id, band key, the document's row in
+    the bucket). ``keys`` is empty without exact dedup, ``band_keys_of`` (each document's band
+    keys) without near dedup."""
+    groups = [([], [], []) for _ in range(len(ID_GROUPS) + len(KEY_GROUPS) + len(BAND_GROUPS))]
+
+    def add(group: int, doc_id: str, key, row):
+        for column, value in zip(groups[group], (doc_id, key, row)):
+            column.append(value)
+
     for doc_id in ids:
-        group_ids, group_keys = groups[stable_hash("id", doc_id) % DEDUP_PARTITIONS]
-        group_ids.append(doc_id)
-        group_keys.append(None)
+        add(ID_GROUPS[stable_hash("id", doc_id) % len(ID_GROUPS)], doc_id, None, None)
     for key, doc_id in zip(keys, ids):
-        group_ids, group_keys = groups[DEDUP_PARTITIONS + key[0] % DEDUP_PARTITIONS]
-        group_ids.append(doc_id)
-        group_keys.append(key)
+        add(KEY_GROUPS[key[0] % len(KEY_GROUPS)], doc_id, key, None)
+    for row, (doc_id, band_keys_of_document) in enumerate(zip(ids, band_keys_of)):
+        for key in band_keys_of_document:
+            add(BAND_GROUPS[key[4] % len(BAND_GROUPS)], doc_id, key, row)
     return groups
 
 
@@ -105,12 +118,38 @@ def work_file(work_folder: str, order: tuple, suffix: str) -> str:
     return join(work_folder, hashlib.sha1(repr(order).encode()).hexdigest()[:20] + suffix)
 
 
-def write_dedup_index(work_folder: str, order: tuple, ids, keys) -> str:
-    """Writes a bucket's dedup index (its ids and content keys by dedup group) to the work
-    folder; returns its path."""
+def write_dedup_index(work_folder: str, order: tuple, ids, keys, band_keys_of=()) -> str:
+    """Writes a bucket's dedup index (its ids, content keys and band keys by dedup group) to the
+    work folder; returns its path."""
     path = work_file(work_folder, order, ".dedup.arrow")
-    write_atomically(path, dedup_index_bytes(dedup_groups(ids, keys)))
+    write_atomically(path, dedup_index_bytes(dedup_groups(ids, keys, band_keys_of)))
     return path
+
+
+def write_signatures(work_folder: str, order: tuple, signature_list) -> str:
+    """Writes a bucket's MinHash signatures, one row of NUM_PERM little-endian uint64 per
+    document, to the work folder (a group reads the rows it needs: read_signature_rows); returns
+    its path."""
+    path = work_file(work_folder, order, ".minhash")
+    write_atomically(path, np.asarray(signature_list, "<u8").reshape(-1, NUM_PERM).tobytes())
+    return path
+
+
+def read_signature_rows(path: str, rows) -> np.ndarray:
+    """Rows ``rows`` (ascending) of a signature file, reading each run of consecutive rows once."""
+    size = NUM_PERM * 8
+    signature_rows = np.empty((len(rows), NUM_PERM), "<u8")
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        start = 0
+        while start < len(rows):
+            end = start + 1
+            while end < len(rows) and rows[end] == rows[end - 1] + 1:
+                end += 1
+            handle.seek(rows[start] * size)
+            data = handle.read((end - start) * size)
+            signature_rows[start:end] = np.frombuffer(data, "<u8").reshape(-1, NUM_PERM)
+            start = end
+    return signature_rows
 
 
 class _BucketWriter:
@@ -118,9 +157,9 @@ class _BucketWriter:
     under names made from the bucket's order (a retried unit writes the same files); keeps of
     each document only what dedup needs (its id, content key, MinHash signature)."""
 
-    def __init__(self, unit, *, work_folder: str, bucket_bytes: int, exact: bool, near: bool):
+    def __init__(self, unit, *, work_folder: str, bucket_bytes: int, exact: bool, band_layout):
         self._unit, self._work_folder, self._bucket_bytes = unit, work_folder, bucket_bytes
-        self._exact, self._near = exact, near
+        self._exact, self._band_layout = exact, band_layout  # (bands, rows), or None without near dedup
         self._chunk, self._file = 0, None
         self.next_bucket()
 
@@ -139,7 +178,7 @@ class _BucketWriter:
         self.ids.append(document.id)
         if self._exact:
             self.keys.append(content_key(document))
-        if self._near:
+        if self._band_layout:
             self._sentences.append(document.sentences)
             if len(self._sentences) >= SIGNATURE_DOCUMENTS:
                 self._sign()
@@ -160,8 +199,14 @@ class _BucketWriter:
         if self._sentences:
             self._sign()
         self._file.finish()
-        bucket = BucketFile(self._order, self._file.path, counted=True,
-                            dedup_index=write_dedup_index(self._work_folder, self._order, self.ids, self.keys))
+        signature_file, band_keys_of = "", ()
+        if self._band_layout:
+            bands, rows = self._band_layout
+            signature_file = write_signatures(self._work_folder, self._order, self.signatures)
+            band_keys_of = [band_keys(signature, bands=bands, rows=rows) for signature in self.signatures]
+        bucket = BucketFile(self._order, self._file.path, counted=True, signatures=signature_file,
+                            dedup_index=write_dedup_index(self._work_folder, self._order, self.ids, self.keys,
+                                                          band_keys_of))
         self._chunk, self._file = self._chunk + 1, None
         return bucket
 
@@ -171,10 +216,10 @@ class _BucketWriter:
 
 
 class ReadAndClean(beam.DoFn):
-    """A ReadUnit -> BucketFiles (each with its dedup index written), with DEAD_LETTER, STATS and
-    BANDS ((band key, (id, order, signature)) per document, for the opt-in near dedup).
-    ``progress``: a ProgressChannel that records read, documents kept and their sentences, and
-    input bytes read are counted into (stage "read"), or None."""
+    """A ReadUnit -> BucketFiles (each with its dedup index written, and with near dedup its
+    signatures), with DEAD_LETTER and STATS. ``progress``: a ProgressChannel that records read,
+    documents kept and their sentences, and input bytes read are counted into (stage "read"), or
+    None."""
 
     def __init__(self, *, sources, cleaning, work_folder: str, bucket_bytes: int, progress=None,
                  expected_versions=None):
@@ -185,9 +230,8 @@ class ReadAndClean(beam.DoFn):
         self._work_folder = work_folder
         self._bucket_bytes = bucket_bytes
         self._exact = cleaning.dedup == "exact"
-        self._near = cleaning.near_duplicate_threshold
-        if self._near:
-            self._bands, self._rows = band_layout(self._near)
+        near = cleaning.near_duplicate_threshold
+        self._band_layout = band_layout(near) if near else None
 
     def setup(self):
         check_worker_versions(self._expected_versions)
@@ -213,7 +257,7 @@ class ReadAndClean(beam.DoFn):
         stats = collections.Counter()
         cleaner = self._cleaner(spec)
         writer = _BucketWriter(unit, work_folder=self._work_folder, bucket_bytes=self._bucket_bytes,
-                               exact=self._exact, near=bool(self._near))
+                               exact=self._exact, band_layout=self._band_layout)
         shown = 0  # this unit's records already counted into the progress tally
         try:
             for record in read_unit(unit, spec, stats):
@@ -239,24 +283,23 @@ class ReadAndClean(beam.DoFn):
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
     def _flush(self, writer: _BucketWriter):
-        bucket = writer.flush()
-        yield bucket
-        if self._near:
-            for doc_id, signature in zip(writer.ids, writer.signatures):
-                for key in band_keys(signature, bands=self._bands, rows=self._rows):
-                    yield beam.pvalue.TaggedOutput(BANDS, (key, (doc_id, bucket.order, signature)))
+        yield writer.flush()
         writer.next_bucket()
 
 
-def _duplicates_in_group(group: int, buckets, *, work_folder: str):
+def _duplicates_in_group(group: int, buckets, *, work_folder: str, threshold: float = 0.0):
     """What dedup group ``group`` drops, reading its batch of every bucket's dedup index: written
     to the group's drop file, one record batch per bucket; yields (order, Drops) per bucket."""
-    indexed = [(bucket.order, *read_dedup_group(bucket.dedup_index, group)) for bucket in buckets]
-    if group < DEDUP_PARTITIONS:
-        reason, dropped = "duplicate_document_id", _repeated_ids([(order, ids) for order, ids, _ in indexed])
-    else:
+    indexed = [(bucket, *read_dedup_group(bucket.dedup_index, group)) for bucket in buckets]
+    if group in ID_GROUPS:
+        reason, dropped = "duplicate_document_id", _repeated_ids([(b.order, ids) for b, ids, _, _ in indexed])
+    elif group in KEY_GROUPS:
         reason = "duplicate"
-        dropped = _exact_duplicates([(order, ids, key_matrix(keys)) for order, ids, keys in indexed])
+        dropped = _exact_duplicates([(b.order, ids, key_matrix(keys)) for b, ids, keys, _ in indexed])
+    else:
+        reason = "near_duplicate"
+        dropped = _near_duplicates([(b.order, ids, key_matrix(keys), rows, b.signatures)
+                                    for b, ids, keys, rows in indexed], threshold=threshold)
     by_bucket = collections.defaultdict(list)
     for order, doc_id in dropped:
         by_bucket[order].append(doc_id)
@@ -264,8 +307,7 @@ def _duplicates_in_group(group: int, buckets, *, work_folder: str):
         return
     orders = sorted(by_bucket)
     path = join(work_folder, f"drops-{group:02d}.arrow")
-    # A drop file has a dedup index's layout: a batch of ids (keys None) per bucket.
-    write_atomically(path, dedup_index_bytes([(by_bucket[order], [None] * len(by_bucket[order])) for order in orders]))
+    write_atomically(path, dedup_index_bytes([(by_bucket[order], None, None) for order in orders]))
     for batch, order in enumerate(orders):
         yield order, Drops(reason, path=path, batch=batch)
 
@@ -276,24 +318,32 @@ def key_matrix(keys: pa.FixedSizeBinaryArray) -> np.ndarray:
     return data[16 * keys.offset:16 * (keys.offset + len(keys))].view("<u8").reshape(-1, 2)
 
 
+def _shared_keys(key_matrices):
+    """(which key, bucket number, entry in that bucket) of every entry whose key another entry
+    shares, found on the arrays: only those become Python objects. ``key_matrices``: each bucket's
+    ``key_matrix``."""
+    if not key_matrices:
+        return
+    _, inverse, counts = np.unique(np.concatenate(key_matrices), axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    shared = np.flatnonzero(counts[inverse] > 1)
+    lengths = [len(keys) for keys in key_matrices]
+    bucket_of = np.repeat(np.arange(len(lengths)), lengths).tolist()
+    first_entry = np.cumsum([0] + lengths).tolist()
+    for entry, key in zip(shared.tolist(), inverse[shared].tolist()):
+        yield key, bucket_of[entry], entry - first_entry[bucket_of[entry]]
+
+
 def _exact_duplicates(buckets):
     """Of documents with the same text keep the one with the smallest id (deterministic): the
-    others are dropped. ``buckets``: [(order, ids, keys)], ids an
-    Arrow string array, keys their ``key_matrix``. Repeated keys are found on the arrays; only
-    the documents whose text repeats become Python objects (a key group of 1.2 GB of text, 108 k
-    documents, peaks at about 18 MB). Yields (order, id) of each document to drop."""
-    if not buckets:
-        return
-    keys = np.concatenate([keys for _, _, keys in buckets])
-    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    repeated = np.flatnonzero(counts[inverse] > 1)
-    bucket_of = np.repeat(np.arange(len(buckets)), [len(ids) for _, ids, _ in buckets])
-    first_row = np.cumsum([0] + [len(ids) for _, ids, _ in buckets])
+    others are dropped. ``buckets``: [(order, ids, keys)], ids an Arrow string array, keys their
+    ``key_matrix``. Only the documents whose text repeats become Python objects (a key group of
+    1.2 GB of text, 108 k documents, peaks at about 18 MB). Yields (order, id) of each document to
+    drop."""
     members = collections.defaultdict(list)
-    for row, same in zip(repeated.tolist(), inverse[repeated].tolist()):
-        order, ids, _ = buckets[bucket_of[row]]
-        members[same].append((ids[row - first_row[bucket_of[row]]].as_py(), order))
+    for key, number, entry in _shared_keys([keys for _, _, keys in buckets]):
+        order, ids, _ = buckets[number]
+        members[key].append((ids[entry].as_py(), order))
     for same in members.values():
         for doc_id, order in sorted(same)[1:]:
             yield order, doc_id
@@ -319,15 +369,28 @@ def _repeated_ids(buckets):
                 yield order, doc_id
 
 
-def _near_duplicates(band, *, threshold):
-    """``duplicates_in_band`` of one band's members: (order, Drops) of each to drop."""
-    _, members = band
-    members = list(members)
-    if len(members) > 1:
-        order_of = {doc_id: order for doc_id, order, _ in members}
-        for doc_id in duplicates_in_band([(doc_id, signature) for doc_id, _, signature in members],
-                                         threshold=threshold):
-            yield order_of[doc_id], Drops("near_duplicate", ids=(doc_id,))
+def _near_duplicates(buckets, *, threshold: float):
+    """Of documents that share a band key, those that ``duplicates_in_band`` drops, judged by
+    their full signatures: yields (order, id) of each (once per band it is dropped in).
+    ``buckets``: [(order, ids, keys, rows, signature file)], ids an Arrow string array, keys
+    their ``key_matrix``, rows the documents' rows in the bucket. Only documents that share a
+    band become Python objects and have their signatures read."""
+    members, wanted = collections.defaultdict(list), collections.defaultdict(set)
+    for band, number, entry in _shared_keys([keys for _, _, keys, _, _ in buckets]):
+        _, ids, _, rows, _ = buckets[number]
+        row = rows[entry].as_py()
+        members[band].append((ids[entry].as_py(), number, row))
+        wanted[number].add(row)
+    signature_of = {}
+    for number, rows in wanted.items():
+        rows = sorted(rows)
+        signature_of.update(zip(((number, row) for row in rows), read_signature_rows(buckets[number][4], rows)))
+    for band in members.values():
+        dropped = set(duplicates_in_band([(doc_id, signature_of[number, row]) for doc_id, number, row in band],
+                                         threshold=threshold))
+        for doc_id, number, _ in band:
+            if doc_id in dropped:
+                yield buckets[number][0], doc_id
 
 
 # Why a document is dropped, when there are several reasons: the first of these.
@@ -335,28 +398,22 @@ _DROP_PRECEDENCE = ("duplicate_document_id", "duplicate", "near_duplicate")
 
 
 class Deduplicate(beam.PTransform):
-    """(the list of all BucketFiles, MinHash bands) -> (order, Drops): what each dedup group drops
+    """The list of all BucketFiles -> (order, Drops): what each dedup group drops
     of each bucket. A document may be dropped for several reasons; its bucket's consumer counts it
     once (``bucket_documents``)."""
 
     def __init__(self, *, exact: bool, threshold: float, work_folder: str):
         super().__init__()
-        self._groups = 2 * DEDUP_PARTITIONS if exact else DEDUP_PARTITIONS
+        self._groups = [*ID_GROUPS, *(KEY_GROUPS if exact else ()), *(BAND_GROUPS if threshold else ())]
         self._threshold = threshold
         self._work_folder = work_folder
 
-    def expand(self, bucket_list_and_bands):
-        bucket_list, bands = bucket_list_and_bands
-        drops = [bucket_list.pipeline
-                 | "Groups" >> beam.Create(range(self._groups))
-                 | "SpreadGroups" >> beam.Reshuffle()
-                 | "InGroup" >> beam.FlatMap(_duplicates_in_group, buckets=beam.pvalue.AsSingleton(bucket_list),
-                                             work_folder=self._work_folder)]
-        if self._threshold:
-            drops.append(bands
-                         | "GroupByBand" >> beam.GroupByKey()
-                         | "NearDuplicates" >> beam.FlatMap(_near_duplicates, threshold=self._threshold))
-        return tuple(drops) | "AllDrops" >> beam.Flatten()
+    def expand(self, bucket_list):
+        return (bucket_list.pipeline
+                | "Groups" >> beam.Create(self._groups)
+                | "SpreadGroups" >> beam.Reshuffle()
+                | "InGroup" >> beam.FlatMap(_duplicates_in_group, buckets=beam.pvalue.AsSingleton(bucket_list),
+                                            work_folder=self._work_folder, threshold=self._threshold))
 
 
 def _assign(buckets):
@@ -393,12 +450,12 @@ class MakeBuckets(beam.PTransform):
                 | "SpreadUnits" >> beam.Reshuffle()
                 | "ReadAndClean" >> beam.ParDo(ReadAndClean(
                     sources=self._sources, cleaning=self._cleaning, work_folder=self._work_folder,
-                    bucket_bytes=self._bucket_bytes, progress=self._progress)).with_outputs(DEAD_LETTER, STATS, BANDS,
+                    bucket_bytes=self._bucket_bytes, progress=self._progress)).with_outputs(DEAD_LETTER, STATS,
                                                                    main="buckets"))
         # Listed by a combine, not as a side input of the ParDo's main output: Beam's
         # BundleBasedDirectRunner would hand the side outputs to such a side input too.
         bucket_list = read.buckets | "ListBuckets" >> beam.combiners.ToList()
-        drops = (bucket_list, read[BANDS]) | "Deduplicate" >> Deduplicate(
+        drops = bucket_list | "Deduplicate" >> Deduplicate(
             exact=self._cleaning.dedup == "exact", threshold=self._cleaning.near_duplicate_threshold,
             work_folder=self._work_folder)
         assigned = bucket_list | "AssignShards" >> beam.FlatMap(_assign)

@@ -129,28 +129,31 @@ def document_ids(path: str) -> list:
         return []
 
 
-# A bucket's dedup index (pipelines.buckets): its document ids and 16-byte content keys, one record
-# batch per dedup group, read back a group at a time.
-DEDUP_SCHEMA = pa.schema([("id", pa.string()), ("key", pa.binary(16))])
+# A bucket's dedup index (pipelines.buckets): its document ids, 16-byte content keys and MinHash
+# band keys (with the document's row in the bucket), one record batch per dedup group, read back a
+# group at a time. A group's drop file has the same layout: a batch of ids per bucket.
+DEDUP_SCHEMA = pa.schema([("id", pa.string()), ("key", pa.binary(16)), ("row", pa.int32())])
 
 
 def dedup_index_bytes(groups) -> bytes:
-    """[(ids, keys)] per group -> an Arrow IPC file with one record batch per group (a key is None
-    where a group holds ids only)."""
+    """[(ids, keys, rows)] per group -> an Arrow IPC file with one record batch per group (keys or
+    rows None, or None items, where a group has none)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, DEDUP_SCHEMA) as writer:
-        for ids, keys in groups:
-            writer.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(keys, pa.binary(16))],
-                                               schema=DEDUP_SCHEMA))
+        for ids, keys, rows in groups:
+            columns = [pa.array(ids, pa.string())]
+            for values, field in zip((keys, rows), (DEDUP_SCHEMA.field("key"), DEDUP_SCHEMA.field("row"))):
+                columns.append(pa.nulls(len(ids), field.type) if values is None else pa.array(values, field.type))
+            writer.write_batch(pa.record_batch(columns, schema=DEDUP_SCHEMA))
     return sink.getvalue().to_pybytes()
 
 
 def read_dedup_group(path: str, group: int):
-    """(ids, keys) of one group of a dedup index, as Arrow arrays (no Python object per
+    """(ids, keys, rows) of one group of a dedup index, as Arrow arrays (no Python object per
     document): only that batch's bytes are read."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         batch = pa.ipc.open_file(handle).get_batch(group)
-    return batch.column("id"), batch.column("key")
+    return batch.column("id"), batch.column("key"), batch.column("row")
 
 
 def documents_of(path: str, stats, *, count_records: bool):

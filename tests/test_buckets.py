@@ -111,33 +111,40 @@ def test_bucket_size_from_the_input_sizes(caplog):
 
 def test_a_buckets_dedup_index_gives_each_group_only_its_part(tmp_path):
     """Dedup keys travel as files, not Beam elements: each group reads its batch of every bucket's
-    index. Same id -> same id group; same text -> same key group; every document in one of each."""
+    index. Same id -> same id group; same text -> same key group; same band key -> same band
+    group, with the document's row; every document in one group of each kind."""
     import pyarrow as pa
 
-    from pipelines.buckets import DEDUP_PARTITIONS, dedup_groups
+    from pipelines.buckets import BAND_GROUPS, ID_GROUPS, KEY_GROUPS, dedup_groups
     from pipelines.output import write_atomically
     from pipelines.parquet_io import dedup_index_bytes, read_dedup_group
 
     ids = [f"text:corpus.txt:{n}" for n in range(500)]
     keys = [bytes([n % 256]) * 16 for n in range(500)]
+    bands = [[band.to_bytes(4, "little") + bytes([n % 200, band]) * 6 for band in range(8)] for n in range(500)]
     path = str(tmp_path / "bucket.dedup.arrow")
-    write_atomically(path, dedup_index_bytes(dedup_groups(ids, keys)))
-    assert pa.ipc.open_file(path).num_record_batches == 2 * DEDUP_PARTITIONS
-    groups = [tuple(column.to_pylist() for column in read_dedup_group(path, group))
-              for group in range(2 * DEDUP_PARTITIONS)]
-    id_groups, key_groups = groups[:DEDUP_PARTITIONS], groups[DEDUP_PARTITIONS:]
-    assert sorted(i for group_ids, _ in id_groups for i in group_ids) == sorted(ids)
-    assert all(key is None for _, group_keys in id_groups for key in group_keys)
-    pairs = [pair for group_ids, group_keys in key_groups for pair in zip(group_keys, group_ids)]
+    write_atomically(path, dedup_index_bytes(dedup_groups(ids, keys, bands)))
+    assert pa.ipc.open_file(path).num_record_batches == len(ID_GROUPS) + len(KEY_GROUPS) + len(BAND_GROUPS)
+
+    def columns(group_numbers):
+        return [tuple(column.to_pylist() for column in read_dedup_group(path, group)) for group in group_numbers]
+
+    id_groups, key_groups, band_groups = columns(ID_GROUPS), columns(KEY_GROUPS), columns(BAND_GROUPS)
+    assert sorted(i for group_ids, _, _ in id_groups for i in group_ids) == sorted(ids)
+    assert all(key is None and row is None for _, group_keys, rows in id_groups for key, row in zip(group_keys, rows))
+    pairs = [pair for group_ids, group_keys, _ in key_groups for pair in zip(group_keys, group_ids)]
     assert sorted(pairs) == sorted(zip(keys, ids))
-    groups_of_key = collections.defaultdict(set)
-    for n, (_, group_keys) in enumerate(key_groups):
-        for key in group_keys:
-            groups_of_key[key].add(n)
-    assert all(len(found_in) == 1 for found_in in groups_of_key.values()), "a text's copies meet in one group"
-    assert len(set().union(*groups_of_key.values())) == DEDUP_PARTITIONS, "keys spread over every group"
+    entries = [entry for group in band_groups for entry in zip(*group)]
+    assert sorted(entries) == sorted((ids[row], key, row) for row in range(500) for key in bands[row])
+    for kind, groups, count in (("text", key_groups, len(KEY_GROUPS)), ("band", band_groups, len(BAND_GROUPS))):
+        groups_of_key = collections.defaultdict(set)
+        for n, (_, group_keys, _) in enumerate(groups):
+            for key in group_keys:
+                groups_of_key[key].add(n)
+        assert all(len(found_in) == 1 for found_in in groups_of_key.values()), f"a {kind} key meets in one group"
+        assert len(set().union(*groups_of_key.values())) == count, f"{kind} keys spread over every group"
     no_keys = dedup_groups(ids, ())
-    assert all(not group_ids for group_ids, _ in no_keys[DEDUP_PARTITIONS:])
+    assert all(not group_ids for group_ids, _, _ in no_keys[KEY_GROUPS.start:])
 
 
 def test_dedup_groups_drop_what_a_plain_reading_of_the_rules_drops(tmp_path):
@@ -147,7 +154,7 @@ def test_dedup_groups_drop_what_a_plain_reading_of_the_rules_drops(tmp_path):
     reads plain lists."""
     import random
 
-    from pipelines.buckets import DEDUP_PARTITIONS, BucketFile, _duplicates_in_group, dedup_groups
+    from pipelines.buckets import ID_GROUPS, KEY_GROUPS, BucketFile, _duplicates_in_group, dedup_groups
     from pipelines.output import write_atomically
     from pipelines.parquet_io import dedup_index_bytes
 
@@ -164,7 +171,7 @@ def test_dedup_groups_drop_what_a_plain_reading_of_the_rules_drops(tmp_path):
         contents.append((order, ids, keys))
     rng.shuffle(buckets)  # a side input's list comes in no particular order
 
-    found = collections.Counter(((order, doc_id), drops.reason) for group in range(2 * DEDUP_PARTITIONS)
+    found = collections.Counter(((order, doc_id), drops.reason) for group in [*ID_GROUPS, *KEY_GROUPS]
                                 for order, drops in _duplicates_in_group(group, buckets, work_folder=str(tmp_path))
                                 for doc_id in drops.document_ids())
 
@@ -188,7 +195,7 @@ def test_dedup_groups_drop_what_a_plain_reading_of_the_rules_drops(tmp_path):
 
 def test_a_bucket_drops_each_document_once_under_its_first_reason(tmp_path):
     """Reasons overlap (a repeated id whose text also repeats, a repeated text that is also a near
-    duplicate, a near duplicate found in two bands): each document is dropped and counted once,
+    duplicate, a near duplicate found in two groups and twice in one): each document is dropped and counted once,
     under the first of: repeated id (a dead letter), repeated text, near duplicate."""
     from pipelines.buckets import AssignedBucket, BucketFile, Drops, bucket_documents
     from pipelines.output import write_atomically
@@ -201,10 +208,10 @@ def test_a_bucket_drops_each_document_once_under_its_first_reason(tmp_path):
         documents.add(Document(f"d{n}", (f"第{n}句话。",), "text", "", "{}"))
     documents.finish()
     drop_file = str(tmp_path / "drops.arrow")  # two groups' batches for this bucket, as in a group's drop file
-    write_atomically(drop_file, dedup_index_bytes([(["d1"], [None]), (["d1", "d2"], [None, None])]))
-    drops = [Drops("near_duplicate", ids=("d3",)), Drops("duplicate", path=drop_file, batch=1),
-             Drops("near_duplicate", ids=("d2",)), Drops("duplicate_document_id", path=drop_file, batch=0),
-             Drops("near_duplicate", ids=("d3",))]
+    write_atomically(drop_file, dedup_index_bytes([(["d3"], None, None), (["d1"], None, None),
+                                                   (["d1", "d2"], None, None), (["d2", "d3", "d3"], None, None)]))
+    drops = [Drops("near_duplicate", drop_file, 0), Drops("duplicate", drop_file, 2),
+             Drops("near_duplicate", drop_file, 3), Drops("duplicate_document_id", drop_file, 1)]
     bucket = AssignedBucket(0, 1, BucketFile((0, "corpus.txt", 0, 0), path, True, "unused"))
     stats, dead_letters = collections.Counter(), []
     kept = [document.id for document in bucket_documents(bucket, drops, stats, dead_letters)]
@@ -213,3 +220,58 @@ def test_a_bucket_drops_each_document_once_under_its_first_reason(tmp_path):
     assert "corpus.txt" in dead_letters[0].detail
     assert +stats == {"dead_lettered.duplicate_document_id": 1, "documents_filtered.duplicate": 1,
                      "documents_filtered.near_duplicate": 1}
+
+
+def test_band_groups_drop_what_a_plain_reading_of_near_dedup_drops(tmp_path):
+    """Documents that share a band (the same rows of their MinHash signatures in one band) meet;
+    the one with the smallest id is kept and every other whose signature agrees with it in at
+    least the threshold's share of positions is a near duplicate. The groups read band keys from
+    the dedup indexes and the members' rows from the signature files; the reference compares
+    plain lists of signatures."""
+    import random
+
+    import numpy as np
+
+    from pipelines.buckets import BAND_GROUPS, BucketFile, _duplicates_in_group, dedup_groups, write_signatures
+    from pipelines.output import write_atomically
+    from pipelines.parquet_io import dedup_index_bytes
+    from wwm_core.near_dedup import NUM_PERM, band_keys
+
+    rng = random.Random(7)
+    bands, rows, threshold = 8, 16, 0.8
+    originals = [np.array([rng.getrandbits(64) for _ in range(NUM_PERM)], np.uint64) for _ in range(60)]
+    buckets, contents = [], []
+    for number in range(5):
+        ids, signature_list = [], []
+        for n in range(80):
+            signature = rng.choice(originals).copy()
+            for position in rng.sample(range(NUM_PERM), rng.choice([0, 5, 20, 40, 80])):  # near, borderline, far
+                signature[position] = rng.getrandbits(64)
+            ids.append(f"doc{number}-{n}")
+            signature_list.append(signature)
+        order = (0, "corpus.txt", number * 1000, 0)
+        path = str(tmp_path / f"{number}.dedup.arrow")
+        band_keys_of = [band_keys(signature, bands=bands, rows=rows) for signature in signature_list]
+        write_atomically(path, dedup_index_bytes(dedup_groups(ids, (), band_keys_of)))
+        signature_file = write_signatures(str(tmp_path), order, signature_list)
+        buckets.append(BucketFile(order, "unused", True, path, signature_file))
+        contents.append((order, ids, signature_list))
+    rng.shuffle(buckets)
+
+    found = {((order, doc_id), drops.reason) for group in BAND_GROUPS
+             for order, drops in _duplicates_in_group(group, buckets, work_folder=str(tmp_path), threshold=threshold)
+             for doc_id in drops.document_ids()}
+
+    sharing = collections.defaultdict(list)
+    for order, ids, signature_list in contents:
+        for doc_id, signature in zip(ids, signature_list):
+            for band in range(bands):
+                sharing[band, tuple(signature[band * rows:(band + 1) * rows])].append((doc_id, order, signature))
+    expected = set()
+    for members in sharing.values():
+        (_, _, kept), *others = sorted(members, key=lambda member: member[0])
+        for doc_id, order, signature in others:
+            if sum(int(a == b) for a, b in zip(kept, signature)) / NUM_PERM >= threshold:
+                expected.add(((order, doc_id), "near_duplicate"))
+    assert found == expected
+    assert len(expected) > 100

@@ -36,7 +36,9 @@ def band_layout(threshold: float, num_perm: int = NUM_PERM):
 
 
 def band_keys(signature, *, bands: int, rows: int) -> list:
-    return [f"{band}:{hashlib.blake2b(signature[band * rows:(band + 1) * rows].tobytes(), digest_size=12).hexdigest()}"
+    """16 bytes per band: the band's number (4, little-endian), then a 12-byte hash of its rows."""
+    return [band.to_bytes(4, "little") + hashlib.blake2b(signature[band * rows:(band + 1) * rows].tobytes(),
+                                                         digest_size=12).digest()
             for band in range(bands)]
 
 
