@@ -474,3 +474,26 @@ def test_plan_reads_sizes_only(tmp_path, capsys):
     assert plan["dataflow"]["vcpus"] == 8 and plan["memory"]["fits"]
     assert plan["dataflow"]["worker_hours"] == pytest.approx(sum(plan["cpu_hours"].values()) / 8, rel=0.01)
     assert "worker-hours of n2-standard-8" in capsys.readouterr().out
+
+
+def test_plan_charges_near_dedup_and_the_dedup_groups_memory(tmp_path):
+    """Near dedup costs CPU at its measured rate (MB of clean text per CPU-second) and its band
+    groups hold a share of the whole corpus: on 13 GB of text both show in the plan, worked out
+    here by hand from the rates table."""
+    corpus = tmp_path / "news.txt"
+    with corpus.open("wb") as handle:
+        handle.truncate(13 * 10**9)
+    flags = [f"--input={corpus}", "--mean_document_chars=700"]
+    plain = plan_module.plan_main(flags + ["--json"])
+    near = plan_module.plan_main(flags + ["--near_duplicate_threshold=0.8", "--json"])
+    rates = plan_module.RATES
+    text = plain["input"]["clean_text_bytes"]
+    assert near["cpu_hours"]["prepare"] - plain["cpu_hours"]["prepare"] == pytest.approx(
+        text / 1e6 / rates["near_dedup_mb_per_cpu_s"] / 3600, rel=1e-3)
+    assert near["cpu_hours"]["run"] == plain["cpu_hours"]["run"]
+    documents = text / rates["bytes_per_char"] / 700
+    for plan, kind in ((plain, "ids"), (near, "bands")):
+        group_mb = 408 + documents * rates["dedup_group_bytes_per_document"][kind] / 1e6
+        assert plan["memory"]["dedup_group_process_mb"] == pytest.approx(group_mb, abs=1)
+        assert plan["memory"]["per_process_mb"] == max(plan["memory"]["bucket_process_mb"], round(group_mb))
+    assert near["memory"]["per_process_mb"] == near["memory"]["dedup_group_process_mb"] > plain["memory"]["bucket_process_mb"]

@@ -54,6 +54,15 @@ RATES = {
     # sentences, 795 of 60-120; the same in both runs)
     "chars_per_instance": {128: 109.3, 512: 354.7},
     "instances_per_document": {128: 0.600, 512: 0.913},
+    # near dedup (--near_duplicate_threshold): MB of clean text per CPU-second for the MinHash
+    # signatures and band groups, charged to cleaning; the marginal between 11 and 110 MB of UD text
+    # (`wwm run`, one process, with and without the flag: +4.5 and +58.2 CPU-s)
+    "near_dedup_mb_per_cpu_s": 1.84,
+    # a dedup group's memory beyond a worker's fixed part, in bytes per document of the corpus: an
+    # id group (1/16 of the ids; the largest of exact dedup) and, with near dedup, a band group (1/32
+    # of the 8 band keys per document); peak RSS on synthetic indexes of 0.86 and 1.73 M documents,
+    # linear (27 and 54 MB, 36 and 69 MB)
+    "dedup_group_bytes_per_document": {"ids": 31.5, "bands": 40.0},
     # memory per worker process: wwm_cli.data.worker_memory_mb, which `wwm run` checks too
 }
 # Not measured: the mean length of a document, which decides how many short (last) instances a
@@ -115,7 +124,7 @@ def planned_shards(files, *, num_shards: int) -> int:
 
 def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: str = DEFAULT_MACHINE_TYPE,
              num_shards: int = 0, mean_document_chars: int = DEFAULT_MEAN_DOCUMENT_CHARS,
-             max_num_workers: int = 0) -> dict:
+             max_num_workers: int = 0, near_dedup: bool = False) -> dict:
     """The plan, from file sizes and settings only (a pure function: no I/O)."""
     if machine_type not in MACHINE_TYPES:
         raise UsageError(f"--machine_type {machine_type!r} is not in the table: {', '.join(sorted(MACHINE_TYPES))}")
@@ -133,17 +142,23 @@ def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: 
         per_dupe = (chars / _interpolated(RATES["chars_per_instance"], length)
                     + documents * _interpolated(RATES["instances_per_document"], length))
         phases[length] = round(per_dupe * dupe_factor)
-    clean_cpu = sum(uncompressed_bytes(f) / 1e6 / RATES["clean_mb_per_cpu_s"][f.input_format]
-                    for f in files if f.input_format != "parquet")
+    raw_files = [f for f in files if f.input_format != "parquet"]  # prepared input is not cleaned again
+    clean_cpu = sum(uncompressed_bytes(f) / 1e6 / RATES["clean_mb_per_cpu_s"][f.input_format] for f in raw_files)
+    if near_dedup:
+        clean_cpu += sum(text_bytes(f) for f in raw_files) / 1e6 / RATES["near_dedup_mb_per_cpu_s"]
     segment_rate = RATES["segment_chars_per_cpu_s"][segmenter]
     segment_cpu = chars / segment_rate if segment_rate else 0.0
     run_cpu = chars * RATES["run_cpu_s_per_char"] + sum(
         count * _interpolated(RATES["run_cpu_s_per_instance"], length) for length, count in phases.items())
     cpu_hours = {"prepare": clean_cpu / 3600, "segment": segment_cpu / 3600, "run": run_cpu / 3600}
     bucket_text_mb = text / shards["run_on_prepared_parquet"] / 1e6
-    from wwm_cli.data import worker_memory_mb
+    from wwm_cli.data import WORKER_MEMORY_FIXED_MB, worker_memory_mb
 
-    process_mb = worker_memory_mb(bucket_text_mb, dupe_factor=dupe_factor)
+    bucket_mb = worker_memory_mb(bucket_text_mb, dupe_factor=dupe_factor)
+    # The worker of a dedup group holds its share of the whole corpus's ids (or band keys).
+    group_kind = "bands" if near_dedup and not prepared else "ids"
+    group_mb = WORKER_MEMORY_FIXED_MB + documents * RATES["dedup_group_bytes_per_document"][group_kind] / 1e6
+    process_mb = max(bucket_mb, group_mb)
     # Dataflow starts one Python SDK process per vCPU; with --number_of_worker_harness_threads=1
     # (wwm submit passes it) each makes one bucket at a time.
     worker_gb = vcpus * process_mb / 1024
@@ -157,6 +172,7 @@ def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: 
         "shards": shards,
         "instances": {str(length): count for length, count in phases.items()},
         "memory": {"bucket_text_mb": round(bucket_text_mb, 1), "per_process_mb": round(process_mb),
+                   "bucket_process_mb": round(bucket_mb), "dedup_group_process_mb": round(group_mb),
                    "per_worker_gb": round(worker_gb, 1), "machine_gb": memory_gb,
                    "fits": worker_gb <= 0.8 * memory_gb},
         "cpu_hours": {stage: round(hours, 6) for stage, hours in cpu_hours.items()},
@@ -218,7 +234,8 @@ def plan_from_args(args, beam_args) -> dict:
                     # --balance_shards: --num_shards counts files; the buckets keep their automatic size
                     num_shards=0 if config.output.balance_shards else config.output.num_shards,
                     mean_document_chars=args.mean_document_chars,
-                    max_num_workers=args.max_num_workers)
+                    max_num_workers=args.max_num_workers,
+                    near_dedup=config.cleaning.near_duplicate_threshold > 0)
 
 
 def _size(count: float) -> str:
@@ -241,8 +258,9 @@ def format_plan(plan: dict) -> str:
         f"shards       wwm run on the prepared Parquet: {shards['run_on_prepared_parquet']:,}; on these files: "
         f"{shards['run_on_these_files']:,}; wwm prepare writes {shards['prepare_parquet_files']:,} Parquet files",
         "instances    " + ", ".join(f"{int(n):,} at {length}" for length, n in plan["instances"].items()),
-        f"memory       ~{memory['per_process_mb']:,} MB per worker process ({memory['bucket_text_mb']} MB of text per "
-        f"bucket); {memory['per_worker_gb']} GB per {dataflow['machine_type']} worker (one process per vCPU) of its "
+        f"memory       ~{memory['per_process_mb']:,} MB per worker process (a bucket of {memory['bucket_text_mb']} MB "
+        f"of text: {memory['bucket_process_mb']:,} MB; a dedup group: {memory['dedup_group_process_mb']:,} MB); "
+        f"{memory['per_worker_gb']} GB per {dataflow['machine_type']} worker (one process per vCPU) of its "
         f"{memory['machine_gb']:g} GB" + ("" if memory["fits"] else
                                           ": TOO MUCH, raise --num_shards or take a highmem machine type"),
         f"CPU          prepare {_hours(cpu['prepare'])}, segment {_hours(cpu['segment'])}, run {_hours(cpu['run'])}; "
