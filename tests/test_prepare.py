@@ -238,6 +238,37 @@ def test_band_layout_follows_the_threshold():
         assert bands * rows == 128 and abs((1 / bands) ** (1 / rows) - threshold) < 0.1
 
 
+def test_signatures_are_datasketchs_minhash_of_the_shingles():
+    """The compiled shingle hashes give the very signatures of datasketch's own MinHash (default
+    SHA-1 hash) over the text's 5-character shingles cut in Python, for Chinese, ASCII, 4-byte
+    characters, spaces, texts of up to five characters, empty ones and long ones."""
+    import hashlib
+    import struct
+
+    import numpy as np
+    from datasketch import MinHash
+
+    from wwm_core.kernels import sha1_hash32
+    from wwm_core.near_dedup import NUM_PERM, SEED, signatures
+
+    def shingles(sentences, size=5):
+        text = "".join(sentences).replace(" ", "")
+        if len(text) <= size:
+            return [text.encode("utf-8")] if text else []
+        return [text[i:i + size].encode("utf-8") for i in range(len(text) - size + 1)]
+
+    documents = [[BASE_ARTICLE], ["长江是中国第一长河。", "全长约 6300 公里，about 3,900 miles."], [], [""], ["a b"],
+                 ["12345"], ["123456"], ["😀😀x😀😀é"], ["ab😀cdé fg𝄞h", "𠀀𠀁𠀂𠀃𠀄𠀅"], [BASE_ARTICLE * 40]]
+    expected = [MinHash.bulk([shingles(d)], num_perm=NUM_PERM, seed=SEED)[0].hashvalues for d in documents]
+    assert all(np.array_equal(got, want) for got, want in zip(signatures(documents), expected, strict=True))
+    # The kernel against hashlib, on lengths around SHA-1's block and padding boundaries.
+    messages = [bytes(range(n % 251, n % 251 + 1)) * n for n in (0, 1, 55, 56, 63, 64, 65, 119, 120, 200)]
+    data = np.frombuffer(b"".join(messages), np.uint8)
+    ends = np.cumsum([len(m) for m in messages])
+    assert sha1_hash32(data, ends - [len(m) for m in messages], ends).tolist() == [
+        struct.unpack("<I", hashlib.sha1(m).digest()[:4])[0] for m in messages]
+
+
 def test_several_sources_of_different_formats_in_one_run(tmp_path):
     wiki = tmp_path / "wiki.xml"
     wiki.write_text(HEADER + page(1, "臺灣", "'''臺灣'''位於東亞。") + page(2, "共有", "两个来源都有这一句。")

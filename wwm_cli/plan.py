@@ -56,8 +56,9 @@ RATES = {
     "instances_per_document": {128: 0.600, 512: 0.913},
     # near dedup (--near_duplicate_threshold): MB of clean text per CPU-second for the MinHash
     # signatures and band groups, charged to cleaning; the marginal between 11 and 110 MB of UD text
-    # (`wwm run`, one process, with and without the flag: +4.5 and +58.2 CPU-s)
-    "near_dedup_mb_per_cpu_s": 1.84,
+    # (`wwm run`, one process, with and without the flag: +2.1 and +25.9 CPU-s; 1.84 before the
+    # shingle hashes were compiled)
+    "near_dedup_mb_per_cpu_s": 4.16,
     # a dedup group's memory beyond a worker's fixed part, in bytes per document of the corpus: an
     # id group (1/16 of the ids; the largest of exact dedup) and, with near dedup, a band group (1/32
     # of the 8 band keys per document); peak RSS on synthetic indexes of 0.86 and 1.73 M documents,

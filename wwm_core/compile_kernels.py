@@ -5,6 +5,7 @@ import numpy as np
 
 from wwm_core.config import Phase
 from wwm_core.instances import SpecialIds, TokenPool, bucket_pair_plans, make_batch
+from wwm_core.near_dedup import signatures
 from wwm_core.records import ExampleEncoder, schema
 
 
@@ -24,6 +25,7 @@ def compile_all() -> None:
                 batch = make_batch(plans, pool, special=special, phase=phase, masked_lm_prob=0.15, masking=masking)
                 encoder = ExampleEncoder(schema(masking), max_seq_length=16, max_predictions_per_seq=3, vocab_size=100)
                 encoder.frames(batch)
+    signatures([["近重复检测的分片哈希"]])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Near-duplicate detection with MinHash over character n-grams and LSH banding.
 
-The signatures come from datasketch; the banding is done by the pipeline (documents that share
-a band hash meet in one group), so no worker ever holds an index of the corpus.
+The signatures come from datasketch, given the shingles' SHA-1 hashes (its default hash, computed
+by a compiled kernel rather than hashlib once per shingle); the banding is done by the pipeline
+(documents that share a band key meet in one band group), so no worker holds an index of the
+corpus.
 """
 import hashlib
 
@@ -12,19 +14,29 @@ SHINGLE_CHARS = 5
 SEED = 1
 
 
-def shingles(sentences, *, size: int = SHINGLE_CHARS) -> list:
-    """Character n-grams of the text without spaces (as bytes, for hashing)."""
-    text = "".join(sentences).replace(" ", "")
-    if len(text) <= size:
-        return [text.encode("utf-8")] if text else []
-    return [text[i:i + size].encode("utf-8") for i in range(len(text) - size + 1)]
+def shingle_hashes(sentences, *, size: int = SHINGLE_CHARS) -> np.ndarray:
+    """datasketch's sha1_hash32 of every character n-gram of the text without spaces (the whole
+    text when it is that short), as UTF-8: computed on the text's bytes by a compiled SHA-1, each
+    n-gram the bytes between its first character's start and the start of the character after
+    it. Repeats are left in: they do not change a MinHash."""
+    from wwm_core import kernels
+
+    data = np.frombuffer("".join(sentences).replace(" ", "").encode("utf-8"), np.uint8)
+    starts = np.flatnonzero((data & 0xC0) != 0x80)  # the first byte of each character
+    if len(starts) <= size:
+        return kernels.sha1_hash32(data, np.zeros(min(len(starts), 1), np.int64),
+                                   np.full(min(len(starts), 1), len(data), np.int64))
+    bounds = np.append(starts, len(data))
+    return kernels.sha1_hash32(data, bounds[:len(starts) - size + 1], bounds[size:])
 
 
 def signatures(sentence_lists) -> list:
-    """MinHash signatures (uint64 arrays of NUM_PERM values) of many documents at once."""
+    """MinHash signatures (uint64 arrays of NUM_PERM values) of many documents at once:
+    datasketch's MinHash of the shingles' hashes (``hashfunc=int``: they are hashed already)."""
     from datasketch import MinHash  # imported here: it pulls in scipy (~1 s), needed only with near-dedup
 
-    minhashes = MinHash.bulk([sorted(set(shingles(s))) for s in sentence_lists], num_perm=NUM_PERM, seed=SEED)
+    minhashes = MinHash.bulk([np.unique(shingle_hashes(s)).tolist() for s in sentence_lists], num_perm=NUM_PERM,
+                             seed=SEED, hashfunc=int)
     return [m.hashvalues for m in minhashes]
 
 
