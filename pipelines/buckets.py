@@ -51,7 +51,7 @@ class BucketFile:
     order: tuple  # the bucket's place in the fixed shard order: (source, relative path, start, chunk)
     path: str
     counted: bool
-    dedup_index: str  # its ids and content keys by dedup group (parquet_io.dedup_index_bytes)
+    dedup_index: str  # its ids, content keys and band keys by dedup group (parquet_io.dedup_index_bytes)
     signatures: str = ""  # with near dedup: its documents' MinHash signatures (write_signatures)
 
 
@@ -287,7 +287,7 @@ class ReadAndClean(beam.DoFn):
         writer.next_bucket()
 
 
-def _duplicates_in_group(group: int, buckets, *, work_folder: str, threshold: float = 0.0):
+def _duplicates_in_group(group: int, buckets, *, work_folder: str, threshold: float):
     """What dedup group ``group`` drops, reading its batch of every bucket's dedup index: written
     to the group's drop file, one record batch per bucket; yields (order, Drops) per bucket."""
     indexed = [(bucket, *read_dedup_group(bucket.dedup_index, group)) for bucket in buckets]
@@ -483,6 +483,6 @@ def bucket_documents(bucket: AssignedBucket, drops, stats, dead_letters: list):
         elif reasons[item.id] == "duplicate_document_id":
             stats["dead_lettered.duplicate_document_id"] += 1
             dead_letters.append(BadRecord(item.id, "duplicate_document_id", "another document of this id was read "
-                                          f"first, in a bucket before this one ({bucket.file.order[1]})", ""))
+                                          f"first, in an earlier bucket; this one is in {bucket.file.order[1]}", ""))
         else:
             stats[f"documents_filtered.{reasons[item.id]}"] += 1

@@ -45,7 +45,7 @@ def phase_folder(config, phase) -> str:
 
 
 class WriteShard(beam.DoFn):
-    """(order, {"bucket": [AssignedBucket], "drop": [ids]}) -> the bucket's shard of every phase
+    """(order, {"bucket": [AssignedBucket], "drop": [Drops]}) -> the bucket's shard of every phase
     and format, written as streams under temporary names, then renamed; yields one description
     per file. With a segmentation cache, the bucket's cached word boundaries are in the cache
     file of the same name as its documents file (``wwm segment`` writes them so). ``progress``: a

@@ -36,7 +36,7 @@ def count_written_documents(stats, documents) -> None:
 
 
 class WriteDocuments(beam.DoFn):
-    """(order, {"bucket": [AssignedBucket], "drop": [ids]}) -> the bucket's documents, less the
+    """(order, {"bucket": [AssignedBucket], "drop": [Drops]}) -> the bucket's documents, less the
     dropped ones, as documents/part-NNNNN-of-NNNNN.parquet; yields the file's name. ``progress``:
     a ProgressChannel that files written are counted into, or None."""
 

@@ -497,3 +497,7 @@ def test_plan_charges_near_dedup_and_the_dedup_groups_memory(tmp_path):
         assert plan["memory"]["dedup_group_process_mb"] == pytest.approx(group_mb, abs=1)
         assert plan["memory"]["per_process_mb"] == max(plan["memory"]["bucket_process_mb"], round(group_mb))
     assert near["memory"]["per_process_mb"] == near["memory"]["dedup_group_process_mb"] > plain["memory"]["bucket_process_mb"]
+    # A lower threshold takes more bands a document (32 at 0.5): a band group holds that many more keys.
+    low = plan_module.plan_main(flags + ["--near_duplicate_threshold=0.5", "--json"])
+    assert low["memory"]["dedup_group_process_mb"] == pytest.approx(
+        408 + documents * rates["dedup_group_bytes_per_document"]["bands"] * 32 / 8 / 1e6, abs=1)

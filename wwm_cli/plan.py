@@ -125,7 +125,7 @@ def planned_shards(files, *, num_shards: int) -> int:
 
 def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: str = DEFAULT_MACHINE_TYPE,
              num_shards: int = 0, mean_document_chars: int = DEFAULT_MEAN_DOCUMENT_CHARS,
-             max_num_workers: int = 0, near_dedup: bool = False) -> dict:
+             max_num_workers: int = 0, near_duplicate_threshold: float = 0.0) -> dict:
     """The plan, from file sizes and settings only (a pure function: no I/O)."""
     if machine_type not in MACHINE_TYPES:
         raise UsageError(f"--machine_type {machine_type!r} is not in the table: {', '.join(sorted(MACHINE_TYPES))}")
@@ -145,6 +145,7 @@ def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: 
         phases[length] = round(per_dupe * dupe_factor)
     raw_files = [f for f in files if f.input_format != "parquet"]  # prepared input is not cleaned again
     clean_cpu = sum(uncompressed_bytes(f) / 1e6 / RATES["clean_mb_per_cpu_s"][f.input_format] for f in raw_files)
+    near_dedup = near_duplicate_threshold > 0
     if near_dedup:
         clean_cpu += sum(text_bytes(f) for f in raw_files) / 1e6 / RATES["near_dedup_mb_per_cpu_s"]
     segment_rate = RATES["segment_chars_per_cpu_s"][segmenter]
@@ -158,7 +159,12 @@ def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: 
     bucket_mb = worker_memory_mb(bucket_text_mb, dupe_factor=dupe_factor)
     # The worker of a dedup group holds its share of the whole corpus's ids (or band keys).
     group_kind = "bands" if near_dedup and not prepared else "ids"
-    group_mb = WORKER_MEMORY_FIXED_MB + documents * RATES["dedup_group_bytes_per_document"][group_kind] / 1e6
+    group_bytes = RATES["dedup_group_bytes_per_document"][group_kind]
+    if group_kind == "bands":  # measured with 8 bands a document (0.8); a lower threshold makes more
+        from wwm_core.near_dedup import band_layout
+
+        group_bytes *= band_layout(near_duplicate_threshold)[0] / 8
+    group_mb = WORKER_MEMORY_FIXED_MB + documents * group_bytes / 1e6
     process_mb = max(bucket_mb, group_mb)
     # Dataflow starts one Python SDK process per vCPU; with --number_of_worker_harness_threads=1
     # (wwm submit passes it) each makes one bucket at a time.
@@ -236,7 +242,7 @@ def plan_from_args(args, beam_args) -> dict:
                     num_shards=0 if config.output.balance_shards else config.output.num_shards,
                     mean_document_chars=args.mean_document_chars,
                     max_num_workers=args.max_num_workers,
-                    near_dedup=config.cleaning.near_duplicate_threshold > 0)
+                    near_duplicate_threshold=config.cleaning.near_duplicate_threshold)
 
 
 def _size(count: float) -> str:
