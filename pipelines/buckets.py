@@ -328,10 +328,9 @@ def _shared_keys(key_matrices):
     inverse = inverse.reshape(-1)
     shared = np.flatnonzero(counts[inverse] > 1)
     lengths = [len(keys) for keys in key_matrices]
-    bucket_of = np.repeat(np.arange(len(lengths)), lengths).tolist()
-    first_entry = np.cumsum([0] + lengths).tolist()
-    for entry, key in zip(shared.tolist(), inverse[shared].tolist()):
-        yield key, bucket_of[entry], entry - first_entry[bucket_of[entry]]
+    numbers = np.repeat(np.arange(len(lengths)), lengths)[shared]  # looked up for the shared entries only
+    entries = shared - np.cumsum([0] + lengths)[numbers]
+    yield from zip(inverse[shared].tolist(), numbers.tolist(), entries.tolist())
 
 
 def _exact_duplicates(buckets):
