@@ -1,55 +1,114 @@
-"""Beam's local runner whose worker processes end without the interpreter's teardown.
+"""Beam's local runner with worker processes forked from a fork server, watched while they work.
 
 With ``--direct_running_mode multi_processing``, Beam's local runner (FnApiRunner) starts each
-worker as ``python -m apache_beam.runners.worker.sdk_worker_main`` and, after the last stage,
-stops them one after another, each once the one before has exited. A worker that has run our
-stages has imported Beam, numba, LTP's extension and pyarrow, and tearing them down took 0.45 to
-0.6 s per worker on the benchmark corpus, so N workers added N times that to the end of every run
-(1.2 s of a 9 s run with two). Here a worker is ``python -m pipelines.local_workers``: Beam's own
-worker main, then the exit the ``wwm`` program takes (``exit_without_teardown``).
+worker as a fresh ``python -m apache_beam.runners.worker.sdk_worker_main``. Here a worker is forked
+from ``fork_server``, which has imported what it needs once, and it runs the same harness. Two
+more differences:
+- the worker ends without the interpreter's teardown of Beam, numba, LTP's extension and pyarrow
+  (0.45-0.6 s each, and Beam stops its workers one after another): a forked process exits so;
+- a worker that dies (killed for memory, a crash in a native library) fails the run with its exit
+  status. Beam's own subprocess workers leave the launcher waiting forever for the answer.
 """
+import os
+import signal
 import sys
+import threading
 
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 from apache_beam.portability import python_urns
 from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
+from apache_beam.runners.portability.fn_api_runner.worker_handlers import (ControlFuture, GrpcWorkerHandler,
+                                                                           WorkerHandler)
 from apache_beam.runners.worker import sdk_worker_main
+from google.protobuf import json_format, text_format
 
-from wwm_core.process import exit_without_teardown
+from pipelines import fork_server
+
+# The environment FnApiRunner gives its multi_processing workers (a command line), and ours.
+BEAM_WORKER_COMMAND = f"{sys.executable} -m {sdk_worker_main.__name__}".encode()
+FORKED_WORKER_URN = "wwm:env:forked_local_worker:v1"
 
 
-def worker_command(module: str) -> str:
-    return f"{sys.executable} -m {module}"
+def serve(environment: dict) -> None:
+    """A forked worker's life: Beam's SDK harness, talking to the launcher through ``environment``
+    (the launcher's own, plus the addresses Beam's worker main reads). An error ends the process
+    with status 1 and its traceback on stderr."""
+    os.environ.clear()
+    os.environ.update(environment)
+    sdk_worker_main.main([])
 
 
-# What FnApiRunner runs in multi_processing mode, and what runs instead.
-BEAM_WORKER = worker_command(sdk_worker_main.__name__)
-OUR_WORKER = worker_command("pipelines.local_workers")
+def exit_status(code: int) -> str:
+    if code < 0:
+        return f"signal {signal.Signals(-code).name}" + (" (killed: out of memory?)" if code == -signal.SIGKILL else "")
+    return f"exit status {code}"
+
+
+def fail_requests(connection, error: Exception) -> None:
+    """Every request to a dead worker fails with ``error``: those made from now on, then those
+    already waiting for an answer that will not come."""
+    def failed(request):
+        future = ControlFuture(getattr(request, "instruction_id", "") or "after the worker died")
+        future.abort(error)
+        return future
+
+    connection.push = failed
+    connection.abort(error)
+
+
+@WorkerHandler.register_environment(FORKED_WORKER_URN, bytes)
+class ForkedWorkerHandler(GrpcWorkerHandler):
+    """One local worker, forked from the fork server, and a thread that waits for it to end."""
+
+    def __init__(self, payload, state, provision_info, grpc_server):
+        super().__init__(state, provision_info, grpc_server)
+        self.process = None
+        self.stopping = False
+
+    def start_worker(self):
+        environment = dict(
+            os.environ,
+            CONTROL_API_SERVICE_DESCRIPTOR=text_format.MessageToString(self.control_api_service_descriptor()),
+            LOGGING_API_SERVICE_DESCRIPTOR=text_format.MessageToString(self.logging_api_service_descriptor()),
+            PIPELINE_OPTIONS=json_format.MessageToJson(self.provision_info.provision_info.pipeline_options),
+            WORKER_ID=self.worker_id)
+        fork_server.start()  # at once when `wwm` started it already
+        self.process = fork_server.FORK_CONTEXT.Process(target=serve, args=(environment,),
+                                                        name=f"wwm local worker {self.worker_id}")
+        self.process.start()
+        # A daemon: a launcher that fails must not wait at exit for workers that still wait for it.
+        threading.Thread(target=self.watch, name=f"watch {self.worker_id}", daemon=True).start()
+
+    def watch(self):
+        self.process.join()
+        if self.process.exitcode and not self.stopping:
+            fail_requests(self.control_conn, RuntimeError(
+                f"local worker process {self.process.pid} ({self.worker_id}) ended with "
+                f"{exit_status(self.process.exitcode)} while the pipeline ran; the run is stopped"))
+
+    def stop_worker(self):
+        self.stopping = True
+        if self.process is not None:
+            self.process.join()
 
 
 class LocalRunner(FnApiRunner):
-    """FnApiRunner, whose multi_processing workers are this module rather than Beam's worker main.
-    Beam picks the worker command inside ``run_pipeline``, so it is swapped in the pipeline proto
-    that ``run_pipeline`` hands on; a worker command set some other way is left alone."""
+    """FnApiRunner, whose multi_processing workers are forked (``ForkedWorkerHandler``) rather than
+    started as Beam's worker main. Beam picks the worker command inside ``run_pipeline``, so the
+    environment is swapped in the pipeline proto that ``run_pipeline`` hands on; a worker command
+    set some other way is left alone."""
 
     def run_via_runner_api(self, pipeline_proto, options):
         for environment in pipeline_proto.components.environments.values():
-            if environment.urn == python_urns.SUBPROCESS_SDK and environment.payload == BEAM_WORKER.encode():
-                environment.payload = OUR_WORKER.encode()
+            if environment.urn == python_urns.SUBPROCESS_SDK and environment.payload == BEAM_WORKER_COMMAND:
+                environment.urn = FORKED_WORKER_URN
         return super().run_via_runner_api(pipeline_proto, options)
 
 
 def runner_for(options):
     """A LocalRunner where the options ask for the local runner's worker processes; None (the
     runner the options name) otherwise."""
-    if (options.view_as(StandardOptions).runner == "FnApiRunner"
-            and options.view_as(DirectOptions).direct_running_mode == "multi_processing"):
+    if fork_server.forks_local_workers(options.view_as(StandardOptions).runner,
+                                       options.view_as(DirectOptions).direct_running_mode):
         return LocalRunner()
     return None
-
-
-if __name__ == "__main__":
-    # A failing harness raises here: the normal exit, with its traceback and a failing status,
-    # which Beam's runner reports.
-    sdk_worker_main.main(sys.argv)
-    exit_without_teardown(0)

@@ -3,9 +3,11 @@ embedded job server and LOOPBACK workers, and with EXTERNAL workers, separate pr
 from Beam's worker pool (``worker_pool_main``), the SDK harness that Spark and Flink start."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -69,24 +71,58 @@ def test_external_worker_processes_write_the_local_runners_bytes(tmp_path, worke
     assert shard_bytes(tmp_path / "external") == shard_bytes(tmp_path / "local")
 
 
-def test_local_worker_processes_are_ours_and_a_failing_one_keeps_its_status(tmp_path):
-    """With --direct_running_mode multi_processing the local runner's workers are
-    `python -m pipelines.local_workers` (Beam's worker main, then an exit without the teardown):
-    elements are processed in those processes, and a harness that fails still exits non-zero."""
+def test_local_workers_are_forked_from_the_fork_server(tmp_path):
+    """With --direct_running_mode multi_processing the local runner's workers are processes forked
+    from the fork server, which imported Beam and the pipelines once: elements are processed
+    there, not in the launcher."""
+    import multiprocessing
+
     import apache_beam as beam
 
+    from pipelines import fork_server
     from wwm_cli.data import new_pipeline
 
     with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
-        _ = (pipeline | beam.Create(range(4))
-             | beam.Map(lambda _: f"{sys.modules['__main__'].__spec__.name} {os.getpid()}")
+        _ = (pipeline | beam.Create(range(8))
+             | beam.Map(lambda _: f"{multiprocessing.current_process().name}|{os.getpid()}|{os.getppid()}")
              | beam.io.WriteToText(str(tmp_path / "where")))
-    processed_in = {line.split()[0]: line.split()[1] for path in tmp_path.glob("where*")
-                    for line in path.read_text().splitlines()}
-    assert list(processed_in) == ["pipelines.local_workers"]
-    assert int(processed_in["pipelines.local_workers"]) != os.getpid()
+    processed_in = {tuple(line.split("|")) for path in tmp_path.glob("where*") for line in path.read_text().splitlines()}
+    assert processed_in and all(name.startswith("wwm local worker") for name, _, _ in processed_in)
+    assert {int(parent) for _, _, parent in processed_in} == {fork_server.server_pid()} != {os.getpid()}
 
-    environment = {name: value for name, value in os.environ.items() if not name.endswith("_SERVICE_DESCRIPTOR")}
-    failed = subprocess.run([sys.executable, "-m", "pipelines.local_workers"], env=environment,
-                            capture_output=True, text=True, timeout=120)
-    assert failed.returncode == 1 and "Traceback" in failed.stderr
+
+def test_a_local_worker_that_dies_stops_the_run_with_its_status():
+    """A worker killed mid-run (here it exits with status 3, as a crash in a native library or the
+    out-of-memory killer would end it) fails the run with that status; Beam's own subprocess
+    workers leave the launcher waiting for an answer forever."""
+    script = textwrap.dedent("""
+        import os
+        import apache_beam as beam
+        from wwm_cli.data import new_pipeline
+
+        with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
+            _ = pipeline | beam.Create(range(4)) | beam.Map(lambda n: os._exit(3) if n == 2 else n)
+        """)
+    died = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert died.returncode == 1
+    assert re.search(r"local worker process \d+ \(worker_\d+\) ended with exit status 3 while the pipeline ran",
+                     died.stderr), died.stderr[-3000:]
+
+
+def test_the_wwm_program_forks_its_workers_and_writes_the_same_bytes(tmp_path):
+    """`wwm run` with local worker processes (the fork server started before the launcher imports
+    Beam) writes what the one-process local runner writes."""
+    from pipelines.fork_server import forks_local_workers_for
+
+    corpus = write_text_corpus(tmp_path / "corpus.txt", MANY_DOCUMENTS)
+    local = run_wwm(tmp_path, name="local", inputs=[str(corpus)])
+    subprocess.run([sys.executable, "-m", "wwm_cli", "run", f"--input={corpus}", f"--output={tmp_path / 'forked'}",
+                    "--dupe_factor=3", "--num_shards=3", "--max_seq_length=128", "--segmenter=jieba",
+                    "--direct_num_workers=2", "--direct_running_mode", "multi_processing"],
+                   check=True, timeout=300, stdout=subprocess.DEVNULL)
+    assert shard_bytes(tmp_path / "forked") == shard_bytes(tmp_path / "local") != {}
+    # Read from the command line the way Beam reads it: both spellings, and only the local runner.
+    assert forks_local_workers_for(["--direct_running_mode", "multi_processing", "--input=x"])
+    assert forks_local_workers_for(["--runner=FnApiRunner", "--direct_running_mode=multi_processing"])
+    assert not forks_local_workers_for(["--runner=PortableRunner", "--direct_running_mode=multi_processing"])
+    assert not forks_local_workers_for(["--direct_num_workers=2"])

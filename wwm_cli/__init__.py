@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 
+from pipelines import fork_server
 from wwm_core.errors import guarded
 from wwm_core.process import exit_without_teardown
 
@@ -26,6 +27,8 @@ COMMANDS = {
     "train": ("wwm_trainer.cli", "train_main", "pretrain BERT on a run's output (TPU, GPUs or CPU)"),
     "sample-path": ("wwm_cli", "sample_path_main", "print where the bundled sample corpus is (to try wwm run on)"),
 }
+# Commands whose Beam pipeline can run here, with the local runner's worker processes.
+LOCAL_PIPELINE_COMMANDS = ("run", "prepare", "segment")
 
 
 def sample_path() -> str:
@@ -64,6 +67,8 @@ def main(argv=None) -> int:
         print(f"wwm: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module, function, _ = COMMANDS[argv[0]]
+    if argv[0] in LOCAL_PIPELINE_COMMANDS and fork_server.forks_local_workers_for(argv[1:]):
+        fork_server.start([module])  # imports for the workers while this process imports for itself
     command = getattr(importlib.import_module(module), function)
     return guarded(f"wwm {argv[0]}", command, argv[1:])
 
