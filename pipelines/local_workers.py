@@ -16,6 +16,7 @@ import threading
 
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 from apache_beam.portability import python_urns
+from apache_beam.portability.api import beam_fn_api_pb2
 from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
 from apache_beam.runners.portability.fn_api_runner.worker_handlers import (ControlFuture, GrpcWorkerHandler,
                                                                            WorkerHandler)
@@ -44,16 +45,17 @@ def exit_status(code: int) -> str:
     return f"exit status {code}"
 
 
-def fail_requests(connection, error: Exception) -> None:
-    """Every request to a dead worker fails with ``error``: those made from now on, then those
-    already waiting for an answer that will not come."""
+def fail_requests(connection, error: str) -> None:
+    """Every request to a dead worker is answered with ``error``, as a worker answers an instruction
+    that failed (the runner then stops waiting for the bundle's data and raises it): those made
+    from now on, then those already waiting for an answer that will not come."""
     def failed(request):
-        future = ControlFuture(getattr(request, "instruction_id", "") or "after the worker died")
-        future.abort(error)
-        return future
+        instruction_id = getattr(request, "instruction_id", "")
+        return ControlFuture(instruction_id, beam_fn_api_pb2.InstructionResponse(instruction_id=instruction_id, error=error))
 
     connection.push = failed
-    connection.abort(error)
+    for instruction_id, future in list(connection._futures_by_id.items()):
+        future.set(beam_fn_api_pb2.InstructionResponse(instruction_id=instruction_id, error=error))
 
 
 @WorkerHandler.register_environment(FORKED_WORKER_URN, bytes)
@@ -82,9 +84,8 @@ class ForkedWorkerHandler(GrpcWorkerHandler):
     def watch(self):
         self.process.join()
         if self.process.exitcode and not self.stopping:
-            fail_requests(self.control_conn, RuntimeError(
-                f"local worker process {self.process.pid} ({self.worker_id}) ended with "
-                f"{exit_status(self.process.exitcode)} while the pipeline ran; the run is stopped"))
+            fail_requests(self.control_conn, f"local worker process {self.process.pid} ({self.worker_id}) ended "
+                          f"with {exit_status(self.process.exitcode)} while the pipeline ran; the run is stopped")
 
     def stop_worker(self):
         self.stopping = True
