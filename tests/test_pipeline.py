@@ -273,6 +273,14 @@ def test_input_that_matches_nothing_is_a_clear_error(tmp_path):
         run([f"--input={tmp_path}/nothing-*.txt", f"--output={tmp_path / 'o'}"] + LOCAL)
 
 
+def test_parquet_read_as_text_is_a_clear_error_not_dead_letters(tmp_path):
+    (tmp_path / "part-00000-of-00001.parquet").write_bytes(b"PAR1 whatever PAR1")
+    with pytest.raises(UsageError, match=r"part-00000-of-00001.parquet is Parquet .* read as text: add "
+                                         r"--input_format=parquet"):
+        run([f"--input={tmp_path}/*.parquet", f"--output={tmp_path / 'o'}"] + LOCAL)
+    assert not (tmp_path / "o").exists(), "refused before any work"
+
+
 def test_inspect_prints_the_masked_originals(tmp_path, capsys):
     run_wwm(tmp_path)
     capsys.readouterr()

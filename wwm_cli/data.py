@@ -209,8 +209,16 @@ def prepared_link(config):
 
 
 def input_files(config) -> list:
-    """{"path", "bytes", "pattern"} of every input file; a pattern that matches nothing is an error."""
-    return matched_files(config.patterns)
+    """{"path", "bytes", "pattern"} of every input file; a pattern that matches nothing, or Parquet
+    read as another format, is an error."""
+    files = matched_files(config.patterns)
+    format_of = {pattern: source.input_format for source in config.sources for pattern in source.patterns}
+    for item in files:
+        if item["path"].endswith(".parquet") and format_of[item["pattern"]] != "parquet":
+            # Read as text, a Parquet file's bytes become dead letters, every one of them.
+            raise UsageError(f"{item['path']} is Parquet (`wwm prepare` writes documents so), read as "
+                             f"{format_of[item['pattern']]}: add --input_format=parquet (format=parquet in --source)")
+    return files
 
 
 def matched_files(patterns) -> list:
