@@ -17,7 +17,8 @@ import multiprocessing.forkserver
 import os
 import signal
 
-FORK_CONTEXT = multiprocessing.get_context("forkserver")
+# Linux and macOS have it; elsewhere (Windows) the local runner starts Beam's own worker processes.
+AVAILABLE = "forkserver" in multiprocessing.get_all_start_methods()
 # What the worker's harness imports; the command's own module (``wwm_cli.data``, ...) brings the
 # pipelines, wwm_core and their libraries.
 WORKER_MODULES = ("apache_beam.runners.worker.sdk_worker_main", "pipelines.local_workers")
@@ -26,7 +27,7 @@ WORKER_MODULES = ("apache_beam.runners.worker.sdk_worker_main", "pipelines.local
 def forks_local_workers(runner, running_mode) -> bool:
     """True when Beam's options ask for the local runner's worker processes (``runner`` None means
     the local runner, which ``wwm`` names for Beam)."""
-    return runner in (None, "FnApiRunner") and running_mode == "multi_processing"
+    return AVAILABLE and runner in (None, "FnApiRunner") and running_mode == "multi_processing"
 
 
 def forks_local_workers_for(argv) -> bool:
@@ -42,12 +43,14 @@ def start(modules=()) -> None:
     """Starts the fork server, importing ``modules`` and the worker's own, unless it runs already.
     The modules are imported in the server's process, while this one goes on."""
     if server_pid() is None:
-        FORK_CONTEXT.set_forkserver_preload([*WORKER_MODULES, *modules])
+        multiprocessing.get_context("forkserver").set_forkserver_preload([*WORKER_MODULES, *modules])
         multiprocessing.forkserver.ensure_running()
         atexit.register(stop)
 
 
 def server_pid():
+    """The running fork server's process id, or None. (multiprocessing keeps it in a private
+    attribute, unchanged from Python 3.4 to 3.13; it offers no public way to stop the server.)"""
     return multiprocessing.forkserver._forkserver._forkserver_pid
 
 

@@ -9,18 +9,24 @@ more differences:
 - a worker that dies (killed for memory, a crash in a native library) fails the run with its exit
   status. Beam's own subprocess workers leave the launcher waiting forever for the answer.
 """
+import logging
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 
+import grpc
+
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 from apache_beam.portability import python_urns
-from apache_beam.portability.api import beam_fn_api_pb2
+from apache_beam.portability.api import beam_fn_api_pb2, beam_fn_api_pb2_grpc, endpoints_pb2
 from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
 from apache_beam.runners.portability.fn_api_runner.worker_handlers import (ControlFuture, GrpcWorkerHandler,
                                                                            WorkerHandler)
 from apache_beam.runners.worker import sdk_worker_main
+from apache_beam.runners.worker.log_handler import LOGENTRY_TO_LOG_LEVEL_MAP
+from apache_beam.utils import thread_pool_executor
 from google.protobuf import json_format, text_format
 
 from pipelines import fork_server
@@ -28,6 +34,23 @@ from pipelines import fork_server
 # The environment FnApiRunner gives its multi_processing workers (a command line), and ours.
 BEAM_WORKER_COMMAND = f"{sys.executable} -m {sdk_worker_main.__name__}".encode()
 FORKED_WORKER_URN = "wwm:env:forked_local_worker:v1"
+WORKER_LOG = logging.getLogger(__name__)  # below WARNING, out of sight as Beam's own workers were
+
+
+class OneLineLogs(beam_fn_api_pb2_grpc.BeamFnLoggingServicer):
+    """A worker's log records in the launcher's log, a line each. (The runner's own logging
+    service writes each record's whole message proto over ten lines.)"""
+
+    def Logging(self, log_bundles, context=None):
+        yield beam_fn_api_pb2.LogControl()
+        for bundle in log_bundles:
+            for entry in bundle.log_entries:
+                WORKER_LOG.log(LOGENTRY_TO_LOG_LEVEL_MAP[entry.severity], "%s", entry.message)
+
+
+def is_not_about_a_main_session(record) -> bool:
+    # A forked worker has imported everything already; there is no main session to stage or load.
+    return "semi_persistent_directory" not in record.getMessage()
 
 
 def serve(environment: dict) -> None:
@@ -36,6 +59,7 @@ def serve(environment: dict) -> None:
     with status 1 and its traceback on stderr."""
     os.environ.clear()
     os.environ.update(environment)
+    logging.getLogger(sdk_worker_main.__name__).addFilter(is_not_about_a_main_session)
     sdk_worker_main.main([])
 
 
@@ -66,16 +90,21 @@ class ForkedWorkerHandler(GrpcWorkerHandler):
         super().__init__(state, provision_info, grpc_server)
         self.process = None
         self.stopping = False
+        self.log_server = grpc.server(thread_pool_executor.shared_unbounded_instance())
+        beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(OneLineLogs(), self.log_server)
+        self.log_address = f"localhost:{self.log_server.add_insecure_port('localhost:0')}"
 
     def start_worker(self):
+        self.log_server.start()
         environment = dict(
             os.environ,
             CONTROL_API_SERVICE_DESCRIPTOR=text_format.MessageToString(self.control_api_service_descriptor()),
-            LOGGING_API_SERVICE_DESCRIPTOR=text_format.MessageToString(self.logging_api_service_descriptor()),
+            LOGGING_API_SERVICE_DESCRIPTOR=text_format.MessageToString(
+                endpoints_pb2.ApiServiceDescriptor(url=self.log_address)),
             PIPELINE_OPTIONS=json_format.MessageToJson(self.provision_info.provision_info.pipeline_options),
             WORKER_ID=self.worker_id)
         fork_server.start()  # at once when `wwm` started it already
-        self.process = fork_server.FORK_CONTEXT.Process(target=serve, args=(environment,),
+        self.process = multiprocessing.get_context("forkserver").Process(target=serve, args=(environment,),
                                                         name=f"wwm local worker {self.worker_id}")
         self.process.start()
         # A daemon: a launcher that fails must not wait at exit for workers that still wait for it.
@@ -91,6 +120,7 @@ class ForkedWorkerHandler(GrpcWorkerHandler):
         self.stopping = True
         if self.process is not None:
             self.process.join()
+        self.log_server.stop(0)
 
 
 class LocalRunner(FnApiRunner):

@@ -2,6 +2,8 @@
 embedded job server and LOOPBACK workers, and with EXTERNAL workers, separate processes started
 from Beam's worker pool (``worker_pool_main``), the SDK harness that Spark and Flink start."""
 import json
+import logging
+import multiprocessing
 import os
 import re
 import socket
@@ -71,11 +73,15 @@ def test_external_worker_processes_write_the_local_runners_bytes(tmp_path, worke
     assert shard_bytes(tmp_path / "external") == shard_bytes(tmp_path / "local")
 
 
-def test_local_workers_are_forked_from_the_fork_server(tmp_path):
+def worker_map(n):
+    logging.getLogger("wwm.test").warning("element %d in a worker", n)
+    return f"{multiprocessing.current_process().name}|{os.getpid()}|{os.getppid()}"
+
+
+def test_local_workers_are_forked_from_the_fork_server(tmp_path, caplog):
     """With --direct_running_mode multi_processing the local runner's workers are processes forked
     from the fork server, which imported Beam and the pipelines once: elements are processed
-    there, not in the launcher."""
-    import multiprocessing
+    there, not in the launcher, and what they log reaches the launcher's log, a line a record."""
 
     import apache_beam as beam
 
@@ -84,11 +90,13 @@ def test_local_workers_are_forked_from_the_fork_server(tmp_path):
 
     with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
         _ = (pipeline | beam.Create(range(8))
-             | beam.Map(lambda _: f"{multiprocessing.current_process().name}|{os.getpid()}|{os.getppid()}")
-             | beam.io.WriteToText(str(tmp_path / "where")))
+             | beam.Map(worker_map) | beam.io.WriteToText(str(tmp_path / "where")))
     processed_in = {tuple(line.split("|")) for path in tmp_path.glob("where*") for line in path.read_text().splitlines()}
     assert processed_in and all(name.startswith("wwm local worker") for name, _, _ in processed_in)
     assert {int(parent) for _, _, parent in processed_in} == {fork_server.server_pid()} != {os.getpid()}
+    from_workers = [r.getMessage() for r in caplog.records if r.name == "pipelines.local_workers"]
+    assert sorted(m for m in from_workers if m.startswith("element")) == [f"element {n} in a worker" for n in range(8)]
+    assert not any("semi_persistent_directory" in m for m in from_workers), "no noise about main sessions"
 
 
 def test_a_local_worker_that_dies_stops_the_run_with_its_status():
