@@ -70,7 +70,7 @@ class Drops:
     path: str
     batch: int
 
-    def document_ids(self) -> list:
+    def ids(self) -> list:
         return read_dedup_group(self.path, self.batch)[0].to_pylist()
 
 
@@ -473,7 +473,7 @@ def bucket_documents(bucket: AssignedBucket, drops, stats, dead_letters: list):
     records here, and checked (see parquet_io.documents_of)."""
     reasons = {}
     for drop in sorted(drops, key=lambda drop: _DROP_PRECEDENCE.index(drop.reason), reverse=True):
-        reasons.update(dict.fromkeys(drop.document_ids(), drop.reason))
+        reasons.update(dict.fromkeys(drop.ids(), drop.reason))
     for item in documents_of(bucket.file.path, stats, count_records=not bucket.file.counted):
         if isinstance(item, BadRecord):
             dead_letters.append(item)

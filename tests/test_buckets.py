@@ -174,7 +174,7 @@ def test_dedup_groups_drop_what_a_plain_reading_of_the_rules_drops(tmp_path):
     found = collections.Counter(((order, doc_id), drops.reason) for group in [*ID_GROUPS, *KEY_GROUPS]
                                 for order, drops in _duplicates_in_group(group, buckets, work_folder=str(tmp_path),
                                                                           threshold=0.0)
-                                for doc_id in drops.document_ids())
+                                for doc_id in drops.ids())
 
     expected = collections.Counter()
     copies = collections.defaultdict(list)
@@ -261,7 +261,7 @@ def test_band_groups_drop_what_a_plain_reading_of_near_dedup_drops(tmp_path):
 
     found = {((order, doc_id), drops.reason) for group in BAND_GROUPS
              for order, drops in _duplicates_in_group(group, buckets, work_folder=str(tmp_path), threshold=threshold)
-             for doc_id in drops.document_ids()}
+             for doc_id in drops.ids()}
 
     sharing = collections.defaultdict(list)
     for order, ids, signature_list in contents:
