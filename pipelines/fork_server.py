@@ -32,10 +32,13 @@ def forks_local_workers(runner, running_mode) -> bool:
 
 def forks_local_workers_for(argv) -> bool:
     """``forks_local_workers`` read from a command line, before anything has parsed it."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
     parser.add_argument("--runner")
     parser.add_argument("--direct_running_mode")
-    known, _ = parser.parse_known_args(argv)
+    try:
+        known, _ = parser.parse_known_args(argv)
+    except argparse.ArgumentError:  # a flag without its value: Beam's own parsing will say so
+        return False
     return forks_local_workers(known.runner, known.direct_running_mode)
 
 
@@ -57,9 +60,10 @@ def server_pid():
 def stop() -> None:
     """Ends the fork server and waits for it, when this process ends. Waited for, its CPU time and
     that of the workers it forked (and waited for) count among this process's children, as
-    ``getrusage`` and ``time`` report them. SIGTERM ends it without the teardown of its modules;
-    by now every worker has ended."""
+    ``getrusage`` and ``time`` report them. SIGKILL ends it at once, without the teardown of its
+    modules, and cannot be ignored; it holds nothing to clean up, and by now every worker has
+    ended (or, if the run failed, ends when its connection to this process does)."""
     pid = server_pid()
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

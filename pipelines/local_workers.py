@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import grpc
 
@@ -65,21 +66,32 @@ def serve(environment: dict) -> None:
 
 def exit_status(code: int) -> str:
     if code < 0:
-        return f"signal {signal.Signals(-code).name}" + (" (killed: out of memory?)" if code == -signal.SIGKILL else "")
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        return f"signal {name}" + (" (killed: out of memory?)" if code == -signal.SIGKILL else "")
     return f"exit status {code}"
 
 
-def fail_requests(connection, error: str) -> None:
+def fail_requests(connection, error: str, *, until) -> None:
     """Every request to a dead worker is answered with ``error``, as a worker answers an instruction
     that failed (the runner then stops waiting for the bundle's data and raises it): those made
-    from now on, then those already waiting for an answer that will not come."""
+    from now on, and those waiting for an answer that will not come, checked again every 0.2 s
+    (a request being made as the worker died joins them late) until ``until()``."""
+    def answered(instruction_id):
+        return beam_fn_api_pb2.InstructionResponse(instruction_id=instruction_id, error=error)
+
+    push = connection.push
+
     def failed(request):
-        instruction_id = getattr(request, "instruction_id", "")
-        return ControlFuture(instruction_id, beam_fn_api_pb2.InstructionResponse(instruction_id=instruction_id, error=error))
+        if not isinstance(request, beam_fn_api_pb2.InstructionRequest):
+            return push(request)  # the runner's end-of-stream marker, as it closes the connection
+        return ControlFuture(request.instruction_id, answered(request.instruction_id))
 
     connection.push = failed
-    for instruction_id, future in list(connection._futures_by_id.items()):
-        future.set(beam_fn_api_pb2.InstructionResponse(instruction_id=instruction_id, error=error))
+    while not until():
+        for instruction_id, future in list(connection._futures_by_id.items()):
+            if not future.is_done():
+                future.set(answered(instruction_id))
+        time.sleep(0.2)
 
 
 @WorkerHandler.register_environment(FORKED_WORKER_URN, bytes)
@@ -90,7 +102,11 @@ class ForkedWorkerHandler(GrpcWorkerHandler):
         super().__init__(state, provision_info, grpc_server)
         self.process = None
         self.stopping = False
-        self.log_server = grpc.server(thread_pool_executor.shared_unbounded_instance())
+        # Beam's workers ping every 20 s: without these a quiet worker's log stream is cut after a
+        # minute ("too many pings"), as Beam's own servers set them.
+        self.log_server = grpc.server(thread_pool_executor.shared_unbounded_instance(), options=[
+            ("grpc.http2.max_pings_without_data", 0), ("grpc.http2.max_ping_strikes", 0),
+            ("grpc.http2.min_ping_interval_without_data_ms", 20_000)])
         beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(OneLineLogs(), self.log_server)
         self.log_address = f"localhost:{self.log_server.add_insecure_port('localhost:0')}"
 
@@ -104,22 +120,27 @@ class ForkedWorkerHandler(GrpcWorkerHandler):
             PIPELINE_OPTIONS=json_format.MessageToJson(self.provision_info.provision_info.pipeline_options),
             WORKER_ID=self.worker_id)
         fork_server.start()  # at once when `wwm` started it already
-        self.process = multiprocessing.get_context("forkserver").Process(target=serve, args=(environment,),
-                                                        name=f"wwm local worker {self.worker_id}")
+        self.process = multiprocessing.get_context("forkserver").Process(
+            target=serve, args=(environment,), name=f"wwm local worker {self.worker_id}")
         self.process.start()
         # A daemon: a launcher that fails must not wait at exit for workers that still wait for it.
-        threading.Thread(target=self.watch, name=f"watch {self.worker_id}", daemon=True).start()
+        self.watcher = threading.Thread(target=self.watch, name=f"watch {self.worker_id}", daemon=True)
+        self.watcher.start()
 
     def watch(self):
+        """Waits for the worker; one that ends before the runner stops it has died, whatever its
+        status (a worker also exits 0 once the runner has closed its connection, just before
+        ``stop_worker``; nothing is waiting then)."""
         self.process.join()
-        if self.process.exitcode and not self.stopping:
+        if not self.stopping:
             fail_requests(self.control_conn, f"local worker process {self.process.pid} ({self.worker_id}) ended "
-                          f"with {exit_status(self.process.exitcode)} while the pipeline ran; the run is stopped")
+                          f"with {exit_status(self.process.exitcode)} while the pipeline ran; the run is stopped",
+                          until=lambda: self.stopping)
 
     def stop_worker(self):
         self.stopping = True
         if self.process is not None:
-            self.process.join()
+            self.watcher.join()  # the one reader of the worker's exit status
         self.log_server.stop(0)
 
 

@@ -117,11 +117,28 @@ def test_a_local_worker_that_dies_stops_the_run_with_its_status():
                      died.stderr), died.stderr[-3000:]
 
 
+def test_a_local_worker_that_dies_before_it_connects_stops_the_run(tmp_path):
+    """A script without the `if __name__ == "__main__":` guard that Python's multiprocessing asks
+    for: each forked worker runs it again, fails at once (before it connects to the launcher),
+    and the run stops with that status instead of waiting for a worker that never comes."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent("""
+        import apache_beam as beam
+        from wwm_cli.data import new_pipeline
+
+        with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
+            _ = pipeline | beam.Create(range(4)) | beam.Map(str)
+        """))
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    died = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=environment)
+    assert died.returncode == 1
+    assert re.search(r"local worker process \d+ \(worker_\d+\) ended with exit status 1 while the pipeline ran",
+                     died.stderr), died.stderr[-3000:]
+
+
 def test_the_wwm_program_forks_its_workers_and_writes_the_same_bytes(tmp_path):
     """`wwm run` with local worker processes (the fork server started before the launcher imports
     Beam) writes what the one-process local runner writes."""
-    from pipelines.fork_server import forks_local_workers_for
-
     corpus = write_text_corpus(tmp_path / "corpus.txt", MANY_DOCUMENTS)
     local = run_wwm(tmp_path, name="local", inputs=[str(corpus)])
     subprocess.run([sys.executable, "-m", "wwm_cli", "run", f"--input={corpus}", f"--output={tmp_path / 'forked'}",
@@ -129,8 +146,15 @@ def test_the_wwm_program_forks_its_workers_and_writes_the_same_bytes(tmp_path):
                     "--direct_num_workers=2", "--direct_running_mode", "multi_processing"],
                    check=True, timeout=300, stdout=subprocess.DEVNULL)
     assert shard_bytes(tmp_path / "forked") == shard_bytes(tmp_path / "local") != {}
-    # Read from the command line the way Beam reads it: both spellings, and only the local runner.
+
+
+def test_which_command_lines_fork_local_workers():
+    """Read from a command line before anything has parsed it, the way Beam reads it: both
+    spellings, only the local runner, and a flag missing its value left to Beam to report."""
+    from pipelines.fork_server import forks_local_workers_for
+
     assert forks_local_workers_for(["--direct_running_mode", "multi_processing", "--input=x"])
     assert forks_local_workers_for(["--runner=FnApiRunner", "--direct_running_mode=multi_processing"])
     assert not forks_local_workers_for(["--runner=PortableRunner", "--direct_running_mode=multi_processing"])
     assert not forks_local_workers_for(["--direct_num_workers=2"])
+    assert not forks_local_workers_for(["--direct_running_mode=multi_processing", "--runner"])

@@ -214,7 +214,7 @@ def input_files(config) -> list:
     files = matched_files(config.patterns)
     format_of = {pattern: source.input_format for source in config.sources for pattern in source.patterns}
     for item in files:
-        if item["path"].endswith(".parquet") and format_of[item["pattern"]] != "parquet":
+        if item["path"].lower().endswith(".parquet") and format_of[item["pattern"]] != "parquet":
             # Read as text, a Parquet file's bytes become dead letters, every one of them.
             raise UsageError(f"{item['path']} is Parquet (`wwm prepare` writes documents so), read as "
                              f"{format_of[item['pattern']]}: add --input_format=parquet (format=parquet in --source)")
