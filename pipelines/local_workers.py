@@ -39,14 +39,19 @@ WORKER_LOG = logging.getLogger(__name__)  # below WARNING, out of sight as Beam'
 
 
 class OneLineLogs(beam_fn_api_pb2_grpc.BeamFnLoggingServicer):
-    """A worker's log records in the launcher's log, a line each. (The runner's own logging
-    service writes each record's whole message proto over ten lines.)"""
+    """A worker's log records in the launcher's log, a line each (and a traceback where the record
+    has one), named by the worker. (The runner's own logging service writes each record's whole
+    message proto over ten lines.)"""
+
+    def __init__(self, worker_id: str):
+        self.worker_id = worker_id
 
     def Logging(self, log_bundles, context=None):
         yield beam_fn_api_pb2.LogControl()
         for bundle in log_bundles:
             for entry in bundle.log_entries:
-                WORKER_LOG.log(LOGENTRY_TO_LOG_LEVEL_MAP[entry.severity], "%s", entry.message)
+                WORKER_LOG.log(LOGENTRY_TO_LOG_LEVEL_MAP[entry.severity], "%s: %s%s", self.worker_id, entry.message,
+                               f"\n{entry.trace}" if entry.trace else "")
 
 
 def is_not_about_a_main_session(record) -> bool:
@@ -107,7 +112,7 @@ class ForkedWorkerHandler(GrpcWorkerHandler):
         self.log_server = grpc.server(thread_pool_executor.shared_unbounded_instance(), options=[
             ("grpc.http2.max_pings_without_data", 0), ("grpc.http2.max_ping_strikes", 0),
             ("grpc.http2.min_ping_interval_without_data_ms", 20_000)])
-        beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(OneLineLogs(), self.log_server)
+        beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(OneLineLogs(self.worker_id), self.log_server)
         self.log_address = f"localhost:{self.log_server.add_insecure_port('localhost:0')}"
 
     def start_worker(self):

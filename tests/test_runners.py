@@ -75,6 +75,11 @@ def test_external_worker_processes_write_the_local_runners_bytes(tmp_path, worke
 
 def worker_map(n):
     logging.getLogger("wwm.test").warning("element %d in a worker", n)
+    if n == 0:
+        try:
+            1 / n
+        except ZeroDivisionError:
+            logging.getLogger("wwm.test").exception("a caught error")
     return f"{multiprocessing.current_process().name}|{os.getpid()}|{os.getppid()}"
 
 
@@ -95,7 +100,10 @@ def test_local_workers_are_forked_from_the_fork_server(tmp_path, caplog):
     assert processed_in and all(name.startswith("wwm local worker") for name, _, _ in processed_in)
     assert {int(parent) for _, _, parent in processed_in} == {fork_server.server_pid()} != {os.getpid()}
     from_workers = [r.getMessage() for r in caplog.records if r.name == "pipelines.local_workers"]
-    assert sorted(m for m in from_workers if m.startswith("element")) == [f"element {n} in a worker" for n in range(8)]
+    assert [m for m in from_workers if "a caught error" in m and "ZeroDivisionError" in m], "with its traceback"
+    assert sorted(m.split(": ", 1)[1] for m in from_workers if "element" in m) == [
+        f"element {n} in a worker" for n in range(8)]
+    assert all(re.match(r"worker_\d+: ", m) for m in from_workers)
     assert not any("semi_persistent_directory" in m for m in from_workers), "no noise about main sessions"
 
 
