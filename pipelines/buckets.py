@@ -370,26 +370,28 @@ def _repeated_ids(buckets):
 
 def _near_duplicates(buckets, *, threshold: float):
     """Of documents that share a band key, those that ``duplicates_in_band`` drops, judged by
-    their full signatures: yields (order, id) of each (once per band it is dropped in).
+    their full signatures: yields (order, id) of each (once per band it is dropped in), a
+    document, not every document of its id.
     ``buckets``: [(order, ids, keys, rows, signature file)], ids an Arrow string array, keys
     their ``key_matrix``, rows the documents' rows in the bucket. Only documents that share a
     band become Python objects and have their signatures read."""
     members, wanted = collections.defaultdict(list), collections.defaultdict(set)
     for band, number, entry in _shared_keys([keys for _, _, keys, _, _ in buckets]):
-        _, ids, _, rows, _ = buckets[number]
+        order, ids, _, rows, _ = buckets[number]
         row = rows[entry].as_py()
-        members[band].append((ids[entry].as_py(), number, row))
+        members[band].append((ids[entry].as_py(), order, row, number))
         wanted[number].add(row)
     signature_of = {}
     for number, rows in wanted.items():
         rows = sorted(rows)
         signature_of.update(zip(((number, row) for row in rows), read_signature_rows(buckets[number][4], rows)))
     for band in members.values():
-        dropped = set(duplicates_in_band([(doc_id, signature_of[number, row]) for doc_id, number, row in band],
-                                         threshold=threshold))
-        for doc_id, number, _ in band:
-            if doc_id in dropped:
-                yield buckets[number][0], doc_id
+        # In the fixed order (id, bucket, row), whatever order the buckets came in: of copies of
+        # the smallest id, the same one is kept in every run.
+        band.sort()
+        for position in duplicates_in_band([(doc_id, signature_of[number, row]) for doc_id, _, row, number in band],
+                                           threshold=threshold):
+            yield band[position][1], band[position][0]
 
 
 # Why a document is dropped, when there are several reasons: the first of these.

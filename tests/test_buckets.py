@@ -223,40 +223,73 @@ def test_a_bucket_drops_each_document_once_under_its_first_reason(tmp_path):
                      "documents_filtered.near_duplicate": 1}
 
 
+def band_buckets(tmp_path, contents, *, bands: int, rows: int) -> list:
+    """A BucketFile, with its dedup index (band keys) and signature file, for each (order, ids,
+    signatures) of ``contents``."""
+    from pipelines.buckets import BucketFile, dedup_groups, write_signatures
+    from pipelines.output import write_atomically
+    from pipelines.parquet_io import dedup_index_bytes
+    from wwm_core.near_dedup import band_keys
+
+    buckets = []
+    for number, (order, ids, signature_list) in enumerate(contents):
+        path = str(tmp_path / f"{number}.dedup.arrow")
+        band_keys_of = [band_keys(signature, bands=bands, rows=rows) for signature in signature_list]
+        write_atomically(path, dedup_index_bytes(dedup_groups(ids, (), band_keys_of)))
+        signature_file = write_signatures(str(tmp_path), order, signature_list)
+        buckets.append(BucketFile(order, "unused", True, path, signature_file))
+    return buckets
+
+
+def test_near_dedup_drops_the_copy_of_an_id_that_is_a_near_duplicate_not_every_copy(tmp_path):
+    """"b" is read twice (a dump that repeats a page id with another text): its first copy shares
+    one band with "a" and little else, its second is "a"'s text. Only the second is a near
+    duplicate; the first stays (and the id group, not near dedup, makes the second a dead letter)."""
+    import numpy as np
+
+    from pipelines.buckets import BAND_GROUPS, _duplicates_in_group
+    from wwm_core.near_dedup import NUM_PERM
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 2**63, NUM_PERM, dtype=np.uint64)
+    b_first = np.concatenate([a[:16], rng.integers(0, 2**63, NUM_PERM - 16, dtype=np.uint64)])  # band 0 only
+    first, second = (0, "wiki.xml", 0, 0), (0, "wiki.xml", 1000, 0)
+    buckets = band_buckets(tmp_path, [(first, ["a", "b"], [a, b_first]), (second, ["b"], [a.copy()])],
+                           bands=8, rows=16)
+    found = {(order, doc_id) for group in BAND_GROUPS
+             for order, drops in _duplicates_in_group(group, buckets, work_folder=str(tmp_path), threshold=0.8)
+             for doc_id in drops.ids()}
+    assert found == {(second, "b")}
+
+
 def test_band_groups_drop_what_a_plain_reading_of_near_dedup_drops(tmp_path):
     """Documents that share a band (the same rows of their MinHash signatures in one band) meet;
     the one with the smallest id is kept and every other whose signature agrees with it in at
     least the threshold's share of positions is a near duplicate. The groups read band keys from
     the dedup indexes and the members' rows from the signature files; the reference compares
-    plain lists of signatures."""
+    plain lists of signatures. Some ids repeat in later buckets with other texts (a dump that
+    repeats a page id): a copy goes only if it is itself a near duplicate."""
     import random
 
     import numpy as np
 
-    from pipelines.buckets import BAND_GROUPS, BucketFile, _duplicates_in_group, dedup_groups, write_signatures
-    from pipelines.output import write_atomically
-    from pipelines.parquet_io import dedup_index_bytes
-    from wwm_core.near_dedup import NUM_PERM, band_keys
+    from pipelines.buckets import BAND_GROUPS, _duplicates_in_group
+    from wwm_core.near_dedup import NUM_PERM
 
     rng = random.Random(7)
     bands, rows, threshold = 8, 16, 0.8
     originals = [np.array([rng.getrandbits(64) for _ in range(NUM_PERM)], np.uint64) for _ in range(60)]
-    buckets, contents = [], []
+    contents = []
     for number in range(5):
         ids, signature_list = [], []
         for n in range(80):
             signature = rng.choice(originals).copy()
             for position in rng.sample(range(NUM_PERM), rng.choice([0, 5, 20, 40, 80])):  # near, borderline, far
                 signature[position] = rng.getrandbits(64)
-            ids.append(f"doc{number}-{n}")
+            ids.append(f"doc0-{n}" if number >= 3 and n < 20 else f"doc{number}-{n}")
             signature_list.append(signature)
-        order = (0, "corpus.txt", number * 1000, 0)
-        path = str(tmp_path / f"{number}.dedup.arrow")
-        band_keys_of = [band_keys(signature, bands=bands, rows=rows) for signature in signature_list]
-        write_atomically(path, dedup_index_bytes(dedup_groups(ids, (), band_keys_of)))
-        signature_file = write_signatures(str(tmp_path), order, signature_list)
-        buckets.append(BucketFile(order, "unused", True, path, signature_file))
-        contents.append((order, ids, signature_list))
+        contents.append(((0, "corpus.txt", number * 1000, 0), ids, signature_list))
+    buckets = band_buckets(tmp_path, contents, bands=bands, rows=rows)
     rng.shuffle(buckets)
 
     found = {((order, doc_id), drops.reason) for group in BAND_GROUPS
@@ -270,9 +303,18 @@ def test_band_groups_drop_what_a_plain_reading_of_near_dedup_drops(tmp_path):
                 sharing[band, tuple(signature[band * rows:(band + 1) * rows])].append((doc_id, order, signature))
     expected = set()
     for members in sharing.values():
-        (_, _, kept), *others = sorted(members, key=lambda member: member[0])
+        (kept_id, _, kept), *others = sorted(members, key=lambda member: member[:2])
         for doc_id, order, signature in others:
-            if sum(int(a == b) for a, b in zip(kept, signature)) / NUM_PERM >= threshold:
+            if doc_id != kept_id and sum(int(a == b) for a, b in zip(kept, signature)) / NUM_PERM >= threshold:
                 expected.add(((order, doc_id), "near_duplicate"))
     assert found == expected
     assert len(expected) > 100
+    # Copies of one id that went different ways: one kept, another dropped as a near duplicate.
+    orders_of = collections.defaultdict(set)
+    for order, ids, _ in contents:
+        for doc_id in ids:
+            orders_of[doc_id].add(order)
+    dropped_orders = collections.defaultdict(set)
+    for (order, doc_id), _ in expected:
+        dropped_orders[doc_id].add(order)
+    assert any(dropped_orders[doc_id] < orders_of[doc_id] for doc_id in dropped_orders if len(orders_of[doc_id]) > 1)

@@ -59,9 +59,11 @@ def estimated_jaccard(first, second) -> float:
 
 
 def duplicates_in_band(members, *, threshold: float) -> list:
-    """``members``: (id, signature) sharing one band. Returns the ids that duplicate the member with
-    the smallest id (which is kept), judged by the full signatures, not just the band."""
-    members = sorted(members, key=lambda member: member[0])
-    kept_id, kept_signature = members[0]
-    return [doc_id for doc_id, signature in members[1:]
-            if doc_id != kept_id and estimated_jaccard(kept_signature, signature) >= threshold]
+    """``members``: (id, signature) sharing one band. Returns the positions in ``members`` of those
+    that duplicate the member with the smallest id (the first of them, if that id repeats: it is
+    kept, and so are its other copies), judged by the full signatures, not just the band. By
+    position, not id: of two documents with one id, only the one that is a duplicate goes."""
+    by_id = sorted(range(len(members)), key=lambda position: members[position][0])
+    kept_id, kept_signature = members[by_id[0]]
+    return [position for position in by_id[1:] if members[position][0] != kept_id
+            and estimated_jaccard(kept_signature, members[position][1]) >= threshold]
