@@ -153,6 +153,9 @@ def test_the_wwm_program_forks_its_workers_and_writes_the_same_bytes(tmp_path):
                     "--dupe_factor=3", "--num_shards=3", "--max_seq_length=128", "--segmenter=jieba",
                     "--direct_num_workers=2", "--direct_running_mode", "multi_processing"],
                    check=True, timeout=300, stdout=subprocess.DEVNULL)
+    forked = json.loads((tmp_path / "forked" / "manifest.json").read_text())
+    assert forked["num_instances"] == local["num_instances"] > 0
+    assert forked["counters"] == local["counters"]
     assert shard_bytes(tmp_path / "forked") == shard_bytes(tmp_path / "local") != {}
 
 
