@@ -7,7 +7,6 @@ import importlib
 import logging
 import sys
 
-from pipelines import fork_server
 from wwm_core.errors import guarded
 from wwm_core.process import exit_without_teardown
 
@@ -67,8 +66,11 @@ def main(argv=None) -> int:
         print(f"wwm: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module, function, _ = COMMANDS[argv[0]]
-    if argv[0] in LOCAL_PIPELINE_COMMANDS and fork_server.forks_local_workers_for(argv[1:]):
-        fork_server.start([module])  # imports for the workers while this process imports for itself
+    if argv[0] in LOCAL_PIPELINE_COMMANDS:
+        from pipelines import fork_server  # here: `wwm train` and `wwm recipe` load no pipelines
+
+        if fork_server.forks_local_workers_for(argv[1:]):
+            fork_server.start([module])  # imports for the workers while this process imports for itself
     command = getattr(importlib.import_module(module), function)
     return guarded(f"wwm {argv[0]}", command, argv[1:])
 
