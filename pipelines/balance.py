@@ -54,6 +54,7 @@ class WriteBalancedFile(beam.DoFn):
         phase, kind, index, count, pieces = task
         path = join(self._folder_of[phase], shard_name(index, count, f".{kind}"))
         shard = ShardFile(path)
+        writing = shard  # what to throw away if the task fails: the shard, or the Parquet writer over it
         records = 0
         try:
             if kind == "tfrecord":
@@ -62,7 +63,7 @@ class WriteBalancedFile(beam.DoFn):
                     _copy_range(source, int(offsets[first]), int(offsets[end]), shard)
                     records += end - first
             else:
-                parquet = ParquetShard(shard, self._parquet_features)
+                parquet = writing = ParquetShard(shard, self._parquet_features)
                 for source, _, first, end in pieces:
                     with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
                         table = pq.read_table(handle, pre_buffer=False, use_threads=False).slice(first, end - first)
@@ -70,7 +71,7 @@ class WriteBalancedFile(beam.DoFn):
                     records += end - first
                 parquet.close()
         except BaseException:
-            shard.abandon()  # no NAME.tmp-… left in the output folder by a failed (or retried) task
+            writing.abandon()  # no NAME.tmp-… left in the output folder by a failed (or retried) task
             raise
         info = shard.finish(records)
         yield {"phase": phase, "kind": kind, "file": FileSystems.split(path)[1], "info": info}

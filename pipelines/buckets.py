@@ -1,6 +1,8 @@
 """Buckets: the corpus cut into pieces of about ``bucket_bytes`` of clean text, each one shard.
 
-    sources -> MatchInputFiles -> plan_units -> ReadAndClean (a unit read and cleaned, its
+    input files (matched at launch: pipelines.inputs) -> read groups (sizing.read_groups: a
+    large file alone, small files gathered to fill a bucket) -> plan_group -> ReadAndClean (a
+    unit read and cleaned, its
     documents written as Parquet bucket files in the work folder, each with a dedup index of its
     ids, content keys and MinHash band keys, and with near dedup a file of its signatures) ->
     Deduplicate (each dedup group reads its part of every index and writes which ids each bucket
@@ -15,12 +17,14 @@ the launcher of a local run holds nothing that grows with the corpus, workers sc
 buckets, and a worker holds one unit's or one bucket's documents at a time. Prepared input (`wwm
 prepare`'s documents) needs no reading and cleaning: each of its files is a bucket.
 
-A bucket's documents are a contiguous stretch of one input file (or of a unit of it), not a
-random sample of the corpus: "random next" segments come from the bucket's other documents.
+A bucket's documents are a contiguous stretch of one input file (or of a unit of it), or of
+consecutive small files, not a random sample of the corpus: "random next" segments come from the
+bucket's other documents.
 """
 import collections
 import dataclasses
 import hashlib
+import json
 import logging
 
 import apache_beam as beam
@@ -31,17 +35,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.common import DEAD_LETTER, STATS, check_worker_versions, count, launcher_versions
-from pipelines.io_utils import join
-from pipelines.output import write_atomically
+from pipelines.inputs import InputFile, check_unchanged
+from pipelines.io_utils import join, read_bytes
+from pipelines.output import WORK_FOLDER, write_atomically  # noqa: F401 - WORK_FOLDER: the run's work files
 from pipelines.parquet_io import DocumentsFile, dedup_index_bytes, document_ids, documents_of, read_dedup_group
 from pipelines.progress import tally
-from pipelines.read_pipeline import Cleaner, MatchInputFiles, plan_units, read_unit
+from pipelines.read_pipeline import Cleaner, GatheredUnits, plan_group, read_unit
 from wwm_core.hashing import stable_hash
 from wwm_core.near_dedup import NUM_PERM, band_keys, band_layout, duplicates_in_band, signatures
+from wwm_core.sizing import estimated_text_bytes, read_groups
 from wwm_core.text import BadRecord
 
 log = logging.getLogger("wwm")
-WORK_FOLDER = ".wwm-work"  # in --output: bucket files of a run on raw input, removed when it ends
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,8 +162,8 @@ class _BucketWriter:
     under names made from the bucket's order (a retried unit writes the same files); keeps of
     each document only what dedup needs (its id, content key, MinHash signature)."""
 
-    def __init__(self, unit, *, work_folder: str, bucket_bytes: int, exact: bool, band_layout):
-        self._unit, self._work_folder, self._bucket_bytes = unit, work_folder, bucket_bytes
+    def __init__(self, order: tuple, *, work_folder: str, bucket_bytes: int, exact: bool, band_layout):
+        self._unit_order, self._work_folder, self._bucket_bytes = order, work_folder, bucket_bytes
         self._exact, self._band_layout = exact, band_layout  # (bands, rows), or None without near dedup
         self._chunk, self._file = 0, None
         self.next_bucket()
@@ -187,7 +192,7 @@ class _BucketWriter:
 
     @property
     def _order(self) -> tuple:
-        return self._unit.order + (self._chunk,)
+        return self._unit_order + (self._chunk,)
 
     def _sign(self):
         self.signatures.extend(signatures(self._sentences))
@@ -244,8 +249,9 @@ class ReadAndClean(beam.DoFn):
         return self._cleaners[spec.opencc_config]
 
     def process(self, unit):
-        spec = self._sources[unit.source]
-        if spec.input_format == "parquet":  # prepared documents: the file is the bucket
+        if not isinstance(unit, GatheredUnits) and self._sources[unit.source].input_format == "parquet":
+            # Prepared documents: the file is the bucket.
+            check_unchanged(unit.path, size=unit.size, modified=unit.modified)
             order = unit.order + (0,)
             ids = document_ids(unit.path)
             yield BucketFile(order, unit.path, counted=False,
@@ -255,13 +261,12 @@ class ReadAndClean(beam.DoFn):
                 self._tally.flush()
             return
         stats = collections.Counter()
-        cleaner = self._cleaner(spec)
-        writer = _BucketWriter(unit, work_folder=self._work_folder, bucket_bytes=self._bucket_bytes,
+        writer = _BucketWriter(unit.order, work_folder=self._work_folder, bucket_bytes=self._bucket_bytes,
                                exact=self._exact, band_layout=self._band_layout)
         shown = 0  # this unit's records already counted into the progress tally
         try:
-            for record in read_unit(unit, spec, stats):
-                result = record if isinstance(record, BadRecord) else cleaner.clean(record, stats)
+            for part, record in self._records(unit, stats):
+                result = record if isinstance(record, BadRecord) else self._cleaner(part).clean(record, stats)
                 if isinstance(result, BadRecord):
                     yield beam.pvalue.TaggedOutput(DEAD_LETTER, result)
                 elif result is not None and writer.add(result):
@@ -281,6 +286,14 @@ class ReadAndClean(beam.DoFn):
             self._tally.flush()
         count(stats)
         yield beam.pvalue.TaggedOutput(STATS, stats)
+
+    def _records(self, unit, stats):
+        """(the source spec, record) of every record of a ReadUnit, or of the files of a
+        GatheredUnits one after another."""
+        for part in unit.units if isinstance(unit, GatheredUnits) else (unit,):
+            spec = self._sources[part.source]
+            for record in read_unit(part, spec, stats):
+                yield spec, record
 
     def _flush(self, writer: _BucketWriter):
         yield writer.flush()
@@ -424,35 +437,66 @@ def _assign(buckets):
         yield bucket.order, AssignedBucket(index, len(ordered), bucket)
 
 
-class MakeBuckets(beam.PTransform):
-    """Sources -> (order, {"bucket": [AssignedBucket], "drop": [Drops]}) per bucket, with
-    DEAD_LETTER and STATS outputs."""
+READ_GROUPS_FILE = "read_groups.json"  # in the work folder
 
-    def __init__(self, sources, *, cleaning, work_folder: str, bucket_bytes: int, progress=None):
+
+def write_read_groups(path: str, groups) -> None:
+    """The read groups (lists of InputFiles) as a JSON file: the pipeline reads them from there,
+    so a corpus of 100,000 files does not sit in the job's graph (Dataflow limits its size)."""
+    write_atomically(path, json.dumps([[dataclasses.asdict(file) for file in group] for group in groups]).encode())
+
+
+def read_groups_of(path: str):
+    for group in json.loads(read_bytes(path)):
+        yield tuple(InputFile(**file) for file in group)
+
+
+def _launch_stats(bad_records):
+    """The counters of the dead letters made at launch (pipelines.inputs.match_sources)."""
+    stats = collections.Counter()
+    for record in bad_records:
+        stats["records_in"] += 1
+        stats[f"dead_lettered.{record.reason}"] += 1
+    return [stats] if stats else []
+
+
+class MakeBuckets(beam.PTransform):
+    """The input files (pipelines.inputs.match_sources at launch: InputFiles, and the BadRecords of
+    paths that cannot be read) -> (order, {"bucket": [AssignedBucket], "drop": [Drops]}) per bucket,
+    with DEAD_LETTER and STATS outputs."""
+
+    def __init__(self, sources, *, files, bad_records=(), cleaning, work_folder: str, bucket_bytes: int,
+                 progress=None):
         super().__init__()
         self._progress = progress
         self._sources = tuple(sources)
+        self._files = tuple(files)
+        self._bad_records = tuple(bad_records)
         self._cleaning = cleaning
         self._work_folder = work_folder
         self._bucket_bytes = bucket_bytes
 
+    def read_groups(self) -> list:
+        """The files, in their fixed order, as groups read together (sizing.read_groups)."""
+        files = sorted(self._files, key=lambda file: file.order)
+        formats = [self._sources[file.source].input_format for file in files]
+        texts = [estimated_text_bytes(file.path, file.bytes, input_format) for file, input_format in zip(files, formats)]
+        positions = read_groups(texts, gatherable=[input_format != "parquet" for input_format in formats],
+                                bucket_bytes=self._bucket_bytes)
+        return [tuple(files[i] for i in group) for group in positions]
+
     def expand(self, pipeline):
-        units, dead, stats = [], [], []
-        for index, spec in enumerate(self._sources):
-            match = MatchInputFiles(spec.patterns)
-            files = pipeline | f"Files[{spec.name}]" >> match
-            units.append(files.files | f"Units[{spec.name}]" >> beam.FlatMap(
-                plan_units, source=index, input_format=spec.input_format, root=match.root,
-                unit_bytes=self._bucket_bytes))
-            dead.append(files[DEAD_LETTER])
-            stats.append(files[STATS])
-        read = (tuple(units)
-                | "AllUnits" >> beam.Flatten()
+        groups_file = join(self._work_folder, READ_GROUPS_FILE)
+        write_read_groups(groups_file, self.read_groups())  # at launch, where the pipeline is built
+        read = (pipeline
+                | "ReadGroupsFile" >> beam.Create([groups_file])
+                | "ReadGroups" >> beam.FlatMap(read_groups_of)
+                | "Units" >> beam.FlatMap(plan_group, sources=self._sources, unit_bytes=self._bucket_bytes)
                 | "SpreadUnits" >> beam.Reshuffle()
                 | "ReadAndClean" >> beam.ParDo(ReadAndClean(
                     sources=self._sources, cleaning=self._cleaning, work_folder=self._work_folder,
                     bucket_bytes=self._bucket_bytes, progress=self._progress)).with_outputs(DEAD_LETTER, STATS,
-                                                                   main="buckets"))
+                                                                                               main="buckets"))
         # Listed by a combine, not as a side input of the ParDo's main output: Beam's
         # BundleBasedDirectRunner would hand the side outputs to such a side input too.
         bucket_list = read.buckets | "ListBuckets" >> beam.combiners.ToList()
@@ -463,9 +507,11 @@ class MakeBuckets(beam.PTransform):
         grouped = ({"bucket": assigned, "drop": drops}
                    | "JoinDrops" >> beam.CoGroupByKey()
                    | "SpreadBuckets" >> beam.Reshuffle())
+        launch_dead = pipeline | "UnreadableInputs" >> beam.Create(self._bad_records)
+        launch_stats = pipeline | "UnreadableInputStats" >> beam.Create(_launch_stats(self._bad_records))
         return {"buckets": grouped,
-                DEAD_LETTER: tuple(dead) + (read[DEAD_LETTER],) | "ReadDeadLetters" >> beam.Flatten(),
-                STATS: tuple(stats) + (read[STATS],) | "ReadStats" >> beam.Flatten()}
+                DEAD_LETTER: (launch_dead, read[DEAD_LETTER]) | "ReadDeadLetters" >> beam.Flatten(),
+                STATS: (launch_stats, read[STATS]) | "ReadStats" >> beam.Flatten()}
 
 
 def bucket_documents(bucket: AssignedBucket, drops, stats, dead_letters: list):

@@ -107,7 +107,7 @@ class WriteShard(beam.DoFn):
         except BaseException:
             for files in opened.values():
                 for stream in files.values():
-                    (stream if isinstance(stream, ShardFile) else stream.shard_file).abandon()
+                    stream.abandon()
             raise
         for phase, files in opened.items():
             for kind, stream in files.items():
@@ -259,15 +259,17 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
     return write_manifest(config.output.path, top)
 
 
-def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes: int, word_cache_folders=(),
-                   prepared=None, progress=None):
-    """``segmenter``: the launcher's (checked) SegmenterChoice; ``word_cache_folders``: the
+def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unreadable=(), bucket_bytes: int,
+                   word_cache_folders=(), prepared=None, progress=None):
+    """``inputs``, ``unreadable``: the input files and the dead letters of paths that cannot be
+    read, matched at launch (pipelines.inputs.match_sources); ``segmenter``: the launcher's
+    (checked) SegmenterChoice; ``word_cache_folders``: the
     finished segmentation cache (``wwm segment``) of that segmenter, if the input is prepared
     documents that have one; ``progress``: a ProgressChannel the stages count into (local runs),
     or None."""
     buckets = pipeline | "MakeBuckets" >> MakeBuckets(
-        config.sources, cleaning=config.cleaning, work_folder=join(config.output.path, WORK_FOLDER),
-        bucket_bytes=bucket_bytes, progress=progress)
+        config.sources, files=inputs, bad_records=unreadable, cleaning=config.cleaning,
+        work_folder=join(config.output.path, WORK_FOLDER), bucket_bytes=bucket_bytes, progress=progress)
     shards = buckets["buckets"] | "WriteShards" >> beam.ParDo(WriteShard(
         config=config, vocab_bytes=vocab.to_bytes(), segmenter=segmenter,
         word_cache_folder=word_cache_folders[0] if word_cache_folders else None, progress=progress)).with_outputs(

@@ -3,8 +3,14 @@ a file's size and checksum are those GCS reports.
 
     claim_output(output, overwrite=..)   before any work: checks the folder can be written, takes
                                          its lock (refusing a second run, naming the owner), and
-                                         with --overwrite clears an earlier run's files
-    with claim: ...run...                releases the lock; a full or read-only disk becomes one line
+                                         with --overwrite clears an earlier run's files: only
+                                         files it can prove are a run's (OWNED names, in a folder
+                                         an earlier run's manifest, lock or unfinished-run record
+                                         vouches for), never through a symbolic link; a folder
+                                         holding anything else is refused, naming what is there
+    with claim: ...run...                releases the lock (a run that did not finish leaves a
+                                         record of itself instead); a full or read-only disk
+                                         becomes one line
     write_atomically(path, data)         every file the commands write themselves (shards, vocab,
                                          manifest): a temporary name, then a rename
     file_checksum(path)                  (size, crc32c) as GCS reports them, for the manifest
@@ -14,13 +20,13 @@ is a copy then a delete; the lock is an object created with the precondition
 ``if_generation_match=0``, which GCS grants to exactly one of two racing runs.
 """
 import base64
-import datetime
 import errno
 import json
 import os
+import re
+import signal
 import socket
 import sys
-import tempfile
 import uuid
 
 import google_crc32c
@@ -30,19 +36,35 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.io_utils import join, read_bytes, write_bytes
-from wwm_core.errors import UsageError
-from wwm_core.manifest import FileInfo
+from wwm_core.errors import UsageError, stopped_by
+from wwm_core.manifest import FileInfo, now, parse_manifest
 
 LOCK_NAME = ".wwm-lock.json"
+# What a run that did not finish (it failed, or was stopped) leaves in place of its lock: who it
+# was and how it ended, so a later --overwrite knows its files are a run's.
+UNFINISHED_NAME = ".wwm-unfinished.json"
 MANIFEST = "manifest.json"
-TEMPORARY_MARK = ".tmp-"  # "part-00000-of-00004.tfrecord.tmp-<random>": a file not yet complete
-# What a run writes into its --output (and --overwrite may remove): shards and Parquet parts, the
-# vocabulary, dead letters, the manifest, temporary files, and the temporary folders of Beam's
-# own file writers (beam-temp-*). Nothing else in the folder is touched.
-RUN_FILE_PATTERNS = (MANIFEST, "vocab.txt", "part-*", f"*{TEMPORARY_MARK}*", "beam-temp-*", "beam-temp-*/*",
-                     "dead_letter/*", "dead_letter/*/*", "documents/*", "documents/*/*", "seq*/*", "seq*/*/*",
-                     "statistics.json", "token_counts.json", "report.html", "report/*", ".wwm-work/*",
-                     ".wwm-work/*/*")
+SEGMENTATION_MANIFEST = "segmentation.json"  # a `wwm segment` cache's (pipelines.word_cache)
+WORK_FOLDER = ".wwm-work"  # bucket files and the like while a run works (pipelines.buckets)
+TEMPORARY_MARK = ".tmp-"  # "part-00000-of-00004.tfrecord.tmp-<hex>": a file not yet complete
+# Every name a command writes into its --output, relative to it: manifests, the vocabulary, token
+# counts, shards and Parquet parts (in phase folders seqN/ and documents/), dead letters, the
+# report, a `wwm segment` cache inside a prepared corpus, the work folder; each first under a
+# temporary name; and the temporary folders of Beam's own file writers (beam-temp-*).
+_SHARD = r"part-\d{5}-of-\d{5}\.(?:tfrecord|parquet)"
+_FIGURE = (r"(?:seq\d+_)?(?:dropped|word_chars|document_chars|sentence_chars|token_frequency|instance_tokens"
+           r"|masked_per_instance|masked_word_tokens)\.png")
+OWNED = re.compile(rf"""(?:segmentation/[^/]+/)?(?:
+    (?:seq\d+/)?(?:{re.escape(MANIFEST)}|vocab\.txt|{_SHARD})
+  | {re.escape(SEGMENTATION_MANIFEST)} | token_counts\.json
+  | documents/{_SHARD}
+  | dead_letter/records-\d{{5}}-of-\d{{5}}\.jsonl
+  | report/(?:report\.html|{_FIGURE})
+  | {re.escape(WORK_FOLDER)}/.+
+)(?:{re.escape(TEMPORARY_MARK)}[0-9a-z_]+)?|(?:.+/)?beam-temp-[^/]+/.+""", re.VERBOSE)
+# The folders a command writes into: a symbolic link there would take its writes elsewhere.
+WRITTEN_FOLDER = re.compile(rf"(?:segmentation(?:/[^/]+)?/)?(?:seq\d+|documents|dead_letter|report|segmentation"
+                            rf"|{re.escape(WORK_FOLDER)})(?:/.*)?")
 CHECKSUM_BLOCK_BYTES = 1 << 20
 _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
@@ -77,9 +99,11 @@ def write_atomically(path: str, data: bytes) -> None:
             _remove_quietly(temporary)
             raise
         return
-    folder, name = os.path.split(os.path.abspath(path))
+    folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f"{name}{TEMPORARY_MARK}", dir=folder)
+    temporary = f"{path}{TEMPORARY_MARK}{uuid.uuid4().hex}"
+    # Created as open() creates files (0666 less the umask), like the shards: not mkstemp's 0600.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -98,7 +122,7 @@ class ShardFile:
 
     def __init__(self, path: str):
         self.path = path
-        self.temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+        self.temporary = f"{path}{TEMPORARY_MARK}{uuid.uuid4().hex}"
         self.handle = FileSystems.create(self.temporary)
         self.checksum = google_crc32c.Checksum()
         self.size = 0
@@ -244,7 +268,9 @@ def _describe(owner: dict) -> str:
 
 class OutputClaim:
     """This run's lock on an output folder. ``with claim:`` releases it at the end and turns a
-    full or read-only disk into a one-line UsageError."""
+    full or read-only disk into a one-line UsageError. A run that ends without finishing (an
+    error, Ctrl-C, SIGTERM) after it wrote files leaves a record of itself (UNFINISHED_NAME) in
+    place of the lock: a later --overwrite may then clear those files, as the run's."""
 
     def __init__(self, output: str, lock_path: str, owner: dict, generation=None):
         self.output = output
@@ -253,10 +279,22 @@ class OutputClaim:
         self._generation = generation
         self._held = True
 
-    def release(self) -> None:
+    def release(self, *, unfinished: str = None) -> None:
+        """Removes the lock; ``unfinished``: how the run ended, recorded if it wrote anything."""
         if not self._held:
             return
         self._held = False
+        try:
+            owned = _owned_files(self.output) if unfinished else []
+            if owned:
+                record = {**self.owner, "ended": now(), "how": unfinished}
+                try:
+                    write_atomically(join(self.output, UNFINISHED_NAME),
+                                     json.dumps(record, ensure_ascii=False).encode())
+                except OSError:  # a full disk: with no record to vouch for them, this run's files go
+                    _clear_earlier_run(self.output, owned)  # (the claim left no other run's files)
+        except Exception:  # noqa: BLE001 - whatever happens here, the lock must still go
+            pass
         try:
             if _is_gcs(self.lock_path):
                 _gcs_blob(self.lock_path).delete(if_generation_match=self._generation)
@@ -269,8 +307,13 @@ class OutputClaim:
         return self
 
     def __exit__(self, kind, error, traceback):
-        self.release()
-        if error is not None and not isinstance(error, UsageError):
+        if error is None:
+            self.release()
+            return False
+        number = stopped_by()
+        self.release(unfinished=f"stopped by {signal.Signals(number).name}" if number else
+                     f"failed: {kind.__name__}: {(str(error).splitlines() or [''])[0][:300]}")
+        if isinstance(error, Exception) and not isinstance(error, UsageError):
             message = disk_error_message(error, self.output)
             if message:
                 raise UsageError(message) from error
@@ -279,8 +322,7 @@ class OutputClaim:
 
 def _owner(command) -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid(), "process_start": _process_start(os.getpid()),
-            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": command if command is not None else " ".join(sys.argv)}
+            "started": now(), "command": command if command is not None else " ".join(sys.argv)}
 
 
 def _read_owner(lock_path: str) -> dict:
@@ -304,7 +346,7 @@ def _create_lock(lock_path: str, data: bytes):
             return False, None
         return True, blob.generation
     try:
-        descriptor = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        descriptor = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileExistsError:
         return False, None
     try:
@@ -335,27 +377,96 @@ def check_output_target(output: str) -> None:
         raise UsageError(disk_error_message(error, output) or f"cannot create --output {output}: {error}") from error
 
 
-def earlier_run_files(output: str) -> list:
-    """The files of an earlier run in ``output`` (see RUN_FILE_PATTERNS), the lock excluded."""
-    found = set()
-    for pattern in RUN_FILE_PATTERNS:
-        for metadata in FileSystems.match([join(output, pattern)])[0].metadata_list:
-            found.add(metadata.path)
-    return sorted(path for path in found if not path.endswith(LOCK_NAME))
+def output_entries(output: str) -> list:
+    """(path relative to ``output``, is a symbolic link) of everything in the folder but folders,
+    local folders listed without following links; the lock left out."""
+    if _is_gcs(output):
+        prefix = output.rstrip("/") + "/"
+        return sorted((m.path[len(prefix):], False) for m in FileSystems.match([prefix + "**"])[0].metadata_list
+                      if m.path[len(prefix):] != LOCK_NAME)
+    entries = []
+    for folder, folders, files in os.walk(output):
+        for name in folders + files:
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, output).replace(os.sep, "/")
+            if os.path.islink(path):
+                entries.append((relative, True))
+            elif name in files and relative != LOCK_NAME:
+                entries.append((relative, False))
+    return sorted(entries)
+
+
+def _owned_files(output: str) -> list:
+    """Files in ``output`` that a command writes (OWNED names), links left out."""
+    return [relative for relative, link in output_entries(output) if not link and OWNED.fullmatch(relative)]
+
+
+def _is_our_manifest(output: str, relative: str) -> bool:
+    path = join(output, relative)
+    try:
+        parse_manifest(read_bytes(path), path=path)
+        return True
+    except Exception:  # noqa: BLE001 - not ours, or not readable: no proof either way
+        return False
+
+
+def earlier_run(output: str, entries) -> str:
+    """What vouches that ``output``'s files are a run's: "finished" (its manifest), "unfinished"
+    (a run's lock or unfinished-run record), or None."""
+    names = {relative for relative, link in entries if not link}
+    if any(name in names and _is_our_manifest(output, name) for name in (MANIFEST, SEGMENTATION_MANIFEST)):
+        return "finished"
+    if UNFINISHED_NAME in names:
+        return "unfinished"
+    return None
+
+
+def _listed(paths, limit: int = 8) -> str:
+    shown = ", ".join(paths[:limit])
+    return shown + (f" and {len(paths) - limit} more ({len(paths)} in all)" if len(paths) > limit else "")
+
+
+def _check_written_folders(output: str, entries) -> None:
+    """A symbolic link where a command writes (OUT/dead_letter, OUT/seq128, a file it writes) would
+    take its writes, or --overwrite's deletes, outside --output: refused."""
+    for relative, link in entries:
+        if link and (OWNED.fullmatch(relative) or WRITTEN_FOLDER.fullmatch(relative)):
+            target = os.readlink(os.path.join(output, relative))
+            raise UsageError(f"--output {output}: {relative} is a symbolic link (to {target}); a run writes only "
+                             "inside its --output, never through a link: remove the link or choose another --output")
+
+
+def _clear_earlier_run(output: str, owned) -> None:
+    """Deletes an earlier run's files (and the local folders they leave empty), nothing else."""
+    paths = [join(output, relative) for relative in owned]
+    if paths:
+        FileSystems.delete(paths)
+    if _is_gcs(output):
+        return
+    folders = {os.path.dirname(os.path.join(output, relative)) for relative in owned}
+    for folder in sorted(folders, key=len, reverse=True):
+        while os.path.abspath(folder) != os.path.abspath(output):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
 
 
 def claim_output(output: str, *, overwrite: bool, command=None) -> OutputClaim:
     """Makes ``output`` this run's, before any work starts, or refuses in one line.
 
     Refused: an --output that is a file or cannot be written; a folder locked by a run that still
-    runs (named: host, pid, start, command) or, on another host, may; a stale lock (its process is
-    gone) or an earlier run's files without --overwrite, saying whether that run finished
-    (manifest.json) or not. With --overwrite a stale lock is broken and the earlier run's files,
-    temporary ones included, are removed."""
+    runs (named: host, pid, start, command) or, on another host, may; a symbolic link where a run
+    writes; an earlier run's files without --overwrite, saying whether that run finished; files a
+    run would write over that no earlier run's manifest, lock or record vouches for; and, with
+    --overwrite, a folder that holds anything but an earlier run's files (listed). With --overwrite
+    a stale lock is broken and the earlier run's files, temporary ones included, are removed."""
     check_output_target(output)
     lock_path = join(output, LOCK_NAME)
     owner = _owner(command)
     data = json.dumps(owner, ensure_ascii=False).encode()
+    stale_lock = False
     try:
         created, generation = _create_lock(lock_path, data)
         if not created:
@@ -374,6 +485,7 @@ def claim_output(output: str, *, overwrite: bool, command=None) -> OutputClaim:
             if not created:
                 raise UsageError(f"--output {output} was just claimed by another run "
                                  f"({_describe(_read_owner(lock_path))})")
+            stale_lock = True  # a run that was killed: its lock vouches for its files
     except OSError as error:
         raise UsageError(disk_error_message(error, output) or f"cannot write to --output {output}: {error}") \
             from error
@@ -383,43 +495,33 @@ def claim_output(output: str, *, overwrite: bool, command=None) -> OutputClaim:
         raise UsageError(f"cannot write to --output {output}: {str(error).splitlines()[0][:300]}") from error
     claim = OutputClaim(output, lock_path, owner, generation)
     try:
-        earlier = earlier_run_files(output)
-        if earlier and not overwrite:
-            if FileSystems.exists(join(output, MANIFEST)):
+        entries = output_entries(output)
+        _check_written_folders(output, entries)
+        earlier = earlier_run(output, entries) or ("unfinished" if stale_lock else None)
+        owned = [relative for relative, link in entries
+                 if earlier and not link and (OWNED.fullmatch(relative) or relative == UNFINISHED_NAME)]
+        others = [relative for relative, _ in entries if relative not in set(owned)]
+        if overwrite and others:
+            raise UsageError(f"--output {output} holds files that are not an earlier run's, which --overwrite does not "
+                             f"touch: {_listed(others)}; move them or choose another --output")
+        in_the_way = [relative for relative in others if OWNED.fullmatch(relative)]
+        if in_the_way:
+            raise UsageError(f"--output {output} holds files a run would write over that are not an earlier run's "
+                             f"(no manifest.json of this tool beside them): {_listed(in_the_way)}; move them or "
+                             "choose another --output")
+        if owned and not overwrite:
+            if earlier == "finished":
                 raise UsageError(f"--output {output} already holds a finished run (manifest.json and "
-                                 f"{len(earlier) - 1} other files); pass --overwrite to replace it, or choose "
+                                 f"{len(owned) - 1} other files); pass --overwrite to replace it, or choose "
                                  "another --output")
-            raise UsageError(f"--output {output} holds an unfinished run ({len(earlier)} files, no manifest.json: "
-                             "it was killed or failed); pass --overwrite to clear it and start again, or choose "
+            raise UsageError(f"--output {output} holds an unfinished run ({len(owned)} files, no manifest.json: "
+                             "it was stopped or failed); pass --overwrite to clear it and start again, or choose "
                              "another --output")
-        if earlier:
-            FileSystems.delete(_outermost(earlier))
-            _remove_empty_temporary_folders(earlier)
+        _clear_earlier_run(output, owned)
     except BaseException:
         claim.release()
         raise
     return claim
-
-
-def _remove_empty_temporary_folders(deleted) -> None:
-    """Local folders of Beam's writers (beam-temp-*) that the deleted files leave empty: on gs://
-    a folder is only a prefix and vanishes with its objects."""
-    for folder in sorted({os.path.dirname(path) for path in deleted if "://" not in path}, reverse=True):
-        if os.path.basename(folder).startswith("beam-temp-"):
-            try:
-                os.rmdir(folder)
-            except OSError:
-                pass
-
-
-def _outermost(paths) -> list:
-    """Paths without those inside another listed folder (deleting a folder deletes its files)."""
-    paths = sorted(set(paths))
-    kept = []
-    for path in paths:
-        if not any(path.startswith(folder.rstrip("/") + "/") for folder in kept):
-            kept.append(path)
-    return kept
 
 
 def shard_name(index: int, num_shards: int, suffix: str) -> str:
@@ -457,3 +559,16 @@ class ParquetShard:
 
     def close(self) -> None:
         self._writer.close()
+
+    def abandon(self) -> None:
+        abandon_parquet(self._writer, self.shard_file)
+
+
+def abandon_parquet(writer, shard_file: ShardFile) -> None:
+    """Throws away a Parquet file being written: its writer closed first (else closing it when it
+    is collected would write to the removed file), then the file."""
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001 - a full disk fails the footer too: the file is being thrown away
+        pass
+    shard_file.abandon()

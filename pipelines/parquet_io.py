@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
-from pipelines.output import ParquetSink, ShardFile
+from pipelines.output import ParquetSink, ShardFile, abandon_parquet
 from wwm_core.manifest import FileInfo
 from wwm_core.text import BadRecord, Document
 
@@ -55,15 +55,17 @@ class DocumentsFile:
         return self._file.finish(self.count)
 
     def abandon(self) -> None:
-        self._file.abandon()
+        abandon_parquet(self._writer, self._file)
 
 
 class ParquetInputError(ValueError):
-    """A Parquet file that cannot be read as the schema says: ``reason`` is the dead letter's."""
+    """A Parquet file, or a row group of one, that cannot be read as the schema says: ``reason``
+    is the dead letter's, ``rows`` how many records it holds (1 where that is unknown)."""
 
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: str, detail: str, rows: int = 1):
         super().__init__(detail)
         self.reason = reason
+        self.rows = max(1, rows)
 
 
 def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:
@@ -90,12 +92,14 @@ def schema_problems(found: pa.Schema, expected: pa.Schema, *, required) -> list:
     return problems
 
 
-def parquet_rows(path: str, *, schema: pa.Schema, required=()):
+def parquet_rows(path: str, *, schema: pa.Schema, required=(), partial: bool = False):
     """The rows of a Parquet file (dicts of the ``schema`` columns it has), batch by batch.
 
     Raises ParquetInputError ``unreadable_parquet`` for bytes that are not Parquet (or break
     while read) and ``parquet_schema_mismatch`` for missing required columns or columns of the
-    wrong type, each naming the file."""
+    wrong type, each naming the file and how many rows it holds. ``partial``: a row group that
+    breaks while read is yielded as a ParquetInputError of its rows, and the file's other row
+    groups are read."""
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             try:
@@ -105,16 +109,26 @@ def parquet_rows(path: str, *, schema: pa.Schema, required=()):
             except (pa.ArrowException, OSError, ValueError) as error:
                 raise ParquetInputError("unreadable_parquet", f"{path} is not a readable Parquet file: {error}") \
                     from error
+            rows = parquet.metadata.num_rows
             problems = schema_problems(parquet.schema_arrow, schema, required=required)
             if problems:
                 raise ParquetInputError("parquet_schema_mismatch", f"{path}: {'; '.join(problems)} "
-                                        f"({parquet.metadata.num_rows} rows not read)")
+                                        f"({rows} rows not read)", rows)
             columns = [name for name in schema.names if name in parquet.schema_arrow.names]
-            try:
-                for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
-                    yield from batch.to_pylist()
-            except (pa.ArrowException, OSError, ValueError) as error:
-                raise ParquetInputError("unreadable_parquet", f"{path} breaks while read: {error}") from error
+            for group in range(parquet.num_row_groups):
+                group_rows, done = parquet.metadata.row_group(group).num_rows, 0
+                try:
+                    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns, row_groups=[group],
+                                                      use_threads=False):
+                        yield from batch.to_pylist()
+                        done += batch.num_rows
+                except (pa.ArrowException, OSError, ValueError) as error:
+                    broken = ParquetInputError("unreadable_parquet", f"{path} row group {group} of "
+                                               f"{parquet.num_row_groups} breaks while read ({group_rows - done} of "
+                                               f"its {group_rows} rows not read): {error}", group_rows - done)
+                    if not partial:
+                        raise broken from error
+                    yield broken
     except OSError as error:  # opening it: a missing or unreadable file
         raise ParquetInputError("unreadable_parquet", f"{path}: {error}") from error
 
@@ -123,8 +137,9 @@ def document_ids(path: str) -> list:
     """The ids of a documents file, read alone (a file that cannot be read has none here: reading
     its documents makes its dead letter)."""
     try:
-        return [row["id"] for row in parquet_rows(path, schema=pa.schema([SCHEMA.field("id")]), required=("id",))
-                if row.get("id")]
+        return [row["id"] for row in parquet_rows(path, schema=pa.schema([SCHEMA.field("id")]), required=("id",),
+                                                   partial=True)
+                if not isinstance(row, ParquetInputError) and row.get("id")]
     except ParquetInputError:
         return []
 
@@ -164,8 +179,14 @@ def documents_of(path: str, stats, *, count_records: bool):
     input); work files' records were counted when they were read."""
     seen = set()
     new = 1 if count_records else 0
+    position = 0  # the row's place in the file
     try:
-        for position, row in enumerate(parquet_rows(path, schema=SCHEMA, required=REQUIRED_COLUMNS)):
+        for row in parquet_rows(path, schema=SCHEMA, required=REQUIRED_COLUMNS, partial=True):
+            if isinstance(row, ParquetInputError):  # a row group that breaks: its rows are one dead letter
+                stats["records_in"] += new * row.rows
+                yield _dead(stats, BadRecord(f"{path}:{position}", row.reason, str(row), ""), rows=row.rows)
+                position += row.rows
+                continue
             stats["records_in"] += new
             doc_id = row.get("id")
             if not doc_id or row.get("sentences") is None:
@@ -178,13 +199,15 @@ def documents_of(path: str, stats, *, count_records: bool):
                 seen.add(doc_id)
                 yield Document(doc_id, tuple(s for s in row["sentences"] if s), row.get("source") or "",
                                row.get("title") or "", row.get("changes") or "{}")
-    except ParquetInputError as error:
-        stats["records_in"] += new
-        yield _dead(stats, BadRecord(path, error.reason, str(error), ""))
+            position += 1
+    except ParquetInputError as error:  # the whole file (or, counting rows, what was left of it)
+        stats["records_in"] += new * error.rows
+        yield _dead(stats, BadRecord(path, error.reason, str(error), ""), rows=error.rows)
     if count_records:
         stats["files_read"] += 1
 
 
-def _dead(stats, record: BadRecord) -> BadRecord:
-    stats[f"dead_lettered.{record.reason}"] += 1
+def _dead(stats, record: BadRecord, *, rows: int = 1) -> BadRecord:
+    """A dead letter, counted as the ``rows`` records it stands for."""
+    stats[f"dead_lettered.{record.reason}"] += rows
     return record

@@ -1,10 +1,12 @@
 """Reading and cleaning: input files -> read units -> RawDocuments -> clean Documents.
 
-    MatchInputFiles   patterns -> every file once (a file matched twice is a dead letter)
+    plan_group        files read together (pipelines.inputs matched them at launch; a group is
+                      a large file, or small files gathered to fill a bucket) -> ReadUnits
     plan_units        a file -> ReadUnits: the whole file; byte ranges of a large uncompressed
                       text or jsonl file, cut where a record begins; ranges of whole bz2 streams of
                       a multistream wiki dump (from its index, checked against the stream headers)
-    read_unit         a ReadUnit -> RawDocuments and BadRecords
+    read_unit         a ReadUnit -> RawDocuments and BadRecords; the file must still be the one
+                      launched with (pipelines.inputs.check_unchanged), before and after
     Cleaner           a RawDocument -> a clean Document, a filter reason, or a BadRecord
 
 These are plain functions and objects: ``pipelines/buckets.py`` runs them inside its DoFns, one
@@ -22,13 +24,10 @@ import dataclasses
 import logging
 import re
 
-import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import DEAD_LETTER, STATS, count
-from pipelines.io_utils import (codec_of, first_member_at_or_after, input_root, normalized_pattern, open_raw,
-                                path_under_root, verified_chunks)
+from pipelines.inputs import check_unchanged
+from pipelines.io_utils import codec_of, first_member_at_or_after, open_raw, verified_chunks
 from wwm_core.clean import clean_document
 from wwm_core.text import (BOMS, JSONL_PRESETS, WIKITEXT, BadRecord, ChineseConverter, Damage, JsonlPreset, RawDocument,
                            document_from_json_line, documents_from_text_lines, looks_like_utf16, split_lines,
@@ -65,44 +64,6 @@ def jsonl_preset(name, *, text_field: str, title_field: str) -> JsonlPreset:
     return JSONL_PRESETS[name] if name else JsonlPreset(title_field, (text_field,))
 
 
-# ---------------------------------------------------------------- files
-
-def _one_read_per_file(relative_and_files):
-    """Of the matches of one path under the root (a file listed twice, or matched by two patterns),
-    the first is read and each other one is a dead letter ``duplicate_input_file``: read twice, its
-    records would have the same ids."""
-    relative, files = relative_and_files
-    files = sorted(files, key=lambda m: m.path)
-    yield files[0]
-    if len(files) > 1:
-        stats = collections.Counter()
-        for duplicate in files[1:]:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, dead(BadRecord(
-                relative, "duplicate_input_file", "the same file is matched more than once (listed twice, or by "
-                "two patterns); it is read once", ""), stats, duplicate.path))
-        count(stats)
-        yield beam.pvalue.TaggedOutput(STATS, stats)
-
-
-class MatchInputFiles(beam.PTransform):
-    """File patterns -> the FileMetadata of every file they match, each file once, with DEAD_LETTER
-    and STATS outputs. Local patterns are made absolute here, at launch."""
-
-    def __init__(self, patterns):
-        super().__init__()
-        self._patterns = [normalized_pattern(p) for p in patterns]
-        self.root = input_root(self._patterns)
-
-    def expand(self, pipeline):
-        root = self.root
-        return (pipeline
-                | "Patterns" >> beam.Create(self._patterns)
-                | "Match" >> fileio.MatchAll()
-                | "KeyByPathUnderRoot" >> beam.Map(lambda m: (path_under_root(m.path, root), m))
-                | "GroupByPath" >> beam.GroupByKey()
-                | "OneReadPerFile" >> beam.FlatMap(_one_read_per_file).with_outputs(DEAD_LETTER, STATS, main="files"))
-
-
 # ---------------------------------------------------------------- read units
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +79,7 @@ class ReadUnit:
     expected: tuple = None  # multistream: the index's stream offsets in [start, end); None without a usable index
     index_problem: str = ""  # multistream: why the index was not used, for the range that reports it
     size: int = 0  # the file's size in bytes
+    modified: float = None  # the file's modification time at launch (None: not checked)
 
     @property
     def covered_bytes(self) -> int:
@@ -130,19 +92,44 @@ class ReadUnit:
         return self.source, self.relative, self.start or 0
 
 
-def plan_units(metadata, *, source: int, input_format: str, root: str, unit_bytes: int):
-    """A file -> its ReadUnits."""
-    relative = path_under_root(metadata.path, root)
-    if input_format == "wiki":
-        yield from _wiki_units(metadata, source=source, relative=relative)
-    elif input_format in ("text", "jsonl") and metadata.size_in_bytes > 2 * unit_bytes and _splittable(metadata.path):
-        starts = _record_starts(metadata.path, metadata.size_in_bytes, text=input_format == "text",
-                                every=unit_bytes)
-        ends = starts[1:] + [metadata.size_in_bytes]
-        for start, end in zip(starts, ends):
-            yield ReadUnit(source, metadata.path, relative, start, end, size=metadata.size_in_bytes)
+@dataclasses.dataclass(frozen=True)
+class GatheredUnits:
+    """Small files read one after another into the same buckets (sizing.read_groups): their
+    ReadUnits, in order (a whole file each, or the stream ranges of a small multistream dump)."""
+    units: tuple
+
+    @property
+    def covered_bytes(self) -> int:
+        return sum(unit.covered_bytes for unit in self.units)
+
+    @property
+    def order(self) -> tuple:
+        return self.units[0].order
+
+
+def plan_group(files, *, sources, unit_bytes: int):
+    """Files read together (pipelines.inputs.InputFiles) -> ReadUnits of a file read alone, or one
+    GatheredUnits of small files."""
+    units = [list(plan_units(file, input_format=sources[file.source].input_format, unit_bytes=unit_bytes))
+             for file in files]
+    if len(files) == 1:
+        yield from units[0]
     else:
-        yield ReadUnit(source, metadata.path, relative, size=metadata.size_in_bytes)
+        yield GatheredUnits(tuple(unit for file_units in units for unit in file_units))
+
+
+def plan_units(file, *, input_format: str, unit_bytes: int):
+    """A file (pipelines.inputs.InputFile) -> its ReadUnits."""
+    whole = ReadUnit(file.source, file.path, file.relative, size=file.bytes, modified=file.modified)
+    if input_format == "wiki":
+        yield from _wiki_units(whole)
+    elif input_format in ("text", "jsonl") and file.bytes > 2 * unit_bytes and _splittable(file.path):
+        starts = _record_starts(file.path, file.bytes, text=input_format == "text", every=unit_bytes)
+        ends = starts[1:] + [file.bytes]
+        for start, end in zip(starts, ends):
+            yield dataclasses.replace(whole, start=start, end=end)
+    else:
+        yield whole
 
 
 def _splittable(path: str) -> bool:
@@ -201,21 +188,21 @@ def multistream_index_path(path: str):
     return None
 
 
-def _wiki_units(metadata, *, source: int, relative: str):
-    """A dump -> the whole file, or ranges of STREAMS_PER_READ whole bz2 streams of a multistream
-    dump as its index gives them; without a usable index, ranges of FALLBACK_RANGE_BYTES whose
-    readers find the streams from their headers."""
-    path, size = metadata.path, metadata.size_in_bytes
+def _wiki_units(whole: ReadUnit):
+    """A dump (its whole-file ReadUnit) -> the whole file, or ranges of STREAMS_PER_READ whole bz2
+    streams of a multistream dump as its index gives them; without a usable index, ranges of
+    FALLBACK_RANGE_BYTES whose readers find the streams from their headers."""
+    path, size = whole.path, whole.size
     index = multistream_index_path(path)
     if index is None:
-        yield ReadUnit(source, path, relative, size=size)
+        yield whole
         return
     offsets = _index_offsets(index)
     if offsets is None:
         problem = f"the index {index} is unreadable or holds lines that are not offset:id:title"
         for start in range(0, max(size, 1), FALLBACK_RANGE_BYTES):
-            yield ReadUnit(source, path, relative, start, min(start + FALLBACK_RANGE_BYTES, size), None,
-                           problem if start == 0 else "", size=size)
+            yield dataclasses.replace(whole, start=start, end=min(start + FALLBACK_RANGE_BYTES, size), expected=None,
+                                      index_problem=problem if start == 0 else "")
         return
     # Offset 0 too: the first stream holds the dump's header (checked for DTDs), not pages.
     inside = sorted({0, *(offset for offset in offsets if offset < size)})
@@ -224,8 +211,8 @@ def _wiki_units(metadata, *, source: int, relative: str):
     for first in range(0, len(inside), STREAMS_PER_READ):
         group = inside[first:first + STREAMS_PER_READ]
         end = inside[first + STREAMS_PER_READ] if first + STREAMS_PER_READ < len(inside) else size
-        yield ReadUnit(source, path, relative, group[0], end, tuple(group), problem if first == 0 else "",
-                       size=size)
+        yield dataclasses.replace(whole, start=group[0], end=end, expected=tuple(group),
+                                  index_problem=problem if first == 0 else "")
 
 
 # ---------------------------------------------------------------- reading a unit
@@ -234,6 +221,8 @@ def read_unit(unit: ReadUnit, spec, stats):
     """A ReadUnit of a raw source -> RawDocuments and BadRecords (dead letters, counted), with
     ``files_read`` and every record counted in ``stats``."""
     name = f"{spec.name}:{unit.relative}"
+    if unit.modified is not None:
+        check_unchanged(unit.path, size=unit.size, modified=unit.modified)
     try:
         if spec.input_format == "wiki":
             yield from _wiki_records(unit, name, spec.name, stats)
@@ -241,6 +230,8 @@ def read_unit(unit: ReadUnit, spec, stats):
             yield from _line_records(unit, name, spec, stats)
     except OSError as error:  # the file cannot be read (any more): what was read before is kept
         yield dead(BadRecord(name, "unreadable_file", _error_detail(error), ""), stats, unit.path)
+    if unit.modified is not None:
+        check_unchanged(unit.path, size=unit.size, modified=unit.modified)
     if not unit.start:
         stats["files_read"] += 1
 
@@ -277,9 +268,10 @@ def _wiki_records(unit: ReadUnit, name: str, source: str, stats):
     """Main-namespace pages as RawDocuments. Every ``<page>`` seen is a record."""
     path, scan = unit.path, PageScan()
     if unit.start is None:
+        dead_before = _dead_lettered(stats)  # ``stats`` may hold other files' counts (gathered files)
         chunks = utf8_chunks(verified_chunks(path), stats)
         yield from _pages(path, name, source, page_elements(chunks, scan=scan), stats)
-        if scan.pages == 0 and not any(k.startswith("dead_lettered.") for k in stats):
+        if scan.pages == 0 and _dead_lettered(stats) == dead_before:
             reason = "unsafe_xml" if scan.declaration else "no_pages_found"
             yield dead(BadRecord(name, reason, "no <page> element in the file: not a MediaWiki dump?", ""), stats, path)
         return
@@ -307,6 +299,10 @@ def _wiki_records(unit: ReadUnit, name: str, source: str, stats):
         stats["multistream_index_fallback"] += 1
         log.warning("%s: the index's stream offsets in bytes %d-%d do not match the bz2 stream headers; "
                     "read the streams in sequence instead", path, unit.start, unit.end)
+
+
+def _dead_lettered(stats) -> int:
+    return sum(value for name, value in stats.items() if name.startswith("dead_lettered."))
 
 
 def _header_declares_dtd(path: str) -> bool:

@@ -10,10 +10,10 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.io_utils import exists, join
+from pipelines.output import SEGMENTATION_MANIFEST  # noqa: F401 - where the cache folder's manifest is
 from pipelines.parquet_io import DOCUMENTS_FOLDER, ParquetInputError, parquet_rows
 
 SEGMENTATION_FOLDER = "segmentation"
-SEGMENTATION_MANIFEST = "segmentation.json"
 SCHEMA = pa.schema([
     ("id", pa.string()),  # the document's id
     ("sentence_keys", pa.list_(pa.binary(16))),  # word_boundaries.sentence_key of each sentence

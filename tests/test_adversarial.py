@@ -13,9 +13,12 @@ import gzip
 import json
 import os
 import pathlib
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zlib
 
 import pyarrow as pa
@@ -24,7 +27,7 @@ import pytest
 
 from wwm_cli import main
 from wwm_cli.data import prepare, run
-from pipelines.output import LOCK_NAME, claim_output, file_checksum, write_atomically
+from pipelines.output import LOCK_NAME, UNFINISHED_NAME, claim_output, file_checksum, write_atomically
 from tests.test_prepare import HEADER, page
 
 LOCAL = ["--runner=BundleBasedDirectRunner"]
@@ -660,10 +663,18 @@ def test_refusals_tell_a_finished_run_from_an_unfinished_one(tmp_path, capsys):
     capsys.readouterr()
     assert small_run(tmp_path, output) == 2
     assert "already holds a finished run (manifest.json" in one_error_line(capsys)
+    # Without the manifest nothing vouches for the files: not even --overwrite touches them.
+    (output / "manifest.json").rename(tmp_path / "moved.json")
+    assert small_run(tmp_path, output, "--overwrite") == 2
+    assert "holds files that are not an earlier run's, which --overwrite does not touch" in one_error_line(capsys)
+    (tmp_path / "moved.json").rename(output / "manifest.json")
+    # A run that did not finish leaves a record of itself in place of its lock.
     (output / "manifest.json").unlink()
+    (output / UNFINISHED_NAME).write_text(json.dumps({"pid": 1, "how": "KeyboardInterrupt"}), encoding="utf-8")
     assert small_run(tmp_path, output) == 2
     assert "holds an unfinished run (" in one_error_line(capsys)
     assert small_run(tmp_path, output, "--overwrite") == 0
+    assert not (output / UNFINISHED_NAME).exists()
 
 
 def test_file_checksum_is_crc32c_as_gcs_reports_it(tmp_path):
@@ -719,3 +730,362 @@ def test_a_bucket_that_cannot_fit_is_refused_with_the_estimate(tmp_path, capsys,
     line = one_error_line(capsys)
     assert status == 2 and line.startswith("wwm run: error: this run needs about ") and "per worker process" in line
     assert not (tmp_path / "out").exists()
+
+
+# ================================================================ the second audit
+# Each case below failed on the code before it: files that were not the run's deleted, "random
+# next" segments from the same document, silent losses, a manifest describing other bytes than were
+# read, unbounded time, crashes and tracebacks.
+
+def snapshot(folder) -> dict:
+    """Every file and link under ``folder`` (links not followed) -> its bytes (or its target)."""
+    found = {}
+    for path in sorted(pathlib.Path(folder).rglob("*")):
+        if path.is_symlink():
+            found[str(path.relative_to(folder))] = f"-> {os.readlink(path)}"
+        elif path.is_file():
+            found[str(path.relative_to(folder))] = path.read_bytes()
+    return found
+
+
+USER_FILES = {"vocab.txt": "我的词表\n", "report/summary.md": "# mine\n", "sequences/a.tfrecord": "mine",
+              "part-1.csv": "a,b\n", "notes.txt": "notes\n", "seq_notes/x.txt": "x", "documents.txt": "d",
+              "dead_letter.txt": "mine"}
+
+
+def test_overwrite_never_deletes_a_users_files(tmp_path, capsys):
+    output = tmp_path / "out"
+    for name, text in USER_FILES.items():
+        (output / name).parent.mkdir(parents=True, exist_ok=True)
+        (output / name).write_text(text, encoding="utf-8")
+    before = snapshot(output)
+    assert small_run(tmp_path, output, "--overwrite") == 2
+    line = one_error_line(capsys)
+    assert "holds files that are not an earlier run's, which --overwrite does not touch: " in line
+    assert all(name in line for name in USER_FILES)
+    assert snapshot(output) == before  # all 8 untouched, nothing written
+
+
+def test_overwrite_of_a_finished_run_beside_a_users_file_refuses_and_touches_neither(tmp_path, capsys):
+    output = tmp_path / "out"
+    assert small_run(tmp_path, output, "--report") == 0
+    (output / "report" / "summary.md").write_text("mine", encoding="utf-8")
+    before = snapshot(output)
+    capsys.readouterr()
+    assert small_run(tmp_path, output, "--overwrite") == 2
+    assert one_error_line(capsys).endswith("touch: report/summary.md; move them or choose another --output")
+    assert snapshot(output) == before
+    (output / "report" / "summary.md").unlink()
+    assert small_run(tmp_path, output, "--overwrite", "--report") == 0  # the run's own files, report included
+
+
+def test_a_new_run_beside_a_users_files_writes_only_its_own(tmp_path, capsys):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "notes.txt").write_text("mine", encoding="utf-8")
+    assert small_run(tmp_path, output) == 0
+    assert (output / "notes.txt").read_text(encoding="utf-8") == "mine"
+    # A user's file where a run writes (its vocab.txt, a manifest.json that is not ours): refused.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"mine": true}', encoding="utf-8")
+    capsys.readouterr()
+    assert small_run(tmp_path, other) == 2 and small_run(tmp_path, other, "--overwrite") == 2
+    assert (other / "manifest.json").read_text(encoding="utf-8") == '{"mine": true}'
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_symbolic_link_in_the_output_is_never_followed(tmp_path, capsys, overwrite):
+    output, outside = tmp_path / "out", tmp_path / "outside"
+    assert small_run(tmp_path, output) == 0
+    outside.mkdir()
+    (outside / "records-00000-of-00001.jsonl").write_text("not the run's", encoding="utf-8")
+    (outside / "precious.txt").write_text("mine", encoding="utf-8")
+    shutil.rmtree(output / "dead_letter")
+    (output / "dead_letter").symlink_to(outside)
+    before = snapshot(outside)
+    capsys.readouterr()
+    assert small_run(tmp_path, output, *(["--overwrite"] if overwrite else [])) == 2
+    assert one_error_line(capsys) == (f"wwm run: error: --output {output}: dead_letter is a symbolic link (to "
+                                      f"{outside}); a run writes only inside its --output, never through a link: "
+                                      "remove the link or choose another --output")
+    assert snapshot(outside) == before  # nothing deleted or written there
+
+
+def test_write_atomically_leaves_files_as_the_umask_says(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_atomically(str(tmp_path / "manifest.json"), b"{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "manifest.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_runs_files_have_the_usual_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        assert small_run(tmp_path, tmp_path / "out") == 0
+    finally:
+        os.umask(previous)
+    modes = {str(p.relative_to(tmp_path / "out")): p.stat().st_mode & 0o777
+             for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert {"manifest.json", "seq128/manifest.json", "seq128/vocab.txt", "token_counts.json"} <= set(modes)
+    assert set(modes.values()) == {0o644}, modes
+
+
+def one_document_files(folder, count):
+    """``count`` files of one document each; document i's sentences all name it ("第i篇")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"doc{i:04d}.txt").write_text("\n".join(sentences_of(i, 6)) + "\n", encoding="utf-8")
+    return folder
+
+
+def documents_named(tokens) -> set:
+    text = "".join(token[2:] if token.startswith("##") else token for token in tokens)
+    return {int(number) for number in re.findall(r"第(\d+)篇", text)}
+
+
+@pytest.fixture(scope="module")
+def many_small_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("small_files")
+    one_document_files(root / "corpus", 600)
+    manifest = run([f"--input={root / 'corpus'}/*.txt", f"--output={root / 'out'}", "--segmenter=char",
+                    "--max_seq_length=128", "--dupe_factor=2", *LOCAL])
+    return root, manifest
+
+
+def test_random_next_segments_come_from_another_document_in_a_corpus_of_small_files(many_small_files):
+    """Google's generator draws a "random next" segment from another document; with each small
+    file a bucket of its own, every one came from the same document, labelled random."""
+    from tests.test_recipes import parsed_records
+
+    root, manifest = many_small_files
+    tokens = (root / "out" / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    random_next = same = 0
+    for record in parsed_records(root / "out", manifest):  # parsed by TensorFlow
+        if record["next_sentence_labels"][0] != 1:
+            continue
+        ids, segments = list(record["input_ids"]), record["segment_ids"]
+        for position, original in zip(record["masked_lm_positions"], record["masked_lm_ids"]):
+            ids[position] = original  # unmasked: the markers read whole
+        a = documents_named(tokens[i] for i, s in zip(ids, segments) if s == 0 and i)
+        b = documents_named(tokens[i] for i, s in zip(ids, segments) if s == 1)
+        random_next += 1
+        same += bool(a & b)
+    assert random_next > 500 and same == 0
+    assert manifest["counters"].get("random_next_from_same_document", 0) == 0
+
+
+def test_small_files_are_gathered_into_buckets_and_num_shards_holds(many_small_files, tmp_path):
+    root, manifest = many_small_files
+    assert 1 < len(manifest["files"]) <= 8, "buckets of the usual size, not one per file"
+    one = run([f"--input={root / 'corpus'}/*.txt", f"--output={tmp_path / 'one'}", "--segmenter=char",
+               "--max_seq_length=128", "--dupe_factor=1", "--num_shards=1", *LOCAL])
+    assert one["files"] == ["part-00000-of-00001.tfrecord"]
+    assert one["accounting"]["out"] == 600
+
+
+def test_a_few_nul_bytes_in_a_utf8_file_cost_nothing_but_themselves(tmp_path):
+    corpus = tmp_path / "nul.txt"
+    data = text_corpus(0, 300).encode()
+    at = data.index("第7篇".encode())
+    corpus.write_bytes(data[:at] + b"\0" + data[at:at + 3] + b"\0" + data[at + 3:])
+    outcome = prepared(tmp_path / "out", [corpus])
+    assert len(outcome.documents) == 300 and outcome.dead_letters == []
+    assert outcome.counters["changes.control_chars_removed"] == 2
+    assert "files_refused_as_utf16_without_bom" not in outcome.counters
+
+
+def parquet_of_documents(path, row_groups, *, rows_per_group=5):
+    import pyarrow.parquet as pq
+
+    from pipelines.parquet_io import SCHEMA
+
+    with pq.ParquetWriter(path, SCHEMA) as writer:
+        for group in range(row_groups):
+            rows = [{"id": f"p:{group}-{i}", "source": "p", "title": "", "sentences": sentences_of(group * 100 + i),
+                     "changes": "{}"} for i in range(rows_per_group)]
+            writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
+
+
+def test_a_corrupt_row_group_costs_its_rows_not_the_file(tmp_path):
+    path = tmp_path / "three.parquet"
+    parquet_of_documents(path, 3)
+    metadata = pq.ParquetFile(path).metadata
+    middle = metadata.row_group(1).column(3)  # the sentences of the second row group
+    data = bytearray(path.read_bytes())
+    start = middle.data_page_offset
+    data[start:start + 40] = bytes(b ^ 0xFF for b in data[start:start + 40])
+    path.write_bytes(bytes(data))
+    manifest = run([f"--input={path}", "--input_format=parquet", f"--output={tmp_path / 'out'}",
+                    "--segmenter=char", "--max_seq_length=128", *LOCAL])
+    rows = read_dead_letters(tmp_path / "out")
+    assert [row["reason"] for row in rows] == ["unreadable_parquet"]
+    assert "row group 1 of 3" in rows[0]["detail"] and "5 of its 5 rows not read" in rows[0]["detail"]
+    assert manifest["accounting"] == {"records_in": 15, "out": 10, "filtered": 0, "dead_lettered": 5,
+                                      "balanced": True}
+
+
+def test_a_mistyped_parquet_column_counts_its_rows_as_records(tmp_path):
+    path = tmp_path / "typed.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "sentences": ["一句。", "两句。"]}), path)
+    good = tmp_path / "good.parquet"
+    parquet_of_documents(good, 1)
+    manifest = run([f"--input={path}", f"--input={good}", "--input_format=parquet", f"--output={tmp_path / 'out'}",
+                    "--segmenter=char", "--max_seq_length=128", *LOCAL])
+    (row,) = read_dead_letters(tmp_path / "out")
+    assert row["reason"] == "parquet_schema_mismatch" and "(2 rows not read)" in row["detail"]
+    assert manifest["accounting"] == {"records_in": 7, "out": 5, "filtered": 0, "dead_lettered": 2,
+                                      "balanced": True}
+
+
+def test_an_input_that_names_an_existing_file_is_that_file_whatever_its_characters(tmp_path):
+    (tmp_path / "data[1].txt").write_text(text_corpus(0, 2), encoding="utf-8")
+    (tmp_path / "data1.txt").write_text(text_corpus(50, 3), encoding="utf-8")
+    outcome = prepared(tmp_path / "out", [tmp_path / "data[1].txt"])
+    assert sorted({i.split("@")[0] for i in outcome.documents}) == ["text:data[1].txt"]
+    assert len(outcome.documents) == 2
+
+
+def test_every_path_a_glob_matches_is_read_or_accounted(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text(text_corpus(0, 2), encoding="utf-8")
+    (corpus / "dangling.txt").symlink_to(tmp_path / "gone.txt")
+    (corpus / "loop.txt").symlink_to(corpus / "loop.txt")
+    outcome = prepared(tmp_path / "out", [f"{corpus}/*.txt"])
+    assert len(outcome.documents) == 2
+    reasons = {row["id"]: row["reason"] for row in outcome.dead_letters}
+    assert reasons == {"text:dangling.txt": "broken_symbolic_link", "text:loop.txt": "symbolic_link_loop"}
+    assert balance(outcome) == (4, 2, 0, 2)
+    listed = {entry.get("id"): entry.get("dead_letter") for entry in outcome.manifest["inputs"]}
+    assert listed["text:dangling.txt"] == "broken_symbolic_link" and listed["text:loop.txt"] == "symbolic_link_loop"
+
+
+def test_a_file_name_that_is_not_utf8_is_a_dead_letter(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text(text_corpus(0, 2), encoding="utf-8")
+    with open(os.path.join(os.fsencode(corpus), b"bad\xff.txt"), "wb") as handle:
+        handle.write(text_corpus(10, 2).encode())
+    outcome = prepared(tmp_path / "out", [f"{corpus}/*.txt"])
+    assert len(outcome.documents) == 2
+    (row,) = outcome.dead_letters
+    assert row["reason"] == "undecodable_file_name" and row["id"] == "text:bad\\xff.txt"
+
+
+def test_an_input_that_changes_while_the_run_reads_it_stops_the_run_in_one_line(tmp_path, capsys, monkeypatch):
+    """The manifest describes the input as it was at launch: a file that grows after that (here,
+    as the pipeline is built) would be read other than described. The run stops instead."""
+    from wwm_cli import data
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(text_corpus(0, 6), encoding="utf-8")
+    sized = data.bucket_bytes_for
+
+    def grow_after_launch(config, inputs):
+        with open(corpus, "a", encoding="utf-8") as handle:
+            handle.write(text_corpus(100, 3))
+        return sized(config, inputs)
+
+    monkeypatch.setattr(data, "bucket_bytes_for", grow_after_launch)
+    assert small_run(tmp_path, tmp_path / "out") == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"wwm run: error: input file {corpus} changed while the run read it (")
+    assert not (tmp_path / "out" / "manifest.json").exists() and not (tmp_path / "out" / LOCK_NAME).exists()
+
+
+def test_a_named_pipe_is_refused_before_anything_reads_it(tmp_path):
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    result = subprocess.run([sys.executable, "-m", "wwm_cli", "run", f"--input={fifo}",
+                             f"--output={tmp_path / 'out'}", "--segmenter=char", *LOCAL],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (f"wwm run: error: --input {fifo} is a named pipe (FIFO), not a "
+                                                      "file: a run reads regular files only (a pipe or device cannot "
+                                                      "be read twice, or sized, or split)")
+
+
+def test_a_segmenter_call_gets_bounded_runs_of_text():
+    """jieba's time grows with the square of a run without punctuation (20,000 characters 3.9 s,
+    40,000 15.5 s): long runs are segmented in windows, each a real jieba call."""
+    import collections as _collections
+
+    from wwm_core.segmentation import JiebaSegmenter
+    from wwm_core.word_boundaries import MAX_SEGMENT_CHARS, segment_documents
+    from wwm_core.text import Document
+
+    class Recording(JiebaSegmenter):
+        longest = 0
+
+        def segment(self, sentences):
+            Recording.longest = max([Recording.longest, *map(len, sentences)])
+            return super().segment(sentences)
+
+    run_of_text = "啊" * 20_000 + "，北京是中国的首都。" + "哦" * 3_000
+    stats = _collections.Counter()
+    kept, sentences, words = segment_documents(Recording(), [Document("d", (run_of_text, "我爱北京。"))],
+                                               stats=stats, dead_letters=[])
+    assert Recording.longest <= MAX_SEGMENT_CHARS
+    assert [sum(lengths) for lengths in words] == [len(run_of_text), 5]
+    assert "首都" in _words_of(run_of_text, words[0])  # the window cut after the comma, not through a word
+    assert stats["sentences_segmented_in_windows"] == 1
+
+
+def _words_of(sentence, lengths):
+    words, start = [], 0
+    for length in lengths:
+        words.append(sentence[start:start + length])
+        start += length
+    return words
+
+
+def test_a_200000_character_run_is_segmented_by_jieba_in_a_run(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("啊" * 200_000 + "\n\n" + text_corpus(0, 3), encoding="utf-8")
+    manifest = run([f"--input={corpus}", f"--output={tmp_path / 'out'}", "--segmenter=jieba", "--max_seq_length=128",
+                    "--dupe_factor=1", *LOCAL])
+    assert manifest["accounting"]["out"] == 4 and manifest["counters"]["sentences_segmented_in_windows"] == 1
+
+
+@pytest.mark.parametrize("flag", ["--masked_lm_prob=nan", "--short_seq_prob=inf", "--min_cjk_share=-inf",
+                                  "--near_duplicate_threshold=NaN", "--masked_lm_prob=2"])
+def test_a_value_that_is_not_a_finite_number_in_range_is_one_line(tmp_path, flag, capsys):
+    try:
+        status = small_run(tmp_path, tmp_path / "out", flag)
+    except SystemExit as stop:  # argparse's: the value is not a number
+        status = stop.code
+    assert status == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("wwm run: error: ") and flag.split("=")[0] in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_ends_the_run_in_one_line_with_the_lock_released_and_no_manifest(tmp_path, stop):
+    corpus, output = tmp_path / "corpus.txt", tmp_path / "out"
+    corpus.write_text(text_corpus(0, 40_000), encoding="utf-8")  # about 9 MB: still working when stopped
+    command = [sys.executable, "-m", "wwm_cli", "run", f"--input={corpus}", f"--output={output}",
+               "--segmenter=jieba", "--runner=FnApiRunner"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((output / ".wwm-work").glob("*.parquet")) and process.poll() is None:
+        assert time.monotonic() < deadline, "the run never started writing its buckets"
+        time.sleep(0.05)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + stop
+    how = "interrupted (Ctrl-C)" if stop == signal.SIGINT else "stopped by SIGTERM"
+    lines = [line for line in stderr.splitlines() if " wwm INFO " not in line]
+    assert lines == [f"wwm run: {how} before it finished; no manifest was written"], stderr[-3000:]
+    assert not (output / LOCK_NAME).exists() and not (output / "manifest.json").exists()
+    record = json.loads((output / UNFINISHED_NAME).read_text(encoding="utf-8"))
+    assert record["how"] == f"stopped by {signal.Signals(stop).name}"
+    # What it left is a run's, and --overwrite clears it.
+    small = tmp_path / "small.txt"
+    small.write_text(text_corpus(0, 6), encoding="utf-8")
+    rerun = [*command[:4], f"--input={small}", *command[5:], "--max_seq_length=128", "--overwrite"]
+    assert subprocess.run(rerun, capture_output=True).returncode == 0
+    assert (output / "manifest.json").exists() and not (output / UNFINISHED_NAME).exists()

@@ -1,11 +1,11 @@
 """Read units and buckets: a large file read in byte ranges gives the very records of reading it
 whole, and a run's buckets are shards whose bytes do not depend on workers or on the files' cut."""
 import collections
+import dataclasses
 import json
 
 import pytest
-from apache_beam.io.filesystems import FileSystems
-
+from pipelines.inputs import match_sources
 from pipelines.read_pipeline import plan_units, read_unit
 from tests.test_pipeline import LOCAL, shard_bytes
 from wwm_cli.data import run
@@ -13,9 +13,8 @@ from wwm_core.config import SourceSpec
 
 
 def _records(path, spec, *, unit_bytes):
-    metadata = FileSystems.match([str(path)])[0].metadata_list[0]
-    units = list(plan_units(metadata, source=0, input_format=spec.input_format, root=str(path.parent),
-                            unit_bytes=unit_bytes))
+    (file,), _ = match_sources([dataclasses.replace(spec, patterns=(str(path),))])
+    units = list(plan_units(file, input_format=spec.input_format, unit_bytes=unit_bytes))
     stats = collections.Counter()
     return units, [record for unit in units for record in read_unit(unit, spec, stats)], stats
 
@@ -88,10 +87,12 @@ def test_bucket_size_from_the_input_sizes(caplog):
     from wwm_cli import flags
     from wwm_cli.data import bucket_bytes_for, run_parser
 
+    from pipelines.inputs import InputFile
+
     def sized(*flag_values, size):
         args, beam_args = run_parser().parse_known_args(["--input=corpus.txt", "--output=out", *flag_values])
         config = flags.config_from_args(args, beam_args, instances=True)
-        return bucket_bytes_for(config, [{"path": "corpus.txt", "pattern": "corpus.txt", "bytes": size}])
+        return bucket_bytes_for(config, [InputFile(0, "corpus.txt", "corpus.txt", size, 0.0, "corpus.txt")])
 
     mb = 1024 * 1024
     # Written out by hand: 8 MB buckets, at least 8 of them, none under 64 KB.

@@ -91,10 +91,11 @@ def test_a_multistream_dump_is_read_in_parallel_ranges_like_a_sequential_read(tm
     plain.write_bytes(bz2.compress((HEADER + "".join(page(*p) for p in PAGES) + "</mediawiki>\n").encode()))
 
     monkeypatch.setattr(read_pipeline, "STREAMS_PER_READ", 2)
-    from apache_beam.io.filesystems import FileSystems
-    metadata = FileSystems.match([str(dump)])[0].metadata_list[0]
-    ranges = list(read_pipeline.plan_units(metadata, source=0, input_format="wiki", root=str(folder),
-                                           unit_bytes=1 << 20))
+    from pipelines.inputs import match_sources
+    from wwm_core.config import SourceSpec
+
+    (file,), _ = match_sources([SourceSpec("wiki", "wiki", (str(dump),), "none")])
+    ranges = list(read_pipeline.plan_units(file, input_format="wiki", unit_bytes=1 << 20))
     # header + 8 page streams (the footer rides with the last): 9 streams, 2 per read
     assert len(ranges) == 5 and all(r.start is not None for r in ranges)
 

@@ -7,7 +7,6 @@ Anything these commands do not know is handed to Beam's PipelineOptions (``--run
 """
 import dataclasses
 import logging
-import math
 import os
 import shutil
 
@@ -19,6 +18,7 @@ from pipelines import local_workers, progress
 from pipelines.common import RunInfo, accounting
 from pipelines.buckets import WORK_FOLDER
 from pipelines.generate_pipeline import build_pipeline
+from pipelines.inputs import InputFile, match_sources
 from pipelines.io_utils import join, read_bytes
 from pipelines.output import claim_output, file_checksum
 from pipelines.parquet_io import DOCUMENTS_FOLDER
@@ -30,34 +30,15 @@ from wwm_core.config import SegmentationConfig
 from wwm_core.errors import UsageError
 from wwm_core.hub import hub_file, is_hub_id
 from wwm_core.manifest import MANIFEST, ManifestError, parse_manifest
+from wwm_core.sizing import (BUCKET_BYTES, LARGE_BUCKET_BYTES, bucket_bytes_of, estimated_text_bytes,
+                             worker_memory_mb)
 from wwm_core.vocab import Vocab, bundled_vocab_bytes
 
 log = logging.getLogger("wwm")
-# A bucket (a shard) is about this much clean text: a worker holds one at a time, its token
-# arrays and plans (see README, Performance). Smaller corpora get at least MIN_BUCKETS buckets,
-# so local workers and cloud workers have work to share.
-BUCKET_BYTES = 8 * 1024 * 1024
-MIN_BUCKETS = 8
-MIN_BUCKET_BYTES = 64 * 1024
-# Buckets above this (a small --num_shards on a big corpus) get a warning: memory per worker grows
-# with the bucket (see README, Performance).
-LARGE_BUCKET_BYTES = 64 * 1024 * 1024
-# Clean text per byte of input, to size buckets before anything is read: compressed files hold
-# about four times their size in text; a wiki dump's markup is about half of it.
-TEXT_PER_INPUT_BYTE = {".bz2": 4.0, ".gz": 4.0}
-WIKI_TEXT_SHARE = 0.5
 # Input checksums in the manifest: local files up to this size are read once more to compute one
 # (about a second per GiB); gs:// objects report theirs, one request each, up to a number.
 MAX_CHECKSUM_BYTES = 2 * 1024**3
 MAX_REMOTE_CHECKSUMS = 1000
-# Peak RSS of one worker process making one bucket (benchmarks/plan_benchmark.py, 2026-11-26,
-# after the compiled kernels and the start-up changes: 128,512 in one run, dupe factor 5; 2 MB of
-# text: 415 MB, 8 MB: 436 MB; numba and LLVM are about 150 MB of the fixed part): fixed + per MB
-# of the bucket's text.
-# `wwm run` refuses a bucket that cannot fit before any work; `wwm plan` prints the same figure.
-WORKER_MEMORY_FIXED_MB = 408
-WORKER_MEMORY_MB_PER_BUCKET_TEXT_MB = 3.6
-MEASURED_DUPE_FACTOR = 5
 LOCAL_RUNNERS = (None, "FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
@@ -100,13 +81,13 @@ def run(argv) -> dict:
     word_cache_folders = word_cache_folders_for(config, choice)
     prepared = prepared_link(config)
     command = ("wwm", "run", *argv)
-    inputs = input_files(config)
+    inputs, unreadable = input_files(config)
     bucket_bytes = bucket_bytes_for(config, inputs)
     check_memory(config, bucket_bytes)
     claim = claimed(config, command)
-    run_info = RunInfo(command=command, inputs=described_inputs(inputs))
+    run_info = RunInfo(command=command, inputs=described_inputs(inputs, unreadable))
     log.info("reading %d bytes from %s in buckets of about %d bytes of text, to %s",
-             sum(i["bytes"] for i in inputs), describe(config), bucket_bytes, config.output.path)
+             input_bytes(inputs), describe(config), bucket_bytes, config.output.path)
     # Sentences kept by cleaning are what segmentation will segment, unless a cache spares some or
     # the input is prepared documents (their sentences are not counted before they are segmented).
     stages = progress.run_stages(input_bytes=input_bytes(inputs), sentence_total=not word_cache_folders and not any(
@@ -114,8 +95,8 @@ def run(argv) -> dict:
     with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
             new_pipeline(config.runner.beam_args) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
-                       bucket_bytes=bucket_bytes, word_cache_folders=word_cache_folders, prepared=prepared,
-                       progress=channel)
+                       inputs=inputs, unreadable=unreadable, bucket_bytes=bucket_bytes,
+                       word_cache_folders=word_cache_folders, prepared=prepared, progress=channel)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
     remove_work_folder(config.output.path)
@@ -208,40 +189,42 @@ def prepared_link(config):
     return links[0] if len(links) == 1 else {"manifests": links}
 
 
-def input_files(config) -> list:
-    """{"path", "bytes", "pattern"} of every input file; a pattern that matches nothing, or Parquet
-    read as another format, is an error."""
-    files = matched_files(config.patterns)
-    format_of = {pattern: source.input_format for source in config.sources for pattern in source.patterns}
-    for item in files:
-        if item["path"].lower().endswith(".parquet") and format_of[item["pattern"]] != "parquet":
+def input_files(config) -> tuple:
+    """([InputFile], [BadRecord]) of every source (pipelines.inputs.match_sources); a pattern
+    that matches nothing, a file that is not a regular file, or Parquet read as another format,
+    is an error."""
+    files, unreadable = match_sources(config.sources)
+    for file in files:
+        input_format = config.sources[file.source].input_format
+        if file.path.lower().endswith(".parquet") and input_format != "parquet":
             # Read as text, a Parquet file's bytes become dead letters, every one of them.
-            raise UsageError(f"{item['path']} is Parquet (`wwm prepare` writes documents so), read as "
-                             f"{format_of[item['pattern']]}: add --input_format=parquet (format=parquet in --source)")
-    return files
+            raise UsageError(f"{file.path} is Parquet (`wwm prepare` writes documents so), read as "
+                             f"{input_format}: add --input_format=parquet (format=parquet in --source)")
+    return files, unreadable
 
 
-def matched_files(patterns) -> list:
+def matched_files(paths) -> list:
+    """InputFiles of existing files named exactly (a prepared corpus's documents files)."""
     files = []
-    for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
-        if not result.metadata_list:
-            raise UsageError(f"--input {pattern!r} matches no file")
-        files += [{"path": m.path, "bytes": m.size_in_bytes, "pattern": pattern} for m in result.metadata_list]
+    for path in paths:
+        metadata = FileSystems.get_filesystem(path).metadata(path)
+        files.append(InputFile(0, path, path, metadata.size_in_bytes, metadata.last_updated_in_seconds, path))
     return files
 
 
-def described_inputs(inputs) -> list:
+def described_inputs(files, unreadable=()) -> list:
     """What a manifest says of its input files: path, bytes and, where cheap, the crc32c as GCS
-    reports it (``input_checksum``), so a local copy and its gs:// original compare equal."""
+    reports it (``input_checksum``), so a local copy and its gs:// original compare equal; and the
+    paths matched that could not be read, with their dead letter's reason."""
     described, remote = [], 0
-    for item in inputs:
-        info = {"path": item["path"], "bytes": item["bytes"]}
-        remote += "://" in item["path"]
-        checksum = input_checksum(item["path"], size=item["bytes"]) if remote <= MAX_REMOTE_CHECKSUMS else None
+    for file in files:
+        info = {"path": file.path, "bytes": file.bytes}
+        remote += "://" in file.path
+        checksum = input_checksum(file.path, size=file.bytes) if remote <= MAX_REMOTE_CHECKSUMS else None
         if checksum:
             info["crc32c"] = checksum
         described.append(info)
-    return described
+    return described + [{"id": record.id, "dead_letter": record.reason} for record in unreadable]
 
 
 def input_checksum(path: str, *, size: int):
@@ -261,15 +244,15 @@ def input_checksum(path: str, *, size: int):
 
 
 def input_bytes(inputs) -> int:
-    """The bytes of the input files, each file once (what the read bar counts towards)."""
-    return sum({i["path"]: i["bytes"] for i in inputs}.values())
+    """The bytes of the input files (what the read bar counts towards)."""
+    return sum(file.bytes for file in inputs)
 
 
 def bucket_bytes_for(config, inputs) -> int:
     """How much clean text a bucket holds, estimated from the input's sizes alone, so the same
     input gives the same buckets wherever and however it runs."""
-    formats = {pattern: source.input_format for source in config.sources for pattern in source.patterns}
-    text = sum(estimated_text_bytes(i["path"], i["bytes"], formats.get(i["pattern"])) for i in inputs)
+    text = sum(estimated_text_bytes(file.path, file.bytes, config.sources[file.source].input_format)
+               for file in inputs)
     # With --balance_shards, --num_shards counts the balanced files: the buckets keep their size.
     num_shards = 0 if config.output.balance_shards else config.output.num_shards
     bucket_bytes = bucket_bytes_of(text, num_shards=num_shards)
@@ -279,20 +262,6 @@ def bucket_bytes_for(config, inputs) -> int:
                     "%d MB), or add --balance_shards to get %d files with buckets of the usual size",
                     num_shards, bucket_bytes >> 20, BUCKET_BYTES >> 20, num_shards)
     return bucket_bytes
-
-
-def estimated_text_bytes(path: str, size: int, input_format: str) -> float:
-    """Clean text in an input file of this size (before anything is read)."""
-    factor = next((f for suffix, f in TEXT_PER_INPUT_BYTE.items() if path.endswith(suffix)), 1.0)
-    return size * factor * (WIKI_TEXT_SHARE if input_format == "wiki" else 1.0)
-
-
-def bucket_bytes_of(text: float, *, num_shards: int = 0) -> int:
-    """--num_shards buckets in all, or BUCKET_BYTES each with at least MIN_BUCKETS of them. The
-    one rule; wwm plan follows it too."""
-    if num_shards:
-        return max(1, math.ceil(text / num_shards))
-    return max(MIN_BUCKET_BYTES, math.ceil(text / max(MIN_BUCKETS, math.ceil(text / BUCKET_BYTES))))
 
 
 def claimed(config, command):
@@ -309,13 +278,6 @@ def remove_work_folder(output: str) -> None:
         shutil.rmtree(folder)
     elif FileSystems.match([f"{folder}/**"])[0].metadata_list:
         FileSystems.delete([f"{folder}/"])  # gs://: "prefix/" deletes everything under it
-
-
-def worker_memory_mb(bucket_text_mb: float, *, dupe_factor: int = MEASURED_DUPE_FACTOR) -> float:
-    """MB one worker process holds while it makes a bucket of this much text (the plans, which
-    grow with the dupe factor, are scaled past the measured one)."""
-    return WORKER_MEMORY_FIXED_MB + WORKER_MEMORY_MB_PER_BUCKET_TEXT_MB * bucket_text_mb * max(
-        1.0, dupe_factor / MEASURED_DUPE_FACTOR)
 
 
 def check_memory(config, bucket_bytes: int) -> None:
@@ -411,17 +373,16 @@ def prepare(argv) -> dict:
     if any(source.input_format == "parquet" for source in config.sources):
         raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
     command = ("wwm", "prepare", *argv)
-    inputs = input_files(config)
+    inputs, unreadable = input_files(config)
     bucket_bytes = bucket_bytes_for(config, inputs)
     claim = claimed(config, command)
-    run_info = RunInfo(command=command, inputs=described_inputs(inputs))
-    log.info("cleaning %d bytes from %s into %s", sum(i["bytes"] for i in inputs), describe(config),
-             config.output.path)
+    run_info = RunInfo(command=command, inputs=described_inputs(inputs, unreadable))
+    log.info("cleaning %d bytes from %s into %s", input_bytes(inputs), describe(config), config.output.path)
     stages = progress.prepare_stages(input_bytes=input_bytes(inputs))
     with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
             new_pipeline(config.runner.beam_args) as pipeline:
-        build_prepare_pipeline(pipeline, config=config, run_info=run_info, bucket_bytes=bucket_bytes,
-                               progress=channel)
+        build_prepare_pipeline(pipeline, config=config, run_info=run_info, inputs=inputs, unreadable=unreadable,
+                               bucket_bytes=bucket_bytes, progress=channel)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
     remove_work_folder(config.output.path)

@@ -11,7 +11,7 @@ from wwm_core.config import (INPUT_FORMATS, MASKING, OUTPUT_FORMATS, SEGMENTERS,
                              InstancesConfig, OutputConfig, RunConfig, RunnerConfig, SegmentationConfig, SourceSpec,
                              instances_from_recipe)
 from wwm_core.errors import UsageError
-from wwm_core.helptext import HelpFormatter, parser  # noqa: F401 - the commands' parsers
+from wwm_core.helptext import HelpFormatter, Parser, finite_float, parser  # noqa: F401 - the commands' parsers
 from wwm_core.recipes import DEFAULT_RECIPE, RECIPES
 from wwm_core.text import JSONL_PRESETS
 
@@ -111,7 +111,7 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
         help="longer documents are filtered (documents_filtered.too_long)")
     add("--min_document_chars", type=int, default=_CLEANING.min_document_chars,
         help="shorter documents (after cleaning) are filtered (documents_filtered.too_short)")
-    add("--min_cjk_share", type=float, default=_CLEANING.min_cjk_share,
+    add("--min_cjk_share", type=finite_float, default=_CLEANING.min_cjk_share,
         help="documents with a smaller share of CJK characters are filtered; 0 keeps all")
     add("--full_width_to_half_width", type=boolean, default=_CLEANING.full_width_to_half_width,
         help="full-width letters and digits to ASCII (punctuation is kept)")
@@ -121,7 +121,7 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
         help="map characters Google's BERT vocabulary lacks to the equivalents it has (“” -> \", ‘’ -> ', — -> -, "
         "...; the table: wwm_core/normalize.py VOCAB_EQUIVALENTS), counted as changes.vocab_equivalents_mapped; "
         "off keeps the text as written (HFL did): they become [UNK]. `wwm report` shows what it would save")
-    add("--near_duplicate_threshold", type=float, default=_CLEANING.near_duplicate_threshold,
+    add("--near_duplicate_threshold", type=finite_float, default=_CLEANING.near_duplicate_threshold,
         help="also drop near-duplicates: MinHash-estimated Jaccard similarity of character 5-grams at or above "
         "this (0.8 suits news and web text); 0 turns it off")
 
@@ -177,8 +177,8 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
         "is refused unless --allow_fewer_predictions")
     add("--allow_fewer_predictions", action="store_true",
         help="accept a --max_predictions_per_seq that caps masking below --masked_lm_prob")
-    add("--masked_lm_prob", type=float, help=RECIPE_DEFAULT + " (0.15)")
-    add("--short_seq_prob", type=float, help="pairs: share of instances with a shorter target length; "
+    add("--masked_lm_prob", type=finite_float, help=RECIPE_DEFAULT + " (0.15)")
+    add("--short_seq_prob", type=finite_float, help="pairs: share of instances with a shorter target length; "
         + RECIPE_DEFAULT + " (0.1)")
     add("--dupe_factor", type=int, help="each document is used this many times with different masks; "
             + RECIPE_DEFAULT + " (5)")

@@ -64,7 +64,7 @@ RATES = {
     # of the 8 band keys per document); peak RSS on synthetic indexes of 0.86 and 1.73 M documents,
     # linear (27 and 54 MB, 36 and 69 MB)
     "dedup_group_bytes_per_document": {"ids": 31.5, "bands": 40.0},
-    # memory per worker process: wwm_cli.data.worker_memory_mb, which `wwm run` checks too
+    # memory per worker process: wwm_core.sizing.worker_memory_mb, which `wwm run` checks too
 }
 # Not measured: the mean length of a document, which decides how many short (last) instances a
 # document makes; --mean_document_chars gives the corpus's own.
@@ -113,14 +113,17 @@ def text_bytes(file: InputFile) -> float:
 
 def planned_shards(files, *, num_shards: int) -> int:
     """About how many shards (buckets) `wwm run` or `wwm prepare` makes of these files: buckets of
-    the size wwm_cli.data.bucket_bytes_of sets from the input's sizes (its estimate of the text,
-    exactly as the run makes it), each read unit (a file here) filling buckets of that size with
-    its clean text (this module's better estimate), its last one partly."""
-    from wwm_cli.data import bucket_bytes_of, estimated_text_bytes
+    the size sizing.bucket_bytes_of sets from the input's sizes (its estimate of the text, exactly
+    as the run makes it), files read in the groups sizing.read_groups makes (small files gathered),
+    each group filling buckets of that size with its clean text (this module's better estimate),
+    its last one partly."""
+    from wwm_core.sizing import bucket_bytes_of, estimated_text_bytes, read_groups
 
-    bucket = bucket_bytes_of(sum(estimated_text_bytes(f.path, f.bytes, f.input_format) for f in files),
-                             num_shards=num_shards)
-    return sum(max(1, math.ceil(text_bytes(f) / bucket)) for f in files)
+    files = sorted(files, key=lambda f: f.path)
+    estimated = [estimated_text_bytes(f.path, f.bytes, f.input_format) for f in files]
+    bucket = bucket_bytes_of(sum(estimated), num_shards=num_shards)
+    groups = read_groups(estimated, gatherable=[f.input_format != "parquet" for f in files], bucket_bytes=bucket)
+    return sum(max(1, math.ceil(sum(text_bytes(files[i]) for i in group) / bucket)) for group in groups)
 
 
 def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: str = DEFAULT_MACHINE_TYPE,
@@ -154,7 +157,7 @@ def estimate(files, *, lengths, dupe_factor: int, segmenter: str, machine_type: 
         count * _interpolated(RATES["run_cpu_s_per_instance"], length) for length, count in phases.items())
     cpu_hours = {"prepare": clean_cpu / 3600, "segment": segment_cpu / 3600, "run": run_cpu / 3600}
     bucket_text_mb = text / shards["run_on_prepared_parquet"] / 1e6
-    from wwm_cli.data import WORKER_MEMORY_FIXED_MB, worker_memory_mb
+    from wwm_core.sizing import WORKER_MEMORY_FIXED_MB, worker_memory_mb
 
     bucket_mb = worker_memory_mb(bucket_text_mb, dupe_factor=dupe_factor)
     # The worker of a dedup group holds its share of the whole corpus's ids (or band keys).
@@ -219,16 +222,12 @@ def plan_parser() -> argparse.ArgumentParser:
 
 
 def input_files_of(config) -> list:
-    """Every input file with its size and format, from FileSystems.match (metadata only)."""
-    from apache_beam.io.filesystems import FileSystems
+    """Every input file with its size and format, matched as `wwm run` matches them (metadata
+    only; paths that cannot be read are left out)."""
+    from pipelines.inputs import match_sources
 
-    files = []
-    for source in config.sources:
-        for pattern, result in zip(source.patterns, FileSystems.match(list(source.patterns))):
-            if not result.metadata_list:
-                raise UsageError(f"--input {pattern!r} matches no file")
-            files += [InputFile(m.path, m.size_in_bytes, source.input_format) for m in result.metadata_list]
-    return files
+    files, _ = match_sources(config.sources)
+    return [InputFile(f.path, f.bytes, config.sources[f.source].input_format) for f in files]
 
 
 def plan_from_args(args, beam_args) -> dict:

@@ -2,12 +2,12 @@
 import argparse
 import json
 
-from wwm_core.helptext import HelpFormatter
+from wwm_core.helptext import HelpFormatter, Parser
 from wwm_core.recipes import RECIPES, describe
 
 
 def recipe_main(argv) -> None:
-    parser = argparse.ArgumentParser(prog="wwm recipe", description=__doc__, formatter_class=HelpFormatter)
+    parser = Parser(prog="wwm recipe", description=__doc__, formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the recipes, one line each", formatter_class=HelpFormatter)
     show = commands.add_parser("show", help="a recipe's data and training settings and their sources",

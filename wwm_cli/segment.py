@@ -69,13 +69,6 @@ def segment(argv) -> dict:
         print(f"{output} already holds this segmenter's boundaries for {manifest.num_documents} documents; "
               "nothing to do (--overwrite segments again)")
         return manifest.to_json()
-    # An unfinished (or overwritten) earlier attempt: its files would mix with ours. On gs:// a
-    # "*" may also match below dead_letter/, hence the set.
-    earlier = {m.path for pattern in (join(output, "part-*"), join(output, SEGMENTATION_MANIFEST),
-                                      join(output, "dead_letter", "*"))
-               for m in FileSystems.match([pattern])[0].metadata_list}
-    if earlier:
-        FileSystems.delete(sorted(earlier))
     log.info("segmenting %d Parquet files of %s with %s into %s", len(files), args.input, identity, output)
     started = time.monotonic()
     run_info = RunInfo(command=("wwm", "segment", *argv), inputs=described_inputs(matched_files(files)))
@@ -84,7 +77,8 @@ def segment(argv) -> dict:
     prepared = read_manifest(args.input, kinds=("documents",))
     stages = progress.segment_stages(num_documents=prepared.num_documents, num_files=len(files))
     # The cache folder is this command's while it runs: a second `wwm segment` of the same
-    # segmenter is refused, naming this one (an earlier attempt's files were removed above).
+    # segmenter is refused, naming this one; an unfinished (or overwritten) earlier attempt's files,
+    # which would mix with ours, are removed.
     claim = claim_output(output, overwrite=True, command=("wwm", "segment", *argv))
     with claim, progress.display(stages, mode=args.progress, beam_args=beam_args) as channel, \
             new_pipeline(beam_args) as pipeline:
@@ -105,7 +99,7 @@ def segment(argv) -> dict:
 # ---------------------------------------------------------------- wwm segmenter train | eval
 
 def segmenter_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wwm segmenter", description="Train and evaluate word segmenters.",
+    parser = flags.Parser(prog="wwm segmenter", description="Train and evaluate word segmenters.",
                                      formatter_class=flags.HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(

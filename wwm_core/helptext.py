@@ -1,8 +1,10 @@
-"""How every ``wwm`` command's ``--help`` reads: each flag's help ends with its default.
+"""How every ``wwm`` command's flags read: ``--help`` ends each flag's help with its default, a
+flag given a value it cannot take is one line, and a number flag takes only finite numbers.
 
 Shared by the data commands and the trainer (which must not import the pipelines), hence here.
 """
 import argparse
+import math
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -23,5 +25,23 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return f"{text} (default: %(default)s)".strip()
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line (argparse prints the whole usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the flags)\n")
+
+
 def parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter, **kwargs)
+    return Parser(prog=prog, description=description, formatter_class=HelpFormatter, **kwargs)
+
+
+def finite_float(text: str) -> float:
+    """A number flag's value: ``nan`` and ``inf`` are not numbers any setting can take."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value

@@ -70,12 +70,29 @@ BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
 )
 
 
+def _decodes(sample: bytes, encoding: str) -> bool:
+    """Whether ``sample`` is valid in ``encoding``, but for a character cut at its end."""
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def looks_like_utf16(sample: bytes) -> bool:
-    """UTF-8 text never holds NUL bytes; UTF-16 holds one in every ASCII character (line breaks
-    included), all at odd offsets (little endian) or all at even ones (big endian)."""
+    """UTF-16 without a byte-order mark, by the evidence of the whole sample: NUL bytes (one in
+    every ASCII character, line breaks included) nearly all at odd offsets (little endian) or all
+    at even ones (big endian), the sample valid UTF-16 in that byte order, and not text that is
+    UTF-8: a UTF-8 file is never taken for UTF-16 for a few stray NUL bytes (they are control
+    characters, removed and counted where they stand), unless NULs are a quarter of its bytes
+    (ASCII in UTF-16, which is also valid UTF-8, is half NULs)."""
     odd = sample[1::2].count(0)
     even = sample[0::2].count(0)
-    return odd + even >= 2 and max(odd, even) >= 0.9 * (odd + even)
+    if odd + even < 2 or max(odd, even) < 0.9 * (odd + even):
+        return False
+    if not _decodes(sample, "utf-16-le" if odd > even else "utf-16-be"):
+        return False
+    return not _decodes(sample, "utf-8") or (odd + even) >= len(sample) / 4
 
 
 def utf8_chunks(chunks, stats):

@@ -12,7 +12,7 @@ import dataclasses
 import importlib
 import os
 
-from wwm_core.helptext import HelpFormatter
+from wwm_core.helptext import HelpFormatter, Parser, finite_float
 from wwm_core.manifest import MANIFEST
 from wwm_core.recipes import RECIPES
 from wwm_trainer.errors import TrainerUsageError
@@ -73,7 +73,7 @@ def add_train_flags(parser, *, manifest_flag: bool = True) -> None:
         "large batches (HFL's BERT-wwm and BERT-wwm-ext, batch 2,560). Default: the recipe's, else adamw")
     add("--train_batch_size", type=_per_phase(int), default=None,
         help="global batch, all replicas; one value, or one per phase (2560,384). Default: the recipe's, else 32")
-    add("--learning_rate", type=_per_phase(float), default=None,
+    add("--learning_rate", type=_per_phase(finite_float), default=None,
         help="peak learning rate, one or one per phase. Default: the recipe's, else adamw 1e-4 (Google's; 5e-5 "
         "for large), lamb 6e-3 x sqrt(batch/65536) (NVIDIA's recipe, square-root scaling)")
     add("--num_train_steps", type=_per_phase(int), default=None,
@@ -95,7 +95,7 @@ def add_train_flags(parser, *, manifest_flag: bool = True) -> None:
     add("--eval_manifest", help="held-out data (another `wwm run` output): MLM and NSP/SOP loss and accuracy every "
         "--eval_every steps and at the end of each phase, in the log, TensorBoard (model_dir/eval) and "
         "model_dir/eval_results.json")
-    add("--eval_share", type=float, default=_DEFAULTS["eval_share"],
+    add("--eval_share", type=finite_float, default=_DEFAULTS["eval_share"],
         help="instead of --eval_manifest: hold out this share of each phase's shards (whole shards, the last "
         "ones) and evaluate on them")
     add("--eval_every", type=int, default=None, help="steps between evaluations; default: --save_checkpoints_steps")
@@ -108,7 +108,7 @@ def add_train_flags(parser, *, manifest_flag: bool = True) -> None:
 
 
 def train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wwm train", formatter_class=HelpFormatter,
         description="Pretrain (or continue pretraining) BERT-wwm / RoBERTa-wwm-ext style models on the output of "
         "`wwm run`, one or more phases, with HFL's recipes as presets.")
