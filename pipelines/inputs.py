@@ -125,9 +125,9 @@ def match_sources(sources) -> tuple:
         for relative in sorted(by_relative):
             (path, found, pattern), *again = sorted(by_relative[relative], key=lambda item: item[0])
             name = f"{spec.name}:{printable(relative)}"
-            if isinstance(found[0], str):
+            if isinstance(found[0], str):  # the path, as its record's raw text: what the manifest lists
                 reason, detail = found
-                bad.append(BadRecord(name, reason, f"{printable(path)}: {detail}", ""))
+                bad.append(BadRecord(name, reason, f"{printable(path)}: {detail}", printable(path)))
             else:
                 files.append(InputFile(index, path, relative, found[0], found[1], pattern))
             # Read twice, its records would have the same ids.

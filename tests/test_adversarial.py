@@ -886,6 +886,12 @@ def test_small_files_are_gathered_into_buckets_and_num_shards_holds(many_small_f
     assert one["accounting"]["out"] == 600
 
 
+def test_a_shard_count_other_than_num_shards_is_said_in_one_line(tmp_path, capsys):
+    assert small_run(tmp_path, tmp_path / "out", "--num_shards=20") == 0  # 6 documents
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("NOTE: ")]
+    assert line.startswith("NOTE: 6 shards, not --num_shards 20: a shard is a bucket of whole documents")
+
+
 def test_a_few_nul_bytes_in_a_utf8_file_cost_nothing_but_themselves(tmp_path):
     corpus = tmp_path / "nul.txt"
     data = text_corpus(0, 300).encode()
@@ -959,8 +965,9 @@ def test_every_path_a_glob_matches_is_read_or_accounted(tmp_path):
     reasons = {row["id"]: row["reason"] for row in outcome.dead_letters}
     assert reasons == {"text:dangling.txt": "broken_symbolic_link", "text:loop.txt": "symbolic_link_loop"}
     assert balance(outcome) == (4, 2, 0, 2)
-    listed = {entry.get("id"): entry.get("dead_letter") for entry in outcome.manifest["inputs"]}
-    assert listed["text:dangling.txt"] == "broken_symbolic_link" and listed["text:loop.txt"] == "symbolic_link_loop"
+    listed = {entry["path"]: entry.get("dead_letter") for entry in outcome.manifest["inputs"]}
+    assert listed == {str(corpus / "good.txt"): None, str(corpus / "dangling.txt"): "broken_symbolic_link",
+                      str(corpus / "loop.txt"): "symbolic_link_loop"}
 
 
 def test_a_file_name_that_is_not_utf8_is_a_dead_letter(tmp_path):

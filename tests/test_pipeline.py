@@ -263,9 +263,12 @@ def test_an_earlier_run_is_not_overwritten_by_accident(tmp_path):
         run_wwm(tmp_path)
     manifest = run_wwm(tmp_path, "--overwrite", "--recipe=roberta-wwm-ext")
     assert manifest["recipe"] == "roberta-wwm-ext"
+    # Without its manifest nothing vouches that the files are a run's: refused, even with --overwrite.
     (tmp_path / "out" / "manifest.json").unlink()
-    with pytest.raises(UsageError, match="an unfinished run"):
+    with pytest.raises(UsageError, match="holds files a run would write over that are not an earlier run's"):
         run_wwm(tmp_path)
+    with pytest.raises(UsageError, match="not an earlier run's, which --overwrite does not touch"):
+        run_wwm(tmp_path, "--overwrite")
 
 
 def test_input_that_matches_nothing_is_a_clear_error(tmp_path):

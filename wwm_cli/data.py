@@ -224,7 +224,8 @@ def described_inputs(files, unreadable=()) -> list:
         if checksum:
             info["crc32c"] = checksum
         described.append(info)
-    return described + [{"id": record.id, "dead_letter": record.reason} for record in unreadable]
+    return described + [{"path": record.raw, "dead_letter": record.reason} for record in unreadable
+                        if record.reason != "duplicate_input_file"]  # a duplicate is listed once, above
 
 
 def input_checksum(path: str, *, size: int):
@@ -353,7 +354,19 @@ def print_run_summary(manifest, config) -> None:
               + (f", padding share {statistics['padding_share']:.3f}" if "padding_share" in statistics else ""))
     if config.segmentation.fallback:
         print(f"WARNING: segmented with jieba, not the recipe's LTP ({config.segmentation.fallback})")
+    say_shard_count(len(phases[0].files or phases[0].parquet_files or ()), config)
     print_counters(manifest.counters)
+
+
+def say_shard_count(written: int, config) -> None:
+    """--num_shards sizes the buckets, from the input's size before cleaning: a run that made
+    another number of shards says so, and why, in one line."""
+    wanted = config.output.num_shards
+    if wanted and written != wanted and not config.output.balance_shards:
+        print(f"NOTE: {written} shards, not --num_shards {wanted}: a shard is a bucket of whole documents (small "
+              "files gathered whole), sized from the input files' sizes before cleaning; fewer documents than "
+              f"shards, text that cleaning shortened, or files that do not divide evenly make another number. Add "
+              f"--balance_shards for exactly {wanted} files")
 
 
 # ---------------------------------------------------------------- wwm prepare
@@ -388,5 +401,6 @@ def prepare(argv) -> dict:
     remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path, kinds=("documents",))
     print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")
+    say_shard_count(len(manifest.files), config)
     print_counters(manifest.counters)
     return manifest.to_json()
