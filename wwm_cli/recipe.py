@@ -1,5 +1,4 @@
 """``wwm recipe list`` and ``wwm recipe show NAME``: HFL's recipes, every number with its source."""
-import argparse
 import json
 
 from wwm_core.helptext import HelpFormatter, Parser

@@ -12,7 +12,6 @@ import sys
 import tempfile
 import time
 
-from apache_beam.io.filesystems import FileSystems
 
 from pipelines import progress
 from pipelines.common import RunInfo
