@@ -245,10 +245,9 @@ def test_progress_is_off_without_a_terminal_and_plain_lines_when_asked(tmp_path)
     assert "documents segmented 5/5 documents" in line
 
 
-def test_the_program_skips_teardown_but_loses_no_output_and_keeps_its_status(tmp_path):
-    """`wwm` ends with os._exit after a command (the interpreter's teardown of Beam and the rest
-    costs about 0.45 CPU-s): output to a pipe, which Python buffers, must still arrive whole, and
-    the exit status must be the command's."""
+def test_the_program_loses_no_output_and_keeps_its_status(tmp_path):
+    """`wwm` as a program: output to a pipe, which Python buffers, arrives whole, and the exit
+    status is the command's."""
     corpus = write_text_corpus(tmp_path / "corpus.txt")
     result = wwm("run", f"--input={corpus}", f"--output={tmp_path / 'out'}", "--segmenter=jieba",
                  "--max_seq_length=128", "--num_shards=1")

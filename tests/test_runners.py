@@ -83,28 +83,43 @@ def worker_map(n):
     return f"{multiprocessing.current_process().name}|{os.getpid()}|{os.getppid()}"
 
 
-def test_local_workers_are_forked_from_the_fork_server(tmp_path, caplog):
-    """With --direct_running_mode multi_processing the local runner's workers are processes forked
-    from the fork server, which imported Beam and the pipelines once: elements are processed
-    there, not in the launcher, and what they log reaches the launcher's log, a line a record."""
+def test_local_workers_are_separate_processes_whose_logs_reach_the_launcher(tmp_path, caplog):
+    """With --direct_running_mode multi_processing the local runner's workers are Beam's worker
+    processes: elements are processed there, not in the launcher, and what they log reaches the
+    launcher's log, a line a record."""
 
     import apache_beam as beam
 
-    from pipelines import fork_server
     from wwm_cli.data import new_pipeline
 
     with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
         _ = (pipeline | beam.Create(range(8))
              | beam.Map(worker_map) | beam.io.WriteToText(str(tmp_path / "where")))
     processed_in = {tuple(line.split("|")) for path in tmp_path.glob("where*") for line in path.read_text().splitlines()}
-    assert processed_in and all(name.startswith("wwm local worker") for name, _, _ in processed_in)
-    assert {int(parent) for _, _, parent in processed_in} == {fork_server.server_pid()} != {os.getpid()}
+    assert processed_in and all(int(pid) != os.getpid() for _, pid, _ in processed_in)
     from_workers = [r.getMessage() for r in caplog.records if r.name == "pipelines.local_workers"]
     assert [m for m in from_workers if "a caught error" in m and "ZeroDivisionError" in m], "with its traceback"
     assert sorted(m.split(": ", 1)[1] for m in from_workers if "element" in m) == [
         f"element {n} in a worker" for n in range(8)]
     assert all(re.match(r"worker_\d+: ", m) for m in from_workers)
     assert not any("semi_persistent_directory" in m for m in from_workers), "no noise about main sessions"
+
+
+def test_without_what_the_watch_needs_the_run_goes_on_with_beams_workers(tmp_path, caplog, monkeypatch):
+    """The watch of local workers is the one hook into Beam's runner internals: where a Beam lacks
+    them (here the registry of environments is taken away), a one-line warning and Beam's own
+    workers."""
+    import apache_beam as beam
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    from wwm_cli.data import new_pipeline
+
+    monkeypatch.delattr(worker_handlers.WorkerHandler, "register_environment")
+    with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
+        _ = pipeline | beam.Create(range(4)) | beam.Map(str) | beam.io.WriteToText(str(tmp_path / "out"))
+    assert sorted(line for path in tmp_path.glob("out*") for line in path.read_text().splitlines()) == list("0123")
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == "wwm"]
+    assert warning.startswith("local worker processes are not watched: this Apache Beam lacks ")
 
 
 def test_a_local_worker_that_dies_stops_the_run_with_its_status():
@@ -126,14 +141,16 @@ def test_a_local_worker_that_dies_stops_the_run_with_its_status():
 
 
 def test_a_local_worker_that_dies_before_it_connects_stops_the_run(tmp_path):
-    """A script without the `if __name__ == "__main__":` guard that Python's multiprocessing asks
-    for: each forked worker runs it again, fails at once (before it connects to the launcher),
-    and the run stops with that status instead of waiting for a worker that never comes."""
-    script = tmp_path / "unguarded.py"
+    """A worker that fails at once (here its Python cannot start: a broken PYTHONHOME, as a
+    broken environment would), before it connects to the launcher: the run stops with that
+    status instead of waiting for a worker that never comes."""
+    script = tmp_path / "pipeline.py"
     script.write_text(textwrap.dedent("""
+        import os
         import apache_beam as beam
         from wwm_cli.data import new_pipeline
 
+        os.environ["PYTHONHOME"] = "/nonexistent"  # read by the workers' interpreters, not this one
         with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
             _ = pipeline | beam.Create(range(4)) | beam.Map(str)
         """))
@@ -144,28 +161,15 @@ def test_a_local_worker_that_dies_before_it_connects_stops_the_run(tmp_path):
                      died.stderr), died.stderr[-3000:]
 
 
-def test_the_wwm_program_forks_its_workers_and_writes_the_same_bytes(tmp_path):
-    """`wwm run` with local worker processes (the fork server started before the launcher imports
-    Beam) writes what the one-process local runner writes."""
+def test_the_wwm_program_with_worker_processes_writes_the_same_bytes(tmp_path):
+    """`wwm run` with local worker processes writes what the one-process local runner writes."""
     corpus = write_text_corpus(tmp_path / "corpus.txt", MANY_DOCUMENTS)
     local = run_wwm(tmp_path, name="local", inputs=[str(corpus)])
-    subprocess.run([sys.executable, "-m", "wwm_cli", "run", f"--input={corpus}", f"--output={tmp_path / 'forked'}",
+    subprocess.run([sys.executable, "-m", "wwm_cli", "run", f"--input={corpus}", f"--output={tmp_path / 'workers'}",
                     "--dupe_factor=3", "--num_shards=3", "--max_seq_length=128", "--segmenter=jieba",
                     "--direct_num_workers=2", "--direct_running_mode", "multi_processing"],
                    check=True, timeout=300, stdout=subprocess.DEVNULL)
-    forked = json.loads((tmp_path / "forked" / "manifest.json").read_text())
-    assert forked["num_instances"] == local["num_instances"] > 0
-    assert forked["counters"] == local["counters"]
-    assert shard_bytes(tmp_path / "forked") == shard_bytes(tmp_path / "local") != {}
-
-
-def test_which_command_lines_fork_local_workers():
-    """Read from a command line before anything has parsed it, the way Beam reads it: both
-    spellings, only the local runner, and a flag missing its value left to Beam to report."""
-    from pipelines.fork_server import forks_local_workers_for
-
-    assert forks_local_workers_for(["--direct_running_mode", "multi_processing", "--input=x"])
-    assert forks_local_workers_for(["--runner=FnApiRunner", "--direct_running_mode=multi_processing"])
-    assert not forks_local_workers_for(["--runner=PortableRunner", "--direct_running_mode=multi_processing"])
-    assert not forks_local_workers_for(["--direct_num_workers=2"])
-    assert not forks_local_workers_for(["--direct_running_mode=multi_processing", "--runner"])
+    workers = json.loads((tmp_path / "workers" / "manifest.json").read_text())
+    assert workers["num_instances"] == local["num_instances"] > 0
+    assert workers["counters"] == local["counters"]
+    assert shard_bytes(tmp_path / "workers") == shard_bytes(tmp_path / "local") != {}

@@ -8,7 +8,6 @@ import logging
 import sys
 
 from wwm_core.errors import guarded
-from wwm_core.process import exit_without_teardown
 
 # name: (module, function, one line for `wwm --help`)
 COMMANDS = {
@@ -26,8 +25,6 @@ COMMANDS = {
     "train": ("wwm_trainer.cli", "train_main", "pretrain BERT on a run's output (TPU, GPUs or CPU)"),
     "sample-path": ("wwm_cli", "sample_path_main", "print where the bundled sample corpus is (to try wwm run on)"),
 }
-# Commands whose Beam pipeline can run here, with the local runner's worker processes.
-LOCAL_PIPELINE_COMMANDS = ("run", "prepare", "segment")
 
 
 def sample_path() -> str:
@@ -66,19 +63,10 @@ def main(argv=None) -> int:
         print(f"wwm: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module, function, _ = COMMANDS[argv[0]]
-    if argv[0] in LOCAL_PIPELINE_COMMANDS:
-        from pipelines import fork_server  # here: `wwm train` and `wwm recipe` load no pipelines
-
-        if fork_server.forks_local_workers_for(argv[1:]):
-            fork_server.start([module])  # imports for the workers while this process imports for itself
     command = getattr(importlib.import_module(module), function)
     return guarded(f"wwm {argv[0]}", command, argv[1:])
 
 
 def program() -> None:
-    """``wwm`` as a program (the console script and ``python -m wwm_cli``): ``main``, then the exit.
-
-    By then every file is written and closed; the interpreter's teardown of the modules a run
-    imported (about 0.45 CPU-s, some 5% of a run on the benchmark corpus) is skipped."""
-    exit_without_teardown(main())
-
+    """``wwm`` as a program (the console script and ``python -m wwm_cli``)."""
+    sys.exit(main())

@@ -12,9 +12,10 @@ import shutil
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, PortableOptions, StandardOptions
+from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions, PortableOptions,
+                                                  StandardOptions)
 
-from pipelines import local_workers, progress
+from pipelines import progress
 from pipelines.common import RunInfo, accounting
 from pipelines.buckets import WORK_FOLDER
 from pipelines.generate_pipeline import build_pipeline
@@ -307,7 +308,11 @@ def new_pipeline(beam_args) -> beam.Pipeline:
         # The local runner, named directly: "DirectRunner" first tries to download Beam's Prism
         # runner binary, with no timeout, and then falls back to this one for batch pipelines.
         options.view_as(StandardOptions).runner = "FnApiRunner"
-    return beam.Pipeline(runner=local_workers.runner_for(options), options=options)
+    if options.view_as(DirectOptions).direct_running_mode == "multi_processing":
+        from pipelines.local_workers import watch_local_workers  # Beam's internals: only where used
+
+        watch_local_workers(options)
+    return beam.Pipeline(options=options)
 
 
 def handed_over(beam_args, manifest_path: str) -> bool:
