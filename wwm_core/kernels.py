@@ -12,28 +12,10 @@ compile once per installation, not per run; ``scripts/setup.sh`` and the deploy 
 at install time (``python -m wwm_core.compile_kernels``). NUMBA_DISABLE_JIT=1 runs the same code as
 plain Python, for debugging.
 """
-import sys
-
 import numba
 import numpy as np
 
 
-def _load_numba_numpy_support_without_blas_probe() -> None:
-    """numba's first compile or cache load imports its numpy support, whose BLAS probe imports
-    scipy.linalg when scipy is installed (datasketch brings it): about 0.2 CPU-s in every process
-    and worker. No kernel here calls BLAS, so the probe is answered "absent" for that import
-    (only np.dot and linear algebra in numba code would notice) and scipy is left importable."""
-    probe = "scipy.linalg.cython_blas"
-    if probe in sys.modules:
-        return  # imported already: the probe costs nothing
-    sys.modules[probe] = None  # an import of it raises ImportError at once
-    try:
-        import numba.np.arraymath  # noqa: F401
-    finally:
-        del sys.modules[probe]
-
-
-_load_numba_numpy_support_without_blas_probe()
 _jit = numba.njit(cache=True, nogil=True)
 
 # ------------------------------------------------------------ Python's random.Random, exactly
