@@ -45,7 +45,7 @@ LOCAL_RUNNERS = (None, "FnApiRunner", "DirectRunner", "BundleBasedDirectRunner",
 
 # ---------------------------------------------------------------- wwm run
 
-def run_parser():
+def run_parser(*, output_required: bool = True):
     parser = flags.parser("wwm run", "Chinese text -> whole-word-masked BERT pretraining data (TFRecords in Google's "
                           "schema and/or Parquet), made as a recipe says (wwm recipe list). Unknown flags go to "
                           "Apache Beam (e.g. --runner, --direct_num_workers, --project).")
@@ -56,7 +56,7 @@ def run_parser():
         help="folder of `wwm segment` caches to reuse word boundaries from; auto: PREPARED/segmentation when --input "
         "is PREPARED/documents/*.parquet; none: always segment")
     flags.add_instance_flags(parser)
-    flags.add_output_flags(parser, instances=True)
+    flags.add_output_flags(parser, instances=True, output_required=output_required)
     flags.group(parser, "output").add_argument(
         "--report", action="store_true", help="when the run has finished, write OUTPUT/report/report.html and its "
         "plots (what `wwm report OUTPUT` writes; needs matplotlib: pip install 'wwm-data[report]')")

@@ -28,18 +28,22 @@ RECIPE_DEFAULT = "default: the recipe's"
 PROGRESS = ("auto", "on", "off")
 
 
-def group(parser: argparse.ArgumentParser, title: str):
+def group(parser: argparse.ArgumentParser, title: str, description: str = None):
     """The parser's argument group of that title (made if it has none): a command adding its own
-    flags to a shared section keeps one heading in --help."""
-    for existing in parser._action_groups:  # argparse keeps its groups here; it has no lookup
-        if existing.title == title:
-            return existing
-    return parser.add_argument_group(title)
+    flags to a shared section keeps one heading in --help. The groups made here are kept on the
+    parser (argparse offers no lookup of its own)."""
+    groups = vars(parser).setdefault("wwm_groups", {})
+    if title not in groups:
+        groups[title] = parser.add_argument_group(title, description)
+    return groups[title]
+
+
+section = group  # inside functions whose local name ``group`` is the section being filled
 
 
 def add_runner_flags(parser: argparse.ArgumentParser) -> None:
     """How a local run shows itself while it works."""
-    parser.add_argument_group("display").add_argument(
+    group(parser, "display").add_argument(
         "--progress", choices=PROGRESS, default=default_of(RunnerConfig, "progress"),
         help="live progress bars per stage on local runs (documents read and cleaned, sentences segmented, "
         "shards written, elapsed time and ETA); auto: on when stderr is a terminal, so CI logs stay quiet. "
@@ -91,7 +95,7 @@ def source_fields(text: str) -> dict:
 
 def add_input_flags(parser: argparse.ArgumentParser) -> None:
     """Reading and cleaning: shared by ``wwm run`` and ``wwm prepare``."""
-    group = parser.add_argument_group("input and cleaning")
+    group = section(parser, "input and cleaning")
     add = group.add_argument
     add("--input", action="append", default=[], help="file glob, local or gs://; may be repeated")
     add("--source", action="append", default=[], type=source_fields,
@@ -126,10 +130,10 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
         "this (0.8 suits news and web text); 0 turns it off")
 
 
-def add_output_flags(parser: argparse.ArgumentParser, *, instances: bool) -> None:
-    group = parser.add_argument_group("output")
+def add_output_flags(parser: argparse.ArgumentParser, *, instances: bool, output_required: bool = True) -> None:
+    group = section(parser, "output")
     add = group.add_argument
-    add("--output", required=True, help="output folder or gs:// prefix")
+    add("--output", required=output_required, help="output folder or gs:// prefix")
     add("--num_shards", type=int, default=default_of(OutputConfig, "num_shards"),
         help="output shards (run: buckets of documents, one file per phase and format each; with --balance_shards, "
         "the number of balanced files, the buckets sized as for 0; prepare: Parquet files); 0 picks one per ~8 MB "
@@ -147,7 +151,7 @@ def add_output_flags(parser: argparse.ArgumentParser, *, instances: bool) -> Non
 
 def add_segmenter_flags(parser: argparse.ArgumentParser, *, default=None) -> None:
     """--segmenter, --ltp_model, --user_dict: for every command that segments."""
-    group = parser.add_argument_group("segmentation")
+    group = section(parser, "segmentation")
     add = group.add_argument
     add("--segmenter", choices=SEGMENTERS, default=default,
         help="ltp (the recipes'), jieba, or char (no word grouping: plain BERT masking)"
@@ -160,8 +164,8 @@ def add_segmenter_flags(parser: argparse.ArgumentParser, *, default=None) -> Non
 
 
 def add_instance_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "instances", "Defaults come from --recipe (wwm recipe show NAME); any flag given here overrides it")
+    group = section(
+        parser, "instances", "Defaults come from --recipe (wwm recipe show NAME); any flag given here overrides it")
     add = group.add_argument
     add("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE, help="HFL's released model to make data for")
     add("--vocab_file", help="BERT vocab.txt: a path (local or gs://) or a Hugging Face model id "

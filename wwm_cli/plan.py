@@ -203,14 +203,11 @@ def plan_parser() -> argparse.ArgumentParser:
     with --output optional and the plan's own flags."""
     from wwm_cli.data import run_parser
 
-    parser = run_parser()
+    parser = run_parser(output_required=False)
     parser.prog = "wwm plan"
     parser.description = ("Shards, memory per worker, instances, CPU-hours and Dataflow worker-hours of the whole "
                           "recipe (prepare, segment, run) on these inputs, from their sizes alone; takes `wwm run`'s "
                           "flags. Nothing is read or started.")
-    for action in parser._actions:
-        if action.dest == "output":
-            action.required = False
     group = parser.add_argument_group("plan")
     group.add_argument("--machine_type", default=DEFAULT_MACHINE_TYPE, choices=sorted(MACHINE_TYPES),
                        metavar="MACHINE_TYPE", help="Dataflow worker machine type (n2-, e2-, n1-)")

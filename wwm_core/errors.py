@@ -4,6 +4,7 @@ It lives in the pure core so that the pipelines, the trainer and the command mod
 it without importing one another.
 """
 import logging
+import os
 import signal
 import sys
 import threading
@@ -87,6 +88,9 @@ def guarded(prog: str, command, argv) -> int:
     previous = {number: signal.signal(number, _stop) for number in STOPPING_SIGNALS if in_main_thread}
     try:
         command(argv)
+    except BrokenPipeError:  # the reader of the output went away (`wwm plan | head`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        return 128 + signal.SIGPIPE
     except BaseException as error:  # noqa: BLE001 - a signal, however Beam wrapped it; a UsageError; else re-raised
         number = stopped_by()
         if number is not None:
