@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import math
 import os
-import shutil
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -17,7 +16,6 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from pipelines import local_workers, progress
 from pipelines.common import RunInfo, accounting
-from pipelines.buckets import WORK_FOLDER
 from pipelines.generate_pipeline import build_pipeline
 from pipelines.io_utils import join, read_bytes
 from pipelines.output import claim_output, file_checksum
@@ -26,6 +24,7 @@ from pipelines.prepare_pipeline import build_prepare_pipeline
 from pipelines.segmenters import check_segmenter, segmenter_choice
 from pipelines.word_cache import finished_cache, word_cache_root_of
 from wwm_cli import flags
+from wwm_cli.launch import launch_options
 from wwm_core.config import SegmentationConfig
 from wwm_core.errors import UsageError
 from wwm_core.hub import hub_file, is_hub_id
@@ -87,6 +86,7 @@ def run_parser():
 
 def run(argv) -> dict:
     args, beam_args = run_parser().parse_known_args(argv)
+    beam_args = launch_options(beam_args)
     config = flags.config_from_args(args, beam_args, instances=True)
     from wwm_trainer.cli import check_then_train, then_train
 
@@ -118,7 +118,6 @@ def run(argv) -> dict:
                        progress=channel)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
-    remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
     if args.report:
@@ -301,16 +300,6 @@ def claimed(config, command):
     return claim_output(config.output.path, overwrite=config.output.overwrite, command=command)
 
 
-def remove_work_folder(output: str) -> None:
-    """The work folder of a run (bucket files; shards waiting to be balanced), once its output is
-    written."""
-    folder = join(output, WORK_FOLDER)
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    elif FileSystems.match([f"{folder}/**"])[0].metadata_list:
-        FileSystems.delete([f"{folder}/"])  # gs://: "prefix/" deletes everything under it
-
-
 def worker_memory_mb(bucket_text_mb: float, *, dupe_factor: int = MEASURED_DUPE_FACTOR) -> float:
     """MB one worker process holds while it makes a bucket of this much text (the plans, which
     grow with the dupe factor, are scaled past the measured one)."""
@@ -407,6 +396,7 @@ def prepare_parser():
 
 def prepare(argv) -> dict:
     args, beam_args = prepare_parser().parse_known_args(argv)
+    beam_args = launch_options(beam_args)
     config = flags.config_from_args(args, beam_args, instances=False)
     if any(source.input_format == "parquet" for source in config.sources):
         raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
@@ -424,7 +414,6 @@ def prepare(argv) -> dict:
                                progress=channel)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
-    remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path, kinds=("documents",))
     print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")
     print_counters(manifest.counters)
