@@ -4,8 +4,9 @@ submit`` and the Flex Template's launcher), so that what would fail on a cluster
 one line, before any job is submitted or any output touched.
 
     launch_options(beam_args) -> the Beam flags the pipeline gets:
-      - Dataflow: the workers' image is required, and one bundle per SDK process
-        (--number_of_worker_harness_threads=1) unless the user chose otherwise (then a warning);
+      - Dataflow: the workers' image is required, one bundle per SDK process
+        (--number_of_worker_harness_threads=1) unless the user chose otherwise (then a warning), and
+        no pip freeze of this machine staged with the job (it names local paths);
       - workers in the image (Dataflow, or a portable runner's DOCKER environment): this
         launcher's Python and key libraries must be the image's (deploy/Dockerfile's base image,
         requirements.lock), or the run is refused with the one line that fixes it;
@@ -37,9 +38,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 LOCK = ROOT / "requirements.lock"
 # What the launcher and the image's workers must agree on: Python's minor version (Beam's SDK
-# images fix it), the libraries that decide the output's bytes (Beam among them), and cloudpickle,
-# which pickles the DoFns here and unpickles them there.
-KEY_LIBRARIES = (*BYTE_DECIDING_LIBRARIES, "cloudpickle")
+# images fix it) and the libraries that decide the output's bytes, Beam among them (its own copy of
+# cloudpickle pickles the DoFns here and unpickles them there).
+KEY_LIBRARIES = BYTE_DECIDING_LIBRARIES
 FIX = "PYTHON=python3.11 bash scripts/setup.sh, then launch with .venv/bin/wwm"
 PORTABLE_RUNNERS = ("PortableRunner", "SparkRunner", "FlinkRunner")
 LOCAL_MASTERS = ("[local]", "[auto]", "[collection]")
@@ -142,6 +143,10 @@ def launch_options(beam_args) -> list:
         if not options.view_as(WorkerOptions).sdk_container_image:
             raise UsageError("the DataflowRunner needs --sdk_container_image IMAGE, built from deploy/Dockerfile: "
                              "Beam's own image holds neither this package nor its locked versions")
+        if "disable_logging_submission_environment" not in (options.view_as(DebugOptions).experiments or []):
+            # Beam would stage a pip freeze of this machine, naming its paths (the Python, an editable
+            # checkout): the image is checked against the lock above instead.
+            beam_args.append("--experiments=disable_logging_submission_environment")
         threads = options.view_as(DebugOptions).number_of_worker_harness_threads
         if threads is None:
             # One bundle at a time per SDK process (Dataflow starts one per vCPU): a process holds
