@@ -447,8 +447,8 @@ def _comparable(staged_job) -> dict:
     hold."""
     [pool] = staged_job["description"]["environment"]["workerPools"]
     options = staged_job["description"]["environment"]["sdkPipelineOptions"]["options"]
-    return {"steps": staged_job["steps"], "last": staged_job["last_steps"], "image": pool["workerHarnessContainerImage"],
-            "threads": pool.get("numThreadsPerWorker"),
+    return {"steps": staged_job["steps"], "last": staged_job["last_steps"],
+            "image": pool["workerHarnessContainerImage"], "threads": pool.get("numThreadsPerWorker"),
             "options": {k: options.get(k) for k in ("runner", "project", "region", "sdk_container_image", "job_name",
                                                     "machine_type", "max_num_workers", "experiments")},
             "gs_paths": set(re.findall(rb"gs://wwm-deploy/wwm/[\x21-\x7e]*", staged_job["pickles"]))}
@@ -613,9 +613,34 @@ def test_the_dockerfile_builds_from_the_lock(verify_lock):
     entry = environment["FLEX_TEMPLATE_PYTHON_PY_FILE"]
     assert entry.startswith(workdir + "/") and (ROOT / entry[len(workdir) + 1:]).is_file()
     assert environment["HF_HUB_OFFLINE"] == "1"
+    # numba's cache, compiled in the image, keyed for any x86-64 CPU (and read so on the workers).
+    order = [(c.cmd, c.value[0]) for c in commands if c.cmd in ("ENV", "RUN")]
+    assert order.index(("ENV", "NUMBA_CPU_NAME")) < order.index(("RUN", "python -m wwm_core.compile_kernels"))
+    assert environment["NUMBA_CPU_NAME"] == "generic" and "NUMBA_CPU_FEATURES" not in environment
+    assert environment["RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT"] == "1", "boot makes no venv in /opt/apache/beam-venv"
     assert [c.value for c in commands if c.cmd == "ENTRYPOINT"] == [("/opt/apache/beam/boot",)]
     build = __import__("yaml").safe_load((DEPLOY / "cloudbuild.yaml").read_text())
     assert build["steps"][0]["args"][:3] == ["build", "-f", "deploy/Dockerfile"]
+
+
+def test_kernels_compiled_for_any_x86_64_cpu_write_the_same_bytes(tmp_path):
+    """The image's numba cache (NUMBA_CPU_NAME=generic: baseline x86-64, no CPU features) is the one
+    every worker loads: compiled so, from an empty cache, the run writes the bytes that kernels
+    compiled for this machine's CPU write."""
+    from tests.test_pipeline import run_wwm, shard_bytes, write_text_corpus
+    from tests.test_runners import MANY_DOCUMENTS
+
+    corpus = str(write_text_corpus(tmp_path / "corpus.txt", MANY_DOCUMENTS))
+    here = run_wwm(tmp_path, "--output_format=both", name="here", inputs=[corpus])
+    subprocess.run([sys.executable, "-m", "wwm_cli", "run", f"--input={corpus}", f"--output={tmp_path / 'generic'}",
+                    "--dupe_factor=3", "--num_shards=3", "--max_seq_length=128", "--segmenter=jieba",
+                    "--output_format=both"], check=True, timeout=600, stdout=subprocess.DEVNULL, cwd=ROOT,
+                   env={**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "numba")})
+    assert list((tmp_path / "numba").rglob("*.nbi")), "compiled into the empty cache"
+    generic = json.loads((tmp_path / "generic" / "manifest.json").read_text())
+    assert generic["counters"] == here["counters"] and here["num_instances"] > 0
+    assert shard_bytes(tmp_path / "generic") == shard_bytes(tmp_path / "here")
+    assert {p.suffix for p in (tmp_path / "here").glob("part-*")} == {".tfrecord", ".parquet"}
 
 
 def test_verify_lock_finds_a_drifted_package(verify_lock):

@@ -318,7 +318,8 @@ def plan_for(routed, args) -> str:
 def submit_main(argv) -> dict:
     args, rest = submit_parser().parse_known_args(argv)
     check_environment(args)
-    if not args.print_only and (args.target == "dataflow" or (args.target != "local" and args.environment_type == "DOCKER")):
+    in_image = args.target == "dataflow" or (args.target != "local" and args.environment_type == "DOCKER")
+    if in_image and not args.print_only:
         from wwm_cli.launch import check_image_versions
 
         check_image_versions()  # before anything is listed, planned or submitted (each stage checks again)
