@@ -696,6 +696,18 @@ def test_the_deploy_scripts_print_commands_that_parse(script, environment):
             assert PipelineOptions(beam_args).view_as(PortableOptions).output_executable_path == f"jars/{stage}.jar"
 
 
+@pytest.mark.parametrize("accelerator, hosts_word", [("v3-32", "pod slice"), ("v4-16", "pod slice"),
+                                                     ("v5litepod-16", "pod slice"), ("v7-8", "expected v2-8")])
+def test_tpu_sh_refuses_a_pod_slice_before_it_creates_anything(accelerator, hosts_word, tmp_path):
+    """Before any gcloud call (a PATH without gcloud: the refusal comes first), in one line."""
+    done = subprocess.run(["bash", str(DEPLOY / "tpu.sh")], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "PROJECT": "my-project", "ACCELERATOR": accelerator,
+                               "MANIFEST": "gs://b/out/manifest.json", "MODEL_DIR": "gs://b/model"})
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"tpu.sh: ACCELERATOR={accelerator}") and hosts_word in line
+
+
 # ---------------------------------------------------------------- wwm plan
 
 def test_plan_predicts_the_real_runs_instances(local_recipe, corpus, capsys):
