@@ -47,7 +47,7 @@ from wwm_cli.data import prepare_parser, run_parser
 from wwm_cli.segment import segment_parser
 from wwm_cli.submit import flex_argv, flex_metadata, route_flags, stage_parsers
 from wwm_core.errors import UsageError
-from wwm_core.manifest import BYTE_DECIDING_LIBRARIES
+from wwm_core.manifest import BYTE_DECIDING_LIBRARIES, library_versions
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -122,11 +122,11 @@ def test_the_image_definition_is_this_environments():
     assert image["python"] == python and set(image) == {"python", *BYTE_DECIDING_LIBRARIES}
     assert all(image[name] == version(name) for name in BYTE_DECIDING_LIBRARIES), "this environment is the lock"
     launch.check_image_versions()  # so it launches
-    launch.check_image_versions(launcher={**launch.launcher_versions(), "python": f"{python}.99"})  # a patch release
-    with pytest.raises(UsageError, match=re.escape(f"python 3.10.12 here, {python} in the image; numpy 0.0.1 here, "
-                                                   f"{image['numpy']} in the image; its workers would refuse to start. "
+    launch.check_image_versions(launcher={**library_versions(), "python": f"{python}.99"})  # a patch release
+    with pytest.raises(UsageError, match=re.escape(f"numpy 0.0.1 here, {image['numpy']} in the image; python 3.10.12 "
+                                                   f"here, {python} in the image; its workers would refuse to start. "
                                                    f"Fix: {launch.FIX}")):
-        launch.check_image_versions(launcher={**launch.launcher_versions(), "python": "3.10.12", "numpy": "0.0.1"})
+        launch.check_image_versions(launcher={**library_versions(), "python": "3.10.12", "numpy": "0.0.1"})
 
 
 @pytest.mark.parametrize("beam_args, in_image", [

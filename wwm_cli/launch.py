@@ -17,11 +17,9 @@ one line, before any job is submitted or any output touched.
       - Beam's file systems and the output lock's GCS client get the run's options (project,
         credentials, impersonation) before the first gs:// call.
 """
-import importlib.metadata
 import logging
 import os
 import pathlib
-import platform
 import re
 
 from apache_beam.io.filesystems import FileSystems
@@ -29,18 +27,15 @@ from apache_beam.options.pipeline_options import (DebugOptions, FlinkRunnerOptio
                                                   PipelineOptions, PortableOptions, SparkRunnerOptions,
                                                   StandardOptions, WorkerOptions)
 
+from pipelines.common import version_differences
 from pipelines.output import use_pipeline_options
 from wwm_core.errors import UsageError
-from wwm_core.manifest import BYTE_DECIDING_LIBRARIES
+from wwm_core.manifest import BYTE_DECIDING_LIBRARIES, library_versions
 
 log = logging.getLogger("wwm")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 LOCK = ROOT / "requirements.lock"
-# What the launcher and the image's workers must agree on: Python's minor version (Beam's SDK
-# images fix it) and the libraries that decide the output's bytes, Beam among them (its own copy of
-# cloudpickle pickles the DoFns here and unpickles them there).
-KEY_LIBRARIES = BYTE_DECIDING_LIBRARIES
 FIX = "PYTHON=python3.11 bash scripts/setup.sh, then launch with .venv/bin/wwm"
 PORTABLE_RUNNERS = ("PortableRunner", "SparkRunner", "FlinkRunner")
 LOCAL_MASTERS = ("[local]", "[auto]", "[collection]")
@@ -64,34 +59,16 @@ def image_versions(dockerfile: pathlib.Path = DOCKERFILE, lock: pathlib.Path = L
         if "==" in line:
             name, version = line.split("==", 1)
             pins[_canonical(name.split("[", 1)[0])] = version.strip()
-    return {"python": base.group(1), **{name: pins.get(_canonical(name)) for name in KEY_LIBRARIES}}
-
-
-def launcher_versions() -> dict:
-    """The same names, as this process has them."""
-    versions = {"python": platform.python_version()}
-    for name in KEY_LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def image_differences(*, launcher: dict, image: dict) -> list:
-    """(name, here, in the image) for each name that differs; Python by its minor version."""
-    def comparable(name, version):
-        return ".".join(version.split(".")[:2]) if name == "python" and version else version
-
-    return [(name, launcher.get(name), image[name]) for name in image
-            if comparable(name, launcher.get(name)) != comparable(name, image[name])]
+    return {"python": base.group(1), **{name: pins.get(_canonical(name)) for name in BYTE_DECIDING_LIBRARIES}}
 
 
 def check_image_versions(*, launcher: dict = None, image: dict = None) -> None:
-    """Refuses, in one line with the fix, a launcher whose versions differ from the image's: its
-    workers would refuse to start once the job is up (pipelines.common.check_worker_versions), or
-    unpickle its DoFns with another library. Not checked where the image's definition is not
-    beside the package (an installed copy, not the repository), or inside the image itself."""
+    """Refuses, in one line with the fix, a launcher whose Python minor version (Beam's SDK images
+    fix it) or libraries that decide the bytes (Beam among them, whose own cloudpickle pickles the
+    DoFns here and unpickles them there) differ from the image's: its workers would refuse to start
+    once the job is up (pipelines.common.check_worker_versions). Not checked where the image's
+    definition is not beside the package (an installed copy, not the repository), or inside the
+    image itself."""
     if image is None:
         if os.environ.get(IN_IMAGE_VARIABLE):
             return
@@ -101,10 +78,10 @@ def check_image_versions(*, launcher: dict = None, image: dict = None) -> None:
                         "still refuse to start if their versions differ", DOCKERFILE, LOCK)
             return
         image = image_versions()
-    differences = image_differences(launcher=launcher_versions() if launcher is None else launcher, image=image)
+    differences = version_differences(image, library_versions() if launcher is None else launcher)
     if differences:
         listed = "; ".join(f"{name} {here or 'not installed'} here, {there or 'not pinned'} in the image"
-                           for name, here, there in differences)
+                           for name, there, here in differences)
         raise UsageError(f"this launcher differs from the workers' image (deploy/Dockerfile, requirements.lock): "
                          f"{listed}; its workers would refuse to start. Fix: {FIX}")
 
