@@ -1,23 +1,45 @@
 #!/usr/bin/env bash
-# GPU smoke test: trains the `base` config for 200 steps with bfloat16 compute on one GPU and prints
-# steps/s and examples/s. Run from anywhere on a machine with an NVIDIA GPU (Ampere or later for
-# fast bfloat16):
+# GPU throughput of the bundled trainer: bert-base pretraining at 128 and at 512 tokens, a few
+# hundred steps each in bfloat16 on one NVIDIA GPU (Ampere or later), as one prepared run. Prints and
+# records sequences/s, tokens/s and model FLOPs utilisation with the GPU's name, beside NVIDIA's
+# published BERT pretraining throughput (benchmarks/gpu_throughput.py says how each is counted).
+# NOT RUN so far: no GPU on the development machines (docs/gpu.md).
 #
-#   bash deploy/gpu_smoke.sh [CORPUS]        # CORPUS: a text file, one sentence a line, blank line
-#                                            # between documents; default: the bundled sample
+#   bash deploy/gpu_smoke.sh [CORPUS]     # CORPUS: text, a sentence a line, a blank line between
+#                                         # documents; default: the bundled sample, repeated
 #
-# It makes its own data with `wwm run` (128 tokens, Google's masking defaults), and installs the
-# locked versions with TensorFlow's CUDA build into .venv-gpu (VENV=... to use another; set
-# SKIP_INSTALL=1 to use VENV as it is). STEPS, BATCH and MODEL_CONFIG override 200, 32 and base.
+# As any user (sudo only to install Python 3.11 where the host lacks it, e.g. Ubuntu 22.04, whose
+# python3 is 3.10: the lock's numpy needs 3.11). Installs the locked versions with TensorFlow's CUDA
+# build into VENV (.venv-gpu; SKIP_INSTALL=1 uses VENV as it is). STEPS (300), BATCH128 (128),
+# BATCH512 (32), MODEL_CONFIG (base) override the defaults; RECORD (docs/gpu.md) is where the
+# result rows are appended, OUT (out/gpu_smoke) where the data, checkpoints and result.json go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CORPUS="${1:-wwm_core/data/sample/corpus.txt}"
+CORPUS="${1:-}"
 VENV="${VENV:-.venv-gpu}"
-STEPS="${STEPS:-200}" BATCH="${BATCH:-32}" MODEL_CONFIG="${MODEL_CONFIG:-base}"
+STEPS="${STEPS:-300}" BATCH128="${BATCH128:-128}" BATCH512="${BATCH512:-32}" MODEL_CONFIG="${MODEL_CONFIG:-base}"
+RECORD="${RECORD:-docs/gpu.md}" OUT="${OUT:-out/gpu_smoke}"
 TF_VERSION="$(sed -n 's/^tensorflow_cpu==//p' requirements.lock)"
 
+python311() {  # the path of a Python 3.11, installing it with apt where it is missing
+  local candidate
+  for candidate in "${PYTHON:-}" python3.11 python3; do
+    if [ -n "$candidate" ] && command -v "$candidate" >/dev/null &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  if command -v apt-get >/dev/null; then
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq >&2 && $sudo apt-get install -y -qq python3.11 python3.11-venv >&2
+    command -v python3.11; return 0
+  fi
+  echo "gpu_smoke: no Python 3.11 here (the lock's numpy needs it): install it, or set PYTHON" >&2
+  return 1
+}
+
 if [ "${SKIP_INSTALL:-0}" != "1" ]; then
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  [ -x "$VENV/bin/python" ] || "$(python311)" -m venv "$VENV"
   grep -v -i '^tensorflow' requirements.lock > "$VENV/lock-gpu.txt"
   # keras, safetensors, h5py: the [tf] extra without tensorflow-cpu (-e . alone lacks safetensors, which wwm train needs)
   "$VENV/bin/pip" install --quiet -c "$VENV/lock-gpu.txt" "tensorflow[and-cuda]==${TF_VERSION}" keras safetensors h5py -e .
@@ -25,37 +47,20 @@ fi
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 else
-  echo "no nvidia-smi: is there a GPU here?" >&2
+  echo "gpu_smoke: no nvidia-smi: is there a GPU here? (the run goes on, on the CPU, without an MFU)" >&2
 fi
 
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-"$VENV/bin/wwm" run --input "$CORPUS" --output "$WORK/data" --segmenter char --dupe_factor 10 \
-  --max_seq_length 128 --max_predictions_per_seq 20 --num_shards 2 --runner=BundleBasedDirectRunner > "$WORK/run.log"
-"$VENV/bin/python" - "$WORK" "$STEPS" "$BATCH" "$MODEL_CONFIG" <<'EOF'
-import logging
-import sys
-
-import tensorflow as tf
-
-from wwm_trainer.cli import train_main
-
-work, steps, batch, model_config = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-logging.basicConfig(level=logging.WARNING)
-logging.getLogger("wwm").setLevel(logging.INFO)
-gpus = tf.config.list_physical_devices("GPU")
-names = [tf.config.experimental.get_device_details(gpu).get("device_name", "?") for gpu in gpus]
-summary = train_main([f"--manifest={work}/data", f"--model_dir={work}/model", f"--model_config={model_config}",
-                      "--recipe=none", "--optimizer=adamw", "--mixed_precision=bf16", f"--num_train_steps={steps}",
-                      f"--train_batch_size={batch}", "--steps_per_loop=50", f"--save_checkpoints_steps={steps}"])
-phase = summary["phases"][0]
-steady = phase["steady_steps_per_second"]
-print(f"GPU smoke: {model_config}, {steps} steps, batch {batch} x 128 tokens, {summary['dtype_policy']}, "
-      f"{summary['strategy']}, GPUs: {', '.join(names) or 'none'}")
-print(f"  whole run:           {phase['steps_per_second']:.2f} steps/s, {phase['examples_per_second']:.1f} examples/s "
-      "(first loop's tracing and compiling included)")
-if steady:
-    print(f"  after the first loop: {steady:.2f} steps/s, {steady * batch:.1f} examples/s")
-print(f"  MLM loss {phase['first_steps'][0]['mlm_loss']:.3f} (step 1) -> {phase['last_steps'][-1]['mlm_loss']:.3f} "
-      f"(step {phase['last_steps'][-1]['step']})")
-EOF
+mkdir -p "$OUT"
+if [ -z "$CORPUS" ]; then  # the bundled sample, repeated: enough distinct batches for a few hundred steps
+  CORPUS="$OUT/corpus.txt"
+  sample="$("$VENV/bin/wwm" sample-path)"
+  for copy in $(seq 1 40); do sed "s/^\(.\)/${copy} \1/" "$sample"; echo; done > "$CORPUS"
+fi
+for length in 128 512; do
+  "$VENV/bin/wwm" run --input "$CORPUS" --output "$OUT/data$length" --overwrite --segmenter char --dupe_factor 5 \
+    --max_seq_length "$length" --num_shards 2 --progress off --runner=FnApiRunner > "$OUT/run$length.log"
+done
+"$VENV/bin/python" benchmarks/gpu_throughput.py --data128 "$OUT/data128" --data512 "$OUT/data512" \
+  --model_config "$MODEL_CONFIG" --steps "$STEPS" --batch128 "$BATCH128" --batch512 "$BATCH512" \
+  --work "$OUT/models" --json "$OUT/result.json" --record "$RECORD"
+echo "gpu_smoke: rows appended to $RECORD, details in $OUT/result.json"

@@ -26,6 +26,8 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
+import shutil
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -116,6 +118,18 @@ def dedup_groups(ids, keys, band_keys_of=()) -> list:
         for key in band_keys_of_document:
             add(BAND_GROUPS[key[4] % len(BAND_GROUPS)], doc_id, key, row)
     return groups
+
+
+def remove_work_folder(manifest, *, output: str):
+    """The last step of a pipeline that wrote ``output``: once its manifest is written, the work
+    folder (bucket files, shards waiting to be balanced) goes, by the job itself, wherever it runs
+    (a Dataflow template or a Dataproc jar runs after its launcher returned). Returns the manifest."""
+    folder = join(output, WORK_FOLDER)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    elif FileSystems.match([f"{folder}/**"])[0].metadata_list:
+        FileSystems.delete([f"{folder}/"])  # gs://: "prefix/" deletes everything under it
+    return manifest
 
 
 def work_file(work_folder: str, order: tuple, suffix: str) -> str:

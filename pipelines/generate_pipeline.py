@@ -22,7 +22,7 @@ from pipelines.common import (DEAD_LETTER, STATS, check_worker_versions, count, 
 from pipelines.io_utils import join
 from pipelines.output import ParquetShard, ShardFile, shard_name, write_atomically
 from pipelines.balance import BalanceShards, record_sizes_bytes
-from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
+from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents, remove_work_folder
 from pipelines.progress import counting_segmenter, tally
 from pipelines.word_cache import read_cache_rows
 from wwm_core.generate import ShardMaker
@@ -293,4 +293,5 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unre
             counters=beam.pvalue.AsSingleton(counters),
             token_counts=beam.pvalue.AsSingleton(token_counts),
             dead_letter_files=beam.pvalue.AsList(dead_letter_files))
+        | "RemoveWorkFolder" >> beam.Map(remove_work_folder, output=config.output.path)
     )

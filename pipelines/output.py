@@ -75,13 +75,24 @@ def _is_gcs(path: str) -> bool:
     return path.startswith("gs://")
 
 
+_RUN_OPTIONS = []  # the run's PipelineOptions, once use_pipeline_options has been given them
+
+
+def use_pipeline_options(options) -> None:
+    """The run's PipelineOptions (project, credentials, impersonation) for the GCS client of the
+    lock and the checksums, as Beam's FileSystems.set_options gives them to its own file systems."""
+    _RUN_OPTIONS[:] = [options]
+
+
 def _gcs_blob(path: str):
-    """The google-cloud-storage Blob of a gs:// path, with the client Beam itself would use."""
+    """The google-cloud-storage Blob of a gs:// path, with the client Beam itself would use, built
+    from the run's options."""
     from apache_beam.io.gcp.gcsio import create_storage_client
     from apache_beam.options.pipeline_options import PipelineOptions
 
     bucket, _, name = path[len("gs://"):].partition("/")
-    return create_storage_client(PipelineOptions()).bucket(bucket).blob(name)
+    options = _RUN_OPTIONS[0] if _RUN_OPTIONS else PipelineOptions()
+    return create_storage_client(options).bucket(bucket).blob(name)
 
 
 # ---------------------------------------------------------------- whole files or none

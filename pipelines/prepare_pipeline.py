@@ -9,7 +9,7 @@ import collections
 
 import apache_beam as beam
 
-from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
+from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents, remove_work_folder
 from pipelines.common import (DEAD_LETTER, STATS, accounting, check_worker_versions, count, dead_letter_names,
                               launcher_versions, sum_counters, write_dead_letters, write_manifest)
 from pipelines.io_utils import join
@@ -110,4 +110,5 @@ def build_prepare_pipeline(pipeline, *, config, run_info, inputs, unreadable=(),
             files=beam.pvalue.AsSingleton(file_list),
             counters=beam.pvalue.AsSingleton(counters),
             dead_letter_files=beam.pvalue.AsList(dead_letter_files))
+        | "RemoveWorkFolder" >> beam.Map(remove_work_folder, output=config.output.path)
     )

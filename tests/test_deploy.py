@@ -29,9 +29,10 @@ from importlib.metadata import version
 
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import (DebugOptions, GoogleCloudOptions, PipelineOptions, PortableOptions,
-                                                  StandardOptions, WorkerOptions)
+from apache_beam.options.pipeline_options import (DebugOptions, GoogleCloudOptions, JobServerOptions, PipelineOptions,
+                                                  PortableOptions, StandardOptions, WorkerOptions)
 from apache_beam.testing import test_pipeline
+from apache_beam.transforms.environments import ProcessEnvironment
 
 import pipelines
 import wwm_cli
@@ -39,14 +40,14 @@ from pipelines.common import WorkerVersionError, check_worker_versions, launcher
 from tests.conftest import shared_file
 from tests.test_gcs import gcs_emulator
 from tests.test_runners import worker_pool  # noqa: F401 - the fixture
-from wwm_cli import flags
+from wwm_cli import flags, launch
 from wwm_cli import plan as plan_module
 from wwm_cli import submit as submit_module
 from wwm_cli.data import prepare_parser, run_parser
 from wwm_cli.segment import segment_parser
 from wwm_cli.submit import flex_argv, flex_metadata, route_flags, stage_parsers
 from wwm_core.errors import UsageError
-from wwm_core.manifest import BYTE_DECIDING_LIBRARIES
+from wwm_core.manifest import BYTE_DECIDING_LIBRARIES, library_versions
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -111,6 +112,111 @@ def test_the_version_check_compares_every_byte_deciding_library_and_the_code():
             check_worker_versions({**mine, name: other})
     with pytest.raises(WorkerVersionError, match="jieba not installed on this worker, 0.42.1 on the launcher"):
         check_worker_versions({**mine, "jieba": "0.42.1"}, actual={**mine, "jieba": None})
+
+
+# ---------------------------------------------------------------- the launcher refuses another image's versions
+
+def test_the_image_definition_is_this_environments():
+    image = launch.image_versions()
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert image["python"] == python and set(image) == {"python", *BYTE_DECIDING_LIBRARIES}
+    assert all(image[name] == version(name) for name in BYTE_DECIDING_LIBRARIES), "this environment is the lock"
+    launch.check_image_versions()  # so it launches
+    launch.check_image_versions(launcher={**library_versions(), "python": f"{python}.99"})  # a patch release
+    with pytest.raises(UsageError, match=re.escape(f"numpy 0.0.1 here, {image['numpy']} in the image; python 3.10.12 "
+                                                   f"here, {python} in the image; its workers would refuse to start. "
+                                                   f"Fix: {launch.FIX}")):
+        launch.check_image_versions(launcher={**library_versions(), "python": "3.10.12", "numpy": "0.0.1"})
+
+
+@pytest.mark.parametrize("beam_args, in_image", [
+    (["--runner=DataflowRunner"], True),
+    (["--runner=SparkRunner", "--spark_master_url=spark://m:7077"], True),  # DOCKER: the portable runners' default
+    (["--runner=PortableRunner", "--environment_type=DOCKER"], True),
+    (["--runner=FlinkRunner", "--environment_type=PROCESS"], False),  # the nodes' own Python: the workers check
+    (["--runner=PortableRunner", "--environment_type=EXTERNAL"], False),
+    (["--runner=FnApiRunner"], False), ([], False)])
+def test_which_runs_have_their_workers_in_the_image(beam_args, in_image):
+    assert launch.workers_run_in_image(PipelineOptions(beam_args)) == in_image
+
+
+def test_a_launcher_with_another_library_version_is_refused_before_submission(gcs, tmp_path):
+    """A real environment whose numpy differs from the lock's (its metadata first on the path):
+    wwm run on Dataflow and wwm submit dataflow stop at once with one line that says how to fix it,
+    before anything is written to gs://: no template, no lock, no staged file."""
+    fake = tmp_path / "site" / "numpy-0.0.1.dist-info"
+    fake.mkdir(parents=True)
+    (fake / "METADATA").write_text("Metadata-Version: 2.1\nName: numpy\nVersion: 0.0.1\n")
+    environment = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    dataflow = ["--runner=DataflowRunner", "--project=my-project", "--region=us-central1",
+                "--temp_location=gs://wwm-deploy/refused/tmp", f"--sdk_container_image={IMAGE}"]
+    before = {blob.name for blob in gcs.client.list_blobs(gcs)}
+    for argv in (["run", "--input=gs://wwm-deploy/dumps/*.xml", "--input_format=wiki",
+                  "--output=gs://wwm-deploy/refused/out", *dataflow,
+                  "--template_location=gs://wwm-deploy/refused/job.json"],
+                 ["submit", "dataflow", "--work=gs://wwm-deploy/refused", "--project=my-project", f"--image={IMAGE}",
+                  "--no_plan", *GCS_SOURCES]):
+        done = subprocess.run([sys.executable, "-m", "wwm_cli", *argv], capture_output=True, text=True, cwd=ROOT,
+                              env=environment, timeout=300)
+        assert done.returncode == 2, done.stderr[-3000:]
+        message = done.stderr.strip().splitlines()[-1]
+        assert re.fullmatch(rf"wwm \w+: error: this launcher differs from the workers' image \(deploy/Dockerfile, "
+                            rf"requirements.lock\): numpy 0.0.1 here, {version('numpy')} in the image; its workers "
+                            rf"would refuse to start. Fix: {re.escape(launch.FIX)}", message), message
+    assert {blob.name for blob in gcs.client.list_blobs(gcs)} == before, "nothing written to gs://"
+
+
+def test_launch_options_complete_what_a_cluster_needs_and_refuse_what_fails_there(tmp_path, monkeypatch, caplog):
+    dataflow = ["--runner=DataflowRunner", "--project=p", "--region=us-central1", "--temp_location=gs://b/tmp"]
+    with pytest.raises(UsageError, match="the DataflowRunner needs --sdk_container_image IMAGE, built from "
+                                         "deploy/Dockerfile"):
+        launch.launch_options(dataflow)
+    options = PipelineOptions(launch.launch_options([*dataflow, f"--sdk_container_image={IMAGE}"]))
+    assert options.view_as(DebugOptions).number_of_worker_harness_threads == 1, "one bundle per SDK process"
+    assert "disable_logging_submission_environment" in options.view_as(DebugOptions).experiments
+    chosen = PipelineOptions(launch.launch_options([*dataflow, f"--sdk_container_image={IMAGE}",
+                                                    "--number_of_worker_harness_threads=4"]))
+    assert chosen.view_as(DebugOptions).number_of_worker_harness_threads == 4, "the user's choice, with a warning"
+    assert "may hold 4 buckets at once" in caplog.text
+    # Spark or Flink through a job server Beam starts here, for a remote cluster: staged files must be shared.
+    for remote in (["--runner=SparkRunner", "--spark_master_url=spark://m:7077"],
+                   ["--runner=FlinkRunner", "--flink_master=jobmanager:8081"]):
+        with pytest.raises(UsageError, match="--artifacts_dir is not set: the (Spark|Flink)Runner's job server"):
+            launch.launch_options([*remote, "--environment_type=PROCESS", '--environment_config={"command": "x"}'])
+        launch.launch_options([*remote, "--environment_type=PROCESS", '--environment_config={"command": "x"}',
+                               "--artifacts_dir=gs://b/artifacts"])
+    launch.launch_options(["--runner=FlinkRunner", "--flink_master=[local]"])  # a local cluster reads this machine
+    # Dataproc's jars: Beam's jar writer opens the file without creating its folder.
+    monkeypatch.chdir(tmp_path)
+    jar = PipelineOptions(launch.launch_options(["--runner=SparkRunner", "--environment_type=DOCKER",
+                                                 f"--environment_config={IMAGE}",
+                                                 "--output_executable_path=jars/stage/run.jar"]))
+    assert jar.view_as(PortableOptions).output_executable_path == str(tmp_path / "jars" / "stage" / "run.jar")
+    assert (tmp_path / "jars" / "stage").is_dir()
+
+
+def test_the_output_locks_gcs_client_takes_the_runs_project(tmp_path):
+    """With credentials (a service-account key, made here: nothing is sent anywhere) the GCS client
+    of the output lock and checksums is built from the run's options: its --project, not the key's
+    project nor none."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    (tmp_path / "key.json").write_text(json.dumps({
+        "type": "service_account", "project_id": "key-project", "private_key_id": "0", "private_key": key,
+        "client_email": "wwm@key-project.iam.gserviceaccount.com", "client_id": "0",
+        "token_uri": "https://oauth2.googleapis.com/token"}))
+    script = ("from wwm_cli.launch import launch_options\n"
+              "from pipelines.output import _gcs_blob\n"
+              "launch_options(['--project=run-project'])\n"
+              "print(_gcs_blob('gs://bucket/out/.wwm-lock.json').client.project)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "key.json"),
+                               "NO_GCE_CHECK": "true"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["run-project"]
 
 
 # ---------------------------------------------------------------- wwm submit: the recipe, run here
@@ -267,22 +373,152 @@ def test_dataflow_commands_and_jobs(gcs, capsys):
     # Each stage builds its Dataflow job as a Flex Template launcher does (--template_location:
     # the job is written, not sent): prepare on the raw sources; segment and run on a prepare made
     # here on the emulator's gs:// (Dataflow's API is not reachable; nothing else is left out).
+    # Without --number_of_worker_harness_threads: every entry sets one bundle per SDK process.
+    # The Flex Template's launcher (deploy/flex/main.py) builds each stage's job from the template's
+    # parameters (and Dataflow's own options) as well: the same job.
     def job(stage, argv):
-        location = f"gs://wwm-deploy/templates/{stage}.json"
-        assert wwm_cli.main([stage, *argv, f"--template_location={location}"]) == 0
-        return json.loads(gcs.blob(f"templates/{stage}.json").download_as_bytes())
+        argv = [a for a in argv if not a.startswith("--number_of_worker_harness_threads")]
+        assert wwm_cli.main([stage, *argv, f"--template_location=gs://wwm-deploy/templates/{stage}.json"]) == 0
+        built = _staged_job(gcs, f"templates/{stage}.json")
+        assert _flex_launch(stage, argv, location=f"gs://wwm-deploy/templates/flex-{stage}.json") == 0
+        flex = _staged_job(gcs, f"templates/flex-{stage}.json")
+        assert _comparable(flex) == _comparable(built), stage
+        return built
 
     prepare_job = job("prepare", printed["prepare"])
     assert not gcs.get_blob("wwm/bert-wwm/prepared/manifest.json"), "handed over, not run"
     submit_module.submit_main(["local", f"--work={WORK}", "--stages=prepare", *GCS_SOURCES,
                                 "--near_duplicate_threshold=0.8"])
+    documents = sorted(f"gs://wwm-deploy/{b.name}" for b in gcs.client.list_blobs(gcs, prefix="wwm/bert-wwm/prepared/")
+                       if b.name.endswith(".parquet") and "/documents/" in b.name)
     jieba = ["--segmenter=jieba"]  # LTP/legacy cannot be downloaded here
-    jobs = [prepare_job, job("segment", [*printed["segment"], *jieba]), job("run", [*printed["run"], *jieba])]
-    for stage_job in jobs:
-        [pool] = stage_job["environment"]["workerPools"]
+    jobs = {"prepare": prepare_job, "segment": job("segment", [*printed["segment"], *jieba]),
+            "run": job("run", [*printed["run"], *jieba])}
+    # What each stage reads and writes, as its pickled steps hold them.
+    inputs_and_outputs = {
+        "prepare": (["gs://wwm-deploy/dumps/*.xml", "gs://wwm-deploy/ext/*.jsonl"], f"{WORK}/prepared"),
+        "segment": (documents, f"{WORK}/prepared/segmentation/jieba-"),
+        "run": ([f"{WORK}/prepared/documents/*.parquet"], f"{WORK}/instances")}
+    for stage, stage_job in jobs.items():
+        [pool] = stage_job["description"]["environment"]["workerPools"]
+        assert pool["workerHarnessContainerImage"] == IMAGE
         assert {image["containerImage"] for image in pool["sdkHarnessContainerImages"]} == {IMAGE}
-        options = stage_job["environment"]["sdkPipelineOptions"]["options"]
+        assert pool["numThreadsPerWorker"] == 1, "one bundle per SDK process, the flag not given"
+        options = stage_job["description"]["environment"]["sdkPipelineOptions"]["options"]
         assert options["number_of_worker_harness_threads"] == 1 and options["project"] == "my-project"
+        inputs, output = inputs_and_outputs[stage]
+        assert documents and all(path.encode() in stage_job["pickles"] for path in inputs), stage
+        assert output.encode() in stage_job["pickles"], stage
+        removal = stage_job["last_steps"]
+        if stage != "segment":  # the stages whose work folder is removed by the job, as its last step
+            assert removal == ["RemoveWorkFolder"], removal
+        _assert_no_local_path(stage_job)
+
+
+def _flex_launch(stage: str, argv, *, location: str) -> int:
+    """deploy/flex/main.py as Dataflow's launcher runs it: the template's parameters (a stage's own
+    flags: repeatable ones joined with ';', switches as true) and Dataflow's options (the Beam
+    flags), with --template_location; its exit status."""
+    parser = stage_parsers()[stage]
+    _, beam = parser.parse_known_args(argv)
+    parameters = {}
+    for token in argv:
+        name, _, value = token[2:].partition("=")
+        action = parser._option_string_actions.get(f"--{name}")
+        if token.startswith("--") and token not in beam and action is not None:
+            repeated = action.nargs is None and action.__class__.__name__ == "_AppendAction" and name in parameters
+            parameters[name] = f"{parameters[name]};{value}" if repeated else (value or "true")
+    launcher = ["main.py", f"--command={stage}", *(f"--{name}={value}" for name, value in parameters.items()),
+                *beam, f"--template_location={location}"]
+    saved = sys.argv
+    sys.argv = launcher
+    try:
+        runpy.run_path(str(DEPLOY / "flex" / "main.py"), run_name="__main__")
+    except SystemExit as exited:
+        return exited.code
+    finally:
+        sys.argv = saved
+    raise AssertionError("the Flex entry point returned without an exit status")
+
+
+def _comparable(staged_job) -> dict:
+    """What two launches of the same stage must share: the steps, the workers' pool and image, the
+    job's options (those the launch names, not its time-stamped staging paths), the paths the steps
+    hold."""
+    [pool] = staged_job["description"]["environment"]["workerPools"]
+    options = staged_job["description"]["environment"]["sdkPipelineOptions"]["options"]
+    return {"steps": staged_job["steps"], "last": staged_job["last_steps"],
+            "image": pool["workerHarnessContainerImage"], "threads": pool.get("numThreadsPerWorker"),
+            "options": {k: options.get(k) for k in ("runner", "project", "region", "sdk_container_image", "job_name",
+                                                    "machine_type", "max_num_workers", "experiments")},
+            "gs_paths": set(re.findall(rb"gs://wwm-deploy/wwm/[\x21-\x7e]*", staged_job["pickles"]))}
+
+
+def _pickled_payloads(pipeline) -> list:
+    """The pickled functions of a pipeline proto (its DoFns and CombineFns), as Beam's pickler wrote
+    them."""
+    from apache_beam.portability import common_urns
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    functions = []
+    for transform in pipeline.components.transforms.values():
+        if transform.spec.urn == common_urns.primitives.PAR_DO.urn:
+            functions.append(beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload).do_fn)
+        elif transform.spec.urn in (common_urns.composites.COMBINE_GLOBALLY.urn,
+                                    common_urns.composites.COMBINE_PER_KEY.urn):
+            functions.append(beam_runner_api_pb2.CombinePayload.FromString(transform.spec.payload).combine_fn)
+    return [function.payload for function in functions if "pickled" in function.urn]
+
+
+def _pickle_bytes(payload: bytes) -> bytes:
+    """The pickle itself, for a search of its strings: Beam's pickler stores it as the base64 of
+    its bz2 compression."""
+    import base64
+    import bz2
+
+    return bz2.decompress(base64.b64decode(payload))
+
+
+def _staged_job(bucket, name: str) -> dict:
+    """A job written with --template_location: its description, its pipeline (the proto staged at
+    pipelineUrl) with every pickled step decoded, the files staged for the workers, and the steps
+    nothing reads from (the pipeline's last steps)."""
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    def blob_bytes(url: str) -> bytes:
+        path = url.replace("storage.googleapis.com/", "gs://", 1)
+        return bucket.blob(path[len(f"gs://{bucket.name}/"):]).download_as_bytes()
+
+    description = json.loads(bucket.blob(name).download_as_bytes())
+    environment = description["environment"]
+    pipeline_bytes = blob_bytes(environment["sdkPipelineOptions"]["options"]["pipelineUrl"])
+    pipeline = beam_runner_api_pb2.Pipeline.FromString(pipeline_bytes)
+    transforms = pipeline.components.transforms
+    consumed = {pc for t in transforms.values() for pc in t.inputs.values()}
+    last_steps = sorted(t.unique_name for t in transforms.values()
+                        if "/" not in t.unique_name and t.outputs and not set(t.outputs.values()) & consumed)
+    staged = {package["name"]: blob_bytes(package["location"]) for package in environment["workerPools"][0]["packages"]}
+    return {"description": description, "pipeline_bytes": pipeline_bytes, "last_steps": last_steps,
+            "steps": {transform.unique_name for transform in transforms.values()},
+            "pickles": b"\n".join(_pickle_bytes(payload) for payload in _pickled_payloads(pipeline)),
+            "staged": staged}
+
+
+def _assert_no_local_path(staged_job) -> None:
+    """No path of this machine in a job: its description, its pipeline, the files staged with it;
+    in its pickled steps none but the source file of a function pickled by value (a code object's
+    co_filename, ending in .py: Beam's own lambdas carry their core.py), which no worker opens."""
+    local = {str(ROOT), str(ROOT.parent / "shared"), sys.prefix, os.path.expanduser("~"), os.getcwd(),
+             os.path.realpath(sys.executable)}
+    texts = {"description": json.dumps(staged_job["description"]).encode(), "pipeline": staged_job["pipeline_bytes"],
+             **staged_job["staged"]}
+    assert "submission_environment_dependencies.txt" not in staged_job["staged"], "a pip freeze naming local paths"
+    for where, text in texts.items():
+        leaked = [path for path in local if path.encode() in text]
+        assert not leaked, f"{where} holds {leaked}"
+    in_pickles = {match.decode() for path in local
+                  for match in re.findall(re.escape(path.encode()) + rb"[^\x00-\x20\x7f-\xff]*", staged_job["pickles"])}
+    assert all(path.endswith(".py") for path in in_pickles), sorted(p for p in in_pickles if not p.endswith(".py"))
 
 
 # ---------------------------------------------------------------- the Flex Template
@@ -377,9 +613,34 @@ def test_the_dockerfile_builds_from_the_lock(verify_lock):
     entry = environment["FLEX_TEMPLATE_PYTHON_PY_FILE"]
     assert entry.startswith(workdir + "/") and (ROOT / entry[len(workdir) + 1:]).is_file()
     assert environment["HF_HUB_OFFLINE"] == "1"
+    # numba's cache, compiled in the image, keyed for any x86-64 CPU (and read so on the workers).
+    order = [(c.cmd, c.value[0]) for c in commands if c.cmd in ("ENV", "RUN")]
+    assert order.index(("ENV", "NUMBA_CPU_NAME")) < order.index(("RUN", "python -m wwm_core.compile_kernels"))
+    assert environment["NUMBA_CPU_NAME"] == "generic" and "NUMBA_CPU_FEATURES" not in environment
+    assert environment["RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT"] == "1", "boot makes no venv in /opt/apache/beam-venv"
     assert [c.value for c in commands if c.cmd == "ENTRYPOINT"] == [("/opt/apache/beam/boot",)]
     build = __import__("yaml").safe_load((DEPLOY / "cloudbuild.yaml").read_text())
     assert build["steps"][0]["args"][:3] == ["build", "-f", "deploy/Dockerfile"]
+
+
+def test_kernels_compiled_for_any_x86_64_cpu_write_the_same_bytes(tmp_path):
+    """The image's numba cache (NUMBA_CPU_NAME=generic: baseline x86-64, no CPU features) is the one
+    every worker loads: compiled so, from an empty cache, the run writes the bytes that kernels
+    compiled for this machine's CPU write."""
+    from tests.test_pipeline import run_wwm, shard_bytes, write_text_corpus
+    from tests.test_runners import MANY_DOCUMENTS
+
+    corpus = str(write_text_corpus(tmp_path / "corpus.txt", MANY_DOCUMENTS))
+    here = run_wwm(tmp_path, "--output_format=both", name="here", inputs=[corpus])
+    subprocess.run([sys.executable, "-m", "wwm_cli", "run", f"--input={corpus}", f"--output={tmp_path / 'generic'}",
+                    "--dupe_factor=3", "--num_shards=3", "--max_seq_length=128", "--segmenter=jieba",
+                    "--output_format=both"], check=True, timeout=600, stdout=subprocess.DEVNULL, cwd=ROOT,
+                   env={**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "numba")})
+    assert list((tmp_path / "numba").rglob("*.nbi")), "compiled into the empty cache"
+    generic = json.loads((tmp_path / "generic" / "manifest.json").read_text())
+    assert generic["counters"] == here["counters"] and here["num_instances"] > 0
+    assert shard_bytes(tmp_path / "generic") == shard_bytes(tmp_path / "here")
+    assert {p.suffix for p in (tmp_path / "here").glob("part-*")} == {".tfrecord", ".parquet"}
 
 
 def test_verify_lock_finds_a_drifted_package(verify_lock):
@@ -418,7 +679,14 @@ def test_the_deploy_scripts_print_commands_that_parse(script, environment):
         assert portable.environment_type != "LOOPBACK"
         if script != "dataflow.sh":
             assert portable.environment_type in ("DOCKER", "PROCESS")
-            assert portable.environment_config in (IMAGE, environment.get("ENVIRONMENT_CONFIG"))
+            assert portable.environment_type == "PROCESS" or portable.environment_config == IMAGE
+        if script in ("spark.sh", "flink.sh") and "JOB_ENDPOINT" not in environment:
+            # The job server Beam starts stages the job's files where the cluster reads them.
+            assert options.view_as(JobServerOptions).artifacts_dir == f"{environment['WORK']}/artifacts"
+        if portable.environment_type == "PROCESS":
+            process = ProcessEnvironment.from_options(portable)  # as Beam reads it
+            assert process.command == "/opt/apache/beam/boot"
+            assert process.env == {"RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT": "1"}, "boot runs in the node's Python"
     if script == "dataproc.sh":
         submits = [shlex.split(line) for line in done.stdout.splitlines() if line.startswith("gcloud dataproc")]
         assert [argv[-1] for argv in submits] == [f"--jars=jars/{stage}.jar" for stage in printed]
@@ -426,6 +694,18 @@ def test_the_deploy_scripts_print_commands_that_parse(script, environment):
         for stage, argv in printed.items():
             _, beam_args = parsers[stage].parse_known_args(argv)
             assert PipelineOptions(beam_args).view_as(PortableOptions).output_executable_path == f"jars/{stage}.jar"
+
+
+@pytest.mark.parametrize("accelerator, hosts_word", [("v3-32", "pod slice"), ("v4-16", "pod slice"),
+                                                     ("v5litepod-16", "pod slice"), ("v7-8", "expected v2-8")])
+def test_tpu_sh_refuses_a_pod_slice_before_it_creates_anything(accelerator, hosts_word, tmp_path):
+    """Before any gcloud call (a PATH without gcloud: the refusal comes first), in one line."""
+    done = subprocess.run(["bash", str(DEPLOY / "tpu.sh")], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "PROJECT": "my-project", "ACCELERATOR": accelerator,
+                               "MANIFEST": "gs://b/out/manifest.json", "MODEL_DIR": "gs://b/model"})
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"tpu.sh: ACCELERATOR={accelerator}") and hosts_word in line
 
 
 # ---------------------------------------------------------------- wwm plan

@@ -1,11 +1,14 @@
 """The same pipeline on Beam's portable runner gives the same bytes as the local runner: with the
-embedded job server and LOOPBACK workers, and with EXTERNAL workers, separate processes started
-from Beam's worker pool (``worker_pool_main``), the SDK harness that Spark and Flink start."""
+embedded job server and LOOPBACK workers, with EXTERNAL workers, separate processes started from
+Beam's worker pool (``worker_pool_main``), the SDK harness that Spark and Flink start, and with the
+PROCESS environment's command (deploy/process_worker.sh) started as a non-root user."""
 import json
 import logging
 import multiprocessing
 import os
+import pathlib
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -33,16 +36,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def worker_pool():
-    """A Beam worker pool in its own process, as a Spark or Flink cluster runs next to each
-    executor; every SDK worker it starts is another process."""
+def start_worker_pool(*, prefix=(), options=(), environment=None):
+    """(address, process) of a Beam worker pool started with ``prefix`` (e.g. as another user)."""
     port = _free_port()
     # The pool starts each SDK worker as `python -c ...`: the `python` on its PATH must have this
     # package installed, as in Beam's SDK container; here, the test's own interpreter.
-    env = {**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
-    pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                             f"--service_port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    env = {**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+           **(environment or {})}
+    pool = subprocess.Popen([*prefix, sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                             f"--service_port={port}", *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -51,7 +54,15 @@ def worker_pool():
         if pool.poll() is not None:
             raise RuntimeError(f"the worker pool exited: {pool.stderr.read().decode()[-2000:]}")
         time.sleep(0.2)
-    yield f"127.0.0.1:{port}", pool
+    return f"127.0.0.1:{port}", pool
+
+
+@pytest.fixture()
+def worker_pool():
+    """A Beam worker pool in its own process, as a Spark or Flink cluster runs next to each
+    executor; every SDK worker it starts is another process."""
+    address, pool = start_worker_pool()
+    yield address, pool
     pool.terminate()
     pool.wait(timeout=30)
 
@@ -71,6 +82,59 @@ def test_external_worker_processes_write_the_local_runners_bytes(tmp_path, worke
     assert external["num_instances"] == local["num_instances"] > 0
     assert external["counters"] == local["counters"]
     assert shard_bytes(tmp_path / "external") == shard_bytes(tmp_path / "local")
+
+
+NOBODY = 65534
+
+
+def as_a_non_root_user() -> list:
+    """The command prefix that starts a process as a non-root user: nothing when this test already
+    runs as one; as root, setpriv to user nobody, which keeps only the capability to read and
+    search any folder (the checkout and its .venv may be root's), not to write one it does not own."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("this test runs as root and setpriv (util-linux) is absent: no way to start a non-root worker")
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search", "--"]
+
+
+def test_the_process_command_as_a_non_root_user_writes_the_local_runners_bytes(tmp_path):
+    """deploy/process_worker.sh, the PROCESS environment's command, started by Beam's worker pool
+    with the container's flags (--id, --provision_endpoint, ...: Python's embedded job server has
+    no PROCESS environment, so the pool's --container_executable starts it, as a Spark or Flink
+    executor would) as a non-root user: it creates no virtual environment, writes numba's cache
+    where that user can, and the shards its workers write are the local runner's bytes."""
+    prefix = as_a_non_root_user()
+    uid = NOBODY if prefix else os.getuid()
+    corpus = str(write_text_corpus(tmp_path / "many.txt", MANY_DOCUMENTS))
+    local = run_wwm(tmp_path, name="local", inputs=[corpus])
+    workers = tmp_path / "worker-user"
+    for folder in (workers, workers / "tmp", workers / "home", tmp_path / "process"):
+        folder.mkdir()
+        if prefix:
+            os.chown(folder, NOBODY, NOBODY)
+    script = pathlib.Path(__file__).resolve().parents[1] / "deploy" / "process_worker.sh"
+    address, pool = start_worker_pool(prefix=prefix, options=[f"--container_executable={script}"], environment={
+        "HOME": str(workers / "home"), "TMPDIR": str(workers / "tmp"), "WWM_PYTHON": sys.executable})
+    try:
+        subprocess.run([sys.executable, "-m", "wwm_cli", "run", f"--input={corpus}", f"--output={tmp_path / 'process'}",
+                        "--dupe_factor=3", "--num_shards=3", "--max_seq_length=128", "--segmenter=jieba",
+                        "--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
+                        f"--environment_config={address}", "--sdk_worker_parallelism=1"],
+                       check=True, timeout=600, stdout=subprocess.DEVNULL)
+    finally:
+        pool.terminate()
+        pool_log = pool.communicate(timeout=30)[1].decode()
+    assert f"Starting worker with command ['{script}', '--id=" in pool_log, pool_log[-3000:]
+    shards = sorted((tmp_path / "process").glob("part-*"))
+    assert shards and {shard.stat().st_uid for shard in shards} == {uid}, "written by the non-root workers"
+    if prefix:  # nobody cannot write numba's cache beside the package (root's): the command chose one it can
+        assert list((workers / "tmp" / f"wwm-numba-{NOBODY}").rglob("*.nbi")), "numba's cache where nobody writes"
+    process = json.loads((tmp_path / "process" / "manifest.json").read_text())
+    assert process["counters"] == local["counters"]
+    assert shard_bytes(tmp_path / "process") == shard_bytes(tmp_path / "local") != {}
 
 
 def worker_map(n):

@@ -8,7 +8,6 @@ Anything these commands do not know is handed to Beam's PipelineOptions (``--run
 import dataclasses
 import logging
 import os
-import shutil
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -17,7 +16,6 @@ from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOpti
 
 from pipelines import progress
 from pipelines.common import RunInfo, accounting
-from pipelines.buckets import WORK_FOLDER
 from pipelines.generate_pipeline import build_pipeline
 from pipelines.inputs import InputFile, match_sources
 from pipelines.io_utils import join, read_bytes
@@ -27,6 +25,7 @@ from pipelines.prepare_pipeline import build_prepare_pipeline
 from pipelines.segmenters import check_segmenter, segmenter_choice
 from pipelines.word_cache import finished_cache, word_cache_root_of
 from wwm_cli import flags
+from wwm_cli.launch import launch_options
 from wwm_core.config import SegmentationConfig
 from wwm_core.errors import UsageError
 from wwm_core.hub import hub_file, is_hub_id
@@ -69,6 +68,7 @@ def run_parser(*, output_required: bool = True):
 
 def run(argv) -> dict:
     args, beam_args = run_parser().parse_known_args(argv)
+    beam_args = launch_options(beam_args)
     config = flags.config_from_args(args, beam_args, instances=True)
     from wwm_trainer.cli import check_then_train, then_train
 
@@ -100,7 +100,6 @@ def run(argv) -> dict:
                        word_cache_folders=word_cache_folders, prepared=prepared, progress=channel)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
-    remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
     if args.report:
@@ -272,16 +271,6 @@ def claimed(config, command):
     return claim_output(config.output.path, overwrite=config.output.overwrite, command=command)
 
 
-def remove_work_folder(output: str) -> None:
-    """The work folder of a run (bucket files; shards waiting to be balanced), once its output is
-    written."""
-    folder = join(output, WORK_FOLDER)
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    elif FileSystems.match([f"{folder}/**"])[0].metadata_list:
-        FileSystems.delete([f"{folder}/"])  # gs://: "prefix/" deletes everything under it
-
-
 def check_memory(config, bucket_bytes: int) -> None:
     """Before any work: a local run whose worker cannot hold one bucket on this machine is refused
     with the estimate; other runners get the estimate in the log, for their machine type."""
@@ -387,6 +376,7 @@ def prepare_parser():
 
 def prepare(argv) -> dict:
     args, beam_args = prepare_parser().parse_known_args(argv)
+    beam_args = launch_options(beam_args)
     config = flags.config_from_args(args, beam_args, instances=False)
     if any(source.input_format == "parquet" for source in config.sources):
         raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
@@ -403,7 +393,6 @@ def prepare(argv) -> dict:
                                bucket_bytes=bucket_bytes, progress=channel)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
-    remove_work_folder(config.output.path)
     manifest = read_manifest(config.output.path, kinds=("documents",))
     print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")
     say_shard_count(len(manifest.files), config)

@@ -22,6 +22,7 @@ from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_cho
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
 from wwm_cli import flags
 from wwm_cli.data import described_inputs, handed_over, matched_files, new_pipeline, print_counters, read_manifest
+from wwm_cli.launch import launch_options
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
 from wwm_core.errors import UsageError
 from wwm_core.manifest import parse_manifest
@@ -51,6 +52,7 @@ def segment_parser() -> argparse.ArgumentParser:
 
 def segment(argv) -> dict:
     args, beam_args = segment_parser().parse_known_args(argv)
+    beam_args = launch_options(beam_args)
     if args.segmenter == "char":
         raise UsageError("--segmenter char has no word boundaries to cache; choose ltp or jieba")
     segmentation = flags.segmentation_from_args(args)

@@ -33,6 +33,7 @@ TARGETS = ("dataflow", "spark", "flink", "dataproc", "portable", "local")
 STAGES = ("prepare", "segment", "run")
 ENVIRONMENTS = ("DOCKER", "PROCESS", "EXTERNAL")
 PREPARED, INSTANCES = "prepared", "instances"
+ARTIFACTS = "artifacts"  # WORK/artifacts: the job's staged files, for Spark and Flink job servers Beam starts
 # Input and cleaning flags decide what `wwm prepare` writes; `wwm run` reads that Parquet, so they go
 # to prepare only. The document length limit is also the instance maker's, so it goes to both.
 ALSO_FOR_RUN = {"max_document_chars"}
@@ -180,18 +181,39 @@ def beam_flags(args, stage: str, *, stamp: str) -> list:
     if args.target == "local":
         return []
     environment = [f"--environment_type={args.environment_type}",
-                   f"--environment_config={args.environment_config or args.image}",
+                   f"--environment_config={environment_config(args)}",
                    f"--sdk_worker_parallelism={args.sdk_worker_parallelism}"]
     if args.job_endpoint:
         return ["--runner=PortableRunner", f"--job_endpoint={args.job_endpoint}", *environment]
+    # The job server Beam starts here stages the job's files where the cluster's workers read them.
+    artifacts = f"--artifacts_dir={work}/{ARTIFACTS}"
     if args.target == "spark":
-        return ["--runner=SparkRunner", f"--spark_master_url={args.spark_master_url}", *environment]
+        return ["--runner=SparkRunner", f"--spark_master_url={args.spark_master_url}", artifacts, *environment]
     if args.target == "flink":
-        return ["--runner=FlinkRunner", f"--flink_master={args.flink_master}", *environment]
+        return ["--runner=FlinkRunner", f"--flink_master={args.flink_master}", artifacts, *environment]
     if args.target == "dataproc":
         return ["--runner=SparkRunner", f"--output_executable_path={args.jar_folder.rstrip('/')}/{stage}.jar",
                 *environment]
     raise AssertionError(args.target)
+
+
+def environment_config(args) -> str:
+    """--environment_config of the portable targets. PROCESS: the JSON command, with
+    RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1 in its environment, so that Beam's boot, if that is the
+    command, runs the worker in the node's Python instead of creating a virtual environment under
+    /opt/apache/beam-venv, which a non-root user cannot write (deploy/process_worker.sh needs none)."""
+    if args.environment_type != "PROCESS":
+        return args.environment_config or args.image
+    try:
+        config = json.loads(args.environment_config)
+    except ValueError as error:
+        raise UsageError(f"--environment_config for PROCESS must be JSON such as '{{\"command\": "
+                         f"\"/path/to/wwm-data/deploy/process_worker.sh\"}}': {error}") from error
+    if not isinstance(config, dict) or not config.get("command"):
+        raise UsageError("--environment_config for PROCESS must name the command: '{\"command\": "
+                         "\"/path/to/wwm-data/deploy/process_worker.sh\"}'")
+    config["env"] = {"RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT": "1", **config.get("env", {})}
+    return json.dumps(config, separators=(",", ":"))
 
 
 def recipe_segmenter(routed) -> tuple:
@@ -296,6 +318,11 @@ def plan_for(routed, args) -> str:
 def submit_main(argv) -> dict:
     args, rest = submit_parser().parse_known_args(argv)
     check_environment(args)
+    in_image = args.target == "dataflow" or (args.target != "local" and args.environment_type == "DOCKER")
+    if in_image and not args.print_only:
+        from wwm_cli.launch import check_image_versions
+
+        check_image_versions()  # before anything is listed, planned or submitted (each stage checks again)
     parsers = stage_parsers()
     routed = route_flags(rest, parsers)
     if "prepare" in wanted_stages(args) and \
