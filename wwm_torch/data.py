@@ -263,25 +263,23 @@ def reader_pieces(counts, *, order, reader: int, readers: int) -> list:
     return [(order[source], first, end) for source, first, end in balanced_pieces(ordered, readers)[reader]]
 
 
-def batches_taken(batches_per_worker, done: int) -> list:
-    """How many of its batches each DataLoader worker had delivered when ``done`` batches had come
-    out: a DataLoader (in order, the default) takes one batch from each worker in turn, passing
-    over workers that have none left."""
-    taken = [0] * len(batches_per_worker)
+def batches_taken(batches_per_worker, done: int) -> tuple:
+    """(how many of its batches each DataLoader worker had delivered, the worker whose turn came
+    next) when ``done`` batches had come out: a DataLoader (in order, the default) takes one batch
+    from each worker in turn, passing over workers that have none left."""
+    workers = len(batches_per_worker)
+    taken, last = [0] * workers, -1
     while done > 0:
-        active = [w for w, total in enumerate(batches_per_worker) if taken[w] < total]
+        active = [w for w in range(workers) if taken[w] < batches_per_worker[w]]
         if not active:
             break
         rounds = min(done // len(active), min(batches_per_worker[w] - taken[w] for w in active))
-        if rounds:
-            for worker in active:
-                taken[worker] += rounds
-            done -= rounds * len(active)
-            continue
-        for worker in active[:done]:  # a last, partial round
-            taken[worker] += 1
-        done = 0
-    return taken
+        served = active if rounds else active[:done]  # whole rounds, or a last, partial one
+        for worker in served:
+            taken[worker] += rounds or 1
+        done -= len(served) * (rounds or 1)
+        last = served[-1]
+    return taken, (last + 1) % workers
 
 
 class InstanceStream(torch.utils.data.IterableDataset):
@@ -342,25 +340,29 @@ class InstanceStream(torch.utils.data.IterableDataset):
         _, world_size = self.ranks()
         return sum(self.phase.records) // world_size
 
-    def _skipped_rows(self, *, worker: int, workers: int) -> int:
+    def _resume_point(self, workers: int) -> tuple:
+        """(rows each worker's share had delivered, the share whose batch came next) where this
+        epoch was interrupted; (zeros, 0) at an epoch's start."""
         if self._resume is None or self._resume[0] != self.epoch:
-            return 0
+            return [0] * workers, 0
         _, batches, batch_size, drop_last = self._resume
         rows = [sum(end - first for _, first, end in self.pieces(worker=w, workers=workers)) for w in range(workers)]
-        per_worker = [n // batch_size if drop_last else -(-n // batch_size) for n in rows]
-        return batches_taken(per_worker, batches)[worker] * batch_size
+        taken, following = batches_taken([n // batch_size if drop_last else -(-n // batch_size) for n in rows], batches)
+        return [count * batch_size for count in taken], following
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        rows = self._read(self.pieces(worker=worker, workers=workers))
+        skipped, following = self._resume_point(workers)
+        # A resumed DataLoader asks its worker 0 first: it reads the share whose turn it was.
+        share = (worker + following) % workers
+        rows = self._read(self.pieces(worker=share, workers=workers))
         if self.shuffle and self.shuffle_buffer > 1:
             rank, _ = self.ranks()
             rows = shuffled(rows, buffer=self.shuffle_buffer,
-                            rng=np.random.default_rng([self.seed, self.epoch, rank, worker]))
-        skip = self._skipped_rows(worker=worker, workers=workers)
+                            rng=np.random.default_rng([self.seed, self.epoch, rank, share]))
         for index, row in enumerate(rows):
-            if index >= skip:
+            if index >= skipped[share]:
                 yield row
 
     def _read(self, pieces):
