@@ -547,3 +547,79 @@ def test_the_export_is_the_model(sample_runs, tmp_path, cache, one_thread):
     with torch.no_grad():
         weight.copy_(weight.T.clone())
     assert abs(mlm_and_nsp_losses(model, batches)[0] - mlm) > 0.05 * mlm, "a transposed weight changes the loss"
+
+
+# ---------------------------------------------------------------- the recipe of docs/pytorch.md
+
+PYTORCH_DOC = REPO / "docs" / "pytorch.md"
+
+
+def doc_blocks(language: str) -> list:
+    """The fenced blocks of docs/pytorch.md in ``language`` ("" for unmarked ones)."""
+    blocks, current, fence = [], None, None
+    for line in PYTORCH_DOC.read_text(encoding="utf-8").splitlines(keepends=True):
+        if current is None and line.startswith("```"):
+            current, fence = [], line[3:].strip()
+        elif current is not None and line.startswith("```"):
+            if fence == language:
+                blocks.append("".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def replaced(text: str, replacements: dict) -> str:
+    for old, new in replacements.items():
+        assert old in text, f"docs/pytorch.md no longer has {old!r}: update this test with it"
+        text = text.replace(old, new)
+    return text
+
+
+def test_the_recipe_runs_offline_against_a_hub_cache(tmp_path, offline_hub, bundled_vocab, one_thread):
+    """docs/pytorch.md's data command and Python, as written, with HF_HUB_OFFLINE=1 and a cache
+    folder holding hfl/chinese-roberta-wwm-ext as the hub client lays it out: its config.json,
+    pytorch_model.bin (a tiny BERT made here) and vocab.txt (Google's, which it is). Only the size
+    of the run is changed: length 64 and jieba for the data, 3 steps of 2 for the Trainer."""
+    import shlex
+
+    from tests.test_hub import cache_repo
+    from wwm_cli import main
+
+    torch.manual_seed(0)
+    tiny = transformers.BertForPreTraining(transformers.BertConfig(**TINY_BERT))
+    weights = tmp_path / "pytorch_model.bin"
+    torch.save(tiny.state_dict(), weights)
+    config = {**TINY_BERT, "architectures": ["BertForMaskedLM"], "model_type": "bert"}
+    cache_repo(offline_hub, "hfl/chinese-roberta-wwm-ext", {
+        "config.json": json.dumps(config).encode(), "pytorch_model.bin": weights.read_bytes(),
+        "vocab.txt": bundled_vocab.to_bytes()})
+
+    (command,) = [block for block in doc_blocks("") if block.startswith("wwm run --input 'corpus/*.txt'")]
+    argv = shlex.split(command.replace("\\\n", " "))[1:]
+    argv = [{"corpus/*.txt": sample_files(tmp_path / "corpus"), "data/": str(tmp_path / "data")}.get(a, a)
+            for a in argv]
+    assert main(argv + ["--segmenter=jieba", "--max_seq_length=64", *LOCAL]) == 0
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert manifest["recipe"] == "roberta-wwm-ext" and manifest["masking"] == "dynamic"
+
+    (setup,) = [block for block in doc_blocks("python") if "from_pretrained(\"hfl/chinese-roberta-wwm-ext\")" in block]
+    (training,) = [block for block in doc_blocks("python") if "Trainer(model=model" in block]
+    check = ("state = model.state_dict()\n"
+             "saved = torch.load('pytorch_model.bin', weights_only=True)\n"
+             "assert all(torch.equal(state[name], saved[name]) for name in state if name in saved)\n"
+             "assert {n for n in state if not n.endswith('position_ids')} <= set(saved)\n"
+             "print('epoch', collator.epoch)\n")
+    training = replaced(training, {"num_train_epochs=5,": "max_steps=3,", "per_device_train_batch_size=32,":
+                                   "per_device_train_batch_size=2,", "gradient_accumulation_steps=4,":
+                                   "gradient_accumulation_steps=1,"})
+    script = tmp_path / "recipe.py"
+    script.write_text("torch_threads = __import__('torch').set_num_threads(1)\n" + setup + check + training
+                      + "print('epoch', collator.epoch)\n", encoding="utf-8")
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(offline_hub),
+                   "WWM_CACHE": str(tmp_path / "wwm-cache")}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "models" / "roberta-wwm-ext-domain" / "model.safetensors").exists()
+    assert result.stdout.split().count("epoch") == 2
