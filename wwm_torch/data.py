@@ -218,9 +218,9 @@ class InstanceDataset(torch.utils.data.Dataset):
 
     def _open(self):
         readers = [pa.ipc.open_file(pa.memory_map(path)) for path in self._paths]
-        self._files = [column_matrices(reader.get_batch(0)) if reader.num_record_batches else {} for reader in readers]
-        self._starts = np.cumsum([0] + [reader.num_record_batches and reader.get_batch(0).num_rows for reader in
-                                        readers])
+        batches = [reader.get_batch(0) for reader in readers if reader.num_record_batches]  # empty files have none
+        self._files = [column_matrices(batch) for batch in batches]
+        self._starts = np.cumsum([0] + [batch.num_rows for batch in batches])
 
     def __getstate__(self):  # DataLoader workers started with spawn map the files again
         return {"phase": self.phase, "_paths": self._paths}
