@@ -7,7 +7,7 @@ setuptools.setup(
     description="Whole-word-masked pretraining data for Chinese BERT (BERT-wwm, RoBERTa-wwm-ext) on Apache Beam",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["wwm_core", "wwm_core.*", "pipelines", "pipelines.*", "wwm_trainer", "wwm_trainer.*",
-                                             "wwm_cli", "wwm_cli.*"]),
+                                             "wwm_cli", "wwm_cli.*", "wwm_torch", "wwm_torch.*"]),
     package_data={"wwm_core": ["data/*.txt", "data/NOTICE", "data/sample/*"]},
     install_requires=[
         "apache-beam[gcp]>=2.77,<3",
@@ -28,12 +28,17 @@ setuptools.setup(
     ],
     extras_require={
         "tf": ["tensorflow-cpu>=2.16", "keras>=3.0", "safetensors>=0.4", "h5py>=3.10"],
+        # wwm_torch: PyTorch datasets and the whole-word-mask collator; transformers and accelerate
+        # for its Trainer. Any torch build (CPU or CUDA) the user's platform installs.
+        "torch": ["torch>=2.6", "transformers>=4.46", "accelerate>=1.1"],
         # LTP's neural models (torch); the legacy perceptron needs only ltp-extension.
         "ltp-neural": ["ltp>=4.2"],
         # `wwm report` and `wwm run --report`: the plots.
         "report": ["matplotlib>=3.8"],
         "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "safetensors>=0.4",
-                 "datasets>=3", "scipy>=1.10", "seqeval>=1.2.2", "matplotlib>=3.8", "pillow>=10", "dockerfile>=3.4"],
+                 "datasets>=3", "scipy>=1.10", "seqeval>=1.2.2", "matplotlib>=3.8", "pillow>=10", "dockerfile>=3.4",
+                 # wwm_torch's tests (requirements.lock pins the CPU build of torch)
+                 "torch>=2.6", "transformers>=4.46", "accelerate>=1.1"],
     },
     entry_points={"console_scripts": ["wwm=wwm_cli:program"]},
 )

@@ -542,12 +542,13 @@ def shard_name(index: int, num_shards: int, suffix: str) -> str:
 class ParquetShard:
     """Instances as a Parquet file streamed into a ShardFile, one row group per batch. Columns
     are the schema's features under their Parquet names: lists of int32 (float32 for weights);
-    one-value features (the sentence label) are plain int8 columns."""
+    one-value features are plain columns of their ``parquet_dtype`` (the sentence label int8, the
+    instance id int64)."""
 
     def __init__(self, shard_file: ShardFile, features):
         self.shard_file = shard_file
         self.features = features
-        self.schema = pa.schema([(f.parquet_name, pa.int8() if f.length == 1 else
+        self.schema = pa.schema([(f.parquet_name, pa.from_numpy_dtype(np.dtype(f.parquet_dtype)) if f.length == 1 else
                                   pa.list_(pa.float32() if f.dtype == "float" else pa.int32())) for f in features])
         self._writer = pq.ParquetWriter(ParquetSink(shard_file), self.schema, compression="zstd")
 
@@ -562,7 +563,7 @@ class ParquetShard:
                     pa.array(values.ravel().astype(np.float32 if pa.types.is_floating(field.type.value_type)
                                                    else np.int32))))
             else:
-                arrays.append(pa.array(values.ravel().astype(np.int8)))
+                arrays.append(pa.array(values.ravel().astype(field.type.to_pandas_dtype())))
         self.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
 
     def write_table(self, table) -> None:

@@ -237,7 +237,14 @@ def test_parquet_output_loads_with_hugging_face_datasets(real_corpus, tmp_path):
     assert len(dataset) == manifest["num_instances"]
     assert set(dataset.column_names) == {"input_ids", "token_type_ids", "attention_mask", "word_ids",
                                          "masked_lm_positions", "masked_lm_ids", "masked_lm_weights",
-                                         "next_sentence_label"}
+                                         "next_sentence_label", "instance_id"}
+    # Instance ids: unique, and per shard the bucket's number (high 32 bits) and the row's (low 32).
+    ids = dataset["instance_id"]
+    assert len(set(ids)) == len(ids)
+    for name in manifest["parquet_files"]:
+        shard, rows = int(name.split("-")[1]), manifest["file_info"][name]["records"]
+        shard_ids = pq.read_table(tmp_path / "pq" / name)["instance_id"].to_pylist()
+        assert shard_ids == [(shard << 32) + row for row in range(rows)]
     records = parsed_records(tmp_path / "pq", manifest)
     for row, record in zip(dataset, records):
         assert row["input_ids"] == record["input_ids"] and row["attention_mask"] == record["input_mask"]

@@ -1,7 +1,11 @@
-"""The architecture as the imports show it: four packages in layers, and no import cycles.
+"""The architecture as the imports show it: five packages in layers, and no import cycles.
 
     wwm_cli (the command) --> pipelines (Beam stages) --> wwm_core (pure)
-                         \\--> wwm_trainer (TensorFlow) --/
+                         \\--> wwm_trainer (TensorFlow) --/      /
+                              wwm_torch (PyTorch, an extra) ----/
+
+PyTorch is optional: only wwm_torch imports it (and transformers), and nothing imports wwm_torch;
+a test runs `wwm run --then_train` and checks that neither was loaded.
 
 The graph is read from the source files with ``ast``: every import statement, those inside
 functions too (a lazy import is still a dependency; it only moves the failure to run time).
@@ -16,14 +20,19 @@ import sys
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGES = ("wwm_core", "pipelines", "wwm_cli", "wwm_trainer")
-# What each package may import of the others (and of Beam); wwm_cli, the top, may import all.
+PACKAGES = ("wwm_core", "pipelines", "wwm_cli", "wwm_trainer", "wwm_torch")
+TORCH = {"torch", "transformers", "accelerate", "wwm_torch"}
+# What each package may import of the others (and of Beam, TensorFlow, PyTorch); wwm_cli, the top,
+# may import all but PyTorch.
 FORBIDDEN = {
-    "wwm_core": {"apache_beam", "pipelines", "wwm_cli", "wwm_trainer"},
-    "wwm_trainer": {"apache_beam", "pipelines", "wwm_cli"},
-    "pipelines": {"wwm_cli", "wwm_trainer"},
-    "wwm_cli": set(),
+    "wwm_core": {"apache_beam", "pipelines", "wwm_cli", "wwm_trainer"} | TORCH,
+    "wwm_trainer": {"apache_beam", "pipelines", "wwm_cli"} | TORCH,
+    "pipelines": {"wwm_cli", "wwm_trainer"} | TORCH,
+    "wwm_cli": TORCH,
+    "wwm_torch": {"apache_beam", "pipelines", "wwm_cli", "wwm_trainer", "tensorflow"},
 }
+# LTP's neural models run on torch (the ltp-neural extra): loaded only when such a model is named.
+ALLOWED = {("wwm_core.segmentation", "torch")}
 
 
 def _modules() -> dict:
@@ -140,7 +149,7 @@ def test_each_package_imports_only_the_layers_below_it():
     for module in MODULES:
         forbidden = FORBIDDEN[module.split(".")[0]]
         for name, line, _ in imports_of(module):
-            if name.split(".")[0] in forbidden:
+            if name.split(".")[0] in forbidden and (module, name) not in ALLOWED:
                 wrong.append(f"{MODULES[module][0].relative_to(ROOT)}:{line} imports {name}")
     assert not wrong, "\n".join(wrong)
 
@@ -170,3 +179,23 @@ def test_the_trainer_and_the_core_load_without_beam():
                             text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"core": [], "trainer": []}
+
+
+def test_wwm_run_and_the_tensorflow_trainer_never_import_torch(tmp_path):
+    """In a fresh interpreter: `wwm run --then_train` (the pipeline, then the trainer and its
+    exports, in one process) on the bundled sample, then what it loaded."""
+    script = (
+        "import json, sys\n"
+        "from wwm_cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(TORCH)!r}))\n"
+        "print(json.dumps({'status': status, 'loaded': loaded}))\n")
+    sample = ROOT / "wwm_core" / "data" / "sample" / "corpus.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "run", f"--input={sample}", f"--output={tmp_path / 'out'}", "--segmenter=char",
+         "--max_seq_length=64", "--dupe_factor=1", "--runner=BundleBasedDirectRunner", "--progress=off",
+         "--then_train", f"--model_dir={tmp_path / 'model'}", "--model_config=tiny", "--train_batch_size=4",
+         "--num_train_steps=2"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"status": 0, "loaded": []}
+    assert (tmp_path / "model" / "export_hf" / "model.safetensors").exists(), "the trainer ran and exported"

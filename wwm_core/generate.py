@@ -65,6 +65,14 @@ def count_histogram(stats, name: str, values, *, width: int = 1, log2: bool = Fa
         stats[f"hist.{name}.{edge}"] += count
 
 
+def instance_ids(shard_index: int, first_row: int, count: int) -> np.ndarray:
+    """The ids of rows ``first_row``, ... of a bucket's shard: the bucket in the high 32 bits, the
+    row in the low; unique within a phase, and the same in every run of the same command."""
+    if first_row + count > 1 << 32:
+        raise ValueError(f"bucket {shard_index} makes more than 2**32 instances at one length")
+    return (np.int64(shard_index) << 32) + np.arange(first_row, first_row + count, dtype=np.int64)
+
+
 def batch_rows(max_seq_length: int) -> int:
     return max(1, BATCH_CELLS // max_seq_length)
 
@@ -302,11 +310,14 @@ class ShardMaker:
             streams = self._packed_plans(bucket, phase, shard_index=shard_index)
         else:
             streams = [(bucket.pool, self.plans(bucket, phase, shard_index=shard_index, stats=stats))]
+        written = 0
         for pool, plans in streams:
             for first in range(0, len(plans), rows):
-                yield make_batch(plans[first:first + rows], pool, special=self.special, phase=phase,
-                                 masked_lm_prob=config.masked_lm_prob, masking=config.masking,
-                                 with_word_ids=self.output.parquet)
+                batch = make_batch(plans[first:first + rows], pool, special=self.special, phase=phase,
+                                   masked_lm_prob=config.masked_lm_prob, masking=config.masking,
+                                   with_word_ids=self.output.parquet)
+                yield dataclasses.replace(batch, instance_ids=instance_ids(shard_index, written, len(batch)))
+                written += len(batch)
 
     def count_batch(self, stats, batch, phase) -> None:
         """Per-phase counters (``phase.<length>.*``) of one batch: instances, tokens, padding,

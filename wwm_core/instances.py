@@ -158,6 +158,7 @@ class InstanceBatch:
     masked_ids: np.ndarray = None  # (n, max_predictions_per_seq) int32, the original ids
     num_masked: np.ndarray = None  # (n,)
     masked_group_sizes: np.ndarray = None  # bincount of the masked whole-word groups' sizes in tokens
+    instance_ids: np.ndarray = None  # (n,) int64, unique within a phase (records.py: instance_id)
 
     def __len__(self):
         return len(self.lengths)

@@ -22,7 +22,10 @@ import platform
 from wwm_core.errors import UsageError
 
 MANIFEST = "manifest.json"
-VERSION = 2
+# 3: Parquet instances have an ``instance_id`` column. Version 2 reads as it is (its Parquet has
+# none: wwm_torch refuses to mask such data dynamically); version 1 is upgraded.
+VERSION = 3
+READABLE_VERSIONS = (2, 3)
 KINDS = ("instances", "phases", "documents", "segmentation")
 TOOL = "wwm-data"
 # The libraries whose versions decide the bytes of the output.
@@ -151,9 +154,10 @@ def parse_manifest(data: bytes, *, path: str, kinds=KINDS) -> Manifest:
     if "format" in values and "manifest_version" not in values:
         values = _upgrade_v1(values, path)
     version = values.pop("manifest_version", None)
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
         raise ManifestError(f"{path} has manifest_version {version!r}; this wwm-data ({tool_version()}) reads "
-                            f"version {VERSION} (and upgrades version 1): use a matching wwm-data, or make the data again")
+                            f"versions {' and '.join(map(str, READABLE_VERSIONS))} (and upgrades version 1): use a "
+                            "matching wwm-data, or make the data again")
     kind = values.get("kind")
     if kind not in kinds:
         hint = {"documents": " (the output of `wwm prepare`: run `wwm run --input_format parquet` on it first)",

@@ -30,13 +30,19 @@ class Feature:
     length: object  # SEQ, PRED or a number
     parquet_name: str  # the Parquet column (Hugging Face's names where it has one)
     source: str  # the InstanceBatch attribute (or derived value) it is made from
+    parquet_dtype: str = None  # a one-value feature's Parquet column type (lists: int32, float32)
+    parquet_only: bool = False  # not in the TFRecords (whose bytes stay Google's features)
 
 
 _INPUT = (
     Feature("input_ids", "int64", SEQ, "input_ids", "input_ids"),
     Feature("input_mask", "int64", SEQ, "attention_mask", "input_mask"),
     Feature("segment_ids", "int64", SEQ, "token_type_ids", "segment_ids"),
-    Feature("next_sentence_labels", "int64", 1, "next_sentence_label", "labels"),
+    Feature("next_sentence_labels", "int64", 1, "next_sentence_label", "labels", parquet_dtype="int8"),
+    # Unique within a phase's output (the bucket's number in the high 32 bits, the row's number in
+    # its bucket's shard in the low), the same in every run of the same command: what dynamic masks
+    # are drawn from in PyTorch (wwm_torch), whatever the worker, rank or row order.
+    Feature("instance_id", "int64", 1, "instance_id", "instance_ids", parquet_dtype="int64", parquet_only=True),
 )
 SCHEMAS = {
     # What Google's run_pretraining.py reads.
@@ -55,10 +61,12 @@ NOT_A_WORD = 0
 
 def schema(masking: str, *, parquet: bool = False) -> tuple:
     """The features of an output form. TFRecords of static masks keep Google's seven features
-    (word_ids are for Parquet users, who mask themselves or check masks against words)."""
+    (word_ids are for Parquet users, who mask themselves or check masks against words); the
+    instance id is Parquet's only."""
     features = SCHEMAS[masking]
-    if masking == "static" and not parquet:
-        features = tuple(f for f in features if f.name != "word_ids")
+    if not parquet:
+        features = tuple(f for f in features
+                         if not f.parquet_only and not (masking == "static" and f.name == "word_ids"))
     return features
 
 
@@ -75,7 +83,8 @@ def feature_values(batch, feature: Feature, *, max_seq_length: int, max_predicti
         return (np.arange(max_predictions_per_seq)[None, :] < batch.num_masked[:, None]).astype("<f4")
     if feature.source == "labels":
         return np.asarray(batch.labels, dtype=np.uint8)[:, None]
-    return getattr(batch, feature.source)
+    values = getattr(batch, feature.source)
+    return values[:, None] if values.ndim == 1 else values
 
 
 # ---- tf.train.Example bytes ----
