@@ -451,13 +451,10 @@ def _assign(buckets):
         yield bucket.order, AssignedBucket(index, len(ordered), bucket)
 
 
-READ_GROUPS_FILE = "read_groups.json"  # in the work folder
-
-
-def write_read_groups(path: str, groups) -> None:
-    """The read groups (lists of InputFiles) as a JSON file: the pipeline reads them from there,
-    so a corpus of 100,000 files does not sit in the job's graph (Dataflow limits its size)."""
-    write_atomically(path, json.dumps([[dataclasses.asdict(file) for file in group] for group in groups]).encode())
+READ_GROUPS_FILE = "read_groups.json"  # in the work folder, for a corpus of very many files
+# The read groups travel in the job's graph up to this size (about 10,000 files); more are written
+# to the work folder and read from there: Dataflow refuses graphs over 10 MB.
+INLINE_READ_GROUPS_BYTES = 2 * 1024 * 1024
 
 
 def read_groups_of(path: str):
@@ -500,11 +497,17 @@ class MakeBuckets(beam.PTransform):
         return [tuple(files[i] for i in group) for group in positions]
 
     def expand(self, pipeline):
-        groups_file = join(self._work_folder, READ_GROUPS_FILE)
-        write_read_groups(groups_file, self.read_groups())  # at launch, where the pipeline is built
-        read = (pipeline
-                | "ReadGroupsFile" >> beam.Create([groups_file])
-                | "ReadGroups" >> beam.FlatMap(read_groups_of)
+        groups = self.read_groups()
+        encoded = json.dumps([[dataclasses.asdict(file) for file in group] for group in groups]).encode()
+        if len(encoded) <= INLINE_READ_GROUPS_BYTES:
+            groups = pipeline | "ReadGroups" >> beam.Create(groups)
+        else:  # written at launch, where the pipeline is built
+            groups_file = join(self._work_folder, READ_GROUPS_FILE)
+            write_atomically(groups_file, encoded)
+            groups = (pipeline
+                      | "ReadGroupsFile" >> beam.Create([groups_file])
+                      | "ReadGroups" >> beam.FlatMap(read_groups_of))
+        read = (groups
                 | "Units" >> beam.FlatMap(plan_group, sources=self._sources, unit_bytes=self._bucket_bytes)
                 | "SpreadUnits" >> beam.Reshuffle()
                 | "ReadAndClean" >> beam.ParDo(ReadAndClean(

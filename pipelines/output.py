@@ -319,7 +319,11 @@ class OutputClaim:
 
     def __exit__(self, kind, error, traceback):
         if error is None:
-            self.release()
+            # Handed over (a Dataflow template, a Dataproc jar): the job writes here after this
+            # command returns; what the launch wrote is vouched for until its manifest is.
+            handed_over = earlier_run(self.output, output_entries(self.output)) != "finished"
+            self.release(unfinished="handed over: the job writes its manifest when it has run" if handed_over
+                         else None)
             return False
         number = stopped_by()
         self.release(unfinished=f"stopped by {signal.Signals(number).name}" if number else
