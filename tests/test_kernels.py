@@ -41,16 +41,3 @@ def test_a_documents_plans_depend_on_its_seed_and_the_pool_only(seed):
         assert [tuple(row) for row in together.tolist()] == [tuple(plan) for plan in alone]
         assert ((together[:, 2] - together[:, 1]) + np.where(together[:, 3] >= 0, together[:, 5] - together[:, 4], 0)
                 <= phase.max_seq_length - 3).all()
-
-
-def test_loading_the_kernels_skips_numbas_blas_probe_and_leaves_scipy_importable():
-    """numba's numpy support probes for BLAS by importing scipy.linalg (0.2 CPU-s a process); the
-    kernels load without it, and afterwards scipy.linalg (datasketch's) still imports."""
-    import subprocess
-    import sys
-
-    code = ("import sys\nfrom wwm_core import kernels\nkernels.truncated_lengths(5, 6, 10)\n"
-            "print('scipy.linalg' in sys.modules)\nimport scipy.linalg.cython_blas\nimport datasketch\n"
-            "print(datasketch.MinHash(num_perm=16).count() >= 0)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["False", "True"]

@@ -404,7 +404,7 @@ def _regex(action) -> str:
         return "^(" + "|".join(re.escape(str(choice)) for choice in action.choices) + ")$"
     if action.type is int:
         return r"^-?[0-9]+$"
-    if action.type is float:
+    if action.type in (float, flags.finite_float):
         return r"^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$"
     if action.type is flags.boolean:
         return f"^({_BOOLEAN_WORDS}|on|off)$"
