@@ -185,6 +185,15 @@ def phase_statistics(counters: dict, instances, phase) -> dict:
                 "expected": instances.masked_lm_prob,
                 "measured": count_of["masked_tokens"] / count_of["instance_tokens"],
                 "note": "masked tokens / real tokens ([CLS] and [SEP] included, as in Google's budget)"}
+        spans = {int(name.rsplit(".", 1)[1]): value for name, value in counters.items()
+                 if name.startswith(f"hist.{prefix}masked_span_words.")}
+        if spans:
+            total = sum(spans.values())
+            statistics["masked_spans"] = {
+                "spans": total, "mean_words": sum(words * n for words, n in spans.items()) / total,
+                "share_by_words": {str(words): spans[words] / total for words in sorted(spans)},
+                "weights": {str(k + 1): w / sum(instances.ngram_weights)
+                                            for k, w in enumerate(instances.ngram_weights)}}
         for other in ("packed", "unpacked"):  # what the other layout would have padded
             if count_of[f"{other}_instances"]:
                 statistics[f"padding_share_{other}_estimate"] = 1 - count_of[f"{other}_tokens"] / (

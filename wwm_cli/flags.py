@@ -54,6 +54,17 @@ def boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def float_list(text: str) -> tuple:
+    """``1`` or ``0.4,0.3,0.2,0.1``."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from error
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
 def int_list(text: str) -> tuple:
     """``128`` or ``128,512``."""
     try:
@@ -178,6 +189,9 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     add("--allow_fewer_predictions", action="store_true",
         help="accept a --max_predictions_per_seq that caps masking below --masked_lm_prob")
     add("--masked_lm_prob", type=float, help=RECIPE_DEFAULT + " (0.15)")
+    add("--ngram_weights", type=float_list, help="N-gram whole-word masking: the chances of masking a span of 1, 2, "
+        "3, ... consecutive whole words (MacBERT: 0.4,0.3,0.2,0.1); spans are taken in random order while they fit "
+        "the budget, never cut, never across [SEP]; 1: one word at a time; " + RECIPE_DEFAULT + " (1)")
     add("--short_seq_prob", type=float, help="pairs: share of instances with a shorter target length; "
         + RECIPE_DEFAULT + " (0.1)")
     add("--dupe_factor", type=int, help="each document is used this many times with different masks; "
@@ -197,7 +211,7 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
 
 
 RECIPE_INSTANCE_FLAGS = ("masked_lm_prob", "short_seq_prob", "dupe_factor", "sentence_task", "paired_input",
-                         "masking")
+                         "masking", "ngram_weights")
 
 
 def sources_from_args(args, *, opencc_default: str) -> tuple:

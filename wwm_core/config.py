@@ -17,6 +17,7 @@ import dataclasses
 import json
 
 from wwm_core.errors import UsageError
+from wwm_core.masking import WORD_LEVEL, check_ngram_weights
 from wwm_core.recipes import DEFAULT_RECIPE, RECIPES, default_max_predictions, minimum_max_predictions
 from wwm_core.segmentation import SEGMENTERS
 from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
@@ -116,6 +117,7 @@ class InstancesConfig:
     short_seq_prob: float
     dupe_factor: int
     pack_across_documents: bool = False  # sentence_task none, one segment: RoBERTa's FULL-SENTENCES
+    ngram_weights: tuple = WORD_LEVEL  # chances of masking spans of 1, 2, ... whole words (MacBERT: 0.4,0.3,0.2,0.1)
     random_seed: int = 12345
     vocab_file: str = None  # None: Google's bert-base-chinese vocabulary, bundled
     do_lower_case: bool = True
@@ -136,6 +138,10 @@ class InstancesConfig:
         ])
         lengths = [phase.max_seq_length for phase in self.phases]
         _check([(len(set(lengths)) == len(lengths), f"--max_seq_length lists a length twice: {lengths}")])
+        try:
+            object.__setattr__(self, "ngram_weights", check_ngram_weights(self.ngram_weights))
+        except ValueError as error:
+            raise UsageError(f"--ngram_weights: {error}") from None
         for phase in self.phases:
             length, predictions = phase.max_seq_length, phase.max_predictions_per_seq
             least = minimum_max_predictions(length, self.masked_lm_prob)
@@ -233,7 +239,8 @@ class RunConfig:
                         for source in values.get("sources", []))
         instances = values.get("instances")
         if instances is not None:
-            instances = InstancesConfig(**{**instances, "phases": tuple(Phase(**p) for p in instances["phases"])})
+            instances = InstancesConfig(**{**instances, "phases": tuple(Phase(**p) for p in instances["phases"]),
+                                           "ngram_weights": tuple(instances.get("ngram_weights", WORD_LEVEL))})
         runner = values.get("runner") or {}
         segmentation = values.get("segmentation")
         return cls(sources=sources or (SourceSpec("unknown", "text", ("-",), "none"),),
@@ -272,7 +279,7 @@ def instances_from_recipe(name: str = DEFAULT_RECIPE, **overrides) -> InstancesC
     predictions = overrides.pop("max_predictions", None)
     values = dict(recipe=name, sentence_task=recipe.sentence_task, paired_input=recipe.paired_input,
                   masking=recipe.masking, masked_lm_prob=recipe.masked_lm_prob, short_seq_prob=recipe.short_seq_prob,
-                  dupe_factor=recipe.dupe_factor)
+                  dupe_factor=recipe.dupe_factor, ngram_weights=recipe.ngram_weights)
     values.update(overrides)
     if "sentence_task" in overrides and "paired_input" not in overrides:
         # A task chosen by hand: pairs for NSP and SOP, one segment without a task.

@@ -306,7 +306,7 @@ class ShardMaker:
             for first in range(0, len(plans), rows):
                 yield make_batch(plans[first:first + rows], pool, special=self.special, phase=phase,
                                  masked_lm_prob=config.masked_lm_prob, masking=config.masking,
-                                 with_word_ids=self.output.parquet)
+                                 with_word_ids=self.output.parquet, ngram_weights=config.ngram_weights)
 
     def count_batch(self, stats, batch, phase) -> None:
         """Per-phase counters (``phase.<length>.*``) of one batch: instances, tokens, padding,
@@ -323,6 +323,9 @@ class ShardMaker:
             for size, count in enumerate(batch.masked_group_sizes.tolist()):
                 if count:
                     stats[f"hist.{prefix}masked_word_tokens.{min(size, 16)}"] += count
+            for words, count in enumerate(batch.masked_span_words.tolist()):
+                if count:
+                    stats[f"hist.{prefix}masked_span_words.{words}"] += count
 
     def parquet_columns(self, batch, phase) -> dict:
         """{Parquet column: (n, length) values} of a batch, from the schema."""

@@ -25,7 +25,7 @@ import typing
 
 import numpy as np
 
-from wwm_core import kernels
+from wwm_core import kernels, masking as masks
 
 @dataclasses.dataclass(frozen=True)
 class SpecialIds:
@@ -158,6 +158,8 @@ class InstanceBatch:
     masked_ids: np.ndarray = None  # (n, max_predictions_per_seq) int32, the original ids
     num_masked: np.ndarray = None  # (n,)
     masked_group_sizes: np.ndarray = None  # bincount of the masked whole-word groups' sizes in tokens
+    masked_span_words: np.ndarray = None  # bincount of the masked spans' lengths in words
+    replacements: dict = None  # MacBERT's per-word counts (masking.MACBERT_COUNTERS)
 
     def __len__(self):
         return len(self.lengths)
@@ -174,24 +176,45 @@ def gather(fields: np.ndarray, pool: TokenPool, *, special: SpecialIds, max_seq_
                                pool.doc_offsets, special.cls, special.sep, max_seq_length)
 
 
+def maskable_tokens(ids, lengths, *, special: SpecialIds) -> np.ndarray:
+    """(n, width) bool: the tokens masking may choose: real tokens other than [CLS] and [SEP]."""
+    real = np.arange(ids.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    return real & (ids != special.cls) & (ids != special.sep)
+
+
 def mask_whole_words(ids, group_start, lengths, seeds, *, special: SpecialIds, masked_lm_prob: float,
-                     max_predictions_per_seq: int):
-    """Google's create_masked_lm_predictions with do_whole_word_mask=True, for a batch of rows.
+                     max_predictions_per_seq: int, ngram_weights=masks.WORD_LEVEL, replacement: str = "bert",
+                     similar=None):
+    """Google's create_masked_lm_predictions with do_whole_word_mask=True, for a batch of rows
+    (``masking.choose_spans`` then ``masking.replace_words``).
 
     Per row: groups (words) in a uniformly random order are taken whole while they fit in the
     budget min(max_predictions, max(1, round(len * prob))); a group that would overflow is
     skipped, never cut. Each chosen token independently becomes [MASK] (80%), stays (10%) or
     becomes a random id (10%), as in Google's code. Returns (output_ids, positions, labels, counts,
-    masked group sizes as a bincount).
+    masked group sizes as a bincount). ``ngram_weights``: spans of several whole words;
+    ``replacement`` "macbert": MacBERT's per-word rule with ``similar`` words.
 
     Each token has three draws from its row's SplitMix64 stream, by column c of a row of width w:
     draw c orders the groups (a group's draw is its first token's), draw w + c chooses the
     replacement and draw 2w + c the random id; so any token's draws can be computed alone.
     """
-    budgets = np.minimum(max_predictions_per_seq, np.maximum(1, np.round(lengths * masked_lm_prob))).astype(np.int64)
-    return kernels.mask_rows(np.ascontiguousarray(ids, dtype=np.int32), np.ascontiguousarray(group_start),
-                             np.asarray(lengths, dtype=np.int64), np.asarray(seeds, dtype=np.uint64), budgets,
-                             special.cls, special.sep, special.mask, special.vocab_size, max_predictions_per_seq)
+    spans, replaced = _mask(ids, group_start, lengths, seeds, special=special, masked_lm_prob=masked_lm_prob,
+                            max_predictions_per_seq=max_predictions_per_seq, ngram_weights=ngram_weights,
+                            replacement=replacement, similar=similar)
+    return replaced.input_ids, replaced.positions, replaced.labels, replaced.counts, spans.word_sizes
+
+
+def _mask(ids, group_start, lengths, seeds, *, special, masked_lm_prob, max_predictions_per_seq, ngram_weights,
+          replacement, similar):
+    spans = masks.choose_spans(group_start, maskable_tokens(ids, lengths, special=special), lengths, seeds,
+                                 budgets=masks.budgets(lengths, masked_lm_prob=masked_lm_prob,
+                                                         max_predictions=max_predictions_per_seq),
+                                 ngram_weights=ngram_weights)
+    replaced = masks.replace_words(ids, spans.chosen, group_start, lengths, seeds, replacement=replacement,
+                                     mask_id=special.mask, vocab_size=special.vocab_size,
+                                     max_predictions=max_predictions_per_seq, similar=similar)
+    return spans, replaced
 
 
 def word_ids_of(ids, group_start, lengths, *, special: SpecialIds):
@@ -205,7 +228,8 @@ def word_ids_of(ids, group_start, lengths, *, special: SpecialIds):
 
 
 def make_batch(plans, pool: TokenPool, *, special: SpecialIds, phase, masked_lm_prob: float, masking: str = "static",
-               with_word_ids: bool = False) -> InstanceBatch:
+               with_word_ids: bool = False, ngram_weights=masks.WORD_LEVEL, replacement: str = "bert",
+               similar=None) -> InstanceBatch:
     """Plans (Plan tuples or their matrix) -> an InstanceBatch: whole words masked (static), or
     unmasked with word_ids (dynamic)."""
     fields = plans if isinstance(plans, np.ndarray) else plan_matrix(plans)
@@ -215,10 +239,11 @@ def make_batch(plans, pool: TokenPool, *, special: SpecialIds, phase, masked_lm_
     if masking == "dynamic":
         return InstanceBatch(ids, lengths, segment_ids, labels, word_ids)
     seeds = fields[:, Plan._fields.index("seed")].astype(np.uint64)
-    output, positions, masked_ids, counts, group_sizes = mask_whole_words(
-        ids, group_start, lengths, seeds, special=special, masked_lm_prob=masked_lm_prob,
-        max_predictions_per_seq=phase.max_predictions_per_seq)
-    return InstanceBatch(output, lengths, segment_ids, labels, word_ids, positions, masked_ids, counts, group_sizes)
+    spans, replaced = _mask(ids, group_start, lengths, seeds, special=special, masked_lm_prob=masked_lm_prob,
+                            max_predictions_per_seq=phase.max_predictions_per_seq, ngram_weights=ngram_weights,
+                            replacement=replacement, similar=similar)
+    return InstanceBatch(replaced.input_ids, lengths, segment_ids, labels, word_ids, replaced.positions,
+                         replaced.labels, replaced.counts, spans.word_sizes, spans.span_words, replaced.macbert)
 
 
 def packed_pool(pool: TokenPool, doc_lengths, order, *, special: SpecialIds):
