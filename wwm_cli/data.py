@@ -6,13 +6,16 @@ Anything these commands do not know is handed to Beam's PipelineOptions (``--run
 ``--project``, ``--direct_num_workers``, ...).
 """
 import dataclasses
+import hashlib
+import io
 import logging
 import math
 import os
 import shutil
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
+import numpy as np
+from apache_beam.io.filesystems import CompressionTypes, FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, PortableOptions, StandardOptions
 
 from pipelines import local_workers, progress
@@ -96,6 +99,7 @@ def run(argv) -> dict:
 
         check_report_dependencies()  # likewise: no matplotlib is one line now
     vocab = load_vocab(config.instances.vocab_file)
+    similar_words = load_similar_words(config.instances, vocab)
     config, choice = checked_segmenter(config, recipe_default=args.segmenter is None)
     word_cache_folders = word_cache_folders_for(config, choice)
     prepared = prepared_link(config)
@@ -115,7 +119,7 @@ def run(argv) -> dict:
             new_pipeline(config.runner.beam_args) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
                        bucket_bytes=bucket_bytes, word_cache_folders=word_cache_folders, prepared=prepared,
-                       progress=channel)
+                       progress=channel, similar_words=similar_words)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
     remove_work_folder(config.output.path)
@@ -138,6 +142,80 @@ def load_vocab(vocab_file) -> Vocab:
         return Vocab.from_bytes(read_bytes(path))
     except (OSError, ValueError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot use --vocab_file {vocab_file}: {error}") from error
+
+
+def similar_words_cache_folder() -> str:
+    return os.path.join(os.environ.get("WWM_CACHE") or os.path.expanduser("~/.cache/wwm-data"), "similar_words")
+
+
+class _HashingReader(io.RawIOBase):
+    """A stream that hashes what is read from it: the cache key of a vectors file is what was
+    read of it (the first --similar_words_limit words), not the whole file (Tencent's is 16 GB)."""
+
+    def __init__(self, raw):
+        self.raw, self.sha256 = raw, hashlib.sha256()
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self.raw.read(len(buffer))
+        self.sha256.update(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def load_similar_words(instances, vocab):
+    """MacBERT's similar words for ``--replacement macbert``: {"npz": the table in this run's token
+    ids (``masking.SimilarWords``), "about": what the manifest records}, or None. From word2vec
+    vectors, the neighbours are computed once and cached by the bytes read and the settings."""
+    if instances.replacement != "macbert":
+        return None
+    from wwm_core import similar_words as similar
+    from wwm_core.tokenization import make_wordpiece_tokenizer
+
+    path = instances.similar_words
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            reader = _HashingReader(handle)
+            stream = similar.open_stream(reader)
+            if similar.kind_of(stream.peek(256)) == "table":
+                table, kind = similar.parse_table(io.TextIOWrapper(stream, encoding="utf-8")), "table"
+            else:
+                words, vectors, form = similar.read_word2vec(stream, max_words=instances.similar_words_limit)
+                kind = f"word2vec {form}"
+                key = similar.cache_key(reader.sha256.hexdigest(), max_words=instances.similar_words_limit,
+                                        neighbours=similar.NEIGHBOURS)
+                cached = os.path.join(similar_words_cache_folder(), f"{key}.tsv")
+                if os.path.exists(cached):
+                    log.info("similar words of %s: the cached neighbours in %s", path, cached)
+                    with open(cached, encoding="utf-8") as lines:
+                        table = similar.parse_table(lines)
+                else:
+                    log.info("similar words of %s: the %d nearest of each of its %d words (%d dimensions), once",
+                             path, similar.NEIGHBOURS, len(words), vectors.shape[1])
+                    table = similar.nearest_neighbours(words, vectors)
+                    os.makedirs(os.path.dirname(cached), exist_ok=True)
+                    temporary = f"{cached}.tmp-{os.getpid()}"
+                    with open(temporary, "wb") as out:
+                        out.write(similar.table_bytes(table))
+                    os.replace(temporary, cached)
+    except (OSError, ValueError, UnicodeDecodeError, EOFError) as error:
+        raise UsageError(f"cannot use --similar_words {path}: {error}") from error
+    tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=instances.do_lower_case)
+    table_ids = similar.tokenized(table, tokenizer)
+    data = table_ids.to_npz_bytes()
+    with_candidates = int(np.count_nonzero(np.diff(table_ids.candidate_offsets)))
+    log.info("similar words: %d words, %d with a candidate of their own length in tokens", len(table_ids),
+             with_candidates)
+    if not with_candidates:
+        raise UsageError(f"--similar_words {path}: no word has a candidate with as many tokens as itself, so MacBERT's "
+                         "replacement would be random tokens everywhere")
+    return {"npz": data, "about": {"source": path, "kind": kind, "words": len(table_ids),
+                                   "words_with_candidates": with_candidates,
+                                   "sha256": hashlib.sha256(data).hexdigest(),
+                                   "source_sha256_read": reader.sha256.hexdigest(),
+                                   "limit": instances.similar_words_limit if kind != "table" else None}}
 
 
 def checked_segmenter(config, *, recipe_default: bool):

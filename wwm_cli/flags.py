@@ -11,6 +11,7 @@ from wwm_core.config import (INPUT_FORMATS, MASKING, OUTPUT_FORMATS, SEGMENTERS,
                              InstancesConfig, OutputConfig, RunConfig, RunnerConfig, SegmentationConfig, SourceSpec,
                              instances_from_recipe)
 from wwm_core.errors import UsageError
+from wwm_core.masking import REPLACEMENTS
 from wwm_core.helptext import HelpFormatter, parser  # noqa: F401 - the commands' parsers
 from wwm_core.recipes import DEFAULT_RECIPE, RECIPES
 from wwm_core.text import JSONL_PRESETS
@@ -192,6 +193,15 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     add("--ngram_weights", type=float_list, help="N-gram whole-word masking: the chances of masking a span of 1, 2, "
         "3, ... consecutive whole words (MacBERT: 0.4,0.3,0.2,0.1); spans are taken in random order while they fit "
         "the budget, never cut, never across [SEP]; 1: one word at a time; " + RECIPE_DEFAULT + " (1)")
+    add("--replacement", choices=REPLACEMENTS, help="what a masked word becomes: bert, Google's rule per token "
+        "([MASK] 80%%, kept 10%%, random 10%%); macbert, MacBERT's per word (a similar word with as many tokens 80%%, "
+        "random tokens 10%%, kept 10%%; no [MASK]), which needs --similar_words; " + RECIPE_DEFAULT + " (bert)")
+    add("--similar_words", help="--replacement macbert: similar words, a table ('word<TAB>candidate candidate ...', "
+        "UTF-8) or word2vec vectors (text or binary, maybe gzipped: the Synonyms toolkit's and Tencent AI Lab's "
+        "format), local or gs://; from vectors the 10 nearest words of the same length by cosine are computed "
+        "once and cached (WWM_CACHE, default ~/.cache/wwm-data)")
+    add("--similar_words_limit", type=int, default=default_of(InstancesConfig, "similar_words_limit"),
+        help="vectors: use the first this many words of the file (word2vec files list the most frequent first)")
     add("--short_seq_prob", type=float, help="pairs: share of instances with a shorter target length; "
         + RECIPE_DEFAULT + " (0.1)")
     add("--dupe_factor", type=int, help="each document is used this many times with different masks; "
@@ -211,7 +221,7 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
 
 
 RECIPE_INSTANCE_FLAGS = ("masked_lm_prob", "short_seq_prob", "dupe_factor", "sentence_task", "paired_input",
-                         "masking", "ngram_weights")
+                         "masking", "ngram_weights", "replacement")
 
 
 def sources_from_args(args, *, opencc_default: str) -> tuple:
@@ -253,6 +263,7 @@ def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:
                                         if getattr(args, name, None) is not None]
         instance_config = instances_from_recipe(
             recipe.name, pack_across_documents=args.pack_across_documents, random_seed=args.random_seed,
+            similar_words=args.similar_words, similar_words_limit=args.similar_words_limit,
             vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
             allow_fewer_predictions=args.allow_fewer_predictions, **explicit)
         segmentation = segmentation_from_args(args, recipe=recipe)

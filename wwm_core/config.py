@@ -17,7 +17,8 @@ import dataclasses
 import json
 
 from wwm_core.errors import UsageError
-from wwm_core.masking import WORD_LEVEL, check_ngram_weights
+from wwm_core.masking import REPLACEMENTS, WORD_LEVEL, check_ngram_weights
+from wwm_core.similar_words import DEFAULT_MAX_WORDS
 from wwm_core.recipes import DEFAULT_RECIPE, RECIPES, default_max_predictions, minimum_max_predictions
 from wwm_core.segmentation import SEGMENTERS
 from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
@@ -118,6 +119,9 @@ class InstancesConfig:
     dupe_factor: int
     pack_across_documents: bool = False  # sentence_task none, one segment: RoBERTa's FULL-SENTENCES
     ngram_weights: tuple = WORD_LEVEL  # chances of masking spans of 1, 2, ... whole words (MacBERT: 0.4,0.3,0.2,0.1)
+    replacement: str = "bert"  # what a masked word becomes: Google's 80/10/10 per token, or MacBERT's per word
+    similar_words: str = None  # MacBERT: a table or word2vec vectors (local or gs://)
+    similar_words_limit: int = DEFAULT_MAX_WORDS  # the first words of a vectors file used
     random_seed: int = 12345
     vocab_file: str = None  # None: Google's bert-base-chinese vocabulary, bundled
     do_lower_case: bool = True
@@ -142,6 +146,15 @@ class InstancesConfig:
             object.__setattr__(self, "ngram_weights", check_ngram_weights(self.ngram_weights))
         except ValueError as error:
             raise UsageError(f"--ngram_weights: {error}") from None
+        _check([
+            (self.replacement in REPLACEMENTS, f"--replacement must be one of {', '.join(REPLACEMENTS)}"),
+            (self.replacement != "macbert" or self.similar_words,
+             "--replacement macbert replaces masked words by similar words: give --similar_words PATH (a table "
+             "'word<TAB>candidates' or word2vec vectors, text or binary)"),
+            (self.replacement == "macbert" or not self.similar_words,
+             "--similar_words is for --replacement macbert; Google's rule (bert) puts [MASK] and random tokens"),
+            (self.similar_words_limit >= 2, "--similar_words_limit must be at least 2"),
+        ])
         for phase in self.phases:
             length, predictions = phase.max_seq_length, phase.max_predictions_per_seq
             least = minimum_max_predictions(length, self.masked_lm_prob)
@@ -279,7 +292,7 @@ def instances_from_recipe(name: str = DEFAULT_RECIPE, **overrides) -> InstancesC
     predictions = overrides.pop("max_predictions", None)
     values = dict(recipe=name, sentence_task=recipe.sentence_task, paired_input=recipe.paired_input,
                   masking=recipe.masking, masked_lm_prob=recipe.masked_lm_prob, short_seq_prob=recipe.short_seq_prob,
-                  dupe_factor=recipe.dupe_factor, ngram_weights=recipe.ngram_weights)
+                  dupe_factor=recipe.dupe_factor, ngram_weights=recipe.ngram_weights, replacement=recipe.replacement)
     values.update(overrides)
     if "sentence_task" in overrides and "paired_input" not in overrides:
         # A task chosen by hand: pairs for NSP and SOP, one segment without a task.

@@ -86,8 +86,11 @@ class ShuffledRows:
 class ShardMaker:
     """Holds what is loaded once per worker: tokenizer, segmenter, encoders."""
 
-    def __init__(self, *, instances, output, vocab, segmenter, max_document_chars: int):
+    def __init__(self, *, instances, output, vocab, segmenter, max_document_chars: int, similar=None):
+        """``similar``: MacBERT's similar words in token ids (``masking.SimilarWords``), for
+        ``instances.replacement`` macbert."""
         self.instances = instances
+        self.similar = similar
         self.output = output
         self.segmenter = segmenter
         self.max_document_chars = max_document_chars
@@ -306,7 +309,8 @@ class ShardMaker:
             for first in range(0, len(plans), rows):
                 yield make_batch(plans[first:first + rows], pool, special=self.special, phase=phase,
                                  masked_lm_prob=config.masked_lm_prob, masking=config.masking,
-                                 with_word_ids=self.output.parquet, ngram_weights=config.ngram_weights)
+                                 with_word_ids=self.output.parquet, ngram_weights=config.ngram_weights,
+                                 replacement=config.replacement, similar=self.similar)
 
     def count_batch(self, stats, batch, phase) -> None:
         """Per-phase counters (``phase.<length>.*``) of one batch: instances, tokens, padding,
@@ -326,6 +330,8 @@ class ShardMaker:
             for words, count in enumerate(batch.masked_span_words.tolist()):
                 if count:
                     stats[f"hist.{prefix}masked_span_words.{words}"] += count
+            for name, count in batch.replacements.items():
+                stats[f"{prefix}macbert.{name}"] += count
 
     def parquet_columns(self, batch, phase) -> dict:
         """{Parquet column: (n, length) values} of a batch, from the schema."""

@@ -536,9 +536,10 @@ def replace_rows(ids, chosen, group_start, lengths, seeds, macbert: bool, mask: 
                     for t in range(size):
                         output[row, column + t] = similar_candidate_tokens[first + pick * size + t]
                     decisions[MACBERT_SIMILAR] += 1
-                else:
+                else:  # random tokens, never [MASK] (MacBERT feeds no [MASK]): uniform over the other ids
                     for c in range(column, end):
-                        output[row, c] = np.int32(splitmix_uniform(seed, 2 * width + c) * vocab_size)
+                        token = np.int32(splitmix_uniform(seed, 2 * width + c) * (vocab_size - 1))
+                        output[row, c] = token + 1 if token >= mask else token
                     decisions[MACBERT_RANDOM] += 1
             else:
                 decisions[MACBERT_KEPT] += 1

@@ -98,6 +98,7 @@ class Manifest:
     vocab_sha256: str = None
     statistics: dict = dataclasses.field(default_factory=dict)  # masked and padding shares, ... (see README)
     word_cache_folders: tuple = None
+    similar_words: dict = None  # MacBERT: {"file" (token ids, .npz), "sha256", "source", "kind", "words", ...}
     # kind "phases": [{"max_seq_length", "manifest"}] in training order
     phases: tuple = None
     # kinds "documents" and "segmentation"

@@ -11,7 +11,7 @@ follow the same rules) and collators that mask Parquet rows by their ``word_ids`
 2. ``replace_words``: Google's rule per token (``bert``: 80% [MASK], 10% kept, 10% a random id), or
    MacBERT's per word (``macbert``, "MLM as correction": 80% a similar word with the same number
    of tokens, 10% random tokens, 10% kept; a word without a similar word of its length gets
-   random tokens; no [MASK] at all).
+   random tokens; no [MASK] at all, random tokens included).
 
 Randomness comes only from each row's 64-bit seed (a SplitMix64 stream drawn by column), so a
 row's masks never depend on its batch; ``mask_word_ids`` draws the seeds from a numpy Generator.

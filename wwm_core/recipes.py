@@ -69,11 +69,13 @@ class Recipe:
     phases: tuple  # TrainingPhase per max_seq_length
     sources: dict = dataclasses.field(default_factory=dict)  # setting name -> where its value comes from
     ngram_weights: tuple = (1.0,)  # chances of masking spans of 1, 2, ... whole words; (1.0,): one word at a time
+    replacement: str = "bert"  # bert: Google's 80/10/10 per token; macbert: similar words, 80/10/10 per word
 
     def data_settings(self) -> dict:
         return {"max_seq_lengths": list(self.max_seq_lengths), "sentence_task": self.sentence_task,
                 "paired_input": self.paired_input, "dupe_factor": self.dupe_factor,
                 "masked_lm_prob": self.masked_lm_prob, "ngram_weights": list(self.ngram_weights),
+                "replacement": self.replacement,
                 "short_seq_prob": self.short_seq_prob,
                 "max_predictions_per_seq": [default_max_predictions(length, self.masked_lm_prob)
                                             for length in self.max_seq_lengths],
@@ -101,6 +103,7 @@ _COMMON_SOURCES = {
     "masked_lm_prob": GOOGLE_DEFAULTS + "; HFL kept Google's masking rate (TASLP §III-A)",
     "short_seq_prob": GOOGLE_DEFAULTS,
     "ngram_weights": "HFL masks whole words one at a time (TASLP 2021 §III-A); N-gram masking is MacBERT's",
+    "replacement": "Google's create_pretraining_data.py: [MASK] 80%, kept 10%, a random token 10%, per token",
     "max_predictions_per_seq": GOOGLE_README_PREDICTIONS + "; " + NOT_PUBLISHED,
     "masking": HFL_FAQ_ROBERTA + " (static: masks are fixed when the data is made)",
     "segmenter": HFL_LTP + ". LTP/legacy is LTP's released perceptron model, the nearest to LTP 3.4 that can be "
