@@ -30,10 +30,8 @@ from wwm_core.config import SECTIONS
 from wwm_core.manifest import MANIFEST, Manifest
 from wwm_core.masking import SimilarWords
 from wwm_core.records import schema
-from wwm_core.vocab import Vocab
 from wwm_core.word_boundaries import cache_entries
 
-VOCAB = "vocab.txt"
 SIMILAR_WORDS_FILE = "similar_words.npz"  # MacBERT's similar words in token ids, beside vocab.txt
 STATISTICS_PREFIX = "phase."
 TOKEN_COUNTS = "token_counts"  # side output: per shard, its tokens per vocabulary id
@@ -53,13 +51,13 @@ class WriteShard(beam.DoFn):
     file of the same name as its documents file (``wwm segment`` writes them so). ``progress``: a
     ProgressChannel that sentences segmented and shards written are counted into, or None."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, segmenter, word_cache_folder=None, progress=None,
+    def __init__(self, *, config, vocab, segmenter, word_cache_folder=None, progress=None,
                  expected_versions=None, similar_words_bytes: bytes = None):
         self._expected_versions = launcher_versions(expected_versions)
         self._config = config
         self._progress = progress
         self._segmenter = segmenter
-        self._vocab_bytes = vocab_bytes
+        self._vocab = vocab  # a Vocab: a vocab.txt or a tokenizer.json with its special tokens
         self._similar_words_bytes = similar_words_bytes  # masking.SimilarWords as .npz, for MacBERT
         self._word_cache_folder = word_cache_folder
         # --balance_shards: the buckets' shards go to the work folder, to be cut into equal files.
@@ -69,7 +67,7 @@ class WriteShard(beam.DoFn):
         check_worker_versions(self._expected_versions)
         self._maker = ShardMaker(
             instances=self._config.instances, output=self._config.output,
-            vocab=Vocab.from_bytes(self._vocab_bytes),
+            vocab=self._vocab,
             segmenter=counting_segmenter(self._segmenter.load(), self._progress),
             max_document_chars=self._config.cleaning.max_document_chars,
             similar=SimilarWords.from_npz_bytes(self._similar_words_bytes) if self._similar_words_bytes else None)
@@ -230,7 +228,7 @@ def _phase_counters(counters: dict, phase) -> dict:
 
 
 def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_files, word_cache_folders=(),
-                    prepared=None, token_counts=None, similar_words=None):
+                    prepared=None, token_counts=None, similar_words=None, tokenizer_origin=None):
     """Runs once, after every shard and the dead letters are written: per phase vocab.txt and its
     manifest, then (several phases) the top manifest that lists them."""
     from pipelines.common import accounting
@@ -247,7 +245,7 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
     for phase in instances.phases:
         folder = phase_folder(config, phase)
         own = sorted((f for f in files if f["phase"] == phase.max_seq_length), key=lambda f: f["file"])
-        write_atomically(join(folder, VOCAB), vocab.to_bytes())
+        write_atomically(join(folder, vocab.file_name), vocab.to_bytes())
         if similar_words is not None:
             write_atomically(join(folder, SIMILAR_WORDS_FILE), similar_words["npz"])
         phase_counters = _phase_counters(counters, phase)
@@ -262,7 +260,8 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
             max_seq_length=phase.max_seq_length, max_predictions_per_seq=phase.max_predictions_per_seq,
             sentence_task=instances.sentence_task, next_sentence_prediction=instances.trains_sentence_task,
             masking=instances.masking, features=tuple(f.name for f in schema(instances.masking)),
-            vocab_file=VOCAB, vocab_size=vocab.size, vocab_sha256=vocab.sha256,
+            vocab_file=vocab.file_name, vocab_size=vocab.size, vocab_sha256=vocab.sha256,
+            tokenizer=tokenizer_origin, special_tokens=vocab.special_tokens() if tokenizer_origin else None,
             statistics={**phase_statistics(counters, instances, phase),
                         "token_counts_file": ("../" if several else "") + TOKEN_COUNTS_FILE},
             word_cache_folders=tuple(word_cache_folders),
@@ -283,7 +282,7 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
 
 
 def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes: int, word_cache_folders=(),
-                   prepared=None, progress=None, similar_words=None):
+                   prepared=None, progress=None, similar_words=None, tokenizer_origin=None):
     """``segmenter``: the launcher's (checked) SegmenterChoice; ``word_cache_folders``: the
     finished segmentation cache (``wwm segment``) of that segmenter, if the input is prepared
     documents that have one; ``progress``: a ProgressChannel the stages count into (local runs),
@@ -292,7 +291,7 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes
         config.sources, cleaning=config.cleaning, work_folder=join(config.output.path, WORK_FOLDER),
         bucket_bytes=bucket_bytes, progress=progress)
     shards = buckets["buckets"] | "WriteShards" >> beam.ParDo(WriteShard(
-        config=config, vocab_bytes=vocab.to_bytes(), segmenter=segmenter,
+        config=config, vocab=vocab, segmenter=segmenter,
         word_cache_folder=word_cache_folders[0] if word_cache_folders else None, progress=progress,
         similar_words_bytes=similar_words["npz"] if similar_words else None)).with_outputs(
         STATS, DEAD_LETTER, TOKEN_COUNTS, main="files")
@@ -310,7 +309,7 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes
         | "ManifestTrigger" >> beam.Create([None])
         | "WriteManifests" >> beam.Map(
             write_manifests, config=config, vocab=vocab, run_info=run_info, prepared=prepared,
-            similar_words=similar_words,
+            similar_words=similar_words, tokenizer_origin=tokenizer_origin,
             word_cache_folders=word_cache_folders,
             files=beam.pvalue.AsSingleton(file_list),
             counters=beam.pvalue.AsSingleton(counters),

@@ -33,7 +33,9 @@ from wwm_core.config import SegmentationConfig
 from wwm_core.errors import UsageError
 from wwm_core.hub import hub_file, is_hub_id
 from wwm_core.manifest import MANIFEST, ManifestError, parse_manifest
-from wwm_core.vocab import Vocab, bundled_vocab_bytes
+from wwm_core.vocab import TOKENIZER_FILE, Vocab, bundled_vocab_bytes
+
+TOKENIZER_CONFIG = "tokenizer_config.json"
 
 log = logging.getLogger("wwm")
 # A bucket (a shard) is about this much clean text: a worker holds one at a time, its token
@@ -98,7 +100,7 @@ def run(argv) -> dict:
         from wwm_cli.report import check_report_dependencies
 
         check_report_dependencies()  # likewise: no matplotlib is one line now
-    vocab = load_vocab(config.instances.vocab_file)
+    vocab, tokenizer_origin = load_vocab(config.instances)
     similar_words = load_similar_words(config.instances, vocab)
     config, choice = checked_segmenter(config, recipe_default=args.segmenter is None)
     word_cache_folders = word_cache_folders_for(config, choice)
@@ -119,7 +121,7 @@ def run(argv) -> dict:
             new_pipeline(config.runner.beam_args) as pipeline:
         build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
                        bucket_bytes=bucket_bytes, word_cache_folders=word_cache_folders, prepared=prepared,
-                       progress=channel, similar_words=similar_words)
+                       progress=channel, similar_words=similar_words, tokenizer_origin=tokenizer_origin)
     if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
         return {}
     remove_work_folder(config.output.path)
@@ -133,15 +135,49 @@ def run(argv) -> dict:
     return manifest.to_json()
 
 
-def load_vocab(vocab_file) -> Vocab:
-    """The bundled Google vocabulary, a file (local or gs://), or a hub model's vocab.txt."""
+def load_vocab(instances) -> tuple:
+    """(Vocab, what the manifest records of --tokenizer or None): the bundled Google vocabulary, a
+    vocab.txt (local, gs:// or a hub model's), or with --tokenizer a Hugging Face tokenizer.json."""
+    if instances.tokenizer:
+        return load_tokenizer(instances.tokenizer, special_tokens=dict(instances.special_tokens))
+    vocab_file = instances.vocab_file
     try:
         if vocab_file is None:
-            return Vocab.from_bytes(bundled_vocab_bytes())
+            return Vocab.from_bytes(bundled_vocab_bytes()), None
         path = hub_file(vocab_file, "vocab.txt") if is_hub_id(vocab_file) else vocab_file
-        return Vocab.from_bytes(read_bytes(path))
+        return Vocab.from_bytes(read_bytes(path)), None
     except (OSError, ValueError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot use --vocab_file {vocab_file}: {error}") from error
+
+
+def load_tokenizer(name: str, *, special_tokens: dict) -> tuple:
+    """--tokenizer: a tokenizer.json, a folder holding one (and maybe tokenizer_config.json, which
+    declares the special tokens), or a hub id ORG/NAME[@revision] (both files through the
+    Hugging Face cache). Returns (Vocab, {"file", "sha256", "path" | "hub_id", "revision",
+    "commit"})."""
+    config = None
+    try:
+        if is_hub_id(name):
+            path = hub_file(name, TOKENIZER_FILE)
+            try:
+                config = read_bytes(hub_file(name, TOKENIZER_CONFIG))
+            except UsageError:
+                config = None  # optional: many tokenizers declare their special tokens in tokenizer.json
+            repo_id, _, revision = name.partition("@")
+            snapshot = os.path.basename(os.path.dirname(path))  # the cache's snapshots/<commit>/ folder
+            origin = {"hub_id": repo_id, "revision": revision or "main", "commit": snapshot}
+        else:
+            path = name
+            if not name.endswith(".json"):  # a folder
+                path = join(name, TOKENIZER_FILE)
+                if FileSystems.exists(join(name, TOKENIZER_CONFIG)):
+                    config = read_bytes(join(name, TOKENIZER_CONFIG))
+            origin = {"path": name}
+        data = read_bytes(path)
+        vocab = Vocab.from_tokenizer_json(data, config=config, special_tokens=special_tokens)
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot use --tokenizer {name}: {error}") from error
+    return vocab, {**origin, "file": TOKENIZER_FILE, "sha256": vocab.sha256}
 
 
 def similar_words_cache_folder() -> str:
@@ -172,7 +208,7 @@ def load_similar_words(instances, vocab):
     if instances.replacement != "macbert":
         return None
     from wwm_core import similar_words as similar
-    from wwm_core.tokenization import make_wordpiece_tokenizer
+    from wwm_core.tokenization import make_tokenizer
 
     path = instances.similar_words
     try:
@@ -202,7 +238,7 @@ def load_similar_words(instances, vocab):
                     os.replace(temporary, cached)
     except (OSError, ValueError, UnicodeDecodeError, EOFError) as error:
         raise UsageError(f"cannot use --similar_words {path}: {error}") from error
-    tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=instances.do_lower_case)
+    tokenizer = make_tokenizer(vocab, do_lower_case=instances.do_lower_case)
     table_ids = similar.tokenized(table, tokenizer)
     data = table_ids.to_npz_bytes()
     with_candidates = int(np.count_nonzero(np.diff(table_ids.candidate_offsets)))

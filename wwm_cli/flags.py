@@ -77,6 +77,18 @@ def int_list(text: str) -> tuple:
     return values
 
 
+def special_tokens(text: str) -> tuple:
+    """``cls=<s>,sep=</s>,mask=<mask>,pad=<pad>`` -> ((role, token), ...)."""
+    pairs = []
+    for part in text.split(","):
+        role, equals, token = part.strip().partition("=")
+        if not equals or role not in ("cls", "sep", "mask", "pad", "unk") or not token:
+            raise argparse.ArgumentTypeError(f"--special_tokens {text!r}: {part!r} is not ROLE=TOKEN with ROLE one of "
+                                             "cls, sep, mask, pad, unk")
+        pairs.append((role, token))
+    return tuple(pairs)
+
+
 SOURCE_KEYS = ("name", "format", "input", "preset", "opencc", "text_field", "title_field")
 
 
@@ -179,6 +191,11 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     add("--vocab_file", help="BERT vocab.txt: a path (local or gs://) or a Hugging Face model id "
         "(hfl/chinese-roberta-wwm-ext); default: Google's bert-base-chinese vocabulary, bundled, which every "
         "HFL model uses")
+    add("--tokenizer", help="instead of --vocab_file: any Hugging Face tokenizer (WordPiece, BPE, byte-level BPE, "
+        "Unigram): a tokenizer.json, a folder with one (and its tokenizer_config.json), or a hub id "
+        "(ORG/NAME[@revision], through the Hugging Face cache); whole words map onto its tokens by character offsets")
+    add("--special_tokens", type=special_tokens,
+        help="--tokenizer's special tokens where it declares none: cls=<s>,sep=</s>,mask=<mask>,pad=<pad>")
     add("--do_lower_case", type=boolean, default=default_of(InstancesConfig, "do_lower_case"),
         help="lowercase and strip accents before WordPiece, as Google's Chinese models expect")
     add("--max_seq_length", type=int_list, help="one length, or several (128,512: one phase each, written to "
@@ -264,7 +281,8 @@ def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:
         instance_config = instances_from_recipe(
             recipe.name, pack_across_documents=args.pack_across_documents, random_seed=args.random_seed,
             similar_words=args.similar_words, similar_words_limit=args.similar_words_limit,
-            vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
+            vocab_file=args.vocab_file, do_lower_case=args.do_lower_case, tokenizer=args.tokenizer,
+            special_tokens=args.special_tokens or (),
             allow_fewer_predictions=args.allow_fewer_predictions, **explicit)
         segmentation = segmentation_from_args(args, recipe=recipe)
     return RunConfig(

@@ -58,8 +58,8 @@ def _dead_letters(folder: str, manifest) -> tuple:
 def report_inputs(folder: str):
     """Everything the report shows, read from ``folder`` (local or gs://)."""
     from wwm_core.report import ReportInputs
-    from wwm_core.tokenization import make_wordpiece_tokenizer, tokenize_sentences
-    from wwm_core.vocab import Vocab
+    from wwm_core.tokenization import make_tokenizer, tokenize_sentences
+    from wwm_core.vocab import vocab_of_manifest
 
     manifest = _manifest(folder)
     phases, token_counts, vocab_tokens, tokenize_unknown = (), None, None, None
@@ -73,12 +73,12 @@ def report_inputs(folder: str):
         phases = ((manifest.max_seq_length, manifest),)
     if phases:
         length, first = phases[0]
-        vocab = Vocab.from_bytes(read_bytes(join(folders[length], first.vocab_file)))
+        vocab = vocab_of_manifest(first, read_bytes(join(folders[length], first.vocab_file)))
         vocab_tokens = tuple(vocab.tokens)
         config = manifest.run_config()
         do_lower_case = config.instances.do_lower_case if config and config.instances else True
-        tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=do_lower_case)
-        unknown_id = vocab.id_of("[UNK]")
+        tokenizer = make_tokenizer(vocab, do_lower_case=do_lower_case)
+        unknown_id = vocab.special_id("unk")
 
         def tokenize_unknown(text: str) -> bool:
             return bool((tokenize_sentences(tokenizer, [text]).ids == unknown_id).any())

@@ -124,6 +124,8 @@ class InstancesConfig:
     similar_words_limit: int = DEFAULT_MAX_WORDS  # the first words of a vectors file used
     random_seed: int = 12345
     vocab_file: str = None  # None: Google's bert-base-chinese vocabulary, bundled
+    tokenizer: str = None  # instead of vocab_file: a Hugging Face tokenizer.json, a folder with one, or a hub id
+    special_tokens: tuple = ()  # (role, token) pairs naming the tokenizer's special tokens, where it declares none
     do_lower_case: bool = True
     allow_fewer_predictions: bool = False  # the user means a budget below the masked share
 
@@ -154,6 +156,9 @@ class InstancesConfig:
             (self.replacement == "macbert" or not self.similar_words,
              "--similar_words is for --replacement macbert; Google's rule (bert) puts [MASK] and random tokens"),
             (self.similar_words_limit >= 2, "--similar_words_limit must be at least 2"),
+            (not (self.tokenizer and self.vocab_file), "give --vocab_file (a BERT vocab.txt) or --tokenizer (a Hugging "
+             "Face tokenizer), not both"),
+            (not self.special_tokens or self.tokenizer, "--special_tokens names the special tokens of --tokenizer"),
         ])
         for phase in self.phases:
             length, predictions = phase.max_seq_length, phase.max_predictions_per_seq
@@ -253,7 +258,8 @@ class RunConfig:
         instances = values.get("instances")
         if instances is not None:
             instances = InstancesConfig(**{**instances, "phases": tuple(Phase(**p) for p in instances["phases"]),
-                                           "ngram_weights": tuple(instances.get("ngram_weights", WORD_LEVEL))})
+                                           "ngram_weights": tuple(instances.get("ngram_weights", WORD_LEVEL)),
+                                           "special_tokens": tuple(tuple(p) for p in instances.get("special_tokens", ()))})
         runner = values.get("runner") or {}
         segmentation = values.get("segmentation")
         return cls(sources=sources or (SourceSpec("unknown", "text", ("-",), "none"),),

@@ -22,7 +22,7 @@ from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separa
                                 single_segment_ranges)
 from wwm_core.records import ExampleEncoder, feature_values, schema
 from wwm_core.text import BadRecord
-from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
+from wwm_core.tokenization import group_starts, make_tokenizer, tokenize_sentences
 from wwm_core.word_boundaries import document_batches, segment_documents
 
 # Instances masked and encoded together: enough to amortize numpy's per-call cost, few enough that
@@ -94,11 +94,12 @@ class ShardMaker:
         self.output = output
         self.segmenter = segmenter
         self.max_document_chars = max_document_chars
-        self.tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=instances.do_lower_case)
+        self.tokenizer = make_tokenizer(vocab, do_lower_case=instances.do_lower_case)
         self.vocab = vocab
-        self.special = SpecialIds(cls=vocab.id_of("[CLS]"), sep=vocab.id_of("[SEP]"),
-                                  mask=vocab.id_of("[MASK]"), vocab_size=vocab.size)
-        self.unknown_id = vocab.id_of("[UNK]")
+        self.special = SpecialIds(cls=vocab.special_id("cls"), sep=vocab.special_id("sep"),
+                                  mask=vocab.special_id("mask"), vocab_size=vocab.size)
+        unknown = vocab.special_id("unk")
+        self.unknown_id = -1 if unknown is None else unknown  # byte-level BPE has no unknown token
         self.token_dtype = np.uint16 if vocab.size <= 1 << 16 else np.int32
         self.encoders = {phase: ExampleEncoder(schema(instances.masking), max_seq_length=phase.max_seq_length,
                                                max_predictions_per_seq=phase.max_predictions_per_seq,

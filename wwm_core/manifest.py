@@ -98,6 +98,8 @@ class Manifest:
     vocab_sha256: str = None
     statistics: dict = dataclasses.field(default_factory=dict)  # masked and padding shares, ... (see README)
     word_cache_folders: tuple = None
+    tokenizer: dict = None  # --tokenizer: {"file", "sha256", "path" or "hub_id", "revision", "commit"}
+    special_tokens: dict = None  # --tokenizer: {role: {"token", "id"}} for cls, sep, mask, pad (unk)
     similar_words: dict = None  # MacBERT: {"file" (token ids, .npz), "sha256", "source", "kind", "words", ...}
     # kind "phases": [{"max_seq_length", "manifest"}] in training order
     phases: tuple = None
