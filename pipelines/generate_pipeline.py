@@ -259,7 +259,8 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
             num_instances=phase_counters.get("instances", 0), recipe=instances.recipe,
             max_seq_length=phase.max_seq_length, max_predictions_per_seq=phase.max_predictions_per_seq,
             sentence_task=instances.sentence_task, next_sentence_prediction=instances.trains_sentence_task,
-            masking=instances.masking, features=tuple(f.name for f in schema(instances.masking)),
+            masking=instances.masking,
+            features=tuple(f.name for f in schema(instances.masking, packed=instances.pack_across_documents)),
             vocab_file=vocab.file_name, vocab_size=vocab.size, vocab_sha256=vocab.sha256,
             tokenizer=tokenizer_origin, special_tokens=vocab.special_tokens() if tokenizer_origin else None,
             statistics={**phase_statistics(counters, instances, phase),
@@ -301,7 +302,8 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, bucket_bytes
     if config.output.balance_shards:
         files = files | "BalanceShards" >> BalanceShards(
             folder_of={phase.max_seq_length: phase_folder(config, phase) for phase in config.instances.phases},
-            num_files=config.output.num_shards, parquet_features=schema(config.instances.masking, parquet=True))
+            num_files=config.output.num_shards, parquet_features=schema(
+                config.instances.masking, parquet=True, packed=config.instances.pack_across_documents))
     file_list = files | "ListFiles" >> beam.combiners.ToList()
     token_counts = shards[TOKEN_COUNTS] | "SumTokenCounts" >> beam.CombineGlobally(SumArrays())
     return (

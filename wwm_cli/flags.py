@@ -7,7 +7,7 @@ import argparse
 import csv
 import dataclasses
 
-from wwm_core.config import (INPUT_FORMATS, MASKING, OUTPUT_FORMATS, SEGMENTERS, SENTENCE_TASKS, CleaningConfig,
+from wwm_core.config import (INPUT_FORMATS, MASKING, OUTPUT_FORMATS, PACK_FILLS, SEGMENTERS, SENTENCE_TASKS, CleaningConfig,
                              InstancesConfig, OutputConfig, RunConfig, RunnerConfig, SegmentationConfig, SourceSpec,
                              instances_from_recipe)
 from wwm_core.errors import UsageError
@@ -227,9 +227,14 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
         "sentence order prediction; none: no sentence-level label; " + RECIPE_DEFAULT)
     add("--paired_input", type=boolean, help="with --sentence_task none: Google's [CLS] A [SEP] B [SEP] pairs anyway "
         "(label 0), as HFL made RoBERTa-wwm's data; false: one segment per instance; " + RECIPE_DEFAULT)
-    add("--pack_across_documents", action="store_true",
+    add("--pack_across_documents", type=boolean, nargs="?", const=True,
         help="with --sentence_task none --paired_input false: fill instances across document boundaries, a [SEP] "
-        "between documents (RoBERTa's FULL-SENTENCES), instead of one document each (DOC-SENTENCES)")
+        "between documents (RoBERTa's FULL-SENTENCES), instead of one document each (DOC-SENTENCES); each instance "
+        "records where its documents start (document_starts); " + RECIPE_DEFAULT + " (false)")
+    add("--pack_fill", choices=PACK_FILLS, help="--pack_across_documents: end each instance between sentences "
+        "(RoBERTa's FULL-SENTENCES), or fill it to the last token (tokens: a sentence and a word cut at the end go on "
+        "in the next instance; for long sequences, padding only at a stream's end); " + RECIPE_DEFAULT
+        + " (sentences)")
     add("--masking", choices=MASKING, help="static: masks fixed in the data (Google's schema; what HFL's models "
         "used); dynamic: unmasked instances with word_ids, masked anew every epoch by `wwm train`; "
         + RECIPE_DEFAULT)
@@ -238,7 +243,7 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
 
 
 RECIPE_INSTANCE_FLAGS = ("masked_lm_prob", "short_seq_prob", "dupe_factor", "sentence_task", "paired_input",
-                         "masking", "ngram_weights", "replacement")
+                         "masking", "ngram_weights", "replacement", "pack_fill", "pack_across_documents")
 
 
 def sources_from_args(args, *, opencc_default: str) -> tuple:
@@ -279,7 +284,7 @@ def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:
         overrides = sorted(explicit) + [name for name in ("segmenter", "ltp_model", "opencc_config")
                                         if getattr(args, name, None) is not None]
         instance_config = instances_from_recipe(
-            recipe.name, pack_across_documents=args.pack_across_documents, random_seed=args.random_seed,
+            recipe.name, random_seed=args.random_seed,
             similar_words=args.similar_words, similar_words_limit=args.similar_words_limit,
             vocab_file=args.vocab_file, do_lower_case=args.do_lower_case, tokenizer=args.tokenizer,
             special_tokens=args.special_tokens or (),

@@ -112,6 +112,7 @@ def instance_json(instance, vocab) -> dict:
         "word_ids": instance.word_ids,
         "word_groups": word_groups(instance),
         "next_sentence_label": instance.next_sentence_label,
+        **({"document_starts": instance.document_starts} if instance.document_starts else {}),
     }
 
 

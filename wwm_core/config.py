@@ -26,6 +26,7 @@ from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
 SENTENCE_TASKS = ("nsp", "sop", "none")
 MASKING = ("static", "dynamic")
 OUTPUT_FORMATS = ("tfrecord", "parquet", "both")
+PACK_FILLS = ("sentences", "tokens")
 # Beyond these, a run is a mistake rather than a plan: BERT's position embeddings stop at 512 in
 # every released model, and a worker's memory grows with the sequence length.
 MAX_SEQ_LENGTH_LIMIT = 8192
@@ -118,6 +119,7 @@ class InstancesConfig:
     short_seq_prob: float
     dupe_factor: int
     pack_across_documents: bool = False  # sentence_task none, one segment: RoBERTa's FULL-SENTENCES
+    pack_fill: str = "sentences"  # packed instances end between sentences, or "tokens": filled to the token
     ngram_weights: tuple = WORD_LEVEL  # chances of masking spans of 1, 2, ... whole words (MacBERT: 0.4,0.3,0.2,0.1)
     replacement: str = "bert"  # what a masked word becomes: Google's 80/10/10 per token, or MacBERT's per word
     similar_words: str = None  # MacBERT: a table or word2vec vectors (local or gs://)
@@ -159,6 +161,9 @@ class InstancesConfig:
             (not (self.tokenizer and self.vocab_file), "give --vocab_file (a BERT vocab.txt) or --tokenizer (a Hugging "
              "Face tokenizer), not both"),
             (not self.special_tokens or self.tokenizer, "--special_tokens names the special tokens of --tokenizer"),
+            (self.pack_fill in PACK_FILLS, f"--pack_fill must be one of {', '.join(PACK_FILLS)}"),
+            (self.pack_fill == "sentences" or self.pack_across_documents,
+             "--pack_fill tokens fills instances packed across documents: it needs --pack_across_documents"),
         ])
         for phase in self.phases:
             length, predictions = phase.max_seq_length, phase.max_predictions_per_seq
@@ -298,7 +303,8 @@ def instances_from_recipe(name: str = DEFAULT_RECIPE, **overrides) -> InstancesC
     predictions = overrides.pop("max_predictions", None)
     values = dict(recipe=name, sentence_task=recipe.sentence_task, paired_input=recipe.paired_input,
                   masking=recipe.masking, masked_lm_prob=recipe.masked_lm_prob, short_seq_prob=recipe.short_seq_prob,
-                  dupe_factor=recipe.dupe_factor, ngram_weights=recipe.ngram_weights, replacement=recipe.replacement)
+                  dupe_factor=recipe.dupe_factor, ngram_weights=recipe.ngram_weights, replacement=recipe.replacement,
+                  pack_across_documents=recipe.pack_across_documents, pack_fill=recipe.pack_fill)
     values.update(overrides)
     if "sentence_task" in overrides and "paired_input" not in overrides:
         # A task chosen by hand: pairs for NSP and SOP, one segment without a task.

@@ -17,9 +17,9 @@ import random
 import numpy as np
 
 from wwm_core.hashing import stable_hash
-from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separators, make_batch, packed_pool,
-                                bucket_pair_plans, plan_matrix, single_segment_plans,
-                                single_segment_ranges)
+from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separators, filled_plans, make_batch,
+                                packed_pool, bucket_pair_plans, plan_matrix, single_segment_plans,
+                                single_segment_ranges, with_documents)
 from wwm_core.records import ExampleEncoder, feature_values, schema
 from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_tokenizer, tokenize_sentences
@@ -101,11 +101,13 @@ class ShardMaker:
         unknown = vocab.special_id("unk")
         self.unknown_id = -1 if unknown is None else unknown  # byte-level BPE has no unknown token
         self.token_dtype = np.uint16 if vocab.size <= 1 << 16 else np.int32
-        self.encoders = {phase: ExampleEncoder(schema(instances.masking), max_seq_length=phase.max_seq_length,
+        packed = instances.pack_across_documents
+        self.encoders = {phase: ExampleEncoder(schema(instances.masking, packed=packed),
+                                               max_seq_length=phase.max_seq_length,
                                                max_predictions_per_seq=phase.max_predictions_per_seq,
                                                vocab_size=vocab.size)
                          for phase in instances.phases}
-        self.parquet_features = schema(instances.masking, parquet=True)
+        self.parquet_features = schema(instances.masking, parquet=True, packed=packed)
 
     # ---------------------------------------------------------------- once per bucket
 
@@ -275,6 +277,9 @@ class ShardMaker:
             seed = stable_hash(config.random_seed, "pack", shard_index, dupe)
             order = np.random.default_rng(seed).permutation(len(bucket.doc_ids))
             stream, lengths = packed_pool(bucket.pool, bucket.doc_lengths, order, special=self.special)
+            if config.pack_fill == "tokens":
+                yield stream, plan_matrix(filled_plans(stream, rng=random.Random(seed), phase=phase))
+                continue
             dupe_plans = single_segment_plans([lengths], 0, rng=random.Random(seed), phase=phase)
             yield stream, plan_matrix(drop_leading_separators(dupe_plans, stream, special=self.special))
 
@@ -308,10 +313,11 @@ class ShardMaker:
             streams = [(bucket.pool, self.plans(bucket, phase, shard_index=shard_index, stats=stats))]
         for pool, plans in streams:
             for first in range(0, len(plans), rows):
-                yield make_batch(plans[first:first + rows], pool, special=self.special, phase=phase,
-                                 masked_lm_prob=config.masked_lm_prob, masking=config.masking,
-                                 with_word_ids=self.output.parquet, ngram_weights=config.ngram_weights,
-                                 replacement=config.replacement, similar=self.similar)
+                batch = make_batch(plans[first:first + rows], pool, special=self.special, phase=phase,
+                                   masked_lm_prob=config.masked_lm_prob, masking=config.masking,
+                                   with_word_ids=self.output.parquet, ngram_weights=config.ngram_weights,
+                                   replacement=config.replacement, similar=self.similar)
+                yield with_documents(batch, plans[first:first + rows], pool) if config.pack_across_documents else batch
 
     def count_batch(self, stats, batch, phase) -> None:
         """Per-phase counters (``phase.<length>.*``) of one batch: instances, tokens, padding,

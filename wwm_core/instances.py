@@ -144,6 +144,7 @@ class TokenPool:
     ids: np.ndarray  # uint16 where the vocabulary allows (a bucket's largest array), else int32
     group_start: np.ndarray  # bool, True where a whole-word group begins
     doc_offsets: np.ndarray  # int64
+    separators: np.ndarray = None  # a packed stream's [SEP] positions between documents (int64, ascending)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +161,8 @@ class InstanceBatch:
     masked_group_sizes: np.ndarray = None  # bincount of the masked whole-word groups' sizes in tokens
     masked_span_words: np.ndarray = None  # bincount of the masked spans' lengths in words
     replacements: dict = None  # MacBERT's per-word counts (masking.MACBERT_COUNTERS)
+    document_starts: np.ndarray = None  # packed: (n, max_seq_length // 2) int32, 0 then each next document's start
+    document_ids: np.ndarray = None  # packed: (n, max_seq_length) int32, each token's document (1, 2, ...), 0 padding
 
     def __len__(self):
         return len(self.lengths)
@@ -246,6 +249,27 @@ def make_batch(plans, pool: TokenPool, *, special: SpecialIds, phase, masked_lm_
                          replaced.labels, replaced.counts, spans.word_sizes, spans.span_words, replaced.macbert)
 
 
+def with_documents(batch: InstanceBatch, fields: np.ndarray, stream: TokenPool) -> InstanceBatch:
+    """A batch of instances cut from a packed stream (``packed_pool``), with where each of their
+    documents starts: position 0 ([CLS]) and one past each separator inside the instance."""
+    a_start = fields[:, Plan._fields.index("a_start")]
+    a_end = fields[:, Plan._fields.index("a_end")]
+    separators = stream.separators
+    first, last = np.searchsorted(separators, a_start), np.searchsorted(separators, a_end)
+    counts = last - first  # separators inside each instance
+    n, width = batch.input_ids.shape
+    starts = np.zeros((n, width // 2), np.int32)
+    row = np.repeat(np.arange(n), counts)
+    rank = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    inside = separators[np.repeat(first, counts) + rank]
+    starts[row, rank + 1] = inside - a_start[row] + 2  # instance position of the separator (+1 for [CLS]) + 1
+    marks = np.zeros((n, width + 1), np.int32)
+    marks[row, starts[row, rank + 1]] = 1
+    real = np.arange(width)[None, :] < batch.lengths[:, None]
+    document_ids = np.where(real, 1 + np.cumsum(marks[:, :width], axis=1), 0).astype(np.int32)
+    return dataclasses.replace(batch, document_starts=starts, document_ids=document_ids)
+
+
 def packed_pool(pool: TokenPool, doc_lengths, order, *, special: SpecialIds):
     """Documents in ``order`` as one stream, a [SEP] between consecutive ones (RoBERTa's
     FULL-SENTENCES): (the stream as a one-document TokenPool, its sentence lengths). The [SEP]
@@ -268,10 +292,31 @@ def packed_pool(pool: TokenPool, doc_lengths, order, *, special: SpecialIds):
         if rank:
             lengths[0] += 1
         sentence_lengths += lengths
-    stream = TokenPool(ids=ids, group_start=group_start, doc_offsets=np.array([0, len(ids)], dtype=np.int64))
+    stream = TokenPool(ids=ids, group_start=group_start, doc_offsets=np.array([0, len(ids)], dtype=np.int64),
+                       separators=np.flatnonzero(is_separator[1:]).astype(np.int64))
     return stream, sentence_lengths
 
 
 def drop_leading_separators(plans, stream: TokenPool, *, special: SpecialIds) -> list:
     """An instance that begins at a document boundary begins after its [SEP]."""
     return [p._replace(a_start=p.a_start + 1) if stream.ids[p.a_start] == special.sep else p for p in plans]
+
+
+def filled_plans(stream: TokenPool, *, rng: random.Random, phase) -> list:
+    """A packed stream cut into instances of exactly max_seq_length - 2 tokens (the last one
+    shorter), sentences and words cut where an instance ends (``--pack_fill tokens``): no padding
+    but the stream's end. A cut just after a separator moves before it, so an instance never ends
+    with its next document's [SEP]; one that starts with a separator starts after it."""
+    budget, total = phase.max_seq_length - 2, len(stream.ids)
+    separators = set(stream.separators.tolist())
+    plans, start = [], 0
+    while start < total:
+        if start in separators:
+            start += 1
+            continue
+        end = min(start + budget, total)
+        if end - 1 in separators and end - 1 > start:
+            end -= 1
+        plans.append(Plan(0, start, end, -1, 0, 0, 0, rng.getrandbits(63)))
+        start = end
+    return plans

@@ -70,6 +70,8 @@ class Recipe:
     sources: dict = dataclasses.field(default_factory=dict)  # setting name -> where its value comes from
     ngram_weights: tuple = (1.0,)  # chances of masking spans of 1, 2, ... whole words; (1.0,): one word at a time
     replacement: str = "bert"  # bert: Google's 80/10/10 per token; macbert: similar words, 80/10/10 per word
+    pack_across_documents: bool = False  # one segment filled across documents (RoBERTa's FULL-SENTENCES)
+    pack_fill: str = "sentences"  # packed instances end between sentences, or "tokens": filled to the token
 
     def data_settings(self) -> dict:
         return {"max_seq_lengths": list(self.max_seq_lengths), "sentence_task": self.sentence_task,
