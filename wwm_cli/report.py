@@ -32,7 +32,7 @@ def _manifest(folder: str):
     if not exists(path):
         raise UsageError(f"{path} not found: is {folder} the --output of a finished `wwm run` or `wwm prepare`?")
     try:
-        return parse_manifest(read_bytes(path), path=path, kinds=("instances", "phases", "documents"))
+        return parse_manifest(read_bytes(path), path=path, kinds=("instances", "phases", "documents", "tokenizer"))
     except OSError as error:
         raise ManifestError(f"{path}: {error}") from error
 
@@ -115,8 +115,8 @@ def write_report(folder: str, output: str = None) -> str:
 
 def report_main(argv) -> str:
     parser = make_parser("wwm report", __doc__)
-    parser.add_argument("path", help="a `wwm run` --output (one phase or several), one phase's folder, or a "
-                        "`wwm prepare` --output; local or gs://")
+    parser.add_argument("path", help="a `wwm run` --output (one phase or several), one phase's folder, a "
+                        "`wwm prepare` --output or a `wwm tokenizer train` --output; local or gs://")
     parser.add_argument("--output", help="folder for report.html and the PNGs (default: PATH/report)")
     args = parser.parse_args(argv)
     page = write_report(args.path.rstrip("/") or args.path, args.output)

@@ -23,6 +23,8 @@ from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separa
 from wwm_core.records import ExampleEncoder, feature_values, schema
 from wwm_core.text import BadRecord
 from wwm_core.tokenization import group_starts, make_tokenizer, tokenize_sentences
+from wwm_core.tokenizer_training import cjk_coverage
+from wwm_core.vocab import TOKENIZER_FILE
 from wwm_core.word_boundaries import document_batches, segment_documents
 
 # Instances masked and encoded together: enough to amortize numpy's per-call cost, few enough that
@@ -209,6 +211,10 @@ class ShardMaker:
         count_histogram(stats, "word_chars", np.minimum(word_lengths, 16))
         unknown = np.flatnonzero(tokenized.ids == self.unknown_id)
         stats["tokens.unknown"] += len(unknown)
+        if self.vocab.file_name == TOKENIZER_FILE:  # the tokenizer's audit (wwm report): Chinese characters covered
+            cjk, uncovered, _, _ = cjk_coverage(tokenized, sentences, unknown_id=self.vocab.special_id("unk"))
+            stats["characters.cjk"] += cjk
+            stats["characters.cjk_uncovered"] += uncovered
         if len(unknown):
             sentence_of = np.repeat(np.arange(len(sentences)), tokenized.sentence_tokens)[unknown]
             texts = collections.Counter(sentences[s][a:b] for s, a, b in zip(

@@ -23,7 +23,7 @@ from wwm_core.errors import UsageError
 
 MANIFEST = "manifest.json"
 VERSION = 2
-KINDS = ("instances", "phases", "documents", "segmentation")
+KINDS = ("instances", "phases", "documents", "segmentation", "tokenizer")
 TOOL = "wwm-data"
 # The libraries whose versions decide the bytes of the output.
 BYTE_DECIDING_LIBRARIES = ("apache-beam", "numpy", "numba", "tokenizers", "ltp-extension", "jieba", "opencc", "pyarrow",
@@ -186,6 +186,7 @@ _REQUIRED = {
     "phases": ("phases",),
     "documents": ("num_documents",),
     "segmentation": ("identity", "num_documents"),
+    "tokenizer": ("vocab_file", "vocab_size", "vocab_sha256"),
 }
 
 
