@@ -306,6 +306,10 @@ def instances_from_recipe(name: str = DEFAULT_RECIPE, **overrides) -> InstancesC
                   dupe_factor=recipe.dupe_factor, ngram_weights=recipe.ngram_weights, replacement=recipe.replacement,
                   pack_across_documents=recipe.pack_across_documents, pack_fill=recipe.pack_fill)
     values.update(overrides)
+    if "tokenizer" in recipe.needs and not (values.get("tokenizer") or values.get("vocab_file")):
+        raise UsageError(f"--recipe {name} is made with its own BPE vocabulary, which cannot be downloaded here: give "
+                         "--tokenizer (a tokenizer.json, a folder or a hub id; `wwm tokenizer train --model bpe "
+                         "--vocab_size 32000` makes one from prepared documents)")
     if "sentence_task" in overrides and "paired_input" not in overrides:
         # A task chosen by hand: pairs for NSP and SOP, one segment without a task.
         values["paired_input"] = values["sentence_task"] != "none"

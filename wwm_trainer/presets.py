@@ -61,7 +61,7 @@ class PhasePlan:
 
 
 # The width class of each recipe's model_config (rbt3 / rbtl3 keep base / large width).
-RECIPE_SIZE_CLASS = {"base": "base", "rbt3": "base", "large": "large", "rbtl3": "large"}
+RECIPE_SIZE_CLASS = {"base": "base", "rbt3": "base", "large": "large", "rbtl3": "large", "base-8k": "base"}
 
 
 def size_class(hidden_size: int) -> str:
