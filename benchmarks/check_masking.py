@@ -53,6 +53,56 @@ def token_texts(folder, tokenizer_path):
     return vocab, None
 
 
+def tally_words(words, count, runs, fed) -> None:
+    """Counts one stretch's words ((per-character or per-token masked flags, what a fully masked
+    word was fed), in order): touched and whole words, runs of fully masked words, feeds."""
+    word_run = 0
+    for hit, kind in words:
+        if hit.any():
+            count["words_touched"] += 1
+            count["words_whole"] += hit.all()
+        if hit.all():
+            word_run += 1
+            fed[kind] += 1
+        else:
+            if word_run:
+                runs[word_run] += 1
+            word_run = 0
+    if word_run:
+        runs[word_run] += 1
+
+
+def check_bpe_segments(tokenizer, originals, fed_ids, masked, special, count, runs, fed):
+    """A tokenizer.json run: each stretch between special tokens decoded to text and encoded again
+    (it must give the same ids), each character masked when a masked token covers it; jieba's words
+    of that text are then checked like the Chinese characters of a vocab.txt run."""
+    stretch = []
+    for k in list(range(len(originals))) + [None]:
+        if k is not None and originals[k] not in special:
+            stretch.append(k)
+            continue
+        if stretch:
+            ids = [originals[j] for j in stretch]
+            text = tokenizer.decode(ids)
+            encoding = tokenizer.encode(text, add_special_tokens=False)
+            if encoding.ids != ids:
+                count["stretches_not_round_tripped"] += 1
+            else:
+                char_masked = np.zeros(len(text), bool)
+                char_fed_other = np.zeros(len(text), bool)
+                for j, (a, b) in zip(stretch, encoding.offsets):
+                    char_masked[a:b] |= masked[j]
+                    char_fed_other[a:b] |= fed_ids[j] != originals[j]
+                words, at = [], 0
+                for word in jieba.lcut(text):
+                    span = slice(at, at + len(word))
+                    at += len(word)
+                    if word.strip():
+                        words.append((char_masked[span], "changed" if char_fed_other[span].any() else "kept"))
+                tally_words(words, count, runs, fed)
+        stretch = []
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder")
@@ -86,11 +136,10 @@ def main():
         count["tokens"] += length
         count["masked"] += len(positions)
         fed["[MASK]"] += sum(ids[p] == mask_id for p in positions)
-        # Text pieces per token, and each character's token.
-        if tokenizer:
-            pieces = [tokenizer.decode([t]) if t not in special else None for t in originals[:length]]
-        else:
-            pieces = [vocab[t] if t not in special else None for t in originals[:length]]
+        if tokenizer:  # text between special tokens, re-encoded for each character's token
+            check_bpe_segments(tokenizer, originals[:length], ids[:length], masked[:length], special, count, runs, fed)
+            continue
+        pieces = [vocab[t] if t not in special else None for t in originals[:length]]
         # Runs of tokens that are one CJK character each.
         run = []
         for k in list(range(length)) + [None]:
@@ -99,30 +148,17 @@ def main():
                 continue
             if len(run) >= 2:
                 text = "".join(pieces[j] for j in run)
-                at, word_run = 0, 0
+                words, at = [], 0
                 for word in jieba.lcut(text):
                     members = run[at:at + len(word)]
                     at += len(word)
-                    hit = masked[members]
-                    if hit.any():
-                        count["words_touched"] += 1
-                        count["words_whole"] += hit.all()
-                    if hit.all():
-                        word_run += 1
-                        original = word
-                        given = "".join(vocab[ids[j]] if vocab else tokenizer.decode([ids[j]]) for j in members)
-                        kind = "kept" if given == original else "similar" if given in table.get(original, ()) \
-                            else "random"
-                        fed[kind] += 1
-                    else:
-                        if word_run:
-                            runs[word_run] += 1
-                        word_run = 0
-                if word_run:
-                    runs[word_run] += 1
+                    given = "".join(vocab[ids[j]] for j in members)
+                    kind = "kept" if given == word else "similar" if given in table.get(word, ()) else "random"
+                    words.append((masked[members], kind))
+                tally_words(words, count, runs, fed)
             run = []
     total_runs = sum(runs.values())
-    words_fed = fed["kept"] + fed["similar"] + fed["random"]
+    words_fed = fed["kept"] + fed["similar"] + fed["random"] + fed["changed"]
     print(f"instances {count['instances']:,}, real tokens {count['tokens']:,}, padding share "
           f"{padding / (padding + real_total):.4f}")
     print(f"masked share {count['masked'] / count['tokens']:.4f}")
@@ -132,6 +168,11 @@ def main():
           f"3 words or more {sum(n for k, n in runs.items() if k >= 3) / max(1, total_runs):.3f}; shares "
           + ", ".join(f"{k}: {runs[k] / max(1, total_runs):.3f}" for k in sorted(runs) if k <= 6))
     print(f"[MASK] on {fed['[MASK]'] / max(1, count['masked']):.4f} of predictions")
+    if tokenizer:
+        print(f"fully masked words fed something else: {fed['changed'] / max(1, words_fed):.3f}, themselves "
+              f"{fed['kept'] / max(1, words_fed):.3f}; stretches that did not round-trip through the tokenizer: "
+              f"{count['stretches_not_round_tripped']}")
+        return
     print(f"fully masked words fed: similar {fed['similar'] / max(1, words_fed):.3f}, random "
           f"{fed['random'] / max(1, words_fed):.3f}, kept {fed['kept'] / max(1, words_fed):.3f} "
           f"({words_fed:,} words{'' if table else '; no table given: similar words count as random'})")

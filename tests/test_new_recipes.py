@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import ud_sentences
+from tests.conftest import ud_corpus_file
 from tests.test_any_tokenizer import byte_level_bpe, save
 from tests.test_pipeline import run_wwm
 from wwm_cli import main
@@ -14,12 +14,7 @@ from wwm_core.recipes import RECIPES
 
 @pytest.fixture(scope="module")
 def ud_corpus(tmp_path_factory):
-    sentences = ud_sentences("dev") + ud_sentences("test")
-    folder = tmp_path_factory.mktemp("recipes")
-    path = folder / "ud.txt"
-    path.write_text("\n\n".join("\n".join(sentences[i:i + 10]) for i in range(0, len(sentences), 10)) + "\n",
-                    encoding="utf-8")
-    return path, sentences
+    return ud_corpus_file(tmp_path_factory.mktemp("recipes") / "ud.txt", per_document=10)
 
 
 def test_macbert_base_makes_sop_pairs_with_ngram_spans_and_similar_words(ud_corpus, tmp_path):

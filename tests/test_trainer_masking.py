@@ -10,7 +10,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from tests.conftest import ud_sentences
+from tests.conftest import ud_corpus_file
 from tests.test_any_tokenizer import byte_level_bpe, save
 from tests.test_pipeline import LOCAL
 from wwm_cli.data import run
@@ -39,11 +39,8 @@ def spans_in(masked: np.ndarray, word_ids: np.ndarray) -> list:
 
 @pytest.fixture(scope="module")
 def dynamic_data(tmp_path_factory):
-    sentences = ud_sentences("dev") + ud_sentences("test")
     root = tmp_path_factory.mktemp("dynamic")
-    corpus = root / "ud.txt"
-    corpus.write_text("\n\n".join("\n".join(sentences[i:i + 8]) for i in range(0, len(sentences), 8)) + "\n",
-                      encoding="utf-8")
+    corpus, sentences = ud_corpus_file(root / "ud.txt", per_document=8)
     import jieba
 
     words = sorted({w for s in sentences for w in jieba.lcut(s) if len(w) == 2})

@@ -55,26 +55,21 @@ def boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def float_list(text: str) -> tuple:
-    """``1`` or ``0.4,0.3,0.2,0.1``."""
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from error
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return values
+def number_list(kind):
+    """A parser of ``128`` or ``128,512`` (``kind`` int), ``0.4,0.3,0.2,0.1`` (``kind`` float)."""
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, got {text!r}") \
+                from error
+        if not values:
+            raise argparse.ArgumentTypeError("expected at least one number")
+        return values
+    return parse
 
 
-def int_list(text: str) -> tuple:
-    """``128`` or ``128,512``."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, got {text!r}") from error
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return values
+int_list, float_list = number_list(int), number_list(float)
 
 
 def special_tokens(text: str) -> tuple:

@@ -146,6 +146,25 @@ _BERT_WWM_LAMB = HFL_ISSUE_28 + "; " + HFL_ISSUE_106
 _DATA = dict(dupe_factor=5, masked_lm_prob=0.15, short_seq_prob=0.1, masking="static", segmenter="ltp",
              ltp_model="LTP/legacy", opencc_config="none")
 
+# What both MacBERT recipes share: the data, and where its settings come from.
+_MACBERT_DATA = dict(_DATA, max_seq_lengths=(512,), sentence_task="sop", paired_input=True,
+                     ngram_weights=(0.4, 0.3, 0.2, 0.1), replacement="macbert", needs=("similar_words",),
+                     optimizer="adamw")
+_MACBERT_SOURCES = {
+    **_COMMON_SOURCES,
+    "sentence_task": MACBERT_README, "paired_input": "SOP pairs two consecutive segments",
+    "masked_lm_prob": MACBERT_PAPER_MASKING, "ngram_weights": MACBERT_PAPER_MASKING,
+    "replacement": MACBERT_PAPER_MASKING + "; " + MACBERT_README,
+    "dupe_factor": OUR_CHOICE + ": HFL's 5 for its other models (" + HFL_ISSUE_28 + ")",
+    "masking": OUR_CHOICE + ": static, as HFL's other models (" + HFL_FAQ_ROBERTA + ")",
+    "segmenter": "Cui et al. 2020 use LTP for whole words, as for BERT-wwm (" + HFL_LTP + ")",
+    "vocab": MACBERT_CONFIG,
+    "similar_words": "MacBERT used the Synonyms toolkit's word2vec vectors (words.vector.gz: --similar_words takes "
+                     "that file, or any word2vec file or table); none is bundled",
+    "model_config": MACBERT_README,
+}
+_MACBERT_LARGE_TRAINING = MACBERT_AS_ROBERTA.replace("RoBERTa-wwm-ext's", "RoBERTa-wwm-ext-large's")
+
 RECIPES = {
     "bert-wwm": Recipe(
         name="bert-wwm", model="BERT-wwm", max_seq_lengths=(128, 512), sentence_task="nsp", paired_input=True,
@@ -227,50 +246,24 @@ RECIPES = {
                  + HFL_ISSUE_141 + ")"},
         **_DATA),
     "macbert-base": Recipe(
-        name="macbert-base", model="MacBERT-base", max_seq_lengths=(512,), sentence_task="sop", paired_input=True,
-        ngram_weights=(0.4, 0.3, 0.2, 0.1), replacement="macbert", needs=("similar_words",),
-        model_config="base", init_checkpoint="google-bert/bert-base-chinese", optimizer="adamw",
+        name="macbert-base", model="MacBERT-base", model_config="base", init_checkpoint="google-bert/bert-base-chinese",
         phases=(TrainingPhase(512, 1_000_000, 384, 1e-4, 10_000),),
-        sources={**_COMMON_SOURCES,
+        sources={**_MACBERT_SOURCES,
                  "max_seq_lengths": MACBERT_CONFIG + "; one phase at 512 is " + OUR_CHOICE,
-                 "sentence_task": MACBERT_README, "paired_input": "SOP pairs two consecutive segments",
-                 "masked_lm_prob": MACBERT_PAPER_MASKING, "ngram_weights": MACBERT_PAPER_MASKING,
-                 "replacement": MACBERT_PAPER_MASKING + "; " + MACBERT_README,
-                 "dupe_factor": OUR_CHOICE + ": HFL's 5 for its other models (" + HFL_ISSUE_28 + ")",
-                 "masking": OUR_CHOICE + ": static, as HFL's other models (" + HFL_FAQ_ROBERTA + ")",
-                 "segmenter": "Cui et al. 2020 use LTP for whole words, as for BERT-wwm (" + HFL_LTP + ")",
-                 "vocab": MACBERT_CONFIG,
-                 "similar_words": "MacBERT used the Synonyms toolkit's word2vec vectors (words.vector.gz: "
-                                  "--similar_words takes that file, or any word2vec file or table); none is bundled",
-                 "model_config": MACBERT_README,
                  "init_checkpoint": "arXiv 2004.13922 as summarized (alphaxiv overview): base models inherited "
                                     "the vocabulary and weights of Google's Chinese BERT-base",
                  "optimizer": MACBERT_AS_ROBERTA, "steps_and_batch": MACBERT_AS_ROBERTA,
                  "learning_rate_and_warmup": MACBERT_AS_ROBERTA + " (" + HFL_ISSUE_141 + "; " + HFL_ISSUE_72 + ")"},
-        **_DATA),
+        **_MACBERT_DATA),
     "macbert-large": Recipe(
-        name="macbert-large", model="MacBERT-large", max_seq_lengths=(512,), sentence_task="sop", paired_input=True,
-        ngram_weights=(0.4, 0.3, 0.2, 0.1), replacement="macbert", needs=("similar_words",),
-        model_config="large", init_checkpoint=None, optimizer="adamw",
+        name="macbert-large", model="MacBERT-large", model_config="large", init_checkpoint=None,
         phases=(TrainingPhase(512, 2_000_000, 512, 5e-5, 10_000),),
-        sources={**_COMMON_SOURCES,
+        sources={**_MACBERT_SOURCES,
                  "max_seq_lengths": MACBERT_CONFIG + " (the large model's too); one phase at 512 is " + OUR_CHOICE,
-                 "sentence_task": MACBERT_README, "paired_input": "SOP pairs two consecutive segments",
-                 "masked_lm_prob": MACBERT_PAPER_MASKING, "ngram_weights": MACBERT_PAPER_MASKING,
-                 "replacement": MACBERT_PAPER_MASKING + "; " + MACBERT_README,
-                 "dupe_factor": OUR_CHOICE + ": HFL's 5 for its other models (" + HFL_ISSUE_28 + ")",
-                 "masking": OUR_CHOICE + ": static, as HFL's other models (" + HFL_FAQ_ROBERTA + ")",
-                 "segmenter": "Cui et al. 2020 use LTP for whole words, as for BERT-wwm (" + HFL_LTP + ")",
-                 "vocab": MACBERT_CONFIG,
-                 "similar_words": "MacBERT used the Synonyms toolkit's word2vec vectors (words.vector.gz: "
-                                  "--similar_words takes that file, or any word2vec file or table); none is bundled",
-                 "model_config": MACBERT_README,
                  "init_checkpoint": OUR_CHOICE + ": random, as RoBERTa-wwm-ext-large (" + HFL_TABLE + ")",
-                 "optimizer": MACBERT_AS_ROBERTA.replace("RoBERTa-wwm-ext's", "RoBERTa-wwm-ext-large's"),
-                 "steps_and_batch": MACBERT_AS_ROBERTA.replace("RoBERTa-wwm-ext's", "RoBERTa-wwm-ext-large's"),
-                 "learning_rate_and_warmup": MACBERT_AS_ROBERTA.replace("RoBERTa-wwm-ext's", "RoBERTa-wwm-ext-large's")
-                 + " (" + HFL_ISSUE_141 + ")"},
-        **_DATA),
+                 "optimizer": _MACBERT_LARGE_TRAINING, "steps_and_batch": _MACBERT_LARGE_TRAINING,
+                 "learning_rate_and_warmup": _MACBERT_LARGE_TRAINING + " (" + HFL_ISSUE_141 + ")"},
+        **_MACBERT_DATA),
     "chinese-modernbert": Recipe(
         name="chinese-modernbert", model="Chinese ModernBERT", made_by="Ant Group", max_seq_lengths=(1024, 8192),
         sentence_task="none", paired_input=False, pack_across_documents=True, pack_fill="tokens",
