@@ -34,9 +34,15 @@ def cooccurrence_vectors(lines, *, dimensions: int = 100, window: int = 2, min_c
     pmi = np.log(values * total / (row_sums[rows] * row_sums[columns]))
     matrix = np.zeros((len(vocabulary), len(vocabulary)), np.float32)
     matrix[rows, columns] = np.maximum(pmi, 0)
-    u, s, _ = np.linalg.svd(matrix, full_matrices=False)
-    take = min(dimensions, len(s))
-    return vocabulary, (u[:, :take] * np.sqrt(s[:take])).astype(np.float32)
+    # A randomized SVD (Halko et al. 2011: a range found by two power iterations, then a small SVD):
+    # the full SVD of a vocabulary-sized matrix takes minutes.
+    take = min(dimensions, len(vocabulary))
+    basis = matrix @ np.random.default_rng(0).normal(size=(len(vocabulary), take + 10)).astype(np.float32)
+    for _ in range(2):
+        basis = matrix @ (matrix.T @ np.linalg.qr(basis)[0])
+    basis = np.linalg.qr(basis)[0]
+    u, s, _ = np.linalg.svd(basis.T @ matrix, full_matrices=False)
+    return vocabulary, ((basis @ u)[:, :take] * np.sqrt(s[:take])).astype(np.float32)
 
 
 def write_word2vec_binary(path, words, vectors) -> None:
