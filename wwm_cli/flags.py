@@ -182,7 +182,8 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "instances", "Defaults come from --recipe (wwm recipe show NAME); any flag given here overrides it")
     add = group.add_argument
-    add("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE, help="HFL's released model to make data for")
+    add("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE, help="the released model to make data for: HFL's "
+        "BERT-wwm family and MacBERT, or Chinese ModernBERT (wwm recipe list)")
     add("--vocab_file", help="BERT vocab.txt: a path (local or gs://) or a Hugging Face model id "
         "(hfl/chinese-roberta-wwm-ext); default: Google's bert-base-chinese vocabulary, bundled, which every "
         "HFL model uses")
