@@ -11,6 +11,7 @@ in ../shared/data (raw text), shuffled into documents and repeated to --corpus_m
     .venv/bin/python benchmarks/generate_benchmark.py --prepared           # a re-run on cached word boundaries
     .venv/bin/python benchmarks/generate_benchmark.py --max_seq_length 512 # 80 predictions
     .venv/bin/python benchmarks/generate_benchmark.py --phases             # 128,512 in one run vs two runs
+    .venv/bin/python benchmarks/generate_benchmark.py --recipes            # also macbert-base and a byte-level BPE run
     .venv/bin/python benchmarks/generate_benchmark.py --corpus_mb 110 --no_google   # memory at 10x the text
     .venv/bin/python benchmarks/generate_benchmark.py -- --direct_num_workers=2 --direct_running_mode=multi_processing
     .venv/bin/python benchmarks/generate_benchmark.py --corpus_mb 600 --copies 2 --no_google  # half the documents repeat
@@ -94,12 +95,12 @@ def google_run(corpus: str, work: pathlib.Path, *, length: int, predictions: int
     return int(found[-1]), measured
 
 
-def wwm_run(run_input, output: pathlib.Path, *, lengths: str, predictions: str, args, model, extra=()):
+def wwm_run(run_input, output: pathlib.Path, *, lengths: str, predictions: str, args, model, extra=(), vocab=True):
     command = [sys.executable, "-m", "wwm_cli", "run", *run_input, f"--output={output}",
                f"--dupe_factor={args.dupe_factor}", f"--max_seq_length={lengths}",
                f"--max_predictions_per_seq={predictions}", f"--segmenter={args.segmenter}",
                f"--num_shards={args.num_shards}", *extra]
-    if VOCAB.exists():
+    if VOCAB.exists() and vocab:
         command.append(f"--vocab_file={VOCAB}")
     if model:
         command.append(f"--ltp_model={model}")
@@ -136,6 +137,10 @@ def main() -> None:
                         "`wwm run` on the Parquet documents, reusing the cached word boundaries")
     parser.add_argument("--phases", action="store_true",
                         help="also measure 128 and 512 in one run against two single runs")
+    parser.add_argument("--recipes", action="store_true",
+                        help="also measure --recipe macbert-base (similar words: the neighbours of PPMI-SVD vectors "
+                        "of the corpus, computed first, not measured) and a run with a 32k byte-level BPE trained "
+                        "by `wwm tokenizer train` on the corpus (not measured), at the same length and dupe factor")
     parser.add_argument("--no_google", action="store_true", help="skip Google's generator (no ratio)")
     parser.add_argument("--memory_limit_mb", type=int,
                         help="run wwm run in a memory cgroup of this size (needs root): a corpus bigger than the "
@@ -185,6 +190,10 @@ def main() -> None:
             cpu_single += measured_single.cpu_seconds
         print(f"two phases in one run: {measured_both.cpu_seconds:.1f} CPU s; two single runs: {cpu_single:.1f} CPU s "
               f"({measured_both.cpu_seconds / cpu_single:.2f}x)")
+    rates = {"wwm run": ours}
+    if args.recipes:
+        rates.update(recipe_runs(corpus, run_input, work, args=args, model=model, length=length,
+                                 predictions=predictions))
     if args.no_google or not GOOGLE.exists():
         print("no ratio measured: Google's generator " + ("skipped" if args.no_google else f"not found at {GOOGLE}"))
         return
@@ -193,7 +202,44 @@ def main() -> None:
     google = report("Google create_pretraining_data.py", google_instances, google_measured)
     print(f"ratio             {ours / google:.1f}x Google's instances per CPU-second; peak RSS "
           f"{measured.peak_rss_mb:.0f} MB vs {google_measured.peak_rss_mb:.0f} MB")
+    for name, rate in list(rates.items())[1:]:
+        print(f"ratio             {rate / google:.1f}x Google's instances per CPU-second ({name})")
     print(f"command           {' '.join(command[2:])}")
+
+
+def recipe_runs(corpus: str, run_input, work: pathlib.Path, *, args, model, length: int, predictions: int) -> dict:
+    """macbert-base and a byte-level BPE run on the same corpus, length and dupe factor; what they
+    need (similar words, the tokenizer) is made first and not measured."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from cooccurrence_vectors import cooccurrence_vectors
+    from wwm_core.similar_words import nearest_neighbours, table_bytes
+
+    with open(corpus, encoding="utf-8") as handle:
+        lines = [line for _, line in zip(range(60_000), handle)]
+    words, vectors = cooccurrence_vectors(lines, dimensions=100)
+    table = work / "similar_words.tsv"
+    table.write_bytes(table_bytes(nearest_neighbours(words, vectors)))
+    rates = {}
+    instances, measured, _ = wwm_run(run_input, work / "macbert", lengths=str(length), predictions=str(predictions),
+                                     args=args, model=model,
+                                     extra=["--recipe=macbert-base", f"--similar_words={table}"])
+    rates["wwm run --recipe macbert-base"] = report("wwm run, macbert-base", instances, measured)
+    # The tokenizer learns from the distinct sentences, each once: the corpus repeats them, and BPE
+    # would learn whole repeated sentences as tokens.
+    distinct = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
+    text = work / "bpe_text.txt"
+    text.write_text("\n\n".join("\n".join(distinct[i:i + 8]) for i in range(0, len(distinct), 8)) + "\n",
+                    encoding="utf-8")
+    wwm("prepare", f"--input={text}", f"--output={work / 'bpe_prepared'}")
+    wwm("tokenizer", "train", f"--input={work / 'bpe_prepared'}", f"--output={work / 'bpe'}", "--vocab_size=32000",
+        "--heldout_share=0")
+    instances, measured, _ = wwm_run(run_input, work / "bpe_out", lengths=str(length), predictions=str(predictions),
+                                     args=args, model=model, extra=[f"--tokenizer={work / 'bpe'}"], vocab=False)
+    counters = json.loads((work / "bpe_out" / "manifest.json").read_text())["counters"]
+    print(f"{'':34s} (the BPE: {json.loads((work / 'bpe' / 'manifest.json').read_text())['vocab_size']:,} tokens, "
+          f"{counters['characters'] / counters['tokens']:.2f} characters per token on the corpus)")
+    rates["wwm run --tokenizer (byte-level BPE, 32k)"] = report("wwm run, byte-level BPE 32k", instances, measured)
+    return rates
 
 
 def _cores() -> int:

@@ -28,11 +28,11 @@ from pipelines.word_cache import read_cache_rows
 from wwm_core.generate import ShardMaker
 from wwm_core.config import SECTIONS
 from wwm_core.manifest import MANIFEST, Manifest
+from wwm_core.masking import SimilarWords
 from wwm_core.records import schema
-from wwm_core.vocab import Vocab
 from wwm_core.word_boundaries import cache_entries
 
-VOCAB = "vocab.txt"
+SIMILAR_WORDS_FILE = "similar_words.npz"  # MacBERT's similar words in token ids, beside vocab.txt
 STATISTICS_PREFIX = "phase."
 TOKEN_COUNTS = "token_counts"  # side output: per shard, its tokens per vocabulary id
 TOKEN_COUNTS_FILE = "token_counts.json"  # beside the top manifest: the run's tokens per vocabulary id
@@ -51,13 +51,14 @@ class WriteShard(beam.DoFn):
     file of the same name as its documents file (``wwm segment`` writes them so). ``progress``: a
     ProgressChannel that sentences segmented and shards written are counted into, or None."""
 
-    def __init__(self, *, config, vocab_bytes: bytes, segmenter, word_cache_folder=None, progress=None,
-                 expected_versions=None):
+    def __init__(self, *, config, vocab, segmenter, word_cache_folder=None, progress=None,
+                 expected_versions=None, similar_words_bytes: bytes = None):
         self._expected_versions = launcher_versions(expected_versions)
         self._config = config
         self._progress = progress
         self._segmenter = segmenter
-        self._vocab_bytes = vocab_bytes
+        self._vocab = vocab  # a Vocab: a vocab.txt or a tokenizer.json with its special tokens
+        self._similar_words_bytes = similar_words_bytes  # masking.SimilarWords as .npz, for MacBERT
         self._word_cache_folder = word_cache_folder
         # --balance_shards: the buckets' shards go to the work folder, to be cut into equal files.
         self._balancing = config.output.balance_shards
@@ -66,9 +67,10 @@ class WriteShard(beam.DoFn):
         check_worker_versions(self._expected_versions)
         self._maker = ShardMaker(
             instances=self._config.instances, output=self._config.output,
-            vocab=Vocab.from_bytes(self._vocab_bytes),
+            vocab=self._vocab,
             segmenter=counting_segmenter(self._segmenter.load(), self._progress),
-            max_document_chars=self._config.cleaning.max_document_chars)
+            max_document_chars=self._config.cleaning.max_document_chars,
+            similar=SimilarWords.from_npz_bytes(self._similar_words_bytes) if self._similar_words_bytes else None)
         self._tally = tally(self._progress, "shards")
 
     def _open(self, phase, index: int, count: int) -> dict:
@@ -185,6 +187,22 @@ def phase_statistics(counters: dict, instances, phase) -> dict:
                 "expected": instances.masked_lm_prob,
                 "measured": count_of["masked_tokens"] / count_of["instance_tokens"],
                 "note": "masked tokens / real tokens ([CLS] and [SEP] included, as in Google's budget)"}
+        spans = {int(name.rsplit(".", 1)[1]): value for name, value in counters.items()
+                 if name.startswith(f"hist.{prefix}masked_span_words.")}
+        if spans:
+            total = sum(spans.values())
+            statistics["masked_spans"] = {
+                "spans": total, "mean_words": sum(words * n for words, n in spans.items()) / total,
+                "share_by_words": {str(words): spans[words] / total for words in sorted(spans)},
+                "weights": {str(k + 1): w / sum(instances.ngram_weights)
+                                            for k, w in enumerate(instances.ngram_weights)}}
+        words = sum(count_of[f"macbert.words_{kind}"] for kind in ("similar", "random", "kept"))
+        if instances.replacement == "macbert" and words:
+            statistics["macbert_replacement"] = {
+                "words": words, **{f"{kind}_share": count_of[f"macbert.words_{kind}"] / words
+                                   for kind in ("similar", "random", "kept", "no_candidate")},
+                "note": "per masked word: similar 80%, random 10%, kept 10%; a word drawn for a similar word "
+                        "without a candidate of its length gets random tokens (no_candidate, counted in random)"}
         for other in ("packed", "unpacked"):  # what the other layout would have padded
             if count_of[f"{other}_instances"]:
                 statistics[f"padding_share_{other}_estimate"] = 1 - count_of[f"{other}_tokens"] / (
@@ -210,7 +228,7 @@ def _phase_counters(counters: dict, phase) -> dict:
 
 
 def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_files, word_cache_folders=(),
-                    prepared=None, token_counts=None):
+                    prepared=None, token_counts=None, similar_words=None, tokenizer_origin=None):
     """Runs once, after every shard and the dead letters are written: per phase vocab.txt and its
     manifest, then (several phases) the top manifest that lists them."""
     from pipelines.common import accounting
@@ -227,7 +245,9 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
     for phase in instances.phases:
         folder = phase_folder(config, phase)
         own = sorted((f for f in files if f["phase"] == phase.max_seq_length), key=lambda f: f["file"])
-        write_atomically(join(folder, VOCAB), vocab.to_bytes())
+        write_atomically(join(folder, vocab.file_name), vocab.to_bytes())
+        if similar_words is not None:
+            write_atomically(join(folder, SIMILAR_WORDS_FILE), similar_words["npz"])
         phase_counters = _phase_counters(counters, phase)
         manifest = Manifest(
             kind="instances", **run_info.fields(), prepared=prepared, config=config_json,
@@ -239,11 +259,14 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
             num_instances=phase_counters.get("instances", 0), recipe=instances.recipe,
             max_seq_length=phase.max_seq_length, max_predictions_per_seq=phase.max_predictions_per_seq,
             sentence_task=instances.sentence_task, next_sentence_prediction=instances.trains_sentence_task,
-            masking=instances.masking, features=tuple(f.name for f in schema(instances.masking)),
-            vocab_file=VOCAB, vocab_size=vocab.size, vocab_sha256=vocab.sha256,
+            masking=instances.masking,
+            features=tuple(f.name for f in schema(instances.masking, packed=instances.pack_across_documents)),
+            vocab_file=vocab.file_name, vocab_size=vocab.size, vocab_sha256=vocab.sha256,
+            tokenizer=tokenizer_origin, special_tokens=vocab.special_tokens() if tokenizer_origin else None,
             statistics={**phase_statistics(counters, instances, phase),
                         "token_counts_file": ("../" if several else "") + TOKEN_COUNTS_FILE},
-            word_cache_folders=tuple(word_cache_folders))
+            word_cache_folders=tuple(word_cache_folders),
+            similar_words=None if similar_words is None else {**similar_words["about"], "file": SIMILAR_WORDS_FILE})
         write_manifest(folder, manifest)
         phases_listed.append({"max_seq_length": phase.max_seq_length, "manifest": f"{phase.folder}/{MANIFEST}"})
         if not several:
@@ -260,7 +283,7 @@ def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_
 
 
 def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unreadable=(), bucket_bytes: int,
-                   word_cache_folders=(), prepared=None, progress=None):
+                   word_cache_folders=(), prepared=None, progress=None, similar_words=None, tokenizer_origin=None):
     """``inputs``, ``unreadable``: the input files and the dead letters of paths that cannot be
     read, matched at launch (pipelines.inputs.match_sources); ``segmenter``: the launcher's
     (checked) SegmenterChoice; ``word_cache_folders``: the
@@ -271,8 +294,9 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unre
         config.sources, files=inputs, bad_records=unreadable, cleaning=config.cleaning,
         work_folder=join(config.output.path, WORK_FOLDER), bucket_bytes=bucket_bytes, progress=progress)
     shards = buckets["buckets"] | "WriteShards" >> beam.ParDo(WriteShard(
-        config=config, vocab_bytes=vocab.to_bytes(), segmenter=segmenter,
-        word_cache_folder=word_cache_folders[0] if word_cache_folders else None, progress=progress)).with_outputs(
+        config=config, vocab=vocab, segmenter=segmenter,
+        word_cache_folder=word_cache_folders[0] if word_cache_folders else None, progress=progress,
+        similar_words_bytes=similar_words["npz"] if similar_words else None)).with_outputs(
         STATS, DEAD_LETTER, TOKEN_COUNTS, main="files")
     dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], shards[DEAD_LETTER]), config.output.path)
     counters = sum_counters((buckets[STATS], shards[STATS]))
@@ -280,7 +304,8 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unre
     if config.output.balance_shards:
         files = files | "BalanceShards" >> BalanceShards(
             folder_of={phase.max_seq_length: phase_folder(config, phase) for phase in config.instances.phases},
-            num_files=config.output.num_shards, parquet_features=schema(config.instances.masking, parquet=True))
+            num_files=config.output.num_shards, parquet_features=schema(
+                config.instances.masking, parquet=True, packed=config.instances.pack_across_documents))
     file_list = files | "ListFiles" >> beam.combiners.ToList()
     token_counts = shards[TOKEN_COUNTS] | "SumTokenCounts" >> beam.CombineGlobally(SumArrays())
     return (
@@ -288,6 +313,7 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unre
         | "ManifestTrigger" >> beam.Create([None])
         | "WriteManifests" >> beam.Map(
             write_manifests, config=config, vocab=vocab, run_info=run_info, prepared=prepared,
+            similar_words=similar_words, tokenizer_origin=tokenizer_origin,
             word_cache_folders=word_cache_folders,
             files=beam.pvalue.AsSingleton(file_list),
             counters=beam.pvalue.AsSingleton(counters),

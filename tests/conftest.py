@@ -62,6 +62,15 @@ def ud_sentences(split: str) -> list:
     return [line[len("# text = "):].strip() for line in text.splitlines() if line.startswith("# text = ")]
 
 
+def ud_corpus_file(path, *, per_document: int) -> tuple:
+    """The UD dev and test sentences as a text corpus (documents of ``per_document`` sentences):
+    (path, sentences)."""
+    sentences = ud_sentences("dev") + ud_sentences("test")
+    path.write_text("\n\n".join("\n".join(sentences[i:i + per_document])
+                                 for i in range(0, len(sentences), per_document)) + "\n", encoding="utf-8")
+    return path, sentences
+
+
 @pytest.fixture(scope="session")
 def bert_vocab_path():
     return shared_file("bert_vocab/vocab.txt")

@@ -22,10 +22,10 @@ from wwm_cli import main
 
 WWM = pathlib.Path(sys.executable).parent / "wwm"  # the console script pip installed
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-SUBCOMMANDS = ("run", "prepare", "segment", "segmenter", "plan", "submit", "recipe", "inspect", "report", "train",
-               "sample-path")
+SUBCOMMANDS = ("run", "prepare", "segment", "segmenter", "plan", "submit", "tokenizer", "recipe", "inspect", "report",
+               "train", "sample-path")
 HELP_OF = (["run"], ["prepare"], ["segment"], ["segmenter"], ["segmenter", "train"], ["segmenter", "eval"],
-           ["plan"], ["submit"], ["recipe"], ["recipe", "list"], ["recipe", "show"], ["inspect"], ["report"], ["train"],
+           ["plan"], ["submit"], ["tokenizer"], ["tokenizer", "train"], ["recipe"], ["recipe", "list"], ["recipe", "show"], ["inspect"], ["report"], ["train"],
            ["sample-path"])
 
 

@@ -17,6 +17,8 @@ COMMANDS = {
     "segmenter": ("wwm_cli.segment", "segmenter_main", "train an LTP perceptron, or score a segmenter (train|eval)"),
     "plan": ("wwm_cli.plan", "plan_main", "shards, memory, instances, CPU- and worker-hours, from input sizes"),
     "submit": ("wwm_cli.submit", "submit_main", "the whole recipe (prepare, segment, run) on Dataflow, Spark or Flink"),
+    "tokenizer": ("wwm_cli.tokenizer", "tokenizer_main", "train a WordPiece or BPE vocabulary on prepared documents, "
+                  "audited on held-out ones (train)"),
     "recipe": ("wwm_cli.recipe", "recipe_main", "HFL's recipes and where their numbers come from (list|show NAME)"),
     "inspect": ("wwm_cli.inspect", "inspect_main", "show what an output holds: instances with masks and word groups, "
                 "documents, word boundaries"),

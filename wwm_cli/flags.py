@@ -7,10 +7,11 @@ import argparse
 import csv
 import dataclasses
 
-from wwm_core.config import (INPUT_FORMATS, MASKING, OUTPUT_FORMATS, SEGMENTERS, SENTENCE_TASKS, CleaningConfig,
+from wwm_core.config import (INPUT_FORMATS, MASKING, OUTPUT_FORMATS, PACK_FILLS, SEGMENTERS, SENTENCE_TASKS, CleaningConfig,
                              InstancesConfig, OutputConfig, RunConfig, RunnerConfig, SegmentationConfig, SourceSpec,
                              instances_from_recipe)
 from wwm_core.errors import UsageError
+from wwm_core.masking import REPLACEMENTS
 from wwm_core.helptext import HelpFormatter, Parser, finite_float, parser  # noqa: F401 - the commands' parsers
 from wwm_core.recipes import DEFAULT_RECIPE, RECIPES
 from wwm_core.text import JSONL_PRESETS
@@ -58,15 +59,33 @@ def boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def int_list(text: str) -> tuple:
-    """``128`` or ``128,512``."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, got {text!r}") from error
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return values
+def number_list(kind):
+    """A parser of ``128`` or ``128,512`` (``kind`` int), ``0.4,0.3,0.2,0.1`` (``kind`` float)."""
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, got {text!r}") \
+                from error
+        if not values:
+            raise argparse.ArgumentTypeError("expected at least one number")
+        return values
+    return parse
+
+
+int_list, float_list = number_list(int), number_list(finite_float)
+
+
+def special_tokens(text: str) -> tuple:
+    """``cls=<s>,sep=</s>,mask=<mask>,pad=<pad>`` -> ((role, token), ...)."""
+    pairs = []
+    for part in text.split(","):
+        role, equals, token = part.strip().partition("=")
+        if not equals or role not in ("cls", "sep", "mask", "pad", "unk") or not token:
+            raise argparse.ArgumentTypeError(f"--special_tokens {text!r}: {part!r} is not ROLE=TOKEN with ROLE one of "
+                                             "cls, sep, mask, pad, unk")
+        pairs.append((role, token))
+    return tuple(pairs)
 
 
 SOURCE_KEYS = ("name", "format", "input", "preset", "opencc", "text_field", "title_field")
@@ -167,10 +186,16 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     group = section(
         parser, "instances", "Defaults come from --recipe (wwm recipe show NAME); any flag given here overrides it")
     add = group.add_argument
-    add("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE, help="HFL's released model to make data for")
+    add("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE, help="the released model to make data for: HFL's "
+        "BERT-wwm family and MacBERT, or Chinese ModernBERT (wwm recipe list)")
     add("--vocab_file", help="BERT vocab.txt: a path (local or gs://) or a Hugging Face model id "
         "(hfl/chinese-roberta-wwm-ext); default: Google's bert-base-chinese vocabulary, bundled, which every "
         "HFL model uses")
+    add("--tokenizer", help="instead of --vocab_file: any Hugging Face tokenizer (WordPiece, BPE, byte-level BPE, "
+        "Unigram): a tokenizer.json, a folder with one (and its tokenizer_config.json), or a hub id "
+        "(ORG/NAME[@revision], through the Hugging Face cache); whole words map onto its tokens by character offsets")
+    add("--special_tokens", type=special_tokens,
+        help="--tokenizer's special tokens where it declares none: cls=<s>,sep=</s>,mask=<mask>,pad=<pad>")
     add("--do_lower_case", type=boolean, default=default_of(InstancesConfig, "do_lower_case"),
         help="lowercase and strip accents before WordPiece, as Google's Chinese models expect")
     add("--max_seq_length", type=int_list, help="one length, or several (128,512: one phase each, written to "
@@ -182,6 +207,18 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     add("--allow_fewer_predictions", action="store_true",
         help="accept a --max_predictions_per_seq that caps masking below --masked_lm_prob")
     add("--masked_lm_prob", type=finite_float, help=RECIPE_DEFAULT + " (0.15)")
+    add("--ngram_weights", type=float_list, help="N-gram whole-word masking: the chances of masking a span of 1, 2, "
+        "3, ... consecutive whole words (MacBERT: 0.4,0.3,0.2,0.1); spans are taken in random order while they fit "
+        "the budget, never cut, never across [SEP]; 1: one word at a time; " + RECIPE_DEFAULT + " (1)")
+    add("--replacement", choices=REPLACEMENTS, help="what a masked word becomes: bert, Google's rule per token "
+        "([MASK] 80%%, kept 10%%, random 10%%); macbert, MacBERT's per word (a similar word with as many tokens 80%%, "
+        "random tokens 10%%, kept 10%%; no [MASK]), which needs --similar_words; " + RECIPE_DEFAULT + " (bert)")
+    add("--similar_words", help="--replacement macbert: similar words, a table ('word<TAB>candidate candidate ...', "
+        "UTF-8) or word2vec vectors (text or binary, maybe gzipped: the Synonyms toolkit's and Tencent AI Lab's "
+        "format), local or gs://; from vectors the 10 nearest words of the same length by cosine are computed "
+        "once and cached (WWM_CACHE, default ~/.cache/wwm-data)")
+    add("--similar_words_limit", type=int, default=default_of(InstancesConfig, "similar_words_limit"),
+        help="vectors: use the first this many words of the file (word2vec files list the most frequent first)")
     add("--short_seq_prob", type=finite_float, help="pairs: share of instances with a shorter target length; "
         + RECIPE_DEFAULT + " (0.1)")
     add("--dupe_factor", type=int, help="each document is used this many times with different masks; "
@@ -190,9 +227,14 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
         "sentence order prediction; none: no sentence-level label; " + RECIPE_DEFAULT)
     add("--paired_input", type=boolean, help="with --sentence_task none: Google's [CLS] A [SEP] B [SEP] pairs anyway "
         "(label 0), as HFL made RoBERTa-wwm's data; false: one segment per instance; " + RECIPE_DEFAULT)
-    add("--pack_across_documents", action="store_true",
+    add("--pack_across_documents", type=boolean, nargs="?", const=True,
         help="with --sentence_task none --paired_input false: fill instances across document boundaries, a [SEP] "
-        "between documents (RoBERTa's FULL-SENTENCES), instead of one document each (DOC-SENTENCES)")
+        "between documents (RoBERTa's FULL-SENTENCES), instead of one document each (DOC-SENTENCES); each instance "
+        "records where its documents start (document_starts); " + RECIPE_DEFAULT + " (false)")
+    add("--pack_fill", choices=PACK_FILLS, help="--pack_across_documents: end each instance between sentences "
+        "(RoBERTa's FULL-SENTENCES), or fill it to the last token (tokens: a sentence and a word cut at the end go on "
+        "in the next instance; for long sequences, padding only at a stream's end); " + RECIPE_DEFAULT
+        + " (sentences)")
     add("--masking", choices=MASKING, help="static: masks fixed in the data (Google's schema; what HFL's models "
         "used); dynamic: unmasked instances with word_ids, masked anew every epoch by `wwm train`; "
         + RECIPE_DEFAULT)
@@ -201,7 +243,7 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
 
 
 RECIPE_INSTANCE_FLAGS = ("masked_lm_prob", "short_seq_prob", "dupe_factor", "sentence_task", "paired_input",
-                         "masking")
+                         "masking", "ngram_weights", "replacement", "pack_fill", "pack_across_documents")
 
 
 def sources_from_args(args, *, opencc_default: str) -> tuple:
@@ -242,8 +284,10 @@ def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:
         overrides = sorted(explicit) + [name for name in ("segmenter", "ltp_model", "opencc_config")
                                         if getattr(args, name, None) is not None]
         instance_config = instances_from_recipe(
-            recipe.name, pack_across_documents=args.pack_across_documents, random_seed=args.random_seed,
-            vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
+            recipe.name, random_seed=args.random_seed,
+            similar_words=args.similar_words, similar_words_limit=args.similar_words_limit,
+            vocab_file=args.vocab_file, do_lower_case=args.do_lower_case, tokenizer=args.tokenizer,
+            special_tokens=args.special_tokens or (),
             allow_fewer_predictions=args.allow_fewer_predictions, **explicit)
         segmentation = segmentation_from_args(args, recipe=recipe)
     return RunConfig(

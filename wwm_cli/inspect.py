@@ -22,7 +22,7 @@ from wwm_core.errors import UsageError
 from wwm_core.helptext import parser as make_parser
 from wwm_core.manifest import MANIFEST, parse_manifest
 from wwm_core.records import decode_example, decoded_instance, read_tfrecords
-from wwm_core.vocab import Vocab
+from wwm_core.vocab import Vocab, vocab_of_manifest
 from wwm_core.word_boundaries import sentence_key
 
 NO_WORD_IDS = ("word groups: static TFRecords (Google's schema) carry no word ids, so only the masks show which "
@@ -63,7 +63,12 @@ def iter_instances(path: str, *, vocab_file=None, phase: int = None, prefer_parq
     that wrote both formats (they hold word ids)."""
     if path.endswith(".tfrecord"):
         folder = FileSystems.split(path)[0]
-        vocab = Vocab.from_bytes(read_bytes(vocab_file or join(folder, "vocab.txt")))
+        beside = join(folder, MANIFEST)
+        if vocab_file is None and FileSystems.exists(beside):
+            manifest = parse_manifest(read_bytes(beside), path=beside, kinds=("instances",))
+            vocab = vocab_of_manifest(manifest, read_bytes(join(folder, manifest.vocab_file)))
+        else:
+            vocab = Vocab.from_bytes(read_bytes(vocab_file or join(folder, "vocab.txt")))
         with FileSystems.open(path) as handle:
             for record in read_tfrecords(handle):
                 yield path, decoded_instance(decode_example(record)), vocab
@@ -74,7 +79,8 @@ def iter_instances(path: str, *, vocab_file=None, phase: int = None, prefer_parq
         if not manifests:
             raise UsageError(f"--phase {phase}: {path} has no phase of that max_seq_length")
     for folder, manifest in manifests:
-        vocab = Vocab.from_bytes(read_bytes(vocab_file or join(folder, manifest.vocab_file)))
+        vocab = (Vocab.from_bytes(read_bytes(vocab_file)) if vocab_file
+                 else vocab_of_manifest(manifest, read_bytes(join(folder, manifest.vocab_file))))
         if vocab_file is None and vocab.sha256 != manifest.vocab_sha256:
             raise UsageError(f"{join(folder, manifest.vocab_file)} is not the run's vocabulary (vocab_sha256 differs)")
         for name, values in _records(folder, manifest, prefer_parquet=prefer_parquet):
@@ -106,6 +112,7 @@ def instance_json(instance, vocab) -> dict:
         "word_ids": instance.word_ids,
         "word_groups": word_groups(instance),
         "next_sentence_label": instance.next_sentence_label,
+        **({"document_starts": instance.document_starts} if instance.document_starts else {}),
     }
 
 

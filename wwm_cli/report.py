@@ -32,7 +32,7 @@ def _manifest(folder: str):
     if not exists(path):
         raise UsageError(f"{path} not found: is {folder} the --output of a finished `wwm run` or `wwm prepare`?")
     try:
-        return parse_manifest(read_bytes(path), path=path, kinds=("instances", "phases", "documents"))
+        return parse_manifest(read_bytes(path), path=path, kinds=("instances", "phases", "documents", "tokenizer"))
     except OSError as error:
         raise ManifestError(f"{path}: {error}") from error
 
@@ -58,8 +58,8 @@ def _dead_letters(folder: str, manifest) -> tuple:
 def report_inputs(folder: str):
     """Everything the report shows, read from ``folder`` (local or gs://)."""
     from wwm_core.report import ReportInputs
-    from wwm_core.tokenization import make_wordpiece_tokenizer, tokenize_sentences
-    from wwm_core.vocab import Vocab
+    from wwm_core.tokenization import make_tokenizer, tokenize_sentences
+    from wwm_core.vocab import vocab_of_manifest
 
     manifest = _manifest(folder)
     phases, token_counts, vocab_tokens, tokenize_unknown = (), None, None, None
@@ -73,12 +73,12 @@ def report_inputs(folder: str):
         phases = ((manifest.max_seq_length, manifest),)
     if phases:
         length, first = phases[0]
-        vocab = Vocab.from_bytes(read_bytes(join(folders[length], first.vocab_file)))
+        vocab = vocab_of_manifest(first, read_bytes(join(folders[length], first.vocab_file)))
         vocab_tokens = tuple(vocab.tokens)
         config = manifest.run_config()
         do_lower_case = config.instances.do_lower_case if config and config.instances else True
-        tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=do_lower_case)
-        unknown_id = vocab.id_of("[UNK]")
+        tokenizer = make_tokenizer(vocab, do_lower_case=do_lower_case)
+        unknown_id = vocab.special_id("unk")
 
         def tokenize_unknown(text: str) -> bool:
             return bool((tokenize_sentences(tokenizer, [text]).ids == unknown_id).any())
@@ -115,8 +115,8 @@ def write_report(folder: str, output: str = None) -> str:
 
 def report_main(argv) -> str:
     parser = make_parser("wwm report", __doc__)
-    parser.add_argument("path", help="a `wwm run` --output (one phase or several), one phase's folder, or a "
-                        "`wwm prepare` --output; local or gs://")
+    parser.add_argument("path", help="a `wwm run` --output (one phase or several), one phase's folder, a "
+                        "`wwm prepare` --output or a `wwm tokenizer train` --output; local or gs://")
     parser.add_argument("--output", help="folder for report.html and the PNGs (default: PATH/report)")
     args = parser.parse_args(argv)
     page = write_report(args.path.rstrip("/") or args.path, args.output)

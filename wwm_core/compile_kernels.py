@@ -5,6 +5,7 @@ import numpy as np
 
 from wwm_core.config import Phase
 from wwm_core.instances import SpecialIds, TokenPool, bucket_pair_plans, make_batch
+from wwm_core.masking import SimilarWords
 from wwm_core.near_dedup import signatures
 from wwm_core.records import ExampleEncoder, schema
 
@@ -21,8 +22,11 @@ def compile_all() -> None:
                          doc_offsets=np.cumsum([0] + [sum(d) for d in documents]))
         for task in ("nsp", "sop"):
             plans = bucket_pair_plans(documents, [1, 2, 3], dupe_factor=2, phase=phase, short_seq_prob=0.5, task=task)
+            similar = SimilarWords.from_token_ids([((10, 11), [(12, 13)])])
+            similar.candidates_of((10, 11))
             for masking in ("static", "dynamic"):
-                batch = make_batch(plans, pool, special=special, phase=phase, masked_lm_prob=0.15, masking=masking)
+                batch = make_batch(plans, pool, special=special, phase=phase, masked_lm_prob=0.15, masking=masking,
+                                   ngram_weights=(0.4, 0.3, 0.2, 0.1), replacement="macbert", similar=similar)
                 encoder = ExampleEncoder(schema(masking), max_seq_length=16, max_predictions_per_seq=3, vocab_size=100)
                 encoder.frames(batch)
     signatures([["近重复检测的分片哈希"]])

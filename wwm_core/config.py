@@ -17,6 +17,8 @@ import dataclasses
 import json
 
 from wwm_core.errors import UsageError
+from wwm_core.masking import REPLACEMENTS, WORD_LEVEL, check_ngram_weights
+from wwm_core.similar_words import DEFAULT_MAX_WORDS
 from wwm_core.recipes import DEFAULT_RECIPE, RECIPES, default_max_predictions, minimum_max_predictions
 from wwm_core.segmentation import SEGMENTERS
 from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
@@ -24,6 +26,7 @@ from wwm_core.text import INPUT_FORMATS, JSONL_PRESETS
 SENTENCE_TASKS = ("nsp", "sop", "none")
 MASKING = ("static", "dynamic")
 OUTPUT_FORMATS = ("tfrecord", "parquet", "both")
+PACK_FILLS = ("sentences", "tokens")
 # Beyond these, a run is a mistake rather than a plan: BERT's position embeddings stop at 512 in
 # every released model, and a worker's memory grows with the sequence length.
 MAX_SEQ_LENGTH_LIMIT = 8192
@@ -116,8 +119,15 @@ class InstancesConfig:
     short_seq_prob: float
     dupe_factor: int
     pack_across_documents: bool = False  # sentence_task none, one segment: RoBERTa's FULL-SENTENCES
+    pack_fill: str = "sentences"  # packed instances end between sentences, or "tokens": filled to the token
+    ngram_weights: tuple = WORD_LEVEL  # chances of masking spans of 1, 2, ... whole words (MacBERT: 0.4,0.3,0.2,0.1)
+    replacement: str = "bert"  # what a masked word becomes: Google's 80/10/10 per token, or MacBERT's per word
+    similar_words: str = None  # MacBERT: a table or word2vec vectors (local or gs://)
+    similar_words_limit: int = DEFAULT_MAX_WORDS  # the first words of a vectors file used
     random_seed: int = 12345
     vocab_file: str = None  # None: Google's bert-base-chinese vocabulary, bundled
+    tokenizer: str = None  # instead of vocab_file: a Hugging Face tokenizer.json, a folder with one, or a hub id
+    special_tokens: tuple = ()  # (role, token) pairs naming the tokenizer's special tokens, where it declares none
     do_lower_case: bool = True
     allow_fewer_predictions: bool = False  # the user means a budget below the masked share
 
@@ -136,6 +146,25 @@ class InstancesConfig:
         ])
         lengths = [phase.max_seq_length for phase in self.phases]
         _check([(len(set(lengths)) == len(lengths), f"--max_seq_length lists a length twice: {lengths}")])
+        try:
+            object.__setattr__(self, "ngram_weights", check_ngram_weights(self.ngram_weights))
+        except ValueError as error:
+            raise UsageError(f"--ngram_weights: {error}") from None
+        _check([
+            (self.replacement in REPLACEMENTS, f"--replacement must be one of {', '.join(REPLACEMENTS)}"),
+            (self.replacement != "macbert" or self.similar_words,
+             "--replacement macbert replaces masked words by similar words: give --similar_words PATH (a table "
+             "'word<TAB>candidates' or word2vec vectors, text or binary)"),
+            (self.replacement == "macbert" or not self.similar_words,
+             "--similar_words is for --replacement macbert; Google's rule (bert) puts [MASK] and random tokens"),
+            (self.similar_words_limit >= 2, "--similar_words_limit must be at least 2"),
+            (not (self.tokenizer and self.vocab_file), "give --vocab_file (a BERT vocab.txt) or --tokenizer (a Hugging "
+             "Face tokenizer), not both"),
+            (not self.special_tokens or self.tokenizer, "--special_tokens names the special tokens of --tokenizer"),
+            (self.pack_fill in PACK_FILLS, f"--pack_fill must be one of {', '.join(PACK_FILLS)}"),
+            (self.pack_fill == "sentences" or self.pack_across_documents,
+             "--pack_fill tokens fills instances packed across documents: it needs --pack_across_documents"),
+        ])
         for phase in self.phases:
             length, predictions = phase.max_seq_length, phase.max_predictions_per_seq
             least = minimum_max_predictions(length, self.masked_lm_prob)
@@ -233,7 +262,9 @@ class RunConfig:
                         for source in values.get("sources", []))
         instances = values.get("instances")
         if instances is not None:
-            instances = InstancesConfig(**{**instances, "phases": tuple(Phase(**p) for p in instances["phases"])})
+            instances = InstancesConfig(**{**instances, "phases": tuple(Phase(**p) for p in instances["phases"]),
+                                           "ngram_weights": tuple(instances.get("ngram_weights", WORD_LEVEL)),
+                                           "special_tokens": tuple(tuple(p) for p in instances.get("special_tokens", ()))})
         runner = values.get("runner") or {}
         segmentation = values.get("segmentation")
         return cls(sources=sources or (SourceSpec("unknown", "text", ("-",), "none"),),
@@ -272,8 +303,13 @@ def instances_from_recipe(name: str = DEFAULT_RECIPE, **overrides) -> InstancesC
     predictions = overrides.pop("max_predictions", None)
     values = dict(recipe=name, sentence_task=recipe.sentence_task, paired_input=recipe.paired_input,
                   masking=recipe.masking, masked_lm_prob=recipe.masked_lm_prob, short_seq_prob=recipe.short_seq_prob,
-                  dupe_factor=recipe.dupe_factor)
+                  dupe_factor=recipe.dupe_factor, ngram_weights=recipe.ngram_weights, replacement=recipe.replacement,
+                  pack_across_documents=recipe.pack_across_documents, pack_fill=recipe.pack_fill)
     values.update(overrides)
+    if "tokenizer" in recipe.needs and not (values.get("tokenizer") or values.get("vocab_file")):
+        raise UsageError(f"--recipe {name} is made with its own BPE vocabulary, which cannot be downloaded here: give "
+                         "--tokenizer (a tokenizer.json, a folder or a hub id; `wwm tokenizer train --model bpe "
+                         "--vocab_size 32000` makes one from prepared documents)")
     if "sentence_task" in overrides and "paired_input" not in overrides:
         # A task chosen by hand: pairs for NSP and SOP, one segment without a task.
         values["paired_input"] = values["sentence_task"] != "none"

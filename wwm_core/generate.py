@@ -17,12 +17,14 @@ import random
 import numpy as np
 
 from wwm_core.hashing import stable_hash
-from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separators, make_batch, packed_pool,
-                                bucket_pair_plans, plan_matrix, single_segment_plans,
-                                single_segment_ranges)
+from wwm_core.instances import (Plan, SpecialIds, TokenPool, drop_leading_separators, filled_plans, make_batch,
+                                packed_pool, bucket_pair_plans, plan_matrix, single_segment_plans,
+                                single_segment_ranges, with_documents)
 from wwm_core.records import ExampleEncoder, feature_values, schema
 from wwm_core.text import BadRecord
-from wwm_core.tokenization import group_starts, make_wordpiece_tokenizer, tokenize_sentences
+from wwm_core.tokenization import group_starts, make_tokenizer, tokenize_sentences
+from wwm_core.tokenizer_training import cjk_coverage
+from wwm_core.vocab import TOKENIZER_FILE
 from wwm_core.word_boundaries import document_batches, segment_documents
 
 # Instances masked and encoded together: enough to amortize numpy's per-call cost, few enough that
@@ -94,22 +96,28 @@ class ShuffledRows:
 class ShardMaker:
     """Holds what is loaded once per worker: tokenizer, segmenter, encoders."""
 
-    def __init__(self, *, instances, output, vocab, segmenter, max_document_chars: int):
+    def __init__(self, *, instances, output, vocab, segmenter, max_document_chars: int, similar=None):
+        """``similar``: MacBERT's similar words in token ids (``masking.SimilarWords``), for
+        ``instances.replacement`` macbert."""
         self.instances = instances
+        self.similar = similar
         self.output = output
         self.segmenter = segmenter
         self.max_document_chars = max_document_chars
-        self.tokenizer = make_wordpiece_tokenizer(vocab, do_lower_case=instances.do_lower_case)
+        self.tokenizer = make_tokenizer(vocab, do_lower_case=instances.do_lower_case)
         self.vocab = vocab
-        self.special = SpecialIds(cls=vocab.id_of("[CLS]"), sep=vocab.id_of("[SEP]"),
-                                  mask=vocab.id_of("[MASK]"), vocab_size=vocab.size)
-        self.unknown_id = vocab.id_of("[UNK]")
+        self.special = SpecialIds(cls=vocab.special_id("cls"), sep=vocab.special_id("sep"),
+                                  mask=vocab.special_id("mask"), vocab_size=vocab.size)
+        unknown = vocab.special_id("unk")
+        self.unknown_id = -1 if unknown is None else unknown  # byte-level BPE has no unknown token
         self.token_dtype = np.uint16 if vocab.size <= 1 << 16 else np.int32
-        self.encoders = {phase: ExampleEncoder(schema(instances.masking), max_seq_length=phase.max_seq_length,
+        packed = instances.pack_across_documents
+        self.encoders = {phase: ExampleEncoder(schema(instances.masking, packed=packed),
+                                               max_seq_length=phase.max_seq_length,
                                                max_predictions_per_seq=phase.max_predictions_per_seq,
                                                vocab_size=vocab.size)
                          for phase in instances.phases}
-        self.parquet_features = schema(instances.masking, parquet=True)
+        self.parquet_features = schema(instances.masking, parquet=True, packed=packed)
 
     # ---------------------------------------------------------------- once per bucket
 
@@ -211,6 +219,10 @@ class ShardMaker:
         count_histogram(stats, "word_chars", np.minimum(word_lengths, 16))
         unknown = np.flatnonzero(tokenized.ids == self.unknown_id)
         stats["tokens.unknown"] += len(unknown)
+        if self.vocab.file_name == TOKENIZER_FILE:  # the tokenizer's audit (wwm report): Chinese characters covered
+            cjk, uncovered, _, _ = cjk_coverage(tokenized, sentences, unknown_id=self.vocab.special_id("unk"))
+            stats["characters.cjk"] += cjk
+            stats["characters.cjk_uncovered"] += uncovered
         if len(unknown):
             sentence_of = np.repeat(np.arange(len(sentences)), tokenized.sentence_tokens)[unknown]
             texts = collections.Counter(sentences[s][a:b] for s, a, b in zip(
@@ -279,6 +291,9 @@ class ShardMaker:
             seed = stable_hash(config.random_seed, "pack", shard_index, dupe)
             order = np.random.default_rng(seed).permutation(len(bucket.doc_ids))
             stream, lengths = packed_pool(bucket.pool, bucket.doc_lengths, order, special=self.special)
+            if config.pack_fill == "tokens":
+                yield stream, plan_matrix(filled_plans(stream, rng=random.Random(seed), phase=phase))
+                continue
             dupe_plans = single_segment_plans([lengths], 0, rng=random.Random(seed), phase=phase)
             yield stream, plan_matrix(drop_leading_separators(dupe_plans, stream, special=self.special))
 
@@ -315,7 +330,10 @@ class ShardMaker:
             for first in range(0, len(plans), rows):
                 batch = make_batch(plans[first:first + rows], pool, special=self.special, phase=phase,
                                    masked_lm_prob=config.masked_lm_prob, masking=config.masking,
-                                   with_word_ids=self.output.parquet)
+                                   with_word_ids=self.output.parquet, ngram_weights=config.ngram_weights,
+                                   replacement=config.replacement, similar=self.similar)
+                if config.pack_across_documents:
+                    batch = with_documents(batch, plans[first:first + rows], pool)
                 yield dataclasses.replace(batch, instance_ids=instance_ids(shard_index, written, len(batch)))
                 written += len(batch)
 
@@ -334,6 +352,11 @@ class ShardMaker:
             for size, count in enumerate(batch.masked_group_sizes.tolist()):
                 if count:
                     stats[f"hist.{prefix}masked_word_tokens.{min(size, 16)}"] += count
+            for words, count in enumerate(batch.masked_span_words.tolist()):
+                if count:
+                    stats[f"hist.{prefix}masked_span_words.{words}"] += count
+            for name, count in batch.replacements.items():
+                stats[f"{prefix}macbert.{name}"] += count
 
     def parquet_columns(self, batch, phase) -> dict:
         """{Parquet column: (n, length) values} of a batch, from the schema."""

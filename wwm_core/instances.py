@@ -25,7 +25,7 @@ import typing
 
 import numpy as np
 
-from wwm_core import kernels
+from wwm_core import kernels, masking as masks
 
 @dataclasses.dataclass(frozen=True)
 class SpecialIds:
@@ -144,6 +144,7 @@ class TokenPool:
     ids: np.ndarray  # uint16 where the vocabulary allows (a bucket's largest array), else int32
     group_start: np.ndarray  # bool, True where a whole-word group begins
     doc_offsets: np.ndarray  # int64
+    separators: np.ndarray = None  # a packed stream's [SEP] positions between documents (int64, ascending)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +160,10 @@ class InstanceBatch:
     num_masked: np.ndarray = None  # (n,)
     masked_group_sizes: np.ndarray = None  # bincount of the masked whole-word groups' sizes in tokens
     instance_ids: np.ndarray = None  # (n,) int64, unique within a phase (records.py: instance_id)
+    masked_span_words: np.ndarray = None  # bincount of the masked spans' lengths in words
+    replacements: dict = None  # MacBERT's per-word counts (masking.MACBERT_COUNTERS)
+    document_starts: np.ndarray = None  # packed: (n, max_seq_length // 2) int32, 0 then each next document's start
+    document_ids: np.ndarray = None  # packed: (n, max_seq_length) int32, each token's document (1, 2, ...), 0 padding
 
     def __len__(self):
         return len(self.lengths)
@@ -175,24 +180,45 @@ def gather(fields: np.ndarray, pool: TokenPool, *, special: SpecialIds, max_seq_
                                pool.doc_offsets, special.cls, special.sep, max_seq_length)
 
 
+def maskable_tokens(ids, lengths, *, special: SpecialIds) -> np.ndarray:
+    """(n, width) bool: the tokens masking may choose: real tokens other than [CLS] and [SEP]."""
+    real = np.arange(ids.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    return real & (ids != special.cls) & (ids != special.sep)
+
+
 def mask_whole_words(ids, group_start, lengths, seeds, *, special: SpecialIds, masked_lm_prob: float,
-                     max_predictions_per_seq: int):
-    """Google's create_masked_lm_predictions with do_whole_word_mask=True, for a batch of rows.
+                     max_predictions_per_seq: int, ngram_weights=masks.WORD_LEVEL, replacement: str = "bert",
+                     similar=None):
+    """Google's create_masked_lm_predictions with do_whole_word_mask=True, for a batch of rows
+    (``masking.choose_spans`` then ``masking.replace_words``).
 
     Per row: groups (words) in a uniformly random order are taken whole while they fit in the
     budget min(max_predictions, max(1, round(len * prob))); a group that would overflow is
     skipped, never cut. Each chosen token independently becomes [MASK] (80%), stays (10%) or
     becomes a random id (10%), as in Google's code. Returns (output_ids, positions, labels, counts,
-    masked group sizes as a bincount).
+    masked group sizes as a bincount). ``ngram_weights``: spans of several whole words;
+    ``replacement`` "macbert": MacBERT's per-word rule with ``similar`` words.
 
     Each token has three draws from its row's SplitMix64 stream, by column c of a row of width w:
     draw c orders the groups (a group's draw is its first token's), draw w + c chooses the
     replacement and draw 2w + c the random id; so any token's draws can be computed alone.
     """
-    budgets = np.minimum(max_predictions_per_seq, np.maximum(1, np.round(lengths * masked_lm_prob))).astype(np.int64)
-    return kernels.mask_rows(np.ascontiguousarray(ids, dtype=np.int32), np.ascontiguousarray(group_start),
-                             np.asarray(lengths, dtype=np.int64), np.asarray(seeds, dtype=np.uint64), budgets,
-                             special.cls, special.sep, special.mask, special.vocab_size, max_predictions_per_seq)
+    spans, replaced = _mask(ids, group_start, lengths, seeds, special=special, masked_lm_prob=masked_lm_prob,
+                            max_predictions_per_seq=max_predictions_per_seq, ngram_weights=ngram_weights,
+                            replacement=replacement, similar=similar)
+    return replaced.input_ids, replaced.positions, replaced.labels, replaced.counts, spans.word_sizes
+
+
+def _mask(ids, group_start, lengths, seeds, *, special, masked_lm_prob, max_predictions_per_seq, ngram_weights,
+          replacement, similar):
+    spans = masks.choose_spans(group_start, maskable_tokens(ids, lengths, special=special), lengths, seeds,
+                                 budgets=masks.budgets(lengths, masked_lm_prob=masked_lm_prob,
+                                                         max_predictions=max_predictions_per_seq),
+                                 ngram_weights=ngram_weights)
+    replaced = masks.replace_words(ids, spans.chosen, group_start, lengths, seeds, replacement=replacement,
+                                     mask_id=special.mask, vocab_size=special.vocab_size,
+                                     max_predictions=max_predictions_per_seq, similar=similar)
+    return spans, replaced
 
 
 def word_ids_of(ids, group_start, lengths, *, special: SpecialIds):
@@ -206,7 +232,8 @@ def word_ids_of(ids, group_start, lengths, *, special: SpecialIds):
 
 
 def make_batch(plans, pool: TokenPool, *, special: SpecialIds, phase, masked_lm_prob: float, masking: str = "static",
-               with_word_ids: bool = False) -> InstanceBatch:
+               with_word_ids: bool = False, ngram_weights=masks.WORD_LEVEL, replacement: str = "bert",
+               similar=None) -> InstanceBatch:
     """Plans (Plan tuples or their matrix) -> an InstanceBatch: whole words masked (static), or
     unmasked with word_ids (dynamic)."""
     fields = plans if isinstance(plans, np.ndarray) else plan_matrix(plans)
@@ -216,10 +243,32 @@ def make_batch(plans, pool: TokenPool, *, special: SpecialIds, phase, masked_lm_
     if masking == "dynamic":
         return InstanceBatch(ids, lengths, segment_ids, labels, word_ids)
     seeds = fields[:, Plan._fields.index("seed")].astype(np.uint64)
-    output, positions, masked_ids, counts, group_sizes = mask_whole_words(
-        ids, group_start, lengths, seeds, special=special, masked_lm_prob=masked_lm_prob,
-        max_predictions_per_seq=phase.max_predictions_per_seq)
-    return InstanceBatch(output, lengths, segment_ids, labels, word_ids, positions, masked_ids, counts, group_sizes)
+    spans, replaced = _mask(ids, group_start, lengths, seeds, special=special, masked_lm_prob=masked_lm_prob,
+                            max_predictions_per_seq=phase.max_predictions_per_seq, ngram_weights=ngram_weights,
+                            replacement=replacement, similar=similar)
+    return InstanceBatch(replaced.input_ids, lengths, segment_ids, labels, word_ids, replaced.positions,
+                         replaced.labels, replaced.counts, spans.word_sizes, spans.span_words, replaced.macbert)
+
+
+def with_documents(batch: InstanceBatch, fields: np.ndarray, stream: TokenPool) -> InstanceBatch:
+    """A batch of instances cut from a packed stream (``packed_pool``), with where each of their
+    documents starts: position 0 ([CLS]) and one past each separator inside the instance."""
+    a_start = fields[:, Plan._fields.index("a_start")]
+    a_end = fields[:, Plan._fields.index("a_end")]
+    separators = stream.separators
+    first, last = np.searchsorted(separators, a_start), np.searchsorted(separators, a_end)
+    counts = last - first  # separators inside each instance
+    n, width = batch.input_ids.shape
+    starts = np.zeros((n, width // 2), np.int32)
+    row = np.repeat(np.arange(n), counts)
+    rank = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    inside = separators[np.repeat(first, counts) + rank]
+    starts[row, rank + 1] = inside - a_start[row] + 2  # instance position of the separator (+1 for [CLS]) + 1
+    marks = np.zeros((n, width + 1), np.int32)
+    marks[row, starts[row, rank + 1]] = 1
+    real = np.arange(width)[None, :] < batch.lengths[:, None]
+    document_ids = np.where(real, 1 + np.cumsum(marks[:, :width], axis=1), 0).astype(np.int32)
+    return dataclasses.replace(batch, document_starts=starts, document_ids=document_ids)
 
 
 def packed_pool(pool: TokenPool, doc_lengths, order, *, special: SpecialIds):
@@ -244,10 +293,31 @@ def packed_pool(pool: TokenPool, doc_lengths, order, *, special: SpecialIds):
         if rank:
             lengths[0] += 1
         sentence_lengths += lengths
-    stream = TokenPool(ids=ids, group_start=group_start, doc_offsets=np.array([0, len(ids)], dtype=np.int64))
+    stream = TokenPool(ids=ids, group_start=group_start, doc_offsets=np.array([0, len(ids)], dtype=np.int64),
+                       separators=np.flatnonzero(is_separator[1:]).astype(np.int64))
     return stream, sentence_lengths
 
 
 def drop_leading_separators(plans, stream: TokenPool, *, special: SpecialIds) -> list:
     """An instance that begins at a document boundary begins after its [SEP]."""
     return [p._replace(a_start=p.a_start + 1) if stream.ids[p.a_start] == special.sep else p for p in plans]
+
+
+def filled_plans(stream: TokenPool, *, rng: random.Random, phase) -> list:
+    """A packed stream cut into instances of exactly max_seq_length - 2 tokens (the last one
+    shorter), sentences and words cut where an instance ends (``--pack_fill tokens``): no padding
+    but the stream's end. A cut just after a separator moves before it, so an instance never ends
+    with its next document's [SEP]; one that starts with a separator starts after it."""
+    budget, total = phase.max_seq_length - 2, len(stream.ids)
+    separators = set(stream.separators.tolist())
+    plans, start = [], 0
+    while start < total:
+        if start in separators:
+            start += 1
+            continue
+        end = min(start + budget, total)
+        if end - 1 in separators and end - 1 > start:
+            end -= 1
+        plans.append(Plan(0, start, end, -1, 0, 0, 0, rng.getrandbits(63)))
+        start = end
+    return plans

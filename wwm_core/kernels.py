@@ -314,64 +314,220 @@ def _sorted_uniform_keys(keys, spread):
     return spread[:n]
 
 
-MAX_WIDTH = 1 << 11  # a group's column fits in the 11 bits beside its 53-bit draw
+MAX_WIDTH = 1 << 13  # rows up to 8,192 tokens: a group's column fits in the low bits of its order key
 
 
 @_jit
-def mask_rows(ids, group_start, lengths, seeds, budgets, cls: int, sep: int, mask: int, vocab_size: int,
-              max_predictions: int):
-    """``instances.mask_whole_words`` row by row: (masked ids, positions, original ids, counts,
-    bincount of the masked groups' sizes). Rows are at most MAX_WIDTH wide."""
+def _column_bits(width: int) -> int:
+    """Bits of an order key that hold a group's column: 11 for rows up to 2,048 tokens (the key is
+    then the draw's 53 bits and the column, as it always was), 13 up to MAX_WIDTH."""
+    return 11 if width <= 1 << 11 else 13
+
+
+@_jit
+def _order_key(seed: np.uint64, column: int, column_bits: int) -> np.uint64:
+    """A group's order key: the top bits of its first token's draw, then its column."""
+    draw = _splitmix_bits(seed, column) << np.uint64(11)  # the 53 bits at the top of 64
+    return ((draw >> np.uint64(column_bits)) << np.uint64(column_bits)) | np.uint64(column)
+
+
+@_jit
+def choose_span_rows(group_start, maskable, lengths, seeds, budgets, ngram_cumulative):
+    """``masking.choose_spans`` row by row: (chosen tokens (n, width) bool, bincount of the chosen
+    spans' lengths in words, bincount of the chosen words' sizes in tokens). Rows are at most
+    MAX_WIDTH wide.
+
+    A row's words are runs of maskable tokens, each begun by a group start. They are visited in
+    the order of their first token's draw (column c of the row's stream); the word visited starts
+    a span of k words (k drawn with draw 3 * width + c from ``ngram_cumulative``, the cumulative
+    weights of 1, 2, ... words, renormalized to the spans that fit before the next unmaskable
+    token: spans never cross [SEP]). A span that overlaps a chosen one, or would overflow the
+    budget, is skipped, never cut. With one weight (word-level masking) no span draw is made, so
+    the words and draws are exactly those of whole-word masking one word at a time."""
+    n, width = group_start.shape
+    max_words = len(ngram_cumulative)
+    column_bits = _column_bits(width)
+    column_mask = np.uint64((1 << column_bits) - 1)
+    chosen = np.zeros((n, width), np.bool_)
+    span_words = np.zeros(max_words + 1, np.int64)
+    word_sizes = np.zeros(width + 1, np.int64)
+    keys = np.empty(width, np.uint64)  # a word's order key
+    spread = np.empty(width, np.uint64)
+    first_of = np.empty(width + 1, np.int64)  # word k's first column, words in row order
+    size_of = np.empty(width + 1, np.int64)
+    word_at = np.zeros(width, np.int64)  # the word that begins at a column
+    run_end = np.empty(width + 1, np.int64)  # one past the last word adjacent to word k (no gap between)
+    taken_word = np.zeros(width + 1, np.bool_)
+    for row in range(n):
+        length, seed = lengths[row], seeds[row]
+        words = 0
+        column = 0
+        while column < length:
+            end = column + 1
+            while end < length and not group_start[row, end] and maskable[row, end]:
+                end += 1
+            # A run begun by an unmaskable token ([CLS], [SEP]) is never masked.
+            if maskable[row, column]:
+                keys[words] = _order_key(seed, column, column_bits)
+                first_of[words] = column
+                size_of[words] = end - column
+                word_at[column] = words
+                taken_word[words] = False
+                words += 1
+            column = end
+        if max_words > 1:
+            for k in range(words - 1, -1, -1):
+                adjacent = k + 1 < words and first_of[k] + size_of[k] == first_of[k + 1]
+                run_end[k] = run_end[k + 1] if adjacent else k + 1
+        order = _sorted_uniform_keys(keys[:words], spread)
+        taken, budget = 0, budgets[row]
+        for j in range(words):
+            first = np.int64(order[j] & column_mask)
+            k = word_at[first]
+            span = 1
+            if max_words > 1:
+                if taken_word[k]:
+                    continue
+                available = min(max_words, run_end[k] - k)
+                if available > 1:
+                    draw = splitmix_uniform(seed, 3 * width + first) * ngram_cumulative[available - 1]
+                    while span < available and draw >= ngram_cumulative[span - 1]:
+                        span += 1
+            size, overlaps = 0, False
+            for word in range(k, k + span):
+                size += size_of[word]
+                overlaps = overlaps or taken_word[word]
+            if overlaps or taken + size > budget:
+                continue
+            taken += size
+            span_words[span] += 1
+            for word in range(k, k + span):
+                taken_word[word] = True
+                word_sizes[size_of[word]] += 1
+                chosen[row, first_of[word]:first_of[word] + size_of[word]] = True
+    used = np.flatnonzero(word_sizes)
+    return chosen, span_words, word_sizes[:used[-1] + 1 if len(used) else 0].copy()
+
+
+_KEY_SEED = np.uint64(0x243F6A8885A308D3)
+
+
+@_jit
+def _mix64(value: np.uint64) -> np.uint64:
+    value = (value ^ (value >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    value = (value ^ (value >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return value ^ (value >> np.uint64(31))
+
+
+@_jit
+def _tokens_key(tokens) -> np.uint64:
+    """A 64-bit key of a sequence of token ids (its length included)."""
+    key = _mix64(_KEY_SEED + np.uint64(len(tokens)))
+    for token in tokens:
+        key = _mix64(key + _GOLDEN + np.uint64(token))
+    return key
+
+
+@_jit
+def tokens_keys(tokens, offsets):
+    """The key of each sequence ``tokens[offsets[i]:offsets[i + 1]]`` (``masking.SimilarWords``)."""
+    keys = np.empty(len(offsets) - 1, np.uint64)
+    for i in range(len(offsets) - 1):
+        keys[i] = _tokens_key(tokens[offsets[i]:offsets[i + 1]])
+    return keys
+
+
+@_jit
+def similar_entry(word, keys, word_offsets, word_tokens) -> int:
+    """The entry of ``word`` (token ids) in a SimilarWords table, or -1."""
+    key = _tokens_key(word)
+    low, high = 0, len(keys)
+    while low < high:
+        middle = (low + high) // 2
+        if keys[middle] < key:
+            low = middle + 1
+        else:
+            high = middle
+    while low < len(keys) and keys[low] == key:
+        first, last = word_offsets[low], word_offsets[low + 1]
+        if last - first == len(word):
+            same = True
+            for t in range(len(word)):
+                if word_tokens[first + t] != word[t]:
+                    same = False
+                    break
+            if same:
+                return low
+        low += 1
+    return -1
+
+
+MACBERT_SIMILAR, MACBERT_RANDOM, MACBERT_KEPT, MACBERT_NO_CANDIDATE = 0, 1, 2, 3
+
+
+@_jit
+def replace_rows(ids, chosen, group_start, lengths, seeds, macbert: bool, mask: int, vocab_size: int,
+                 max_predictions: int, similar_keys, similar_word_offsets, similar_word_tokens,
+                 similar_candidate_offsets, similar_candidate_tokens):
+    """``masking.replace_words`` row by row: (output ids, positions, original ids, counts, word
+    decisions). Draws by column c of a row of width w: w + c decides, 2w + c gives a random id;
+    with MacBERT's rule a word decides once, by its first column f, and 4w + f picks its similar
+    word. ``decisions`` counts MacBERT's words: similar, random, kept, and (among the random)
+    those that drew "similar" but had no candidate of their length."""
     n, width = ids.shape
     output = ids.copy()
     positions = np.zeros((n, max_predictions), np.int32)
     labels = np.zeros((n, max_predictions), np.int32)
     counts = np.zeros(n, np.int64)
-    group_sizes = np.zeros(width + 1, np.int64)
-    keys = np.empty(width, np.uint64)  # a group's draw, then its first column: sorting them orders the groups
-    size_at = np.zeros(width, np.int64)  # a group's size at its first column
-    chosen = np.zeros(width, np.bool_)
-    spread = np.empty(width, np.uint64)
+    decisions = np.zeros(4, np.int64)
     for row in range(n):
         length, seed = lengths[row], seeds[row]
-        # The row's whole-word groups: runs of maskable tokens, each begun by a group start.
-        groups = 0
+        count = 0
         column = 0
         while column < length:
+            if not chosen[row, column]:
+                column += 1
+                continue
             end = column + 1
-            while end < length and not group_start[row, end] and ids[row, end] != cls and ids[row, end] != sep:
-                end += 1
-            # A run begun by [CLS] or [SEP] (the tokens after it had no group start) is never masked.
-            if ids[row, column] != cls and ids[row, column] != sep:
-                keys[groups] = (_splitmix_bits(seed, column) << np.uint64(11)) | np.uint64(column)
-                size_at[column] = end - column
-                groups += 1
-            column = end
-        # Groups in the order of their draws, taken whole while they fit the budget, else skipped.
-        order = _sorted_uniform_keys(keys[:groups], spread)
-        taken, budget = 0, budgets[row]
-        for k in range(groups):
-            first = np.int64(order[k] & np.uint64(MAX_WIDTH - 1))
-            size = size_at[first]
-            if taken + size <= budget:
-                taken += size
-                group_sizes[size] += 1
-                chosen[first:first + size] = True
-        count = 0
-        for column in range(length):
-            if chosen[column]:
-                chosen[column] = False
-                positions[row, count] = column
-                labels[row, count] = ids[row, column]
+            if macbert:  # the whole word: chosen tokens up to the next group start
+                while end < length and chosen[row, end] and not group_start[row, end]:
+                    end += 1
+            for c in range(column, end):
+                positions[row, count] = c
+                labels[row, count] = ids[row, c]
                 count += 1
-                decision = splitmix_uniform(seed, width + column)
+            decision = splitmix_uniform(seed, width + column)
+            if not macbert:  # Google's rule, per token
                 if decision < 0.8:
                     output[row, column] = mask
                 elif decision >= 0.9:
                     output[row, column] = np.int32(splitmix_uniform(seed, 2 * width + column) * vocab_size)
+            elif decision < 0.9:
+                entry = -1
+                if decision < 0.8:
+                    entry = similar_entry(ids[row, column:end], similar_keys, similar_word_offsets,
+                                           similar_word_tokens)
+                    if entry < 0 or similar_candidate_offsets[entry + 1] == similar_candidate_offsets[entry]:
+                        entry = -1
+                        decisions[MACBERT_NO_CANDIDATE] += 1
+                if entry >= 0:
+                    size = end - column
+                    first = similar_candidate_offsets[entry]
+                    candidates = (similar_candidate_offsets[entry + 1] - first) // size
+                    pick = min(candidates - 1, np.int64(splitmix_uniform(seed, 4 * width + column) * candidates))
+                    for t in range(size):
+                        output[row, column + t] = similar_candidate_tokens[first + pick * size + t]
+                    decisions[MACBERT_SIMILAR] += 1
+                else:  # random tokens, never [MASK] (MacBERT feeds no [MASK]): uniform over the other ids
+                    for c in range(column, end):
+                        token = np.int32(splitmix_uniform(seed, 2 * width + c) * (vocab_size - 1))
+                        output[row, c] = token + 1 if token >= mask else token
+                    decisions[MACBERT_RANDOM] += 1
+            else:
+                decisions[MACBERT_KEPT] += 1
+            column = end
         counts[row] = count
-    used = np.flatnonzero(group_sizes)
-    return output, positions, labels, counts, group_sizes[:used[-1] + 1 if len(used) else 0].copy()
+    return output, positions, labels, counts, decisions
 
 
 # ------------------------------------------------------------ tf.train.Example records, framed (records.ExampleEncoder)

@@ -22,11 +22,13 @@ import platform
 from wwm_core.errors import UsageError
 
 MANIFEST = "manifest.json"
-# 3: Parquet instances have an ``instance_id`` column. Version 2 reads as it is (its Parquet has
-# none: wwm_torch refuses to mask such data dynamically); version 1 is upgraded.
+# 3: Parquet instances have an ``instance_id`` column; instances may be made with any Hugging Face
+# tokenizer (``tokenizer``, ``special_tokens``) and packed with their documents' starts; a
+# ``tokenizer`` kind (`wwm tokenizer train`). Version 2 reads as it is (its Parquet has no instance
+# ids: wwm_torch refuses to mask such data dynamically); version 1 is upgraded.
 VERSION = 3
 READABLE_VERSIONS = (2, 3)
-KINDS = ("instances", "phases", "documents", "segmentation")
+KINDS = ("instances", "phases", "documents", "segmentation", "tokenizer")
 TOOL = "wwm-data"
 # The libraries whose versions decide the bytes of the output.
 BYTE_DECIDING_LIBRARIES = ("apache-beam", "numpy", "numba", "tokenizers", "ltp-extension", "jieba", "opencc", "pyarrow",
@@ -101,6 +103,9 @@ class Manifest:
     vocab_sha256: str = None
     statistics: dict = dataclasses.field(default_factory=dict)  # masked and padding shares, ... (see README)
     word_cache_folders: tuple = None
+    tokenizer: dict = None  # --tokenizer: {"file", "sha256", "path" or "hub_id", "revision", "commit"}
+    special_tokens: dict = None  # --tokenizer: {role: {"token", "id"}} for cls, sep, mask, pad (unk)
+    similar_words: dict = None  # MacBERT: {"file" (token ids, .npz), "sha256", "source", "kind", "words", ...}
     # kind "phases": [{"max_seq_length", "manifest"}] in training order
     phases: tuple = None
     # kinds "documents" and "segmentation"
@@ -187,6 +192,7 @@ _REQUIRED = {
     "phases": ("phases",),
     "documents": ("num_documents",),
     "segmentation": ("identity", "num_documents"),
+    "tokenizer": ("vocab_file", "vocab_size", "vocab_sha256"),
 }
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from wwm_core import kernels
 
-SEQ, PRED = "seq", "pred"  # lengths: max_seq_length, max_predictions_per_seq
+SEQ, PRED, HALF_SEQ = "seq", "pred", "half_seq"  # lengths: max_seq_length, max_predictions_per_seq, max_seq_length // 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,21 +57,31 @@ SCHEMAS = {
 }
 # word_ids: 0 for [CLS], [SEP] and padding; the tokens of the k-th whole word of an instance have k.
 NOT_A_WORD = 0
+# Instances packed across documents (--pack_across_documents) say where each document starts, so a
+# trainer can reset attention and positions per document (flash-attention's cu_seqlens): TFRecords
+# hold the start positions (0 first, then after each document's [SEP]; zeros after the last, of at
+# most max_seq_length // 2 documents, each at least a token and its [SEP]); Parquet, per token, the
+# number of its document in the instance (1, 2, ...; 0 on padding).
+PACKED = (Feature("document_starts", "int64", HALF_SEQ, None, "document_starts"),
+          Feature("document_ids", "int64", SEQ, "document_ids", "document_ids"))
 
 
-def schema(masking: str, *, parquet: bool = False) -> tuple:
+def schema(masking: str, *, parquet: bool = False, packed: bool = False) -> tuple:
     """The features of an output form. TFRecords of static masks keep Google's seven features
     (word_ids are for Parquet users, who mask themselves or check masks against words); the
-    instance id is Parquet's only."""
+    instance id is Parquet's only; instances packed across documents add where their documents
+    start (``PACKED``)."""
     features = SCHEMAS[masking]
     if not parquet:
         features = tuple(f for f in features
                          if not f.parquet_only and not (masking == "static" and f.name == "word_ids"))
+    if packed:
+        features += tuple(f for f in PACKED if (f.parquet_name is not None) == parquet)
     return features
 
 
 def feature_lengths(features, *, max_seq_length: int, max_predictions_per_seq: int) -> dict:
-    sizes = {SEQ: max_seq_length, PRED: max_predictions_per_seq}
+    sizes = {SEQ: max_seq_length, PRED: max_predictions_per_seq, HALF_SEQ: max_seq_length // 2}
     return {feature.name: sizes.get(feature.length, feature.length) for feature in features}
 
 
@@ -267,6 +277,7 @@ class DecodedInstance:
     masked_positions: list = ()
     masked_ids: list = ()
     word_ids: list = ()
+    document_starts: list = ()  # packed instances: where each document starts (0 first)
 
 
 def decoded_instance(values: dict) -> DecodedInstance:
@@ -274,7 +285,7 @@ def decoded_instance(values: dict) -> DecodedInstance:
     come from the schemas: each feature's values are taken under its TFRecord or Parquet name and
     kept under the instance field it is made from (``Feature.source``)."""
     fields = {}
-    for feature in {f.name: f for features in SCHEMAS.values() for f in features}.values():
+    for feature in {f.name: f for features in (*SCHEMAS.values(), PACKED) for f in features}.values():
         name = next((n for n in (feature.name, feature.parquet_name) if n in values), None)
         if name is not None:
             fields[feature.source] = values[name]
@@ -289,4 +300,16 @@ def decoded_instance(values: dict) -> DecodedInstance:
         masked_positions=list(fields.get("masked_positions", [])[:num_masked]),
         masked_ids=list(fields.get("masked_ids", [])[:num_masked]),
         word_ids=list(word_ids[:length]) if word_ids is not None else [],
+        document_starts=_document_starts(fields, length),
     )
+
+
+def _document_starts(fields: dict, length: int) -> list:
+    """Start positions from either form: TFRecord's zero-padded starts, or Parquet's per-token ids."""
+    if "document_starts" in fields:
+        starts = list(fields["document_starts"])
+        return [0] + [s for s in starts[1:] if s > 0]
+    if "document_ids" in fields:
+        ids = list(fields["document_ids"][:length])
+        return [0] + [k for k in range(1, length) if ids[k] != ids[k - 1]]
+    return []

@@ -339,6 +339,59 @@ def token_frequency(inputs: ReportInputs, plots) -> Section:
     return Section("Token frequency", tuple(items), "tokens")
 
 
+AUDIT_ROWS = (("unknown_rate", "unknown-token rate", "share"), ("characters_per_token", "characters per token", "float"),
+              ("cjk_covered_share", "Chinese characters covered (by occurrence)", "share"),
+              ("cjk_distinct", "distinct Chinese characters", "int"),
+              ("cjk_distinct_uncovered", "of them not always covered", "int"), ("tokens", "tokens", "int"),
+              ("characters", "characters", "int"), ("sentences", "sentences", "int"))
+AUDIT_NOTE = ("a Chinese character is covered when one token spans it whole and is not the unknown token (byte pieces "
+              "of a character, or [UNK], are not)")
+
+
+def _audit_rows(values: dict) -> tuple:
+    rows = []
+    for key, label, kind in AUDIT_ROWS:
+        value = values.get(key)
+        if value is None:
+            continue
+        rows.append((label, f"{value:.3%}" if kind == "share" else f"{value:.3f}" if kind == "float" else number(value)))
+    return tuple(rows)
+
+
+def trained_tokenizer(manifest) -> Section:
+    """A `wwm tokenizer train` output: its settings and the audit on held-out documents."""
+    settings = manifest.config.get("tokenizer", {})
+    items = [Table("the tokenizer", ("", ""), tuple(
+        [("vocabulary", f"{manifest.vocab_size:,} tokens ({manifest.vocab_file}, sha256 {manifest.vocab_sha256[:16]}...)"),
+         ("special tokens", ", ".join(f"{role} {info['token']} ({info['id']})"
+                                      for role, info in (manifest.special_tokens or {}).items())),
+         ("trained on", f"{manifest.num_documents:,} documents, {manifest.counters.get('characters.training', 0):,} "
+                        "characters")]
+        + [(name, str(value)) for name, value in settings.items()]))]
+    audit = (manifest.statistics or {}).get("audit")
+    if audit:
+        items.append(Table(f"audit on {manifest.counters.get('documents.heldout', 0):,} held-out documents",
+                           ("", ""), _audit_rows(audit), note=AUDIT_NOTE))
+    else:
+        items.append(Text("No document was held out (--heldout_share 0): no audit."))
+    return Section("Tokenizer", tuple(items), "tokenizer")
+
+
+def run_tokenizer(manifest, counters: dict) -> Section:
+    """A run made with --tokenizer: what it is, and the audit of the run's own text by it."""
+    origin = manifest.tokenizer
+    values = {"tokens": counters.get("tokens", 0), "characters": counters.get("characters", 0),
+              "unknown_rate": counters.get("tokens.unknown", 0) / counters["tokens"] if counters.get("tokens") else None,
+              "characters_per_token": counters["characters"] / counters["tokens"] if counters.get("tokens") else None,
+              "cjk_covered_share": 1 - counters.get("characters.cjk_uncovered", 0) / counters["characters.cjk"]
+              if counters.get("characters.cjk") else None}
+    where = origin.get("hub_id") and f"{origin['hub_id']}@{origin.get('revision')} ({origin.get('commit')})"         or origin.get("path")
+    return Section("Tokenizer", (
+        Table("the tokenizer", ("", ""), (("tokenizer", where), ("sha256", origin.get("sha256")),
+                                          ("vocabulary", f"{manifest.vocab_size:,} tokens"))),
+        Table("what it made of this run's text", ("", ""), _audit_rows(values), note=AUDIT_NOTE)), "tokenizer")
+
+
 def phase_section(length: int, manifest, plots) -> Section:
     counters, statistics = manifest.counters, manifest.statistics
     n = manifest.num_instances or 0
@@ -420,10 +473,14 @@ def report_sections(inputs: ReportInputs, plots) -> list:
     counters = shared_counters(inputs)
     config = inputs.manifest.config
     made_instances = inputs.manifest.kind in ("instances", "phases")
+    if inputs.manifest.kind == "tokenizer":
+        return [overview(inputs), trained_tokenizer(inputs.manifest)]
     sections = [overview(inputs), sources_and_records(inputs, counters, plots), cleaning(counters, config),
                 text_lengths(counters, plots, words=made_instances)]
     if made_instances:
         sections.append(unknown_tokens(inputs, counters, config))
+        if inputs.phases and inputs.phases[0][1].tokenizer:
+            sections.append(run_tokenizer(inputs.phases[0][1], counters))
         if inputs.token_counts is not None and inputs.vocab_tokens is not None:
             sections.append(token_frequency(inputs, plots))
         sections += [phase_section(length, phase, plots) for length, phase in inputs.phases]

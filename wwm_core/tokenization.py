@@ -14,7 +14,7 @@ import numpy as np
 from tokenizers import BertWordPieceTokenizer
 from tokenizers.models import WordPiece
 
-from wwm_core.vocab import Vocab
+from wwm_core.vocab import TOKENIZER_FILE, Vocab
 
 _chain = itertools.chain.from_iterable
 
@@ -33,8 +33,16 @@ class TokenizedBatch:
         return np.concatenate([[0], np.cumsum(self.sentence_tokens)])
 
 
-def make_wordpiece_tokenizer(vocab: Vocab, *, do_lower_case: bool) -> "ChineseBertTokenizer":
+def make_tokenizer(vocab: Vocab, *, do_lower_case: bool):
+    """The run's tokenizer: Google's BERT WordPiece for a vocab.txt, the tokenizer itself for a
+    Hugging Face tokenizer.json (whose own normalizer decides the case: ``do_lower_case`` is
+    Google's flag)."""
+    if vocab.file_name == TOKENIZER_FILE:
+        return HuggingFaceTokenizer(vocab.raw)
     return ChineseBertTokenizer(vocab, do_lower_case=do_lower_case)
+
+
+make_wordpiece_tokenizer = make_tokenizer  # its name before tokenizer.json was read too
 
 
 # BERT's "Chinese character" ranges (Google's _is_chinese_char): one token each, never split.
@@ -168,7 +176,49 @@ class ChineseBertTokenizer:
         )
 
 
-def tokenize_sentences(tokenizer: ChineseBertTokenizer, sentences: list) -> TokenizedBatch:
+class HuggingFaceTokenizer:
+    """Any ``tokenizers`` tokenizer (a tokenizer.json: WordPiece, BPE, byte-level BPE, Unigram),
+    tokenizing whole sentences. Every token is its own piece: the word groups come from the
+    character offsets alone (``group_starts``: a token belongs to every segmenter word it
+    overlaps, and words that share a token become one group). Special tokens written in the text
+    ("<s>", "[MASK]") are tokenized as text, never as the special token."""
+
+    def __init__(self, data: bytes):
+        from tokenizers import Tokenizer
+
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # see ChineseBertTokenizer
+        self.library = Tokenizer.from_str(data.decode("utf-8"))
+        self.library.no_padding()
+        self.library.no_truncation()
+        self.library.encode_special_tokens = True
+        self._whitespace = np.zeros(0x3001, dtype=bool)
+        self._whitespace[[code for code in range(0x3001) if chr(code).isspace()]] = True
+
+    def tokenize(self, sentences: list) -> TokenizedBatch:
+        encodings = self.library.encode_batch(sentences, add_special_tokens=False)
+        counts = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
+        total = int(counts.sum())
+        ids = np.fromiter(_chain(e.ids for e in encodings), np.int32, total)
+        offsets = np.fromiter(_chain(_chain(e.offsets for e in encodings)), np.int64, 2 * total).reshape(-1, 2)
+        sentence = np.repeat(np.arange(len(sentences)), counts)
+        length = np.array([len(s) for s in sentences], np.int64)[sentence]
+        # Every token covers at least one character of its sentence (an empty span takes the
+        # character it stands at, or the last one), so it belongs to at least one word.
+        starts = np.minimum(offsets[:, 0], np.maximum(length - 1, 0))
+        ends = np.minimum(np.maximum(offsets[:, 1], starts + 1), np.maximum(length, 1))
+        text = "\n".join(sentences)
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        spaces_so_far = np.concatenate([[0], np.cumsum(np.where(codes < 0x3001, self._whitespace[
+            np.minimum(codes, 0x3000)], False))])
+        first_char = np.cumsum([0] + [len(s) + 1 for s in sentences[:-1]], dtype=np.int64)[sentence]
+        space_before = np.ones(total, dtype=bool)
+        space_before[1:] = spaces_so_far[first_char[1:] + starts[1:]] > spaces_so_far[first_char[:-1] + ends[:-1]]
+        return TokenizedBatch(ids=ids, starts=starts.astype(np.int32), ends=ends.astype(np.int32),
+                              piece_word=np.arange(total, dtype=np.int32), sentence_tokens=counts,
+                              space_before=space_before)
+
+
+def tokenize_sentences(tokenizer, sentences: list) -> TokenizedBatch:
     """Tokenizes a batch of sentences in one call."""
     if not sentences:
         empty = np.zeros(0, np.int32)

@@ -81,6 +81,10 @@ def add_train_flags(parser, *, manifest_flag: bool = True) -> None:
     add("--num_warmup_steps", type=_per_phase(int), default=None,
         help="linear warmup of each phase's learning rate; default: the recipe's, else a tenth of the phase, at "
         "most 10,000 (Google's)")
+    add("--masking_rate", type=_per_phase(finite_float), default=None,
+        help="dynamic-masking data: the share of tokens masked in each phase, one value or one per phase (0.3,0.15: "
+        "Chinese ModernBERT's schedule). Default: the recipe's phases', else the data's (its wwm run "
+        "--masked_lm_prob); static data's masks are fixed when it is made")
     add("--gradient_accumulation_steps", type=int, default=_DEFAULTS["gradient_accumulation_steps"],
         help="split each replica's batch into this many micro-batches (less memory, same update)")
     add("--save_checkpoints_steps", type=int, default=_DEFAULTS["save_checkpoints_steps"],

@@ -16,6 +16,9 @@ PRESETS = {
     # RBT3 / RBTL3: the first 3 layers of a base / large model (initialised from its checkpoint).
     "rbt3": {"num_hidden_layers": 3, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
     "rbtl3": {"num_hidden_layers": 3, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096},
+    # BERT-base with 8,192 positions: the chinese-modernbert recipe's stand-in (no RoPE, no local attention).
+    "base-8k": {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072,
+                "max_position_embeddings": 8192},
     # For tests and smoke runs on a CPU.
     "tiny": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128},
 }

@@ -37,11 +37,16 @@ class PhaseData:
     max_predictions_per_seq: int
     sentence_task: str  # nsp | sop | none
     masking: str  # static | dynamic
-    masked_lm_prob: float | None  # what dynamic masking draws with
+    masked_lm_prob: float | None  # what dynamic masking draws with (the data's; a phase plan may set another)
     vocab_path: str
     vocab_size: int
     vocab_sha256: str
     instances_per_file: dict  # file path -> records, where the manifest says (version 2)
+    mask_id: int | None = None  # from the manifest's special_tokens (a tokenizer.json), else vocab.txt's [MASK]
+    ngram_weights: tuple = (1.0,)  # dynamic masking's spans (the run's --ngram_weights)
+    replacement: str = "bert"  # dynamic masking's replacement (the run's --replacement)
+    similar_words_path: str | None = None  # MacBERT: the run's similar_words.npz
+    packed: bool = False  # records hold document_starts, which this trainer does not use
 
     @property
     def trains_sentence_head(self) -> bool:
@@ -109,12 +114,17 @@ def read_phase(path: str, *, verify: str = "crc32c") -> PhaseData:
     vocab_path = os.path.join(folder, manifest.vocab_file)
     _check_vocab(vocab_path, manifest.vocab_sha256)
     masked_lm_prob = None
+    config = manifest.run_config()
+    instances = config.instances if config else None
     if manifest.masking == "dynamic":
-        config = manifest.run_config()
-        masked_lm_prob = config.instances.masked_lm_prob if config and config.instances else None
+        masked_lm_prob = instances.masked_lm_prob if instances else None
         if masked_lm_prob is None:
             raise TrainerUsageError(f"manifest {path} is of dynamic-masking data but its config has no "
                                     "instances.masked_lm_prob to mask with")
+    similar_words_path = None
+    if manifest.similar_words:
+        similar_words_path = os.path.join(folder, manifest.similar_words["file"])
+        _check_files_present(path, folder, [manifest.similar_words["file"]])
     counts = {os.path.join(folder, name): info.records for name, info in manifest.file_info.items()}
     return PhaseData(
         path=path,
@@ -130,6 +140,11 @@ def read_phase(path: str, *, verify: str = "crc32c") -> PhaseData:
         vocab_size=int(manifest.vocab_size),
         vocab_sha256=manifest.vocab_sha256,
         instances_per_file=counts,
+        mask_id=(manifest.special_tokens or {}).get("mask", {}).get("id"),
+        ngram_weights=tuple(instances.ngram_weights) if instances else (1.0,),
+        replacement=instances.replacement if instances else "bert",
+        similar_words_path=similar_words_path,
+        packed=bool(instances and instances.pack_across_documents),
     )
 
 
@@ -185,15 +200,26 @@ def _parse_batch(serialized, spec: dict) -> dict:
     return {name: tf.cast(value, tf.int32) if value.dtype == tf.int64 else value for name, value in features.items()}
 
 
-def _masker(phase: PhaseData, seed: int):
+def _masker(phase: PhaseData, seed: int, masked_lm_prob: float = None):
+    """Dynamic data's masker: the run's N-gram weights and replacement, at ``masked_lm_prob`` (a
+    phase plan's rate, e.g. 30% then 15%) or else the data's."""
     if phase.masking != "dynamic":
         return None
+    similar = None
+    if phase.replacement == "macbert":
+        from wwm_core.masking import SimilarWords
+
+        with tf.io.gfile.GFile(phase.similar_words_path, "rb") as file:
+            similar = SimilarWords.from_npz_bytes(file.read())
     return dynamic_masking.WholeWordMasker(
-        max_predictions_per_seq=phase.max_predictions_per_seq, masked_lm_prob=phase.masked_lm_prob,
-        mask_id=mask_token_id(phase.vocab_path), vocab_size=phase.vocab_size, seed=seed)
+        max_predictions_per_seq=phase.max_predictions_per_seq, masked_lm_prob=masked_lm_prob or phase.masked_lm_prob,
+        mask_id=phase.mask_id if phase.mask_id is not None else mask_token_id(phase.vocab_path),
+        vocab_size=phase.vocab_size, seed=seed, ngram_weights=phase.ngram_weights, replacement=phase.replacement,
+        similar=similar)
 
 
-def make_dataset(phase: PhaseData, *, batch_size: int, seed: int, input_context=None) -> tf.data.Dataset:
+def make_dataset(phase: PhaseData, *, batch_size: int, seed: int, input_context=None,
+                 masked_lm_prob: float = None) -> tf.data.Dataset:
     """An endless stream of parsed batches of ``batch_size`` (the batch of one replica), in the
     static schema (dynamic data is masked here, afresh on every pass).
 
@@ -217,7 +243,7 @@ def make_dataset(phase: PhaseData, *, batch_size: int, seed: int, input_context=
                .shuffle(SHUFFLE_BUFFER, seed=seed + 1)
                .batch(batch_size, drop_remainder=True)  # fixed shapes: TPUs compile one program
                .map(lambda serialized: _parse_batch(serialized, spec), num_parallel_calls=tf.data.AUTOTUNE))
-    masker = _masker(phase, seed=seed * 1009 + pipeline_id)
+    masker = _masker(phase, seed=seed * 1009 + pipeline_id, masked_lm_prob=masked_lm_prob)
     if masker is not None:
         # Each batch's masks are drawn from (seed, batch number): new masks on every pass.
         batches = (tf.data.Dataset.zip(batches, tf.data.Dataset.counter())
@@ -226,7 +252,7 @@ def make_dataset(phase: PhaseData, *, batch_size: int, seed: int, input_context=
 
 
 def make_eval_dataset(phase: PhaseData, *, batch_size: int, seed: int, max_batches=None,
-                      input_context=None) -> tf.data.Dataset:
+                      input_context=None, masked_lm_prob: float = None) -> tf.data.Dataset:
     """One pass over held-out data in whole batches, in file order; dynamic data is masked with
     the same masks at every evaluation (fixed seed), so evaluations compare."""
     files = list(phase.files)
@@ -238,7 +264,7 @@ def make_eval_dataset(phase: PhaseData, *, batch_size: int, seed: int, max_batch
     spec = feature_spec(phase)
     batches = (records.batch(batch_size, drop_remainder=True)
                .map(lambda serialized: _parse_batch(serialized, spec)))
-    masker = _masker(phase, seed=seed)
+    masker = _masker(phase, seed=seed, masked_lm_prob=masked_lm_prob)
     if masker is not None:
         batches = tf.data.Dataset.zip(batches, tf.data.Dataset.counter()).map(masker.mask_batch)
     if max_batches:

@@ -34,7 +34,7 @@ class Evaluator:
     """Evaluates one phase's model on its held-out data; each call appends to the results file."""
 
     def __init__(self, *, model, strategy, data, batch_size: int, max_batches, model_dir: str, writer,
-                 results: list):
+                 results: list, masked_lm_prob: float = None):
         self.data, self.strategy, self.model_dir, self.writer, self.results = data, strategy, model_dir, writer, results
         replicas = strategy.num_replicas_in_sync
         known = data.num_instances
@@ -47,7 +47,8 @@ class Evaluator:
         self.batch_size = batch_size
         self.dataset = strategy.distribute_datasets_from_function(
             lambda context: make_eval_dataset(data, batch_size=batch_size // replicas, seed=EVAL_SEED,
-                                              max_batches=max_batches, input_context=context))
+                                              max_batches=max_batches, input_context=context,
+                                              masked_lm_prob=masked_lm_prob))
         self.step = build_eval_step(model, strategy, use_sentence_head=data.trains_sentence_head)
 
     def __call__(self, *, phase: int, step: int, global_step: int) -> dict:

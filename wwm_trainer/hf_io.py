@@ -84,7 +84,8 @@ def export_hf_folder(named_arrays: dict, config: BertConfig, vocab_path: str, fo
         file.write(save(tensors, metadata={"format": "pt"}))
     with tf.io.gfile.GFile(os.path.join(folder, CONFIG), "w") as file:
         file.write(json.dumps(hf_config(config), indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.copy(vocab_path, os.path.join(folder, VOCAB), overwrite=True)
+    # vocab.txt, or a tokenizer.json (a run made with --tokenizer), under its own name.
+    tf.io.gfile.copy(vocab_path, os.path.join(folder, os.path.basename(vocab_path) or VOCAB), overwrite=True)
     return folder
 
 

@@ -58,10 +58,11 @@ class PhasePlan:
     train_batch_size: Setting
     learning_rate: Setting
     num_warmup_steps: Setting
+    masked_lm_prob: Setting = Setting(None, "the data's")  # dynamic masking's rate; None: the data's
 
 
 # The width class of each recipe's model_config (rbt3 / rbtl3 keep base / large width).
-RECIPE_SIZE_CLASS = {"base": "base", "rbt3": "base", "large": "large", "rbtl3": "large"}
+RECIPE_SIZE_CLASS = {"base": "base", "rbt3": "base", "large": "large", "rbtl3": "large", "base-8k": "base"}
 
 
 def size_class(hidden_size: int) -> str:
@@ -178,7 +179,8 @@ def plan_phases(*, data_phases: list, flags: dict, recipe: Recipe | None, optimi
     plans = []
     for index, (manifest, max_seq_length) in enumerate(data_phases):
         given = {name: _per_phase(flags.get(name), index, name, count)
-                 for name in ("num_train_steps", "train_batch_size", "learning_rate", "num_warmup_steps")}
+                 for name in ("num_train_steps", "train_batch_size", "learning_rate", "num_warmup_steps",
+                              "masking_rate")}
         from_recipe = _recipe_phase(recipe, index, count, max_seq_length)
         steps_source = _recipe_source(recipe, "steps_and_batch") if recipe else None
         lr_source = _recipe_source(recipe, "learning_rate_and_warmup") if recipe else None
@@ -210,9 +212,15 @@ def plan_phases(*, data_phases: list, flags: dict, recipe: Recipe | None, optimi
             warmup = Setting(from_recipe.num_warmup_steps, lr_source)
         else:
             warmup = Setting(default_warmup(steps.value), f"{DEFAULT_SOURCE}: {GOOGLE_WARMUP}")
+        if given["masking_rate"] is not None:
+            masking_rate = Setting(given["masking_rate"], SOURCE_FLAG)
+        elif from_recipe is not None and from_recipe.masked_lm_prob:
+            masking_rate = Setting(from_recipe.masked_lm_prob, _recipe_source(recipe, "masking_schedule"))
+        else:
+            masking_rate = Setting(None, f"{DEFAULT_SOURCE}: the data's (its wwm run --masked_lm_prob)")
         plans.append(PhasePlan(number=index + 1, manifest=manifest, max_seq_length=max_seq_length,
                                num_train_steps=steps, train_batch_size=batch, learning_rate=rate,
-                               num_warmup_steps=warmup))
+                               num_warmup_steps=warmup, masked_lm_prob=masking_rate))
     for plan in plans:
         if plan.learning_rate.value <= 0:
             raise TrainerUsageError(f"phase {plan.number}: the learning rate must be positive")
@@ -229,8 +237,11 @@ def describe_plan(*, recipe: Recipe | None, recipe_origin: str, chosen: dict, ph
         lines.append(f"{name}: {setting.value if setting.value is not None else 'none (random)'}  [{setting.source}]")
     for phase in phases:
         lines.append(f"phase {phase.number} of {len(phases)}: {phase.manifest} (max_seq_length {phase.max_seq_length})")
-        for name in ("num_train_steps", "train_batch_size", "learning_rate", "num_warmup_steps"):
+        for name in ("num_train_steps", "train_batch_size", "learning_rate", "num_warmup_steps", "masked_lm_prob"):
             setting = getattr(phase, name)
+            if setting.value is None:
+                lines.append(f"  {name}: the data's  [{setting.source}]")
+                continue
             lines.append(f"  {name}: {setting.value:g}  [{setting.source}]" if isinstance(setting.value, float)
                          else f"  {name}: {setting.value:,}  [{setting.source}]")
     if len(phases) > 1:

@@ -12,7 +12,7 @@ from wwm_trainer.integrity import VERIFY_LEVELS
 from wwm_trainer.presets import OPTIMIZERS
 
 MIXED_PRECISION = ("auto", "bf16", "fp32")
-PER_PHASE = ("num_train_steps", "train_batch_size", "learning_rate", "num_warmup_steps")
+PER_PHASE = ("num_train_steps", "train_batch_size", "learning_rate", "num_warmup_steps", "masking_rate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +30,7 @@ class TrainSettings:
     train_batch_size: tuple | None = None
     learning_rate: tuple | None = None
     num_warmup_steps: tuple | None = None
+    masking_rate: tuple | None = None  # dynamic data: the share of tokens masked in each phase (30% then 15%)
     tpu: str | None = None
     gradient_accumulation_steps: int = 1
     save_checkpoints_steps: int = 1000
@@ -58,6 +59,8 @@ class TrainSettings:
                 problems.append(f"--{name} must not be negative")
         if any(value < 1 for value in self.train_batch_size or ()):
             problems.append("--train_batch_size must be at least 1")
+        if any(not 0 < value < 1 for value in self.masking_rate or ()):
+            problems.append("--masking_rate must be in (0, 1)")
         if any(value <= 0 for value in self.learning_rate or ()):
             problems.append("--learning_rate must be positive")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:

@@ -28,7 +28,7 @@ from wwm_trainer.errors import TrainerUsageError
 from wwm_trainer.evaluation import Evaluator, eval_phases, read_results
 from wwm_trainer.model import BertPretrainer
 from wwm_trainer.optimization import WarmupLinearDecay, create_optimizer
-from wwm_trainer.presets import choose_model, describe_plan, find_recipe, plan_phases
+from wwm_trainer.presets import SOURCE_FLAG, choose_model, describe_plan, find_recipe, plan_phases
 from wwm_trainer.settings import TrainSettings
 from wwm_trainer.steps import SUMS, build_train_loop, metrics_from_sums, scalars_metadata
 
@@ -127,6 +127,14 @@ def train(settings: TrainSettings) -> dict:
     plans = plan_phases(data_phases=[(phase.path, phase.max_seq_length) for phase in data],
                         flags=settings.per_phase_flags(), recipe=recipe, optimizer=chosen["optimizer"].value,
                         hidden_size=config.hidden_size)
+    for plan, phase in zip(plans, data):
+        if phase.masking == "static" and plan.masked_lm_prob.source == SOURCE_FLAG:
+            raise TrainerUsageError(f"--masking_rate: phase {plan.number}'s data ({phase.path}) has static masks, "
+                                    "fixed when it was made; a masking rate applies to dynamic data (wwm run "
+                                    "--masking dynamic)")
+        if phase.packed:
+            log.info("phase %d: its instances are packed across documents; this trainer attends across them and "
+                     "does not use document_starts", plan.number)
     held_out = [None] * len(data)
     if settings.eval_share:
         data, held_out = map(list, zip(*(split_eval_share(phase, settings.eval_share) for phase in data)))
@@ -179,7 +187,7 @@ def train(settings: TrainSettings) -> dict:
     run.eval_writer.close()
 
     arrays = checkpoint_io.model_arrays(model)
-    summary["export_dir"] = export_google(arrays, settings.model_dir, config, data[-1].vocab_path)
+    summary["export_dir"] = export_google(arrays, settings.model_dir, config, data[-1].vocab_path)  # its own name
     summary["hf_export_dir"] = hf_io.export_hf_folder(arrays, config, data[-1].vocab_path,
                                                       os.path.join(settings.model_dir, HF_EXPORT_FOLDER))
     summary["eval_results"] = run.eval_results
@@ -204,7 +212,7 @@ def export_google(arrays: dict, model_dir: str, config: BertConfig, vocab_path: 
     export_dir = os.path.join(model_dir, EXPORT_FOLDER)
     checkpoint_io.export_google_checkpoint(arrays, export_dir)
     write_bert_config(config, os.path.join(export_dir, CONFIG_FILE))
-    tf.io.gfile.copy(vocab_path, os.path.join(export_dir, "vocab.txt"), overwrite=True)
+    tf.io.gfile.copy(vocab_path, os.path.join(export_dir, os.path.basename(vocab_path)), overwrite=True)
     return export_dir
 
 
@@ -246,12 +254,14 @@ def run_phase(run: Run, plan, data, held_out, *, replica_batch: int, offset: int
         log.info("phase %d: resuming from %s", plan.number, manager.latest_checkpoint)
     step = start_step = int(optimizer.iterations.numpy())
     result.update(start_step=start_step, final_step=step)
+    # Dynamic data is masked at the phase's rate (a recipe's schedule, --masking_rate), else the data's.
+    masking_rate = plan.masked_lm_prob.value if data.masking == "dynamic" else None
     evaluate = None
     if held_out is not None:
         evaluate = Evaluator(model=model, strategy=strategy, data=held_out,
                              batch_size=settings.eval_batch_size or plan.train_batch_size.value,
                              max_batches=settings.eval_max_batches, model_dir=settings.model_dir,
-                             writer=run.eval_writer, results=run.eval_results)
+                             writer=run.eval_writer, results=run.eval_results, masked_lm_prob=masking_rate)
     eval_every = (settings.eval_every or settings.save_checkpoints_steps) if evaluate else None
     if step >= total:
         log.info("phase %d: already at step %d of %d: nothing to train", plan.number, step, total)
@@ -264,7 +274,8 @@ def run_phase(run: Run, plan, data, held_out, *, replica_batch: int, offset: int
     # masks and dropout masks do not.)
     seed = settings.seed + 7919 * plan.number + start_step
     dataset = strategy.distribute_datasets_from_function(
-        lambda context: make_dataset(data, batch_size=replica_batch, seed=seed, input_context=context))
+        lambda context: make_dataset(data, batch_size=replica_batch, seed=seed, input_context=context,
+                                     masked_lm_prob=masking_rate))
     iterator = iter(dataset)
     train_loop = build_train_loop(model, optimizer, strategy, variables=variables, use_sentence_head=use_sentence_head,
                                   accumulation_steps=settings.gradient_accumulation_steps)
