@@ -55,7 +55,7 @@ _SHARD = r"part-\d{5}-of-\d{5}\.(?:tfrecord|parquet)"
 _FIGURE = (r"(?:seq\d+_)?(?:dropped|word_chars|document_chars|sentence_chars|token_frequency|instance_tokens"
            r"|masked_per_instance|masked_word_tokens)\.png")
 OWNED = re.compile(rf"""(?:segmentation/[^/]+/)?(?:
-    (?:seq\d+/)?(?:{re.escape(MANIFEST)}|vocab\.txt|{_SHARD})
+    (?:seq\d+/)?(?:{re.escape(MANIFEST)}|vocab\.txt|tokenizer\.json|tokenizer_config\.json|similar_words\.npz|{_SHARD})
   | {re.escape(SEGMENTATION_MANIFEST)} | token_counts\.json
   | documents/{_SHARD}
   | dead_letter/records-\d{{5}}-of-\d{{5}}\.jsonl

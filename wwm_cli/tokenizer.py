@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.common import RunInfo, write_manifest
-from pipelines.io_utils import exists, join, read_bytes, write_bytes
+from pipelines.io_utils import join, read_bytes
+from pipelines.output import claim_output, write_atomically
 from pipelines.parquet_io import DOCUMENTS_FOLDER
 from wwm_cli.flags import boolean
 from wwm_core.errors import UsageError
@@ -94,10 +95,16 @@ def train_command(args, argv) -> dict:
         raise UsageError(str(error)) from None
     if not 0 <= args.heldout_share < 0.5:
         raise UsageError("--heldout_share must be in [0, 0.5)")
-    if exists(join(args.output, MANIFEST)) and not args.overwrite:
-        raise UsageError(f"{args.output} already holds a tokenizer (manifest.json); add --overwrite to replace it")
     files = document_files(args.input)
-    run_info = RunInfo(command=("wwm", "tokenizer", "train", *argv), inputs=files)
+    command = ("wwm", "tokenizer", "train", *argv)
+    # --output is this command's before any work (another's files, or a tokenizer already there
+    # without --overwrite, refused in one line), and it writes only its own files, whole.
+    with claim_output(args.output, overwrite=args.overwrite, command=command):
+        return train_into(args, settings, files, RunInfo(command=command, inputs=files))
+
+
+def train_into(args, settings, files, run_info) -> dict:
+    """Trains the tokenizer and writes it, its audit and its manifest into the claimed --output."""
     counters = collections.Counter()
     characters = collections.Counter() if not settings.byte_level_bpe else None
     heldout = []
@@ -136,7 +143,7 @@ def train_command(args, argv) -> dict:
     if settings.model == "wordpiece":
         written["vocab.txt"] = "".join(f"{token}\n" for token in vocab.tokens).encode("utf-8")
     for name, content in written.items():
-        write_bytes(join(args.output, name), content)
+        write_atomically(join(args.output, name), content)
     counters["sentences.heldout"] = len(heldout)
     manifest = Manifest(
         kind="tokenizer", **run_info.fields(), files=tuple(written),
