@@ -95,12 +95,11 @@ def stage_parsers() -> dict:
 
 
 def _actions_by_option(parser) -> dict:
-    return {option: action for action in parser._actions for option in action.option_strings}
+    return {option: action for _, action in parser.flags for option in action.option_strings}
 
 
 def _input_and_cleaning_dests(parser) -> set:
-    return {action.dest for group in parser._action_groups if group.title == "input and cleaning"
-            for action in group._group_actions}
+    return {action.dest for title, action in parser.flags if title == "input and cleaning"}
 
 
 def route_flags(tokens, parsers) -> dict:
@@ -383,12 +382,9 @@ def _flex_actions(parsers) -> dict:
     """{parameter name: {command: argparse action}} for every flag of the stage commands."""
     actions = {}
     for command, parser in parsers.items():
-        for group in parser._action_groups:
-            if group.title in FLEX_EXCLUDED_GROUPS:
-                continue
-            for action in group._group_actions:
-                if action.option_strings and action.dest != "help":
-                    actions.setdefault(action.option_strings[0][2:], {})[command] = action
+        for title, action in parser.flags:
+            if title not in FLEX_EXCLUDED_GROUPS and action.option_strings and action.dest != "help":
+                actions.setdefault(action.option_strings[0][2:], {})[command] = action
     return actions
 
 
