@@ -433,7 +433,7 @@ def flex_metadata(parsers=None) -> dict:
         else:
             helps = [f"wwm {command}: {text}" for command, text in texts.items()]
         action = by_command[commands[0]]
-        repeatable = isinstance(action, argparse._AppendAction)
+        repeatable = action.repeatable
         help_text = " | ".join(helps) + f" (flag --{name} of " + ", ".join(f"wwm {c}" for c in commands)
         help_text += f"; several values separated by '{FLEX_SEPARATOR}'" if repeatable else ""
         help_text += "; true or false" if _is_switch(action) else ""
@@ -481,7 +481,7 @@ def flex_argv(argv, parsers=None) -> list:
         if _is_switch(action):
             if flags.boolean(value):
                 result.append(f"--{name}")
-        elif isinstance(action, argparse._AppendAction):
+        elif action.repeatable:
             result += [f"--{name}={part.strip()}" for part in value.split(FLEX_SEPARATOR) if part.strip()]
         else:
             result.append(f"--{name}={value}")

@@ -28,7 +28,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 class Parser(argparse.ArgumentParser):
     """argparse's parser, whose errors are one line (argparse prints the whole usage first), and
     which keeps the flags it is given, with their section, in ``flags``: [(section title or None,
-    argparse action)] (argparse has no public way to list them). ``add_argument_group`` gives
+    argparse action)] (argparse has no public way to list them), each action marked ``repeatable``
+    or not. ``add_argument_group`` gives
     a section's one group, made the first time its title is asked for."""
 
     def __init__(self, *args, **kwargs):
@@ -43,7 +44,7 @@ class Parser(argparse.ArgumentParser):
         return list(self._registry()["flags"])
 
     def add_argument(self, *args, **kwargs):
-        action = super().add_argument(*args, **kwargs)
+        action = _marked(super().add_argument(*args, **kwargs), kwargs)
         self._registry()["flags"].append((None, action))
         return action
 
@@ -67,9 +68,15 @@ class _Section:
         self._group, self.title, self._flags = group, title, flags
 
     def add_argument(self, *args, **kwargs):
-        action = self._group.add_argument(*args, **kwargs)
+        action = _marked(self._group.add_argument(*args, **kwargs), kwargs)
         self._flags.append((self.title, action))
         return action
+
+
+def _marked(action, kwargs: dict):
+    """The action, with ``repeatable``: whether the flag may be given several times (action="append")."""
+    action.repeatable = kwargs.get("action") == "append"
+    return action
 
 
 def parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
