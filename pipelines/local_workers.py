@@ -2,7 +2,8 @@
 
 With ``--direct_running_mode multi_processing``, Beam's local runner (FnApiRunner) starts each
 worker as ``python -m apache_beam.runners.worker.sdk_worker_main`` and, when one dies (killed for
-memory, a crash in a native library), waits for its answer forever. Here each worker is started the
+memory, a crash in a native library), waits for its answer forever (apache/beam#19674, BEAM-8149,
+open: "hangs forever after ... Worker subprocess exited with return code 1"). Here each worker is started the
 way Beam starts it (its command, and the environment variables its worker main reads), by a handler
 that waits for the process: one that ends before the runner stops it ends the other workers and
 interrupts the launcher's main thread (a real signal, which wakes it from the wait), which raises

@@ -31,14 +31,14 @@ class SegmenterChoice:
         return read_bytes(self.user_dict) if self.user_dict else None
 
     @functools.cached_property
-    def _local_model(self):
+    def local_model(self):
         if self.kind != "ltp" or not self.ltp_model:
             return None
         return released_ltp_model(self.ltp_model) if is_hub_id(self.ltp_model) else stage_locally(self.ltp_model)
 
     @functools.cached_property
     def _identity(self) -> dict:
-        return segmenter_identity(self.kind, ltp_model=self._local_model, user_dict_bytes=self._user_dict_bytes)
+        return segmenter_identity(self.kind, ltp_model=self.local_model, user_dict_bytes=self._user_dict_bytes)
 
     def load(self):
         """The segmenter itself (on a worker: downloads a gs:// model once per process)."""
@@ -47,7 +47,7 @@ class SegmenterChoice:
             raise SegmenterError(f"the segmenter changed since the job was launched ({launched} there, "
                                  f"{self._identity} on this worker): was the model file replaced?")
         words = read_user_dict(self._user_dict_bytes.decode("utf-8")) if self._user_dict_bytes else ()
-        return load_segmenter(self.kind, ltp_model=self._local_model, user_words=words)
+        return load_segmenter(self.kind, ltp_model=self.local_model, user_words=words)
 
     def identity(self) -> dict:
         return self._identity
@@ -96,7 +96,7 @@ def check_segmenter(choice: SegmenterChoice):
     process; a worker loads only the very bytes checked here (their hash is the identity)."""
     try:
         if choice.kind == "ltp" and choice.ltp_model:
-            model = resolve_ltp_model(choice._local_model)
+            model = resolve_ltp_model(choice.local_model)
             problem = probe_ltp_model(model.path) if model.kind == "perceptron" else None
             if problem:
                 raise UsageError(f"could not load LTP model {choice.ltp_model!r} ({model.path}): {problem}")

@@ -199,3 +199,30 @@ def test_wwm_run_and_the_tensorflow_trainer_never_import_torch(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"status": 0, "loaded": []}
     assert (tmp_path / "model" / "export_hf" / "model.safetensors").exists(), "the trainer ran and exported"
+
+
+# namedtuple's public API is spelled with an underscore (to keep clear of field names).
+NAMEDTUPLE_API = {"_fields", "_replace", "_asdict", "_make", "_field_defaults"}
+
+
+def test_no_private_internals_of_other_libraries():
+    """No private attribute, private import or sys.modules trick of another library anywhere in the
+    packages: an upgrade of Beam, argparse, tokenizers or numba must not break a command. (The one
+    hook into Beam's runner internals, pipelines/local_workers.py, uses only names without an
+    underscore, is imported only for multi_processing runs and falls back when they are missing.)"""
+    found = []
+    for name, (path, _) in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")) \
+                        and node.attr not in NAMEDTUPLE_API:
+                    found.append(f"{where}: {ast.unparse(node)}")
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] not in PACKAGES:
+                found += [f"{where}: from {node.module} import {a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+            elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "sys.modules" \
+                    and isinstance(node.ctx, (ast.Store, ast.Del)):
+                found.append(f"{where}: {ast.unparse(node)} assigned")
+    assert found == []

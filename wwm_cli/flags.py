@@ -31,12 +31,8 @@ PROGRESS = ("auto", "on", "off")
 
 def group(parser: argparse.ArgumentParser, title: str, description: str = None):
     """The parser's argument group of that title (made if it has none): a command adding its own
-    flags to a shared section keeps one heading in --help. The groups made here are kept on the
-    parser (argparse offers no lookup of its own)."""
-    groups = vars(parser).setdefault("wwm_groups", {})
-    if title not in groups:
-        groups[title] = parser.add_argument_group(title, description)
-    return groups[title]
+    flags to a shared section keeps one heading in --help (wwm_core.helptext.Parser)."""
+    return parser.add_argument_group(title, description)
 
 
 section = group  # inside functions whose local name ``group`` is the section being filled

@@ -95,12 +95,11 @@ def stage_parsers() -> dict:
 
 
 def _actions_by_option(parser) -> dict:
-    return {option: action for action in parser._actions for option in action.option_strings}
+    return {option: action for _, action in parser.flags for option in action.option_strings}
 
 
 def _input_and_cleaning_dests(parser) -> set:
-    return {action.dest for group in parser._action_groups if group.title == "input and cleaning"
-            for action in group._group_actions}
+    return {action.dest for title, action in parser.flags if title == "input and cleaning"}
 
 
 def route_flags(tokens, parsers) -> dict:
@@ -383,12 +382,9 @@ def _flex_actions(parsers) -> dict:
     """{parameter name: {command: argparse action}} for every flag of the stage commands."""
     actions = {}
     for command, parser in parsers.items():
-        for group in parser._action_groups:
-            if group.title in FLEX_EXCLUDED_GROUPS:
-                continue
-            for action in group._group_actions:
-                if action.option_strings and action.dest != "help":
-                    actions.setdefault(action.option_strings[0][2:], {})[command] = action
+        for title, action in parser.flags:
+            if title not in FLEX_EXCLUDED_GROUPS and action.option_strings and action.dest != "help":
+                actions.setdefault(action.option_strings[0][2:], {})[command] = action
     return actions
 
 
@@ -437,7 +433,7 @@ def flex_metadata(parsers=None) -> dict:
         else:
             helps = [f"wwm {command}: {text}" for command, text in texts.items()]
         action = by_command[commands[0]]
-        repeatable = isinstance(action, argparse._AppendAction)
+        repeatable = action.repeatable
         help_text = " | ".join(helps) + f" (flag --{name} of " + ", ".join(f"wwm {c}" for c in commands)
         help_text += f"; several values separated by '{FLEX_SEPARATOR}'" if repeatable else ""
         help_text += "; true or false" if _is_switch(action) else ""
@@ -485,7 +481,7 @@ def flex_argv(argv, parsers=None) -> list:
         if _is_switch(action):
             if flags.boolean(value):
                 result.append(f"--{name}")
-        elif isinstance(action, argparse._AppendAction):
+        elif action.repeatable:
             result += [f"--{name}={part.strip()}" for part in value.split(FLEX_SEPARATOR) if part.strip()]
         else:
             result.append(f"--{name}={value}")

@@ -11,8 +11,10 @@ import os
 import unicodedata
 
 import numpy as np
-from tokenizers import BertWordPieceTokenizer
+from tokenizers import Tokenizer
 from tokenizers.models import WordPiece
+from tokenizers.normalizers import BertNormalizer
+from tokenizers.pre_tokenizers import BertPreTokenizer
 
 from wwm_core.vocab import TOKENIZER_FILE, Vocab
 
@@ -57,6 +59,21 @@ _OTHER, _SINGLE, _SPACE = 0, 1, 2
 GOOGLE_MAX_INPUT_CHARS_PER_WORD = 200  # tokenization.py, WordpieceTokenizer
 
 
+def bert_wordpiece(token_to_id: dict, *, do_lower_case: bool) -> Tokenizer:
+    """BERT's WordPiece tokenizer, built as the library's BertWordPieceTokenizer builds it (its
+    normalizer, pre-tokenizer and special tokens), but for words of up to 200 characters, as
+    Google's WordpieceTokenizer splits them (the library's default is 100)."""
+    library = Tokenizer(WordPiece(token_to_id, unk_token="[UNK]",
+                                  max_input_chars_per_word=GOOGLE_MAX_INPUT_CHARS_PER_WORD))
+    library.add_special_tokens([token for token in ("[UNK]", "[SEP]", "[CLS]", "[PAD]", "[MASK]")
+                                if token in token_to_id])
+    # strip_accents follows lowercase, exactly as in Google's BasicTokenizer.
+    library.normalizer = BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                        lowercase=do_lower_case)
+    library.pre_tokenizer = BertPreTokenizer()
+    return library
+
+
 class ChineseBertTokenizer:
     """BERT's WordPiece tokenization with the ``tokenizers`` library, plus a fast path for the
     characters that make up most of Chinese text.
@@ -77,11 +94,7 @@ class ChineseBertTokenizer:
         # of an 8 CPU-s run). A user's own setting wins.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         token_to_id = {token: index for index, token in enumerate(vocab.tokens)}
-        # strip_accents follows lowercase, exactly as in Google's BasicTokenizer.
-        self.library = BertWordPieceTokenizer(token_to_id, lowercase=do_lower_case, unk_token="[UNK]")
-        # Google's WordPiece splits words of up to 200 characters (the library's default is 100).
-        self.library._tokenizer.model = WordPiece(token_to_id, unk_token="[UNK]",
-                                                  max_input_chars_per_word=GOOGLE_MAX_INPUT_CHARS_PER_WORD)
+        self.library = bert_wordpiece(token_to_id, do_lower_case=do_lower_case)
         self._kind = np.zeros(_TABLE_SIZE, dtype=np.uint8)
         self._id = np.full(_TABLE_SIZE, token_to_id["[UNK]"], dtype=np.int32)
         for token, index in token_to_id.items():
