@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
-from pipelines.common import check_worker_versions, launcher_versions
+from pipelines.common import CheckedDoFn
 from pipelines.io_utils import join, read_bytes
 from pipelines.output import ParquetShard, ShardFile, shard_name
 from wwm_core.balance import balanced_pieces
@@ -39,16 +39,13 @@ def plan_balanced(files, *, num_files: int = 0):
                                              for s, first, end in file_pieces]
 
 
-class WriteBalancedFile(beam.DoFn):
+class WriteBalancedFile(CheckedDoFn):
     """A task of ``plan_balanced`` -> the balanced file, and its description."""
 
     def __init__(self, *, folder_of, parquet_features, expected_versions=None):
-        self._expected_versions = launcher_versions(expected_versions)
+        super().__init__(expected_versions=expected_versions)
         self._folder_of = folder_of  # phase length -> the phase's output folder
         self._parquet_features = parquet_features
-
-    def setup(self):
-        check_worker_versions(self._expected_versions)
 
     def process(self, task):
         phase, kind, index, count, pieces = task

@@ -26,8 +26,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import shutil
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -36,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.common import DEAD_LETTER, STATS, check_worker_versions, count, launcher_versions
+from pipelines.common import DEAD_LETTER, STATS, AccountedDoFn
 from pipelines.inputs import InputFile, check_unchanged
 from pipelines.io_utils import join, read_bytes
 from pipelines.output import WORK_FOLDER, write_atomically  # noqa: F401 - WORK_FOLDER: the run's work files
@@ -118,18 +116,6 @@ def dedup_groups(ids, keys, band_keys_of=()) -> list:
         for key in band_keys_of_document:
             add(BAND_GROUPS[key[4] % len(BAND_GROUPS)], doc_id, key, row)
     return groups
-
-
-def remove_work_folder(manifest, *, output: str):
-    """The last step of a pipeline that wrote ``output``: once its manifest is written, the work
-    folder (bucket files, shards waiting to be balanced) goes, by the job itself, wherever it runs
-    (a Dataflow template or a Dataproc jar runs after its launcher returned). Returns the manifest."""
-    folder = join(output, WORK_FOLDER)
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    elif FileSystems.match([f"{folder}/**"])[0].metadata_list:
-        FileSystems.delete([f"{folder}/"])  # gs://: "prefix/" deletes everything under it
-    return manifest
 
 
 def work_file(work_folder: str, order: tuple, suffix: str) -> str:
@@ -234,15 +220,15 @@ class _BucketWriter:
             self._file.abandon()
 
 
-class ReadAndClean(beam.DoFn):
+class ReadAndClean(AccountedDoFn):
     """A ReadUnit -> BucketFiles (each with its dedup index written, and with near dedup its
-    signatures), with DEAD_LETTER and STATS. ``progress``: a ProgressChannel that records read,
-    documents kept and their sentences, and input bytes read are counted into (stage "read"), or
-    None."""
+    signatures), with DEAD_LETTER (as they come: a garbage file's can be many) and STATS.
+    ``progress``: a ProgressChannel that records read, documents kept and their sentences, and
+    input bytes read are counted into (stage "read"), or None."""
 
     def __init__(self, *, sources, cleaning, work_folder: str, bucket_bytes: int, progress=None,
                  expected_versions=None):
-        self._expected_versions = launcher_versions(expected_versions)
+        super().__init__(expected_versions=expected_versions)
         self._sources = sources
         self._progress = progress
         self._cleaning = cleaning
@@ -252,8 +238,7 @@ class ReadAndClean(beam.DoFn):
         near = cleaning.near_duplicate_threshold
         self._band_layout = band_layout(near) if near else None
 
-    def setup(self):
-        check_worker_versions(self._expected_versions)
+    def start(self):
         self._cleaners = {}
         self._tally = tally(self._progress, "read")
 
@@ -262,7 +247,7 @@ class ReadAndClean(beam.DoFn):
             self._cleaners[spec.opencc_config] = Cleaner(cleaning=self._cleaning, opencc_config=spec.opencc_config)
         return self._cleaners[spec.opencc_config]
 
-    def process(self, unit):
+    def work(self, unit, stats, dead_letters):
         if not isinstance(unit, GatheredUnits) and self._sources[unit.source].input_format == "parquet":
             # Prepared documents: the file is the bucket.
             check_unchanged(unit.path, size=unit.size, modified=unit.modified)
@@ -274,7 +259,6 @@ class ReadAndClean(beam.DoFn):
                 self._tally.add(n=len(ids), kept=len(ids), bytes=unit.covered_bytes)
                 self._tally.flush()
             return
-        stats = collections.Counter()
         writer = _BucketWriter(unit.order, work_folder=self._work_folder, bucket_bytes=self._bucket_bytes,
                                exact=self._exact, band_layout=self._band_layout)
         shown = 0  # this unit's records already counted into the progress tally
@@ -298,8 +282,6 @@ class ReadAndClean(beam.DoFn):
         if self._tally is not None:  # records read without a record yielded (pages of other namespaces)
             self._tally.add(n=stats["records_in"] - shown, bytes=unit.covered_bytes)
             self._tally.flush()
-        count(stats)
-        yield beam.pvalue.TaggedOutput(STATS, stats)
 
     def _records(self, unit, stats):
         """(the source spec, record) of every record of a ReadUnit, or of the files of a

@@ -10,6 +10,7 @@ bundles or retries. Neither documents nor instances travel between workers. Mani
 written last: one per phase, and for several phases one more at the top that lists them.
 """
 import collections
+import functools
 import json
 import logging
 
@@ -17,12 +18,11 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import (DEAD_LETTER, STATS, check_worker_versions, count, dead_letter_names, launcher_versions,
-                              sum_counters, write_dead_letters, write_manifest)
+from pipelines.common import DEAD_LETTER, STATS, AccountedDoFn, FinishStage, dead_letter_names, write_manifest
 from pipelines.io_utils import join
 from pipelines.output import ParquetShard, ShardFile, shard_name, write_atomically
 from pipelines.balance import BalanceShards, record_sizes_bytes
-from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents, remove_work_folder
+from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
 from pipelines.progress import counting_segmenter, tally
 from pipelines.word_cache import read_cache_rows
 from wwm_core.generate import ShardMaker
@@ -44,7 +44,7 @@ def phase_folder(config, phase) -> str:
     return output if len(config.instances.phases) == 1 else join(output, phase.folder)
 
 
-class WriteShard(beam.DoFn):
+class WriteShard(AccountedDoFn):
     """(order, {"bucket": [AssignedBucket], "drop": [Drops]}) -> the bucket's shard of every phase
     and format, written as streams under temporary names, then renamed; yields one description
     per file. With a segmentation cache, the bucket's cached word boundaries are in the cache
@@ -53,7 +53,7 @@ class WriteShard(beam.DoFn):
 
     def __init__(self, *, config, vocab, segmenter, word_cache_folder=None, progress=None,
                  expected_versions=None, similar_words_bytes: bytes = None):
-        self._expected_versions = launcher_versions(expected_versions)
+        super().__init__(expected_versions=expected_versions)
         self._config = config
         self._progress = progress
         self._segmenter = segmenter
@@ -63,8 +63,7 @@ class WriteShard(beam.DoFn):
         # --balance_shards: the buckets' shards go to the work folder, to be cut into equal files.
         self._balancing = config.output.balance_shards
 
-    def setup(self):
-        check_worker_versions(self._expected_versions)
+    def start(self):
         self._maker = ShardMaker(
             instances=self._config.instances, output=self._config.output,
             vocab=self._vocab,
@@ -84,10 +83,9 @@ class WriteShard(beam.DoFn):
             files["parquet"] = ParquetShard(shard, self._maker.parquet_features)
         return files
 
-    def process(self, order_and_inputs):
+    def work(self, order_and_inputs, stats, dead_letters):
         _, inputs = order_and_inputs
         (bucket,) = inputs["bucket"]
-        stats, dead_letters = collections.Counter(), []
         documents = bucket_documents(bucket, inputs["drop"], stats, dead_letters)
         word_cache = self._word_cache(bucket, stats)
         maker, phases = self._maker, self._config.instances.phases
@@ -123,18 +121,14 @@ class WriteShard(beam.DoFn):
                     write_atomically(description["index"], record_sizes_bytes(record_sizes[phase]))
                 yield description
         stats["shards_written"] += 1
-        count(stats)
         if self._tally is not None:
             self._tally.note(of=bucket.count)
             self._tally.add(n=1)
             self._tally.flush()
         logging.info("wrote shard %d of %d: %s instances from %d documents", bucket.index, bucket.count,
                      ", ".join(f"{written[p]} at {p.max_seq_length}" for p in phases), stats["documents_out"])
-        yield beam.pvalue.TaggedOutput(STATS, stats)
         for counts in token_counts:
             yield beam.pvalue.TaggedOutput(TOKEN_COUNTS, counts)
-        for record in dead_letters:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
     def _word_cache(self, bucket, stats):
         """{sentence key: word lengths} of the bucket's cache file, or None without a cache."""
@@ -227,7 +221,7 @@ def _phase_counters(counters: dict, phase) -> dict:
     return dict(sorted(result.items()))
 
 
-def write_manifests(_, *, config, vocab, run_info, files, counters, dead_letter_files, word_cache_folders=(),
+def write_manifests(*, config, vocab, run_info, files, counters, dead_letter_files, word_cache_folders=(),
                     prepared=None, token_counts=None, similar_words=None, tokenizer_origin=None):
     """Runs once, after every shard and the dead letters are written: per phase vocab.txt and its
     manifest, then (several phases) the top manifest that lists them."""
@@ -298,26 +292,17 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unre
         word_cache_folder=word_cache_folders[0] if word_cache_folders else None, progress=progress,
         similar_words_bytes=similar_words["npz"] if similar_words else None)).with_outputs(
         STATS, DEAD_LETTER, TOKEN_COUNTS, main="files")
-    dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], shards[DEAD_LETTER]), config.output.path)
-    counters = sum_counters((buckets[STATS], shards[STATS]))
     files = shards.files
     if config.output.balance_shards:
         files = files | "BalanceShards" >> BalanceShards(
             folder_of={phase.max_seq_length: phase_folder(config, phase) for phase in config.instances.phases},
             num_files=config.output.num_shards, parquet_features=schema(
                 config.instances.masking, parquet=True, packed=config.instances.pack_across_documents))
-    file_list = files | "ListFiles" >> beam.combiners.ToList()
     token_counts = shards[TOKEN_COUNTS] | "SumTokenCounts" >> beam.CombineGlobally(SumArrays())
-    return (
-        pipeline
-        | "ManifestTrigger" >> beam.Create([None])
-        | "WriteManifests" >> beam.Map(
+    return pipeline | "Finish" >> FinishStage(
+        output=config.output.path, files=files, stats=(buckets[STATS], shards[STATS]),
+        dead_letters=(buckets[DEAD_LETTER], shards[DEAD_LETTER]), work_folder=True,
+        side={"token_counts": beam.pvalue.AsSingleton(token_counts)},
+        write_manifest=functools.partial(
             write_manifests, config=config, vocab=vocab, run_info=run_info, prepared=prepared,
-            similar_words=similar_words, tokenizer_origin=tokenizer_origin,
-            word_cache_folders=word_cache_folders,
-            files=beam.pvalue.AsSingleton(file_list),
-            counters=beam.pvalue.AsSingleton(counters),
-            token_counts=beam.pvalue.AsSingleton(token_counts),
-            dead_letter_files=beam.pvalue.AsList(dead_letter_files))
-        | "RemoveWorkFolder" >> beam.Map(remove_work_folder, output=config.output.path)
-    )
+            similar_words=similar_words, tokenizer_origin=tokenizer_origin, word_cache_folders=word_cache_folders))

@@ -5,13 +5,13 @@ Parquet documents that every later ``wwm segment`` and ``wwm run`` reads.
     documents/part-NNNNN-of-NNNNN.parquet, each a bucket of later runs) -> manifest ("documents")
          \\-> dead letters
 """
-import collections
+import functools
 
 import apache_beam as beam
 
-from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents, remove_work_folder
-from pipelines.common import (DEAD_LETTER, STATS, accounting, check_worker_versions, count, dead_letter_names,
-                              launcher_versions, sum_counters, write_dead_letters, write_manifest)
+from pipelines.buckets import WORK_FOLDER, MakeBuckets, bucket_documents
+from pipelines.common import (DEAD_LETTER, STATS, AccountedDoFn, FinishStage, accounting, dead_letter_names,
+                              write_manifest)
 from pipelines.io_utils import join
 from pipelines.parquet_io import DOCUMENTS_FOLDER, DocumentsFile
 from pipelines.progress import tally
@@ -35,24 +35,22 @@ def count_written_documents(stats, documents) -> None:
     count_histogram(stats, "sentence_chars", sentence_lengths, log2=True)
 
 
-class WriteDocuments(beam.DoFn):
+class WriteDocuments(AccountedDoFn):
     """(order, {"bucket": [AssignedBucket], "drop": [Drops]}) -> the bucket's documents, less the
-    dropped ones, as documents/part-NNNNN-of-NNNNN.parquet; yields the file's name. ``progress``:
-    a ProgressChannel that files written are counted into, or None."""
+    dropped ones, as documents/part-NNNNN-of-NNNNN.parquet; yields the file's name, with STATS and
+    DEAD_LETTER. ``progress``: a ProgressChannel that files written are counted into, or None."""
 
     def __init__(self, output: str, *, progress=None, expected_versions=None):
-        self._expected_versions = launcher_versions(expected_versions)
+        super().__init__(expected_versions=expected_versions)
         self._output = output
         self._progress = progress
 
-    def setup(self):
-        check_worker_versions(self._expected_versions)
+    def start(self):
         self._tally = tally(self._progress, "written")
 
-    def process(self, order_and_inputs):
+    def work(self, order_and_inputs, stats, dead_letters):
         _, inputs = order_and_inputs
         (bucket,) = inputs["bucket"]
-        stats, dead_letters = collections.Counter(), []
         name = join(DOCUMENTS_FOLDER, f"part-{bucket.index:05d}-of-{bucket.count:05d}.parquet")
         documents = DocumentsFile(join(self._output, name))
         counting = []  # documents written and not yet counted: counted a thousand at a time
@@ -69,19 +67,15 @@ class WriteDocuments(beam.DoFn):
             raise
         count_written_documents(stats, counting)
         stats["documents_out"] += documents.count
-        count(stats)
         if self._tally is not None:
             self._tally.note(of=bucket.count)
             self._tally.add(n=1)
             self._tally.flush()
         yield name, info
-        yield beam.pvalue.TaggedOutput(STATS, stats)
-        for record in dead_letters:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
 
-def write_prepare_manifest(_, *, config, run_info, files, counters, dead_letter_files):
-    """Runs once, after the Parquet files and dead letters are written."""
+def prepare_manifest(*, config, run_info, files, counters, dead_letter_files) -> Manifest:
+    """``wwm prepare``'s manifest, written once the Parquet files and dead letters are."""
     return write_manifest(config.output.path, Manifest(
         kind="documents", **run_info.fields(), config=config.to_json(sections=("sources", "cleaning", "output")),
         files=tuple(sorted(name for name, _ in files)), file_info=dict(files),
@@ -95,20 +89,8 @@ def build_prepare_pipeline(pipeline, *, config, run_info, inputs, unreadable=(),
         config.sources, files=inputs, bad_records=unreadable, cleaning=config.cleaning,
         work_folder=join(config.output.path, WORK_FOLDER), bucket_bytes=bucket_bytes, progress=progress)
     written = buckets["buckets"] | "WriteDocuments" >> beam.ParDo(WriteDocuments(
-        config.output.path, progress=progress)).with_outputs(
-        STATS, DEAD_LETTER, main="files")
-    dead_letter_files = write_dead_letters((buckets[DEAD_LETTER], written[DEAD_LETTER]), config.output.path)
-    counters = sum_counters((buckets[STATS], written[STATS]))
-    # Listed by a combine, not as a side input of the ParDo's main output: Beam's
-    # BundleBasedDirectRunner would hand the side outputs to such a side input too.
-    file_list = written.files | "ListFiles" >> beam.combiners.ToList()
-    return (
-        pipeline
-        | "ManifestTrigger" >> beam.Create([None])
-        | "WriteManifest" >> beam.Map(
-            write_prepare_manifest, config=config, run_info=run_info,
-            files=beam.pvalue.AsSingleton(file_list),
-            counters=beam.pvalue.AsSingleton(counters),
-            dead_letter_files=beam.pvalue.AsList(dead_letter_files))
-        | "RemoveWorkFolder" >> beam.Map(remove_work_folder, output=config.output.path)
-    )
+        config.output.path, progress=progress)).with_outputs(STATS, DEAD_LETTER, main="files")
+    return pipeline | "Finish" >> FinishStage(
+        output=config.output.path, files=written.files, stats=(buckets[STATS], written[STATS]),
+        dead_letters=(buckets[DEAD_LETTER], written[DEAD_LETTER]), work_folder=True,
+        write_manifest=functools.partial(prepare_manifest, config=config, run_info=run_info))

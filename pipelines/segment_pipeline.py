@@ -10,7 +10,7 @@ The identity key names the segmenter (backend, model and dictionary hashes, libr
 changed model or dictionary writes, and reads, another folder; inside it, boundaries are looked up
 by a hash of the sentence text, so changed text is segmented again rather than misread.
 """
-import collections
+import functools
 import logging
 
 import apache_beam as beam
@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import (DEAD_LETTER, STATS, accounting, check_worker_versions, count, dead_letter_names,
-                              launcher_versions, sum_counters, write_dead_letters, write_manifest_file)
+from pipelines.common import (DEAD_LETTER, STATS, AccountedDoFn, FinishStage, accounting, dead_letter_names,
+                              write_manifest_file)
 from pipelines.io_utils import exists, join, read_bytes
 from pipelines.output import bytes_crc32c, write_atomically
 from pipelines.parquet_io import documents_of
@@ -36,27 +36,25 @@ BATCH_SENTENCES = 4096
 log = logging.getLogger("wwm")
 
 
-class SegmentFile(beam.DoFn):
+class SegmentFile(AccountedDoFn):
     """A prepared documents file -> its cache file of the same name in the cache folder (written
     whole, then renamed), with STATS and DEAD_LETTER outputs; yields the file's name. ``progress``:
     a ProgressChannel that documents segmented and files written are counted into, or None."""
 
     def __init__(self, choice, *, output: str, batch_sentences: int, progress=None, expected_versions=None):
-        self._expected_versions = launcher_versions(expected_versions)
+        super().__init__(expected_versions=expected_versions)
         self._choice = choice
         self._output = output
         self._batch_sentences = batch_sentences
         self._progress = progress
 
-    def setup(self):
-        check_worker_versions(self._expected_versions)
+    def start(self):
         self._segmenter = self._choice.load()
         self._segmented = tally(self._progress, "segmented")
         self._written = tally(self._progress, "written")
 
-    def process(self, path):
-        stats, dead_letters, rows = collections.Counter(), [], []
-        documents = []
+    def work(self, path, stats, dead_letters):
+        rows, documents = [], []
         for item in documents_of(path, stats, count_records=True):
             if isinstance(item, BadRecord):
                 dead_letters.append(item)
@@ -72,14 +70,10 @@ class SegmentFile(beam.DoFn):
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
         data = sink.getvalue().to_pybytes()
         write_atomically(join(self._output, name), data)
-        count(stats)
         if self._written is not None:
             self._written.add(n=1)
             self._written.flush()
         yield name, FileInfo(bytes=len(data), crc32c=bytes_crc32c(data), records=len(rows))
-        yield beam.pvalue.TaggedOutput(STATS, stats)
-        for record in dead_letters:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
     def _rows(self, documents, stats, dead_letters):
         kept, sentences, words = segment_documents(self._segmenter, documents, stats=stats,
@@ -107,6 +101,17 @@ def prepared_document_files(prepared: str) -> list:
     return [join(prepared, name) for name in manifest.files]
 
 
+def segmentation_manifest(*, output: str, run_info, config_json: dict, identity: dict, files, counters,
+                          dead_letter_files) -> Manifest:
+    """``wwm segment``'s manifest (SEGMENTATION_MANIFEST in the cache folder), written last."""
+    manifest = Manifest(
+        kind="segmentation", **run_info.fields(), config=config_json, identity=identity,
+        files=tuple(sorted(name for name, _ in files)), file_info=dict(files),
+        dead_letter_files=dead_letter_names(dead_letter_files), counters=counters,
+        accounting=accounting(counters), num_documents=counters.get("documents_out", 0))
+    return write_manifest_file(join(output, SEGMENTATION_MANIFEST), manifest)
+
+
 def build_segment_pipeline(pipeline, *, files, choice, identity: dict, output: str, run_info, config_json: dict,
                            batch_sentences: int = BATCH_SENTENCES, progress=None):
     """Segments every document of ``files`` (Parquet) into ``output`` (the identity's folder),
@@ -118,21 +123,7 @@ def build_segment_pipeline(pipeline, *, files, choice, identity: dict, output: s
                  | "Segment" >> beam.ParDo(SegmentFile(choice, output=output, batch_sentences=batch_sentences,
                                                        progress=progress))
                  .with_outputs(STATS, DEAD_LETTER, main="files"))
-    dead_letter_files = write_dead_letters((segmented[DEAD_LETTER],), output)
-    counters = sum_counters((segmented[STATS],))
-    # A combine, not a side input of the ParDo's main output (see prepare_pipeline).
-    file_list = segmented.files | "ListFiles" >> beam.combiners.ToList()
-
-    def write_manifest(_, files, counters, dead_letter_files):
-        manifest = Manifest(
-            kind="segmentation", **run_info.fields(), config=config_json, identity=identity,
-            files=tuple(sorted(name for name, _ in files)), file_info=dict(files),
-            dead_letter_files=dead_letter_names(dead_letter_files), counters=counters,
-            accounting=accounting(counters), num_documents=counters.get("documents_out", 0))
-        return write_manifest_file(join(output, SEGMENTATION_MANIFEST), manifest)
-
-    return (pipeline
-            | "ManifestTrigger" >> beam.Create([None])
-            | "WriteManifest" >> beam.Map(write_manifest, files=beam.pvalue.AsSingleton(file_list),
-                                          counters=beam.pvalue.AsSingleton(counters),
-                                          dead_letter_files=beam.pvalue.AsList(dead_letter_files)))
+    return pipeline | "Finish" >> FinishStage(
+        output=output, files=segmented.files, stats=(segmented[STATS],), dead_letters=(segmented[DEAD_LETTER],),
+        write_manifest=functools.partial(segmentation_manifest, output=output, run_info=run_info,
+                                         config_json=config_json, identity=identity))

@@ -159,11 +159,11 @@ class InstanceBatch:
     masked_ids: np.ndarray = None  # (n, max_predictions_per_seq) int32, the original ids
     num_masked: np.ndarray = None  # (n,)
     masked_group_sizes: np.ndarray = None  # bincount of the masked whole-word groups' sizes in tokens
-    instance_ids: np.ndarray = None  # (n,) int64, unique within a phase (records.py: instance_id)
     masked_span_words: np.ndarray = None  # bincount of the masked spans' lengths in words
     replacements: dict = None  # MacBERT's per-word counts (masking.MACBERT_COUNTERS)
     document_starts: np.ndarray = None  # packed: (n, max_seq_length // 2) int32, 0 then each next document's start
     document_ids: np.ndarray = None  # packed: (n, max_seq_length) int32, each token's document (1, 2, ...), 0 padding
+    instance_ids: np.ndarray = None  # (n,) int64, unique within a phase (records.py: instance_id)
 
     def __len__(self):
         return len(self.lengths)
