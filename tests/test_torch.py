@@ -41,12 +41,13 @@ def sample_files(folder: pathlib.Path, parts: int = 4) -> str:
 
 @pytest.fixture(scope="module")
 def sample_runs(tmp_path_factory):
-    """`wwm run` on the bundled sample in 4 files: NSP data with dynamic masks, and with static
-    masks (TFRecords beside the Parquet), at length 64."""
+    """`wwm run` on the bundled sample in 4 files, 4 shards (small files would be gathered into
+    one): NSP data with dynamic masks, and with static masks (TFRecords beside the Parquet), at
+    length 64."""
     root = tmp_path_factory.mktemp("torch_sample")
     corpus = sample_files(root / "corpus")
     common = [f"--input={corpus}", "--segmenter=jieba", "--max_seq_length=64", "--max_predictions_per_seq=10",
-              "--dupe_factor=5", "--output_format=both", *LOCAL]
+              "--dupe_factor=5", "--output_format=both", "--num_shards=4", *LOCAL]
     run([f"--output={root / 'dynamic'}", "--masking=dynamic", *common])
     run([f"--output={root / 'static'}", *common])
     return root
