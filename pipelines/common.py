@@ -192,7 +192,7 @@ class RunInfo:
         self.inputs = tuple(inputs)
         self.started_at = now()
         self.tool_version = tool_version()
-        self.libraries = library_versions()
+        self.libraries = launcher_versions()  # the libraries that decide the bytes, and this package's code
 
     def fields(self) -> dict:
         return {"command": self.command, "inputs": self.inputs, "started_at": self.started_at,

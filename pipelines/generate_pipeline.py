@@ -276,7 +276,7 @@ def write_manifests(*, config, vocab, run_info, files, counters, dead_letter_fil
     return write_manifest(config.output.path, top)
 
 
-def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unreadable=(), bucket_bytes: int,
+def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unreadable=(),
                    word_cache_folders=(), prepared=None, progress=None, similar_words=None, tokenizer_origin=None):
     """``inputs``, ``unreadable``: the input files and the dead letters of paths that cannot be
     read, matched at launch (pipelines.inputs.match_sources); ``segmenter``: the launcher's
@@ -286,7 +286,7 @@ def build_pipeline(pipeline, *, config, vocab, segmenter, run_info, inputs, unre
     or None."""
     buckets = pipeline | "MakeBuckets" >> MakeBuckets(
         config.sources, files=inputs, bad_records=unreadable, cleaning=config.cleaning,
-        work_folder=join(config.output.path, WORK_FOLDER), bucket_bytes=bucket_bytes, progress=progress)
+        work_folder=join(config.output.path, WORK_FOLDER), bucket_bytes=config.output.bucket_bytes, progress=progress)
     shards = buckets["buckets"] | "WriteShards" >> beam.ParDo(WriteShard(
         config=config, vocab=vocab, segmenter=segmenter,
         word_cache_folder=word_cache_folders[0] if word_cache_folders else None, progress=progress,

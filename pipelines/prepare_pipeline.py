@@ -83,11 +83,11 @@ def prepare_manifest(*, config, run_info, files, counters, dead_letter_files) ->
         num_documents=counters.get("documents_out", 0)))
 
 
-def build_prepare_pipeline(pipeline, *, config, run_info, inputs, unreadable=(), bucket_bytes: int, progress=None):
+def build_prepare_pipeline(pipeline, *, config, run_info, inputs, unreadable=(), progress=None):
     """``inputs``, ``unreadable``: as generate_pipeline.build_pipeline takes them."""
     buckets = pipeline | "MakeBuckets" >> MakeBuckets(
         config.sources, files=inputs, bad_records=unreadable, cleaning=config.cleaning,
-        work_folder=join(config.output.path, WORK_FOLDER), bucket_bytes=bucket_bytes, progress=progress)
+        work_folder=join(config.output.path, WORK_FOLDER), bucket_bytes=config.output.bucket_bytes, progress=progress)
     written = buckets["buckets"] | "WriteDocuments" >> beam.ParDo(WriteDocuments(
         config.output.path, progress=progress)).with_outputs(STATS, DEAD_LETTER, main="files")
     return pipeline | "Finish" >> FinishStage(

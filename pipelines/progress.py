@@ -9,7 +9,7 @@ and Spark there is no channel: the runner's console shows the same counts as Bea
 (namespace ``wwm``: records_in, documents_out, sentences, shards_written), which those DoFns
 report as each unit or bucket is done.
 
-    with progress.display(progress.run_stages(...), mode=..., beam_args=...) as channel:  # None when off
+    with progress.display(progress.run_stages(...), mode=..., local=...) as channel:  # None when off
         with beam.Pipeline(...) as pipeline:
             build_pipeline(pipeline, ..., progress=channel)
 
@@ -32,7 +32,6 @@ import uuid
 FLUSH_SECONDS = 0.3  # a worker rewrites its count file at most this often
 POLL_SECONDS = 0.25  # the launcher reads the count files this often
 PLAIN_LINE_SECONDS = 10.0  # without a terminal (--progress on in a log): one summary line this often
-LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "PrismRunner")
 MB = 1e6
 
 
@@ -163,13 +162,6 @@ def counting_segmenter(segmenter, channel, stage: str = "segmented"):
     return segmenter if channel is None else CountingSegmenter(segmenter, channel.tally(stage))
 
 
-def is_local(beam_args) -> bool:
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-
-    runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner
-    return runner is None or str(runner).split(".")[-1] in LOCAL_RUNNERS
-
-
 def wanted(mode: str, *, stream=None) -> bool:
     """--progress: on, off, or auto (on when the stream, stderr by default, is a terminal)."""
     stream = sys.stderr if stream is None else stream
@@ -179,14 +171,14 @@ def wanted(mode: str, *, stream=None) -> bool:
 
 
 @contextlib.contextmanager
-def display(stages, *, mode: str, beam_args=()):
+def display(stages, *, mode: str, local: bool = True):
     """Yields the channel the pipeline's DoFns count into (None when progress is off or the runner
-    is not local) while a launcher thread shows the counts: live bars on a terminal, a summary line
-    every PLAIN_LINE_SECONDS otherwise (--progress on in a log file)."""
+    is not ``local``) while a launcher thread shows the counts: live bars on a terminal, a summary
+    line every PLAIN_LINE_SECONDS otherwise (--progress on in a log file)."""
     if not wanted(mode):
         yield None
         return
-    if not is_local(beam_args):
+    if not local:
         logging.getLogger("wwm").info("progress bars are for local runs: the runner's console shows the Beam "
                                       "metrics (namespace wwm) instead")
         yield None

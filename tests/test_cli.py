@@ -273,10 +273,11 @@ def test_the_progress_channel_sums_counts_from_many_processes(tmp_path):
                                 cwd=pathlib.Path(__file__).resolve().parents[1]) for _ in range(4)]
     assert all(worker.wait() == 0 for worker in workers)
     assert channel.totals() == {"read": {"n": 4000, "sentences": 12000}}
-    from pipelines.progress import is_local
+    from wwm_cli.launch import launch
 
-    assert is_local([]) and is_local(["--runner=BundleBasedDirectRunner"]) and is_local(["--runner", "FnApiRunner"])
-    assert not is_local(["--runner=DataflowRunner"]) and not is_local(["--runner=SparkRunner"])
+    assert all(launch(flags).local for flags in ([], ["--runner=BundleBasedDirectRunner"], ["--runner", "FnApiRunner"],
+                                               ["--runner=PrismRunner"]))
+    assert not launch(["--runner=SparkRunner", "--spark_master_url=local[2]"]).local
 
 
 # ---------------------------------------------------------------- inspect

@@ -155,8 +155,9 @@ def test_local_workers_are_separate_processes_whose_logs_reach_the_launcher(tmp_
     import apache_beam as beam
 
     from wwm_cli.data import new_pipeline
+    from wwm_cli.launch import launch
 
-    with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
+    with new_pipeline(launch(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])) as pipeline:
         _ = (pipeline | beam.Create(range(8))
              | beam.Map(worker_map) | beam.io.WriteToText(str(tmp_path / "where")))
     processed_in = {tuple(line.split("|")) for path in tmp_path.glob("where*") for line in path.read_text().splitlines()}
@@ -177,9 +178,10 @@ def test_without_what_the_watch_needs_the_run_goes_on_with_beams_workers(tmp_pat
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
     from wwm_cli.data import new_pipeline
+    from wwm_cli.launch import launch
 
     monkeypatch.delattr(worker_handlers.WorkerHandler, "register_environment")
-    with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
+    with new_pipeline(launch(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])) as pipeline:
         _ = pipeline | beam.Create(range(4)) | beam.Map(str) | beam.io.WriteToText(str(tmp_path / "out"))
     assert sorted(line for path in tmp_path.glob("out*") for line in path.read_text().splitlines()) == list("0123")
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == "wwm"]
@@ -194,8 +196,9 @@ def test_a_local_worker_that_dies_stops_the_run_with_its_status():
         import os
         import apache_beam as beam
         from wwm_cli.data import new_pipeline
+        from wwm_cli.launch import launch
 
-        with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
+        with new_pipeline(launch(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])) as pipeline:
             _ = pipeline | beam.Create(range(4)) | beam.Map(lambda n: os._exit(3) if n == 2 else n)
         """)
     died = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -213,9 +216,10 @@ def test_a_local_worker_that_dies_before_it_connects_stops_the_run(tmp_path):
         import os
         import apache_beam as beam
         from wwm_cli.data import new_pipeline
+        from wwm_cli.launch import launch
 
         os.environ["PYTHONHOME"] = "/nonexistent"  # read by the workers' interpreters, not this one
-        with new_pipeline(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) as pipeline:
+        with new_pipeline(launch(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])) as pipeline:
             _ = pipeline | beam.Create(range(4)) | beam.Map(str)
         """))
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}

@@ -266,17 +266,17 @@ def test_bert_config_must_fit_the_data(data, tmp_path):
 def test_then_train_flags_are_checked_before_the_pipeline(data, tmp_path):
     parser = argparse.ArgumentParser()
     add_then_train_flags(parser)
-    assert check_then_train(parser.parse_args([])) is None  # no --then_train: nothing to train
+    assert check_then_train(parser.parse_args([]), output_format="tfrecord") is None  # no --then_train: nothing to train
     assert then_train(None, str(data / "bert")) is None
     with pytest.raises(TrainerUsageError, match="--model_dir is required"):
-        check_then_train(parser.parse_args(["--then_train"]))
+        check_then_train(parser.parse_args(["--then_train"]), output_format="tfrecord")
     with pytest.raises(TrainerUsageError, match="--train_batch_size 10 is not a multiple of "
                        "--gradient_accumulation_steps 4"):
         check_then_train(parser.parse_args(["--then_train", f"--model_dir={tmp_path}", "--train_batch_size=10",
-                                            "--gradient_accumulation_steps=4"]))
+                                            "--gradient_accumulation_steps=4"]), output_format="tfrecord")
     # The checked settings, with the data's manifest still to come (the run's output).
     settings = check_then_train(parser.parse_args(["--then_train", f"--model_dir={tmp_path}", "--seed=9",
-                                                   "--num_train_steps=30,20"]))
+                                                   "--num_train_steps=30,20"]), output_format="tfrecord")
     assert (settings.manifest, settings.model_dir, settings.seed, settings.num_train_steps) == (
         None, str(tmp_path), 9, (30, 20))
 
@@ -436,7 +436,7 @@ def test_roberta_wwm_ext_data_trains_without_nsp_through_then_train(data, tmp_pa
     args = parser.parse_args(["--then_train", f"--model_dir={tmp_path}", *FAST, "--optimizer=adamw",
                               "--learning_rate=0.01", "--num_train_steps=6", "--steps_per_loop=3",
                               "--save_checkpoints_steps=3", "--seed=5"])
-    summary = then_train(check_then_train(args), str(data / "roberta"))
+    summary = then_train(check_then_train(args, output_format="tfrecord"), str(data / "roberta"))
     records = summary["phases"][0]["first_steps"]
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert all(set(r) == {"step", "mlm_loss", "mlm_accuracy"} for r in records)

@@ -13,6 +13,7 @@ from wwm_core.errors import guarded
 COMMANDS = {
     "run": ("wwm_cli.data", "run", "corpus -> whole-word-masked instances (TFRecord / Parquet), as a recipe says"),
     "prepare": ("wwm_cli.data", "prepare", "corpus -> clean documents (Parquet), once, for later runs"),
+    "rerun": ("wwm_cli.rerun", "rerun", "make a manifest's output again, byte for byte (the same inputs, checked)"),
     "segment": ("wwm_cli.segment", "segment", "prepared documents -> cached word boundaries, once, for later runs"),
     "segmenter": ("wwm_cli.segment", "segmenter_main", "train an LTP perceptron, or score a segmenter (train|eval)"),
     "plan": ("wwm_cli.plan", "plan_main", "shards, memory, instances, CPU- and worker-hours, from input sizes"),

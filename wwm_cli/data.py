@@ -14,8 +14,7 @@ import os
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
-from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions, PortableOptions,
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines import progress
 from pipelines.common import RunInfo, accounting
@@ -28,7 +27,7 @@ from pipelines.prepare_pipeline import build_prepare_pipeline
 from pipelines.segmenters import check_segmenter, segmenter_choice
 from pipelines.word_cache import finished_cache, word_cache_root_of
 from wwm_cli import flags
-from wwm_cli.launch import launch_options
+from wwm_cli.launch import launch
 from wwm_core.config import SegmentationConfig
 from wwm_core.errors import UsageError
 from wwm_core.hub import hub_file, is_hub_id
@@ -44,7 +43,6 @@ log = logging.getLogger("wwm")
 # (about a second per GiB); gs:// objects report theirs, one request each, up to a number.
 MAX_CHECKSUM_BYTES = 2 * 1024**3
 MAX_REMOTE_CHECKSUMS = 1000
-LOCAL_RUNNERS = (None, "FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
 # ---------------------------------------------------------------- wwm run
@@ -73,41 +71,21 @@ def run_parser(*, output_required: bool = True):
 
 def run(argv) -> dict:
     args, beam_args = run_parser().parse_known_args(argv)
-    beam_args = launch_options(beam_args)
-    config = flags.config_from_args(args, beam_args, instances=True)
+    config = flags.config_from_args(args, beam_args, instances=True, runner=launch(beam_args, progress=args.progress))
     from wwm_trainer.cli import check_then_train, then_train
 
-    training = check_then_train(args)  # a training mistake (or no TensorFlow) fails now, not after the data is made
+    # A training mistake (or no TensorFlow) fails now, not after the data is made; likewise no matplotlib.
+    training = check_then_train(args, output_format=config.output.output_format)
     if args.report:
         from wwm_cli.report import check_report_dependencies
 
-        check_report_dependencies()  # likewise: no matplotlib is one line now
-    vocab, tokenizer_origin = load_vocab(config.instances)
-    similar_words = load_similar_words(config.instances, vocab)
+        check_report_dependencies()
     config, choice = checked_segmenter(config, recipe_default=args.segmenter is None)
-    word_cache_folders = word_cache_folders_for(config, choice)
-    prepared = prepared_link(config)
-    command = ("wwm", "run", *argv)
     inputs, unreadable = input_files(config)
-    bucket_bytes = bucket_bytes_for(config, inputs)
-    check_memory(config, bucket_bytes)
-    claim = claimed(config, command)
-    run_info = RunInfo(command=command, inputs=described_inputs(inputs, unreadable))
-    log.info("reading %d bytes from %s in buckets of about %d bytes of text, to %s",
-             input_bytes(inputs), describe(config), bucket_bytes, config.output.path)
-    # Sentences kept by cleaning are what segmentation will segment, unless a cache spares some or
-    # the input is prepared documents (their sentences are not counted before they are segmented).
-    stages = progress.run_stages(input_bytes=input_bytes(inputs), sentence_total=not word_cache_folders and not any(
-        source.input_format == "parquet" for source in config.sources))
-    with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
-            new_pipeline(config.runner.beam_args) as pipeline:
-        build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
-                       inputs=inputs, unreadable=unreadable, bucket_bytes=bucket_bytes,
-                       word_cache_folders=word_cache_folders, prepared=prepared, progress=channel,
-                       similar_words=similar_words, tokenizer_origin=tokenizer_origin)
-    if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
+    manifest = make_instances(config, choice=choice, command=("wwm", "run", *argv), inputs=inputs,
+                              unreadable=unreadable)
+    if manifest is None:
         return {}
-    manifest = read_manifest(config.output.path)
     print_run_summary(manifest, config)
     if args.report:
         from wwm_cli.report import write_report
@@ -115,6 +93,33 @@ def run(argv) -> dict:
         print(f"report: {write_report(config.output.path)}")
     then_train(training, config.output.path)
     return manifest.to_json()
+
+
+def make_instances(config, *, choice, command, inputs, unreadable=()):
+    """The instances the configuration tree says, from these input files, into config.output: what
+    ``wwm run`` and ``wwm rerun`` share. Returns the written manifest, or None when the job was
+    handed over (a Dataflow template, a Dataproc jar: it writes its manifest when it has run)."""
+    vocab, tokenizer_origin = load_vocab(config.instances)
+    similar_words = load_similar_words(config.instances, vocab)
+    word_cache_folders = word_cache_folders_for(config, choice)
+    prepared = prepared_link(config)
+    config = with_bucket_bytes(config, inputs)
+    check_memory(config)
+    claim = claimed(config, command)
+    run_info = RunInfo(command=command, inputs=described_inputs(inputs, unreadable, config.sources))
+    log.info("reading %d bytes from %s in buckets of about %d bytes of text, to %s",
+             input_bytes(inputs), describe(config), config.output.bucket_bytes, config.output.path)
+    # Sentences kept by cleaning are what segmentation will segment, unless a cache spares some or
+    # the input is prepared documents (their sentences are not counted before they are segmented).
+    stages = progress.run_stages(input_bytes=input_bytes(inputs), sentence_total=not word_cache_folders and not any(
+        source.input_format == "parquet" for source in config.sources))
+    with claim, progress.display(stages, mode=config.runner.progress, local=config.runner.local) as channel, \
+            new_pipeline(config.runner) as pipeline:
+        build_pipeline(pipeline, config=config, vocab=vocab, segmenter=choice, run_info=run_info,
+                       inputs=inputs, unreadable=unreadable, word_cache_folders=word_cache_folders,
+                       prepared=prepared, progress=channel, similar_words=similar_words,
+                       tokenizer_origin=tokenizer_origin)
+    return None if handed_over(config.runner, join(config.output.path, MANIFEST)) else read_manifest(config.output.path)
 
 
 def load_vocab(instances) -> tuple:
@@ -327,13 +332,15 @@ def matched_files(paths) -> list:
     return files
 
 
-def described_inputs(files, unreadable=()) -> list:
-    """What a manifest says of its input files: path, bytes and, where cheap, the crc32c as GCS
-    reports it (``input_checksum``), so a local copy and its gs:// original compare equal; and the
-    paths matched that could not be read, with their dead letter's reason."""
+def described_inputs(files, unreadable=(), sources=None) -> list:
+    """What a manifest says of its input files: path, bytes, the source's name and, where cheap,
+    the crc32c as GCS reports it (``input_checksum``), so a local copy and its gs:// original
+    compare equal; and the paths matched that could not be read, with their dead letter's reason."""
     described, remote = [], 0
     for file in files:
         info = {"path": file.path, "bytes": file.bytes}
+        if sources is not None:
+            info["source"] = sources[file.source].name
         remote += "://" in file.path
         checksum = input_checksum(file.path, size=file.bytes) if remote <= MAX_REMOTE_CHECKSUMS else None
         if checksum:
@@ -364,6 +371,16 @@ def input_bytes(inputs) -> int:
     return sum(file.bytes for file in inputs)
 
 
+def with_bucket_bytes(config, inputs):
+    """The configuration with its bucket size decided (from the input's sizes), unless it is (a
+    rerun's, from its manifest): it decides which documents share a shard, so the manifest
+    records it."""
+    if config.output.bucket_bytes:
+        return config
+    return dataclasses.replace(config, output=dataclasses.replace(
+        config.output, bucket_bytes=bucket_bytes_for(config, inputs)))
+
+
 def bucket_bytes_for(config, inputs) -> int:
     """How much clean text a bucket holds, estimated from the input's sizes alone, so the same
     input gives the same buckets wherever and however it runs."""
@@ -386,12 +403,12 @@ def claimed(config, command):
     return claim_output(config.output.path, overwrite=config.output.overwrite, command=command)
 
 
-def check_memory(config, bucket_bytes: int) -> None:
+def check_memory(config) -> None:
     """Before any work: a local run whose worker cannot hold one bucket on this machine is refused
     with the estimate; other runners get the estimate in the log, for their machine type."""
+    bucket_bytes = config.output.bucket_bytes
     estimate_mb = worker_memory_mb(bucket_bytes / 1e6, dupe_factor=config.instances.dupe_factor)
-    runner = PipelineOptions(list(config.runner.beam_args)).view_as(StandardOptions).runner
-    if runner not in LOCAL_RUNNERS:
+    if not config.runner.local:
         log.info("each worker process needs about %.0f MB (buckets of %.1f MB of text)", estimate_mb, bucket_bytes / 1e6)
         return
     available_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6
@@ -406,30 +423,26 @@ def describe(config) -> str:
     return "; ".join(f"{s.name} ({s.input_format}): {', '.join(s.patterns)}" for s in config.sources)
 
 
-def new_pipeline(beam_args) -> beam.Pipeline:
-    options = PipelineOptions(list(beam_args))
-    if options.view_as(StandardOptions).runner is None:
-        # The local runner, named directly: "DirectRunner" first tries to download Beam's Prism
-        # runner binary, with no timeout, and then falls back to this one for batch pipelines.
-        options.view_as(StandardOptions).runner = "FnApiRunner"
-    if options.view_as(DirectOptions).direct_running_mode == "multi_processing":
+def new_pipeline(runner) -> beam.Pipeline:
+    """A pipeline for the launch's RunnerConfig (wwm_cli.launch.launch)."""
+    options = PipelineOptions(list(runner.beam_args))
+    options.view_as(StandardOptions).runner = options.view_as(StandardOptions).runner or runner.runner
+    if runner.worker_processes:
         from pipelines.local_workers import watch_local_workers  # Beam's internals: only where used
 
         watch_local_workers(options)
     return beam.Pipeline(options=options)
 
 
-def handed_over(beam_args, manifest_path: str) -> bool:
-    """True when the pipeline was handed over rather than run: written as a Dataflow template
-    (--template_location, which a Flex Template's launcher passes) or as an executable jar
-    (--output_executable_path, for `gcloud dataproc jobs submit spark`). The job then runs after
-    this command returns and writes its manifest when it finishes."""
-    options = PipelineOptions(list(beam_args))
-    where = (options.view_as(GoogleCloudOptions).template_location
-             or options.view_as(PortableOptions).output_executable_path)
-    if where:
-        print(f"the job was written to {where}, not run here: {manifest_path} appears when it has run")
-    return bool(where)
+def handed_over(runner, manifest_path: str) -> bool:
+    """True, said in one line, when the pipeline was handed over rather than run (the launch's
+    RunnerConfig says): written as a Dataflow template (--template_location, which a Flex
+    Template's launcher passes) or as an executable jar (--output_executable_path, for `gcloud
+    dataproc jobs submit spark`). The job then runs after this command returns and writes its
+    manifest when it finishes."""
+    if runner.handed_over_to:
+        print(f"the job was written to {runner.handed_over_to}, not run here: {manifest_path} appears when it has run")
+    return bool(runner.handed_over_to)
 
 
 def read_manifest(folder: str, kinds=("instances", "phases", "documents", "segmentation")):
@@ -491,25 +504,31 @@ def prepare_parser():
 
 def prepare(argv) -> dict:
     args, beam_args = prepare_parser().parse_known_args(argv)
-    beam_args = launch_options(beam_args)
-    config = flags.config_from_args(args, beam_args, instances=False)
+    config = flags.config_from_args(args, beam_args, instances=False, runner=launch(beam_args, progress=args.progress))
     if any(source.input_format == "parquet" for source in config.sources):
         raise UsageError("wwm prepare reads raw corpora; parquet input is already prepared")
-    command = ("wwm", "prepare", *argv)
     inputs, unreadable = input_files(config)
-    bucket_bytes = bucket_bytes_for(config, inputs)
-    claim = claimed(config, command)
-    run_info = RunInfo(command=command, inputs=described_inputs(inputs, unreadable))
-    log.info("cleaning %d bytes from %s into %s", input_bytes(inputs), describe(config), config.output.path)
-    stages = progress.prepare_stages(input_bytes=input_bytes(inputs))
-    with claim, progress.display(stages, mode=config.runner.progress, beam_args=config.runner.beam_args) as channel, \
-            new_pipeline(config.runner.beam_args) as pipeline:
-        build_prepare_pipeline(pipeline, config=config, run_info=run_info, inputs=inputs, unreadable=unreadable,
-                               bucket_bytes=bucket_bytes, progress=channel)
-    if handed_over(config.runner.beam_args, join(config.output.path, MANIFEST)):
+    manifest = clean_documents(config, command=("wwm", "prepare", *argv), inputs=inputs, unreadable=unreadable)
+    if manifest is None:
         return {}
-    manifest = read_manifest(config.output.path, kinds=("documents",))
     print(f"wrote {manifest.num_documents} documents in {len(manifest.files)} Parquet files")
     say_shard_count(len(manifest.files), config)
     print_counters(manifest.counters)
     return manifest.to_json()
+
+
+def clean_documents(config, *, command, inputs, unreadable=()):
+    """The documents the configuration tree says, from these input files, into config.output: what
+    ``wwm prepare`` and ``wwm rerun`` share. Returns the manifest, or None (handed over)."""
+    config = with_bucket_bytes(config, inputs)
+    claim = claimed(config, command)
+    run_info = RunInfo(command=command, inputs=described_inputs(inputs, unreadable, config.sources))
+    log.info("cleaning %d bytes from %s into %s", input_bytes(inputs), describe(config), config.output.path)
+    stages = progress.prepare_stages(input_bytes=input_bytes(inputs))
+    with claim, progress.display(stages, mode=config.runner.progress, local=config.runner.local) as channel, \
+            new_pipeline(config.runner) as pipeline:
+        build_prepare_pipeline(pipeline, config=config, run_info=run_info, inputs=inputs, unreadable=unreadable,
+                               progress=channel)
+    if handed_over(config.runner, join(config.output.path, MANIFEST)):
+        return None
+    return read_manifest(config.output.path, kinds=("documents",))

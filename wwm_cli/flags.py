@@ -266,8 +266,9 @@ def cleaning_from_args(args) -> CleaningConfig:
                           vocab_equivalents=args.vocab_equivalents)
 
 
-def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:
-    """The whole tree from parsed flags: the recipe's values where a flag was not given."""
+def config_from_args(args, beam_args, *, instances: bool, runner: RunnerConfig = None) -> RunConfig:
+    """The whole tree from parsed flags: the recipe's values where a flag was not given; ``runner``:
+    the launch's (wwm_cli.launch.launch), else Beam's flags as they are."""
     recipe = RECIPES[getattr(args, "recipe", None) or DEFAULT_RECIPE]
     overrides = []
     instance_config = segmentation = None
@@ -294,7 +295,7 @@ def config_from_args(args, beam_args, *, instances: bool) -> RunConfig:
         output=OutputConfig(path=args.output, output_format=getattr(args, "output_format", "tfrecord"),
                             num_shards=args.num_shards, overwrite=args.overwrite,
                             balance_shards=getattr(args, "balance_shards", False)),
-        runner=RunnerConfig(beam_args=tuple(beam_args), progress=getattr(args, "progress", "auto")),
+        runner=runner or RunnerConfig(beam_args=tuple(beam_args), progress=getattr(args, "progress", "auto")),
         overrides=tuple(overrides))
 
 

@@ -1,8 +1,11 @@
 """Before a pipeline is built: the runner's options, checked and completed the same way for every
 entry that runs one (``wwm run``, ``wwm prepare``, ``wwm segment``, and through them ``wwm
 submit`` and the Flex Template's launcher), so that what would fail on a cluster fails here, in
-one line, before any job is submitted or any output touched.
+one line, before any job is submitted or any output touched; then read, once, into the
+configuration's RunnerConfig (the runner, whether it is local, whether the job is handed over),
+which everything else reads.
 
+    launch(beam_args, progress=..) -> RunnerConfig, from launch_options(beam_args):
     launch_options(beam_args) -> the Beam flags the pipeline gets:
       - Dataflow: the workers' image is required, one bundle per SDK process
         (--number_of_worker_harness_threads=1) unless the user chose otherwise (then a warning), and
@@ -23,12 +26,13 @@ import pathlib
 import re
 
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import (DebugOptions, FlinkRunnerOptions, JobServerOptions,
-                                                  PipelineOptions, PortableOptions, SparkRunnerOptions,
-                                                  StandardOptions, WorkerOptions)
+from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, FlinkRunnerOptions, GoogleCloudOptions,
+                                                  JobServerOptions, PipelineOptions, PortableOptions,
+                                                  SparkRunnerOptions, StandardOptions, WorkerOptions)
 
 from pipelines.common import version_differences
 from pipelines.output import use_pipeline_options
+from wwm_core.config import RunnerConfig
 from wwm_core.errors import UsageError
 from wwm_core.manifest import BYTE_DECIDING_LIBRARIES, library_versions
 
@@ -38,6 +42,9 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 LOCK = ROOT / "requirements.lock"
 FIX = "PYTHON=python3.11 bash scripts/setup.sh, then launch with .venv/bin/wwm"
 PORTABLE_RUNNERS = ("PortableRunner", "SparkRunner", "FlinkRunner")
+# Beam's runners that run the pipeline on this machine. wwm names FnApiRunner where no runner is
+# given: "DirectRunner" first tries to download Beam's Prism runner binary, with no timeout.
+LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "PrismRunner")
 LOCAL_MASTERS = ("[local]", "[auto]", "[collection]")
 # deploy/Dockerfile sets it: this process runs in the image, which is the image's versions.
 IN_IMAGE_VARIABLE = "FLEX_TEMPLATE_PYTHON_PY_FILE"
@@ -149,3 +156,16 @@ def launch_options(beam_args) -> list:
     FileSystems.set_options(options)
     use_pipeline_options(options)
     return beam_args
+
+
+def launch(beam_args, *, progress: str = "auto") -> RunnerConfig:
+    """The checked runner options (launch_options), and what they come to, read once."""
+    beam_args = launch_options(beam_args)
+    options = PipelineOptions(beam_args)
+    runner = str(options.view_as(StandardOptions).runner or "FnApiRunner").split(".")[-1]  # or its class path
+    local = runner in LOCAL_RUNNERS
+    return RunnerConfig(
+        beam_args=tuple(beam_args), progress=progress, runner=runner, local=local,
+        worker_processes=local and options.view_as(DirectOptions).direct_running_mode == "multi_processing",
+        handed_over_to=(options.view_as(GoogleCloudOptions).template_location
+                        or options.view_as(PortableOptions).output_executable_path))

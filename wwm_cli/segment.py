@@ -22,7 +22,7 @@ from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_cho
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
 from wwm_cli import flags
 from wwm_cli.data import described_inputs, handed_over, matched_files, new_pipeline, print_counters, read_manifest
-from wwm_cli.launch import launch_options
+from wwm_cli.launch import launch
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
 from wwm_core.errors import UsageError
 from wwm_core.manifest import parse_manifest
@@ -52,7 +52,7 @@ def segment_parser() -> argparse.ArgumentParser:
 
 def segment(argv) -> dict:
     args, beam_args = segment_parser().parse_known_args(argv)
-    beam_args = launch_options(beam_args)
+    runner = launch(beam_args, progress=args.progress)
     if args.segmenter == "char":
         raise UsageError("--segmenter char has no word boundaries to cache; choose ltp or jieba")
     segmentation = flags.segmentation_from_args(args)
@@ -81,11 +81,11 @@ def segment(argv) -> dict:
     # segmenter is refused, naming this one; an unfinished (or overwritten) earlier attempt's files,
     # which would mix with ours, are removed.
     claim = claim_output(output, overwrite=True, command=("wwm", "segment", *argv))
-    with claim, progress.display(stages, mode=args.progress, beam_args=beam_args) as channel, \
-            new_pipeline(beam_args) as pipeline:
+    with claim, progress.display(stages, mode=runner.progress, local=runner.local) as channel, \
+            new_pipeline(runner) as pipeline:
         build_segment_pipeline(pipeline, files=files, choice=choice, identity=identity, output=output,
                                run_info=run_info, config_json=config_json, progress=channel)
-    if handed_over(beam_args, manifest_path):
+    if handed_over(runner, manifest_path):
         return {}
     seconds = time.monotonic() - started
     manifest = parse_manifest(read_bytes(manifest_path), path=manifest_path, kinds=("segmentation",))

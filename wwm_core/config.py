@@ -198,6 +198,10 @@ class OutputConfig:
     num_shards: int = 0  # 0: chosen from the input size
     overwrite: bool = False
     balance_shards: bool = False
+    # The clean text a bucket (a shard) holds, decided at launch from the input's sizes and
+    # num_shards (wwm_core.sizing); it decides which documents share a shard, so the bytes. 0: not
+    # yet decided.
+    bucket_bytes: int = 0
 
     def __post_init__(self):
         _check([
@@ -216,8 +220,14 @@ class OutputConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RunnerConfig:
+    """Where the pipeline runs: Beam's flags, and what they come to, read once at launch
+    (wwm_cli.launch) for everything that needs to know. None of it decides the output's bytes."""
     beam_args: tuple = ()  # flags for Beam's PipelineOptions (--runner, --project, ...)
     progress: str = "auto"  # auto | on | off
+    runner: str = "FnApiRunner"  # the runner Beam is given (FnApiRunner: the local one, named so)
+    local: bool = True  # the pipeline runs on this machine (its memory is what a worker has)
+    worker_processes: bool = False  # local, with worker processes (--direct_running_mode multi_processing)
+    handed_over_to: str = None  # written as a job to run later (a Dataflow template, a Dataproc jar), not run
 
 
 SECTIONS = ("sources", "cleaning", "segmentation", "instances", "output", "runner")  # the tree, in order

@@ -169,13 +169,14 @@ def add_then_train_flags(parser: argparse.ArgumentParser) -> None:
     add_train_flags(group, manifest_flag=False)
 
 
-def check_then_train(args) -> TrainSettings | None:
+def check_then_train(args, *, output_format: str) -> TrainSettings | None:
     """Before the pipeline runs: with --then_train, the checked training settings (the run's
     output becomes their manifest later, in ``then_train``), else None. A training mistake, or no
-    TensorFlow, fails in a second, not after hours of data generation."""
+    TensorFlow, fails in a second, not after hours of data generation. ``args``: the trainer's
+    flags as `wwm run` parsed them; ``output_format``: the run's (its configuration's)."""
     if not args.then_train:
         return None
-    if getattr(args, "output_format", "tfrecord") == "parquet":
+    if output_format == "parquet":
         raise TrainerUsageError("--then_train trains on the TFRecord shards, and --output_format parquet writes none: "
                                 "use --output_format tfrecord or both")
     settings = settings_from_args(args)
