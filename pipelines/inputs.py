@@ -21,8 +21,11 @@ import stat
 from apache_beam.io.filesystem import FileSystem
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.io_utils import input_root, normalized_pattern, path_under_root
+from pipelines.io_utils import input_root, join, normalized_pattern, path_under_root, read_bytes
+from pipelines.output import MANIFEST, file_checksum
+from pipelines.parquet_io import DOCUMENTS_FOLDER
 from wwm_core.errors import UsageError, WorkerUsageError
+from wwm_core.manifest import parse_manifest
 from wwm_core.text import BadRecord
 
 _GLOB = re.compile(r"[*?\[]")
@@ -148,3 +151,94 @@ def check_unchanged(path: str, *, size: int, modified: float) -> None:
         raise InputChanged(f"input file {printable(path)} changed while the run read it ({size} bytes at launch, now "
                            f"{metadata.size_in_bytes}): its records would not be the bytes the manifest describes. "
                            "Run again once it no longer changes, or copy it first")
+
+
+# ---------------------------------------------------------------- at launch: a run's inputs
+
+# Input checksums in the manifest: local files up to this size are read once more to compute one
+# (about a second per GiB); gs:// objects report theirs, one request each, up to a number.
+MAX_CHECKSUM_BYTES = 2 * 1024**3
+MAX_REMOTE_CHECKSUMS = 1000
+
+
+def prepared_link(config):
+    """For a run on `wwm prepare` output: that prepare's manifest, sources and cleaning, which
+    decided the text this run reads."""
+    links = []
+    for source in config.sources:
+        if source.input_format != "parquet":
+            continue
+        for pattern in source.patterns:
+            folder, _ = FileSystems.split(pattern)
+            root, name = FileSystems.split(folder.rstrip("/"))
+            manifest_path = join(root, MANIFEST)
+            if name != DOCUMENTS_FOLDER or not FileSystems.exists(manifest_path):
+                continue
+            prepared = parse_manifest(read_bytes(manifest_path), path=manifest_path, kinds=("documents",))
+            links.append({"manifest": manifest_path, "sources": prepared.config.get("sources", []),
+                          "cleaning": prepared.config.get("cleaning", {}), "num_documents": prepared.num_documents})
+    if not links:
+        return None
+    return links[0] if len(links) == 1 else {"manifests": links}
+
+
+def input_files(config) -> tuple:
+    """([InputFile], [BadRecord]) of every source (pipelines.inputs.match_sources); a pattern
+    that matches nothing, a file that is not a regular file, or Parquet read as another format,
+    is an error."""
+    files, unreadable = match_sources(config.sources)
+    for file in files:
+        input_format = config.sources[file.source].input_format
+        if file.path.lower().endswith(".parquet") and input_format != "parquet":
+            # Read as text, a Parquet file's bytes become dead letters, every one of them.
+            raise UsageError(f"{file.path} is Parquet (`wwm prepare` writes documents so), read as "
+                             f"{input_format}: add --input_format=parquet (format=parquet in --source)")
+    return files, unreadable
+
+
+def matched_files(paths) -> list:
+    """InputFiles of existing files named exactly (a prepared corpus's documents files)."""
+    files = []
+    for path in paths:
+        metadata = FileSystems.get_filesystem(path).metadata(path)
+        files.append(InputFile(0, path, path, metadata.size_in_bytes, metadata.last_updated_in_seconds, path))
+    return files
+
+
+def described_inputs(files, unreadable=(), sources=None) -> list:
+    """What a manifest says of its input files: path, bytes, the source's name and, where cheap,
+    the crc32c as GCS reports it (``input_checksum``), so a local copy and its gs:// original
+    compare equal; and the paths matched that could not be read, with their dead letter's reason."""
+    described, remote = [], 0
+    for file in files:
+        info = {"path": file.path, "bytes": file.bytes}
+        if sources is not None:
+            info["source"] = sources[file.source].name
+        remote += "://" in file.path
+        checksum = input_checksum(file.path, size=file.bytes) if remote <= MAX_REMOTE_CHECKSUMS else None
+        if checksum:
+            info["crc32c"] = checksum
+        described.append(info)
+    return described + [{"path": record.raw, "dead_letter": record.reason} for record in unreadable
+                        if record.reason != "duplicate_input_file"]  # a duplicate is listed once, above
+
+
+def input_checksum(path: str, *, size: int):
+    """The crc32c of an input file: from a gs:// object's metadata (no download), computed for a
+    local file up to MAX_CHECKSUM_BYTES; None where that is not cheap or not possible."""
+    if path.startswith("gs://"):
+        try:
+            return file_checksum(path)[1]
+        except Exception:  # noqa: BLE001 - the checksum is a courtesy of the manifest: the run does not need it
+            return None
+    if "://" in path or size > MAX_CHECKSUM_BYTES:
+        return None
+    try:
+        return file_checksum(path)[1]
+    except OSError:  # unreadable now: the reader dead-letters it and says why
+        return None
+
+
+def input_bytes(inputs) -> int:
+    """The bytes of the input files (what the read bar counts towards)."""
+    return sum(file.bytes for file in inputs)

@@ -3,14 +3,18 @@ its identity (what keys the segmentation cache)."""
 import dataclasses
 import functools
 import json
+import logging
 import os
 
 from pipelines.io_utils import read_bytes, stage_locally
+from wwm_core.config import SegmentationConfig
 from wwm_core.cws import CorpusFormatError, read_user_dict
 from wwm_core.errors import UsageError
 from wwm_core.hub import hub_file, is_hub_id
 from wwm_core.segmentation import (LTP_CONFIG_FILE, LTP_HELP, SEGMENTERS, SegmenterError, identity_key,
                                    load_segmenter, probe_ltp_model, resolve_ltp_model, segmenter_identity)
+
+log = logging.getLogger("wwm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,3 +107,28 @@ def check_segmenter(choice: SegmenterChoice):
         return choice.load()
     except (SegmenterError, CorpusFormatError, OSError, UnicodeDecodeError) as error:
         raise UsageError(str(error)) from error
+
+
+def checked_segmenter(config, *, recipe_default: bool):
+    """(config, the checked SegmenterChoice). When the recipe's own segmenter (LTP/legacy) cannot
+    be loaded and the user did not name one, jieba stands in, loudly: the run says so at its start
+    and end, and the manifest records why (segmentation.fallback)."""
+    choice = segmenter_choice(config.segmentation)
+    try:
+        check_segmenter(choice)
+        return config, choice
+    except UsageError as error:
+        if not (recipe_default and config.segmentation.segmenter == "ltp"):
+            raise
+        reason = str(error).split(". ")[0]
+    log.warning("WARNING: the recipe's segmenter (LTP, %s) is not available: %s. Segmenting with jieba instead; "
+                "the word groups will differ from the recipe's. Pass --segmenter jieba to choose it, or get the "
+                "model (hf download %s) to follow the recipe.", config.segmentation.ltp_model, reason,
+                config.segmentation.ltp_model)
+    segmentation = SegmentationConfig(segmenter="jieba", user_dict=config.segmentation.user_dict,
+                                      cache=config.segmentation.cache,
+                                      fallback=f"LTP {config.segmentation.ltp_model}: {reason}")
+    config = dataclasses.replace(config, segmentation=segmentation)
+    choice = segmenter_choice(segmentation)
+    check_segmenter(choice)
+    return config, choice

@@ -13,6 +13,8 @@ from pipelines.io_utils import exists, join
 from pipelines.output import SEGMENTATION_MANIFEST  # noqa: F401 - where the cache folder's manifest is
 from pipelines.parquet_io import DOCUMENTS_FOLDER, ParquetInputError, parquet_rows
 
+log = logging.getLogger("wwm")
+
 SEGMENTATION_FOLDER = "segmentation"
 SCHEMA = pa.schema([
     ("id", pa.string()),  # the document's id
@@ -59,3 +61,24 @@ def finished_cache(cache_root: str, identity_key: str):
     folder = cache_folder(cache_root, identity_key)
     return folder if exists(join(folder, SEGMENTATION_MANIFEST)) else None
 
+
+def word_cache_folders_for(config, choice) -> tuple:
+    """The finished segmentation cache of this very segmenter, if the run has one to reuse."""
+    segmentation = config.segmentation
+    if segmentation.segmenter == "char" or segmentation.cache == "none":
+        return ()
+    root = segmentation.cache
+    if root == "auto":
+        if not all(source.input_format == "parquet" for source in config.sources):
+            return ()
+        root = word_cache_root_of(config.patterns)
+        if root is None:
+            return ()
+    key = choice.identity_key()
+    folder = finished_cache(root, key)
+    if folder:
+        log.info("reusing word boundaries cached by `wwm segment` in %s", folder)
+        return (folder,)
+    log.warning("no finished segmentation cache for this segmenter (%s) in %s: segmenting in this run. "
+                "`wwm segment` writes one that later runs reuse.", key, root)
+    return ()

@@ -721,9 +721,9 @@ def test_a_sequence_length_past_the_limit_is_one_line_before_any_work(tmp_path, 
 
 
 def test_a_bucket_that_cannot_fit_is_refused_with_the_estimate(tmp_path, capsys, monkeypatch):
-    from wwm_cli import data
+    from wwm_core import sizing
 
-    monkeypatch.setattr(data, "estimated_text_bytes", lambda *_: 10 * 2**40)  # as if 10 TiB of text, one shard
+    monkeypatch.setattr(sizing, "estimated_text_bytes", lambda *_: 10 * 2**40)  # as if 10 TiB of text, one shard
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(text_corpus(0, 6), encoding="utf-8")
     status = main(["run", f"--input={corpus}", f"--output={tmp_path / 'out'}", "--num_shards=1", *LOCAL])
@@ -985,18 +985,18 @@ def test_a_file_name_that_is_not_utf8_is_a_dead_letter(tmp_path):
 def test_an_input_that_changes_while_the_run_reads_it_stops_the_run_in_one_line(tmp_path, capsys, monkeypatch):
     """The manifest describes the input as it was at launch: a file that grows after that (here,
     as the pipeline is built) would be read other than described. The run stops instead."""
-    from wwm_cli import data
+    from wwm_core import sizing
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(text_corpus(0, 6), encoding="utf-8")
-    sized = data.bucket_bytes_for
+    sized = sizing.bucket_bytes_for
 
     def grow_after_launch(config, inputs):
         with open(corpus, "a", encoding="utf-8") as handle:
             handle.write(text_corpus(100, 3))
         return sized(config, inputs)
 
-    monkeypatch.setattr(data, "bucket_bytes_for", grow_after_launch)
+    monkeypatch.setattr(sizing, "bucket_bytes_for", grow_after_launch)
     assert small_run(tmp_path, tmp_path / "out") == 2
     line = one_error_line(capsys)
     assert line.startswith(f"wwm run: error: input file {corpus} changed while the run read it (")

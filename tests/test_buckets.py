@@ -85,7 +85,8 @@ def test_shards_do_not_depend_on_how_large_files_are_cut_or_on_workers(tmp_path)
 
 def test_bucket_size_from_the_input_sizes(caplog):
     from wwm_cli import flags
-    from wwm_cli.data import bucket_bytes_for, run_parser
+    from wwm_cli.data import run_parser
+    from wwm_core.sizing import bucket_bytes_for
 
     from pipelines.inputs import InputFile
 

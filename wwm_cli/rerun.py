@@ -12,12 +12,13 @@ differ, and it says so). The runner is the rerun's own: it does not decide the b
 import dataclasses
 import logging
 
-from pipelines.inputs import match_sources
+from pipelines.inputs import match_sources, matched_files
 from pipelines.io_utils import input_root, normalized_pattern, path_under_root, read_bytes
 from pipelines.output import file_checksum
+from pipelines.segmenters import checked_segmenter
+from pipelines.vocabulary import load_vocab
 from wwm_cli import flags
-from wwm_cli.data import (checked_segmenter, clean_documents, load_vocab, make_instances, matched_files,
-                          print_counters, print_run_summary)
+from wwm_cli.data import clean_documents, make_instances, print_counters, print_run_summary
 from wwm_cli.launch import launch
 from wwm_core.config import RunConfig
 from wwm_core.errors import UsageError

@@ -21,7 +21,8 @@ from pipelines.segment_pipeline import build_segment_pipeline, prepared_document
 from pipelines.segmenters import SegmenterChoice, check_segmenter, segmenter_choice
 from pipelines.word_cache import SEGMENTATION_FOLDER, SEGMENTATION_MANIFEST, cache_folder
 from wwm_cli import flags
-from wwm_cli.data import described_inputs, handed_over, matched_files, new_pipeline, print_counters, read_manifest
+from pipelines.inputs import described_inputs, matched_files
+from wwm_cli.data import handed_over, new_pipeline, print_counters, read_manifest
 from wwm_cli.launch import launch
 from wwm_core.cws import CorpusFormatError, read_segmented, score_spans, to_space_separated
 from wwm_core.errors import UsageError

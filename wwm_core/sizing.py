@@ -10,7 +10,14 @@ functions, so the same input gives the same buckets wherever and however it runs
 
 The measurements behind the numbers are in docs/performance.md.
 """
+import dataclasses
+import logging
 import math
+import os
+
+from wwm_core.errors import UsageError
+
+log = logging.getLogger("wwm")
 
 # A bucket (a shard) is about this much clean text: a worker holds one at a time, its token
 # arrays and plans. Smaller corpora get at least MIN_BUCKETS buckets, so local workers and cloud
@@ -78,3 +85,45 @@ def worker_memory_mb(bucket_text_mb: float, *, dupe_factor: int = MEASURED_DUPE_
     grow with the dupe factor, are scaled past the measured one)."""
     return WORKER_MEMORY_FIXED_MB + WORKER_MEMORY_MB_PER_BUCKET_TEXT_MB * bucket_text_mb * max(
         1.0, dupe_factor / MEASURED_DUPE_FACTOR)
+
+
+def with_bucket_bytes(config, inputs):
+    """The configuration with its bucket size decided (from the input's sizes), unless it is (a
+    rerun's, from its manifest): it decides which documents share a shard, so the manifest
+    records it."""
+    if config.output.bucket_bytes:
+        return config
+    return dataclasses.replace(config, output=dataclasses.replace(
+        config.output, bucket_bytes=bucket_bytes_for(config, inputs)))
+
+
+def bucket_bytes_for(config, inputs) -> int:
+    """How much clean text a bucket holds, estimated from the input's sizes alone, so the same
+    input gives the same buckets wherever and however it runs."""
+    text = sum(estimated_text_bytes(file.path, file.bytes, config.sources[file.source].input_format)
+               for file in inputs)
+    # With --balance_shards, --num_shards counts the balanced files: the buckets keep their size.
+    num_shards = 0 if config.output.balance_shards else config.output.num_shards
+    bucket_bytes = bucket_bytes_of(text, num_shards=num_shards)
+    if bucket_bytes > LARGE_BUCKET_BYTES:
+        log.warning("--num_shards %d makes buckets of about %d MB of text each: a worker holds a bucket's tokens and "
+                    "plans while it writes its shard, so memory grows with it. Leave --num_shards out (buckets of "
+                    "%d MB), or add --balance_shards to get %d files with buckets of the usual size",
+                    num_shards, bucket_bytes >> 20, BUCKET_BYTES >> 20, num_shards)
+    return bucket_bytes
+
+
+def check_memory(config) -> None:
+    """Before any work: a local run whose worker cannot hold one bucket on this machine is refused
+    with the estimate; other runners get the estimate in the log, for their machine type."""
+    bucket_bytes = config.output.bucket_bytes
+    estimate_mb = worker_memory_mb(bucket_bytes / 1e6, dupe_factor=config.instances.dupe_factor)
+    if not config.runner.local:
+        log.info("each worker process needs about %.0f MB (buckets of %.1f MB of text)", estimate_mb, bucket_bytes / 1e6)
+        return
+    available_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6
+    if estimate_mb > available_mb:
+        raise UsageError(f"this run needs about {estimate_mb / 1e3:.1f} GB per worker process (buckets of "
+                         f"{bucket_bytes / 1e6:.0f} MB of text at dupe factor {config.instances.dupe_factor}), more "
+                         f"than this machine's {available_mb / 1e3:.1f} GB: leave --num_shards out or raise it "
+                         "(--balance_shards keeps the file count)")
