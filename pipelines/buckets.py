@@ -40,7 +40,7 @@ from pipelines.io_utils import join, read_bytes
 from pipelines.output import WORK_FOLDER, write_atomically  # noqa: F401 - WORK_FOLDER: the run's work files
 from pipelines.parquet_io import DocumentsFile, dedup_index_bytes, document_ids, documents_of, read_dedup_group
 from pipelines.progress import tally
-from pipelines.read_pipeline import Cleaner, GatheredUnits, plan_group, read_unit
+from pipelines.reading import Cleaner, GatheredUnits, plan_group, read_unit
 from wwm_core.hashing import stable_hash
 from wwm_core.near_dedup import NUM_PERM, band_keys, band_layout, duplicates_in_band, signatures
 from wwm_core.sizing import estimated_text_bytes, read_groups

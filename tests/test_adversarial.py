@@ -363,10 +363,10 @@ def write_multistream(folder, page_ids, *, per_stream=4):
 
 @pytest.fixture(scope="module")
 def multistream_run(tmp_path_factory, monkeypatch_module):
-    from pipelines import read_pipeline
+    from pipelines import reading
 
-    monkeypatch_module.setattr(read_pipeline, "STREAMS_PER_READ", 3)  # several ranges per dump
-    monkeypatch_module.setattr(read_pipeline, "FALLBACK_RANGE_BYTES", 1000)
+    monkeypatch_module.setattr(reading, "STREAMS_PER_READ", 3)  # several ranges per dump
+    monkeypatch_module.setattr(reading, "FALLBACK_RANGE_BYTES", 1000)
     root = tmp_path_factory.mktemp("multistream")
     dumps = {}
     ids = list(range(100, 140))
@@ -696,7 +696,7 @@ def test_an_exception_while_cleaning_one_document_is_its_dead_letter():
     through any more, and a page over the parse budget) costs itself, not the others."""
     import collections
 
-    from pipelines.read_pipeline import Cleaner
+    from pipelines.reading import Cleaner
     from wwm_core.config import CleaningConfig
     from wwm_core.text import LINES, WIKITEXT, BadRecord, RawDocument
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from pipelines.inputs import match_sources
-from pipelines.read_pipeline import plan_units, read_unit
+from pipelines.reading import plan_units, read_unit
 from tests.test_pipeline import LOCAL, shard_bytes
 from wwm_cli.data import run
 from wwm_core.config import SourceSpec

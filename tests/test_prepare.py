@@ -7,7 +7,7 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import read_pipeline
+from pipelines import reading
 from wwm_cli.data import prepare, run
 from tests.conftest import shared_file
 
@@ -90,12 +90,12 @@ def test_a_multistream_dump_is_read_in_parallel_ranges_like_a_sequential_read(tm
     plain = tmp_path / "plain.xml.bz2"
     plain.write_bytes(bz2.compress((HEADER + "".join(page(*p) for p in PAGES) + "</mediawiki>\n").encode()))
 
-    monkeypatch.setattr(read_pipeline, "STREAMS_PER_READ", 2)
+    monkeypatch.setattr(reading, "STREAMS_PER_READ", 2)
     from pipelines.inputs import match_sources
     from wwm_core.config import SourceSpec
 
     (file,), _ = match_sources([SourceSpec("wiki", "wiki", (str(dump),), "none")])
-    ranges = list(read_pipeline.plan_units(file, input_format="wiki", unit_bytes=1 << 20))
+    ranges = list(reading.plan_units(file, input_format="wiki", unit_bytes=1 << 20))
     # header + 8 page streams (the footer rides with the last): 9 streams, 2 per read
     assert len(ranges) == 5 and all(r.start is not None for r in ranges)
 
