@@ -20,6 +20,7 @@ from apache_beam.metrics import Metrics
 from pipelines.io_utils import join
 from pipelines.output import WORK_FOLDER, write_atomically
 from wwm_core.manifest import MANIFEST, TOOL, Manifest, library_versions, now, tool_version
+from wwm_core.stats import Stats
 from wwm_core.text import BadRecord
 
 DEAD_LETTER = "dead_letter"
@@ -28,18 +29,11 @@ NAMESPACE = "wwm"
 DEAD_LETTER_FOLDER = "dead_letter"
 
 
-# Counters that are not one number but many (a histogram's buckets, the text of each unknown token)
-# travel in the stats to the manifest and the report, never into Beam's metrics: a runner's
-# console shows the scalars (an 8-document run had 80 histogram buckets among its 106 metrics).
-NOT_SCALAR = ("hist.", "unknown_token_text.")
-
-
-def count(stats: collections.Counter) -> None:
+def count(stats: Stats) -> None:
     """Adds the scalar counters of ``stats`` to Beam's metrics (what a runner's console shows
-    while the job runs)."""
+    while the job runs); its histograms and texts travel with it to the manifest."""
     for name, value in stats.items():
-        if not name.startswith(NOT_SCALAR):
-            Metrics.counter(NAMESPACE, name).inc(value)
+        Metrics.counter(NAMESPACE, name).inc(value)
 
 
 def dead(record: BadRecord, stats: collections.Counter):
@@ -49,22 +43,23 @@ def dead(record: BadRecord, stats: collections.Counter):
     return beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
 
-class SumCounters(beam.CombineFn):
-    def create_accumulator(self):
-        return collections.Counter()
+class SumStats(beam.CombineFn):
+    """Every stage's Stats -> the run's (wwm_core.stats.Stats, added up)."""
 
-    def add_input(self, accumulator, counter):
-        accumulator.update(counter)
-        return accumulator
+    def create_accumulator(self):
+        return Stats()
+
+    def add_input(self, accumulator, stats):
+        return accumulator.add(stats)
 
     def merge_accumulators(self, accumulators):
-        total = collections.Counter()
+        total = Stats()
         for accumulator in accumulators:
-            total.update(accumulator)
+            total.add(accumulator)
         return total
 
     def extract_output(self, accumulator):
-        return dict(sorted(accumulator.items()))
+        return accumulator
 
 
 def accounting(counters: dict) -> dict:
@@ -79,7 +74,7 @@ def accounting(counters: dict) -> dict:
 def sum_counters(stats, label: str = "SumStats"):
     """Every STATS output of a pipeline -> one dict of summed counters."""
     return (stats | f"All{label}" >> beam.Flatten()
-            | label >> beam.CombineGlobally(SumCounters()))
+            | label >> beam.CombineGlobally(SumStats()))
 
 
 def _dead_letter_json(record: BadRecord) -> str:
@@ -111,7 +106,7 @@ class AccountedDoFn(CheckedDoFn):
     scalars, to Beam's metrics."""
 
     def process(self, element):
-        stats, dead_letters = collections.Counter(), []
+        stats, dead_letters = Stats(), []
         yield from self.work(element, stats, dead_letters)
         for record in dead_letters:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, record)

@@ -181,8 +181,8 @@ def phase_statistics(counters: dict, instances, phase) -> dict:
                 "expected": instances.masked_lm_prob,
                 "measured": count_of["masked_tokens"] / count_of["instance_tokens"],
                 "note": "masked tokens / real tokens ([CLS] and [SEP] included, as in Google's budget)"}
-        spans = {int(name.rsplit(".", 1)[1]): value for name, value in counters.items()
-                 if name.startswith(f"hist.{prefix}masked_span_words.")}
+        spans = {int(words): value for words, value in counters.histograms.get(prefix + "masked_span_words", {}).items()
+                 if value}
         if spans:
             total = sum(spans.values())
             statistics["masked_spans"] = {
@@ -206,19 +206,10 @@ def phase_statistics(counters: dict, instances, phase) -> dict:
     return statistics
 
 
-def _phase_counters(counters: dict, phase) -> dict:
-    """The run's counters with this phase's (``phase.<length>.*``) unprefixed and the other
-    phases' left out."""
-    own = f"{STATISTICS_PREFIX}{phase.max_seq_length}."
-    result = {}
-    for name, value in counters.items():
-        if name.startswith(own):
-            result[name[len(own):]] = value
-        elif name.startswith(f"hist.{own}"):
-            result["hist." + name[len("hist.") + len(own):]] = value
-        elif not (name.startswith(STATISTICS_PREFIX) or name.startswith(f"hist.{STATISTICS_PREFIX}")):
-            result[name] = value
-    return dict(sorted(result.items()))
+def _phase_counters(counters, phase):
+    """The run's stats with this phase's (``phase.<length>.*``) unprefixed and the other phases'
+    left out."""
+    return counters.of_phase(f"{STATISTICS_PREFIX}{phase.max_seq_length}.", STATISTICS_PREFIX)
 
 
 def write_manifests(*, config, vocab, run_info, files, counters, dead_letter_files, word_cache_folders=(),
@@ -249,7 +240,8 @@ def write_manifests(*, config, vocab, run_info, files, counters, dead_letter_fil
             parquet_files=tuple(f["file"] for f in own if f["kind"] == "parquet"),
             file_info={f["file"]: f["info"] for f in own},
             dead_letter_files=tuple(("../" if several else "") + name for name in dead_letter_names(dead_letter_files)),
-            counters=phase_counters, accounting=balance,
+            counters=dict(sorted(phase_counters.items())), histograms=phase_counters.histograms_json(),
+            texts=phase_counters.texts_json(), accounting=balance,
             num_instances=phase_counters.get("instances", 0), recipe=instances.recipe,
             max_seq_length=phase.max_seq_length, max_predictions_per_seq=phase.max_predictions_per_seq,
             sentence_task=instances.sentence_task, next_sentence_prediction=instances.trains_sentence_task,
@@ -271,6 +263,7 @@ def write_manifests(*, config, vocab, run_info, files, counters, dead_letter_fil
                     if f["kind"] == "tfrecord"),
         file_info={f"seq{f['phase']}/{f['file']}": f["info"] for f in files},
         dead_letter_files=dead_letter_names(dead_letter_files), counters=dict(sorted(counters.items())),
+        histograms=counters.histograms_json(), texts=counters.texts_json(),
         accounting=balance, recipe=instances.recipe, phases=tuple(phases_listed),
         statistics={"token_counts_file": TOKEN_COUNTS_FILE})
     return write_manifest(config.output.path, top)

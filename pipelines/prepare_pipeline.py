@@ -79,7 +79,8 @@ def prepare_manifest(*, config, run_info, files, counters, dead_letter_files) ->
     return write_manifest(config.output.path, Manifest(
         kind="documents", **run_info.fields(), config=config.to_json(sections=("sources", "cleaning", "output")),
         files=tuple(sorted(name for name, _ in files)), file_info=dict(files),
-        dead_letter_files=dead_letter_names(dead_letter_files), counters=counters, accounting=accounting(counters),
+        dead_letter_files=dead_letter_names(dead_letter_files), counters=dict(sorted(counters.items())),
+        histograms=counters.histograms_json(), accounting=accounting(counters),
         num_documents=counters.get("documents_out", 0)))
 
 

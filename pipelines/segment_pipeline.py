@@ -107,7 +107,7 @@ def segmentation_manifest(*, output: str, run_info, config_json: dict, identity:
     manifest = Manifest(
         kind="segmentation", **run_info.fields(), config=config_json, identity=identity,
         files=tuple(sorted(name for name, _ in files)), file_info=dict(files),
-        dead_letter_files=dead_letter_names(dead_letter_files), counters=counters,
+        dead_letter_files=dead_letter_names(dead_letter_files), counters=dict(sorted(counters.items())),
         accounting=accounting(counters), num_documents=counters.get("documents_out", 0))
     return write_manifest_file(join(output, SEGMENTATION_MANIFEST), manifest)
 

@@ -5,6 +5,7 @@ from wwm_core.config import OutputConfig, instances_from_recipe
 from wwm_core.generate import ShardMaker
 from wwm_core.segmentation import CharSegmenter, JiebaSegmenter
 from wwm_core.text import Document
+from wwm_core.stats import Stats
 
 
 class FailsOnBomb(CharSegmenter):
@@ -24,7 +25,7 @@ def _maker(segmenter, vocab, recipe="bert-wwm", output_format="tfrecord", **over
 
 def _shard(maker, documents, shard_index=0):
     """(TFRecord bytes per phase, stats, dead letters)."""
-    stats, dead_letters, data = collections.Counter(), [], collections.defaultdict(bytes)
+    stats, dead_letters, data = Stats(), [], collections.defaultdict(bytes)
     for phase, batch in maker.instance_batches(documents, shard_index=shard_index, stats=stats,
                                                dead_letters=dead_letters):
         data[phase.max_seq_length] += maker.tfrecord_bytes(batch, phase)[0]

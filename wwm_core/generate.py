@@ -11,7 +11,6 @@ import array
 import collections
 import dataclasses
 import itertools
-import math
 import random
 
 import numpy as np
@@ -44,17 +43,9 @@ class PreparedBucket:
     token_counts: np.ndarray = None  # per vocabulary id, its tokens in the bucket's text (each once)
 
 
-def histogram_key(name: str, value: int, *, width: int = 1, log2: bool = False) -> str:
-    """The counter a value is counted under: ``hist.NAME.LOWER_EDGE`` (bins of ``width``, or
-    powers of two), so histograms add up across shards like any counter."""
-    if log2:
-        edge = 0 if value < 1 else 1 << int(math.log2(value))
-    else:
-        edge = value // width * width
-    return f"hist.{name}.{edge}"
-
-
 def count_histogram(stats, name: str, values, *, width: int = 1, log2: bool = False) -> None:
+    """Counts ``values`` into the histogram ``name`` of ``stats`` (wwm_core.stats.Stats), by the
+    lower edge of their bin: bins of ``width``, or powers of two."""
     values = np.asarray(values, dtype=np.int64)
     if not len(values):
         return
@@ -62,9 +53,7 @@ def count_histogram(stats, name: str, values, *, width: int = 1, log2: bool = Fa
         edges = np.where(values < 1, 0, 1 << np.floor(np.log2(np.maximum(values, 1))).astype(np.int64))
     else:
         edges = values // width * width
-    found, counts = np.unique(edges, return_counts=True)
-    for edge, count in zip(found.tolist(), counts.tolist()):
-        stats[f"hist.{name}.{edge}"] += count
+    stats.count_histogram(name, zip(*np.unique(edges, return_counts=True)))
 
 
 def instance_ids(shard_index: int, first_row: int, count: int) -> np.ndarray:
@@ -227,8 +216,7 @@ class ShardMaker:
             sentence_of = np.repeat(np.arange(len(sentences)), tokenized.sentence_tokens)[unknown]
             texts = collections.Counter(sentences[s][a:b] for s, a, b in zip(
                 sentence_of.tolist(), tokenized.starts[unknown].tolist(), tokenized.ends[unknown].tolist()))
-            for text, count in texts.most_common(TOP_UNKNOWN_CHARACTERS):
-                stats[f"unknown_token_text.{text}"] += count
+            stats.texts["unknown_token"].update(dict(texts.most_common(TOP_UNKNOWN_CHARACTERS)))
 
     def instance_batches(self, documents, *, shard_index: int, stats, dead_letters: list, word_cache=None,
                          token_counts: list = None):
@@ -349,12 +337,9 @@ class ShardMaker:
         if batch.num_masked is not None:
             stats[prefix + "masked_tokens"] += int(batch.num_masked.sum())
             count_histogram(stats, prefix + "masked_per_instance", batch.num_masked)
-            for size, count in enumerate(batch.masked_group_sizes.tolist()):
-                if count:
-                    stats[f"hist.{prefix}masked_word_tokens.{min(size, 16)}"] += count
-            for words, count in enumerate(batch.masked_span_words.tolist()):
-                if count:
-                    stats[f"hist.{prefix}masked_span_words.{words}"] += count
+            stats.count_histogram(prefix + "masked_word_tokens", ((min(size, 16), count) for size, count
+                                                                  in enumerate(batch.masked_group_sizes.tolist())))
+            stats.count_histogram(prefix + "masked_span_words", enumerate(batch.masked_span_words.tolist()))
             for name, count in batch.replacements.items():
                 stats[f"{prefix}macbert.{name}"] += count
 

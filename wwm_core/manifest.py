@@ -87,7 +87,9 @@ class Manifest:
     parquet_files: tuple = None
     file_info: dict = dataclasses.field(default_factory=dict)  # name -> FileInfo, for every data file
     dead_letter_files: tuple = ()
-    counters: dict = dataclasses.field(default_factory=dict)
+    counters: dict = dataclasses.field(default_factory=dict)  # scalar counters by name
+    histograms: dict = None  # {name: {lower edge: count}} (wwm_core.stats.Stats)
+    texts: dict = None  # counted strings: {name: {text: count}} (the unknown tokens' texts)
     accounting: dict = dataclasses.field(default_factory=dict)
     # kind "instances"
     num_instances: int = None
@@ -175,6 +177,7 @@ def parse_manifest(data: bytes, *, path: str, kinds=KINDS) -> Manifest:
                             "version?")
     try:
         values["file_info"] = {name: FileInfo(**info) for name, info in values.get("file_info", {}).items()}
+        _typed_stats(values)
         for name in ("command", "inputs", "files", "parquet_files", "dead_letter_files", "features",
                      "word_cache_folders", "phases"):
             if name in values:
@@ -184,6 +187,30 @@ def parse_manifest(data: bytes, *, path: str, kinds=KINDS) -> Manifest:
         raise ManifestError(f"{path} is not a valid manifest: {error}") from error
     _check_complete(manifest, path)
     return manifest
+
+
+# Before the stats were typed, histograms and counted texts were counters of these names:
+# ``hist.NAME.EDGE`` and ``unknown_token_text.TEXT``.
+_LEGACY_HISTOGRAM, _LEGACY_TEXT = "hist.", "unknown_token_text."
+
+
+def _typed_stats(values: dict) -> None:
+    """A manifest written before its stats were typed: its histograms and texts, out of its counters."""
+    counters = values.get("counters") or {}
+    if not any(name.startswith((_LEGACY_HISTOGRAM, _LEGACY_TEXT)) for name in counters):
+        return
+    histograms, texts, scalars = {}, {}, {}
+    for name, value in counters.items():
+        if name.startswith(_LEGACY_HISTOGRAM):
+            histogram, _, edge = name[len(_LEGACY_HISTOGRAM):].rpartition(".")
+            histograms.setdefault(histogram, {})[edge] = value
+        elif name.startswith(_LEGACY_TEXT):
+            texts.setdefault("unknown_token", {})[name[len(_LEGACY_TEXT):]] = value
+        else:
+            scalars[name] = value
+    values["counters"] = scalars
+    values["histograms"] = {**histograms, **(values.get("histograms") or {})}
+    values["texts"] = {**texts, **(values.get("texts") or {})}
 
 
 _REQUIRED = {

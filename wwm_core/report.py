@@ -14,8 +14,8 @@ import re
 import numpy as np
 
 from wwm_core.normalize import map_vocab_equivalents
+from wwm_core.stats import histogram_rows
 
-HIST = "hist."
 TOP_ROWS = 30
 
 
@@ -64,16 +64,9 @@ class ReportInputs:
 
 # ---------------------------------------------------------------- counters to numbers
 
-def histogram(counters: dict, name: str) -> list:
-    """[(lower edge, count)] of ``hist.NAME.EDGE`` counters, by edge."""
-    prefix = f"{HIST}{name}."
-    rows = []
-    for key, value in counters.items():
-        if key.startswith(prefix):
-            edge = key[len(prefix):]
-            if edge.lstrip("-").isdigit():
-                rows.append((int(edge), value))
-    return sorted(rows)
+def histogram(histograms: dict, name: str) -> list:
+    """[(lower edge, count)] of one of a manifest's histograms, by edge."""
+    return histogram_rows(histograms or {}, name)
 
 
 def dense(rows, *, width: int = 1, log2: bool = False, low: int = None, high: int = None) -> list:
@@ -120,10 +113,9 @@ def drops(counters: dict) -> list:
     return sorted(rows, key=lambda row: -row[2])
 
 
-def unknown_texts(counters: dict) -> list:
-    """[(text, count)] of ``unknown_token_text.*``, most frequent first."""
-    prefix = "unknown_token_text."
-    rows = [(key[len(prefix):], value) for key, value in counters.items() if key.startswith(prefix)]
+def unknown_texts(texts: dict) -> list:
+    """[(text, count)] of a manifest's counted unknown-token texts, most frequent first."""
+    rows = list(((texts or {}).get("unknown_token") or {}).items())
     return sorted(rows, key=lambda row: (-row[1], row[0]))
 
 
@@ -261,11 +253,11 @@ def cleaning(counters: dict, config: dict) -> Section:
     return Section("Cleaning", tuple(items), "cleaning")
 
 
-def text_lengths(counters: dict, plots, *, words: bool) -> Section:
+def text_lengths(counters: dict, histograms: dict, plots, *, words: bool) -> Section:
     items = []
     for name, label in (("document_chars", "document length (characters)"),
                         ("sentence_chars", "sentence length (characters)")):
-        rows = dense(histogram(counters, name), log2=True)
+        rows = dense(histogram(histograms, name), log2=True)
         if rows:
             items.append(Figure(name, label, plots.bars([log2_label(e) for e, _ in rows], [c for _, c in rows],
                                                         title=label, xlabel="characters (powers of two)",
@@ -275,7 +267,7 @@ def text_lengths(counters: dict, plots, *, words: bool) -> Section:
                          number(counters.get("characters", 0)),
                          f"{counters.get('characters', 0) / max(1, counters.get('sentences', 0)):.1f}"),)))
     if words:
-        rows = dense(histogram(counters, "word_chars"), low=1)
+        rows = dense(histogram(histograms, "word_chars"), low=1)
         if rows:
             total = sum(c for _, c in rows)
             items.append(Figure("word_chars", "segmenter word lengths",
@@ -289,7 +281,7 @@ def text_lengths(counters: dict, plots, *, words: bool) -> Section:
 
 def unknown_tokens(inputs: ReportInputs, counters: dict, config: dict) -> Section:
     tokens, unknown = counters.get("tokens", 0), counters.get("tokens.unknown", 0)
-    texts = unknown_texts(counters)
+    texts = unknown_texts(inputs.manifest.texts)
     items = [Table("[UNK]", ("tokens", "[UNK] tokens", "[UNK] rate"),
                    ((number(tokens), number(unknown), share(unknown, tokens)),),
                    note="the text's tokens, each bucket's once (not per dupe)")]
@@ -393,14 +385,15 @@ def run_tokenizer(manifest, counters: dict) -> Section:
 
 
 def phase_section(length: int, manifest, plots) -> Section:
-    counters, statistics = manifest.counters, manifest.statistics
+    statistics, histograms = manifest.statistics, manifest.histograms or {}
+    counters = manifest.counters
     n = manifest.num_instances or 0
     items = [Table("instances", ("instances", "files", "max_seq_length", "max_predictions_per_seq", "sentence task",
                                  "masking"),
                    ((number(n), number(len(manifest.all_files)), number(length),
                      number(manifest.max_predictions_per_seq), manifest.sentence_task, manifest.masking),))]
     width = max(1, length // 32)  # the bins ShardMaker.count_batch counts in
-    rows = dense(histogram(counters, "instance_tokens"), width=width, low=0, high=length)
+    rows = dense(histogram(histograms, "instance_tokens"), width=width, low=0, high=length)
     padding = statistics.get("padding_share")
     if rows:
         estimates = [f"{name.split('_')[2]} instead: {statistics[name]:.1%}" for name in
@@ -412,7 +405,7 @@ def phase_section(length: int, manifest, plots) -> Section:
                             caption=(f"padding share {padding:.1%}" if padding is not None else "")
                             + (" (" + "; ".join(estimates) + ")" if estimates else "")))
     masked = statistics.get("masked_share")
-    rows = dense(histogram(counters, "masked_per_instance"), low=0, high=manifest.max_predictions_per_seq)
+    rows = dense(histogram(histograms, "masked_per_instance"), low=0, high=manifest.max_predictions_per_seq)
     if rows:
         items.append(Figure(f"seq{length}_masked_per_instance", "masked tokens per instance",
                             plots.bars([str(e) for e, _ in rows], [c for _, c in rows], ylabel="instances",
@@ -425,7 +418,7 @@ def phase_section(length: int, manifest, plots) -> Section:
                            ((f"{masked['measured']:.4f}", f"{masked['expected']:g}", masked.get("note", "")),)))
     elif manifest.masking == "dynamic":
         items.append(Text("Dynamic masking: the data holds no masks; `wwm train` masks every epoch anew."))
-    rows = dense(histogram(counters, "masked_word_tokens"), low=1)
+    rows = dense(histogram(histograms, "masked_word_tokens"), low=1)
     if rows:
         total = sum(c for _, c in rows)
         single = sum(c for e, c in rows if e == 1)
@@ -464,8 +457,7 @@ def _position(edges, value):
 def shared_counters(inputs: ReportInputs) -> dict:
     """The counters of the whole run (a phases manifest's, less the phase.* ones), or a prepared
     corpus's."""
-    return {k: v for k, v in inputs.manifest.counters.items()
-            if not k.startswith(("phase.", "hist.phase."))}
+    return {k: v for k, v in inputs.manifest.counters.items() if not k.startswith("phase.")}
 
 
 def report_sections(inputs: ReportInputs, plots) -> list:
@@ -476,7 +468,8 @@ def report_sections(inputs: ReportInputs, plots) -> list:
     if inputs.manifest.kind == "tokenizer":
         return [overview(inputs), trained_tokenizer(inputs.manifest)]
     sections = [overview(inputs), sources_and_records(inputs, counters, plots), cleaning(counters, config),
-                text_lengths(counters, plots, words=made_instances)]
+                text_lengths(counters, {k: v for k, v in (inputs.manifest.histograms or {}).items()
+                                        if not k.startswith("phase.")}, plots, words=made_instances)]
     if made_instances:
         sections.append(unknown_tokens(inputs, counters, config))
         if inputs.phases and inputs.phases[0][1].tokenizer:
