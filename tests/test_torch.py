@@ -460,9 +460,11 @@ def test_the_same_statistics_as_the_trainers_tf_data_masking(ud_runs, cache):
 
 @pytest.fixture(scope="module")
 def macbert_run(real_corpus, tmp_path_factory):  # noqa: F811
-    """UD text (held out) made with macbert-base's data settings at length 128, dynamic masks
-    (TFRecords and Parquet): jieba stands in for LTP/legacy, and the similar words are a table of
+    """docs/pytorch.md's macbert-base command on UD text (held out), at length 128 with TFRecords
+    beside the Parquet: jieba stands in for LTP/legacy, and the similar words are a table of
     jieba's two-character words, each with its neighbours in sorted order."""
+    import shlex
+
     import jieba
 
     corpus, documents = real_corpus
@@ -471,9 +473,13 @@ def macbert_run(real_corpus, tmp_path_factory):  # noqa: F811
     table = root / "similar.tsv"
     table.write_text("".join(f"{w}\t{' '.join(words[max(0, i - 2):i] + words[i + 1:i + 3])}\n"
                              for i, w in enumerate(words)), encoding="utf-8")
-    run([f"--input={corpus}", f"--output={root / 'macbert'}", "--recipe=macbert-base", f"--similar_words={table}",
-         "--masking=dynamic", "--segmenter=jieba", "--max_seq_length=128", "--dupe_factor=1", "--num_shards=2",
-         "--output_format=both", "--progress=off", *LOCAL])
+    (command,) = [block for block in doc_blocks("") if "--recipe macbert-base" in block]
+    argv = shlex.split(command.replace("\\\n", " "))[1:]
+    argv = [{"domain/*.txt": str(corpus), "macbert-data/": str(root / "macbert"), "similar.txt": str(table)}.get(a, a)
+            for a in argv]
+    assert argv[0] == "run" and str(table) in argv and "--masking" in argv
+    run(argv[1:] + ["--segmenter=jieba", "--max_seq_length=128", "--num_shards=2", "--output_format=both",
+                    "--progress=off", *LOCAL])
     return root / "macbert"
 
 
@@ -565,6 +571,12 @@ def test_ngram_spans_and_macbert_words_as_the_trainers_tf_data_masking(macbert_r
     fates = ours["words"]
     assert abs(fates["kept"] / sum(fates.values()) - 0.1) < 0.01
     assert abs(fates["similar"] / ours["with_candidates"] - 0.8) < 0.02, "80% of the words that have a similar word"
+
+    (example,) = [block for block in doc_blocks("python") if "macbert-data/manifest.json" in block]
+    namespace = {}
+    exec(replaced(example, {"macbert-data/manifest.json": str(macbert_run / "manifest.json")}), namespace)
+    assert namespace["batch"]["next_sentence_label"].shape == (64,)
+    assert not (namespace["batch"]["input_ids"] == namespace["collator"].mask_id).any()
 
 
 @pytest.fixture(scope="module")
