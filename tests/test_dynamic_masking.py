@@ -7,31 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from tests.test_ngram_masking import SPECIAL, pair_rows
 from wwm_core import masking
 from wwm_core.hashing import stable_hash
-from wwm_core.instances import SpecialIds, mask_whole_words, word_ids_of
-
-SPECIAL = SpecialIds(cls=101, sep=102, mask=103, vocab_size=21128)
-
-
-def pair_rows(segments_per_row, width):
-    """Rows [CLS] A [SEP] (B [SEP]) then padding, from word sizes per segment: (ids, group_start,
-    lengths); ids distinct and never special."""
-    ids = np.zeros((len(segments_per_row), width), np.int32)
-    group_start = np.ones(ids.shape, bool)
-    lengths = np.zeros(len(ids), np.int64)
-    for row, segments in enumerate(segments_per_row):
-        tokens, starts = [SPECIAL.cls], [True]
-        for sizes in segments:
-            for size in sizes:
-                tokens += list(range(1000 + len(tokens), 1000 + len(tokens) + size))
-                starts += [True] + [False] * (size - 1)
-            tokens.append(SPECIAL.sep)
-            starts.append(True)
-        ids[row, :len(tokens)] = tokens
-        group_start[row, :len(tokens)] = starts
-        lengths[row] = len(tokens)
-    return ids, group_start, lengths
+from wwm_core.instances import mask_whole_words, word_ids_of
 
 
 def attention_of(lengths, width):

@@ -611,8 +611,8 @@ def test_a_bpe_tokenizers_data_collates_with_its_own_special_ids_at_each_phases_
     rows = [dataset[i] for i in range(len(dataset))]
     assert "next_sentence_label" not in collator(rows[:2])
     # A masking-rate schedule: the data's 30% for the first phase, 15% for the next.
-    for rate, phase_collator in ((0.3, collator),
-                                 (0.15, wwm_torch.WholeWordMaskCollator.from_manifest(str(bpe_run), masked_lm_prob=0.15))):
+    second = wwm_torch.WholeWordMaskCollator.from_manifest(str(bpe_run), masked_lm_prob=0.15)
+    for rate, phase_collator in ((0.3, collator), (0.15, second)):
         batch = phase_collator(rows)
         fed, labels = batch["input_ids"].numpy(), batch["labels"].numpy()
         predicted = labels != NOT_PREDICTED
