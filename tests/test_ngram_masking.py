@@ -167,7 +167,8 @@ def test_word_ids_front_masks_parquet_rows_like_the_static_path():
     ids, group_start, lengths = pair_rows([[[2, 1, 3, 1, 2, 2, 1], [1, 1, 2, 3]]] * 400)
     word_ids = np.where(maskable_tokens(ids, lengths, special=SPECIAL), np.cumsum(group_start, axis=1), 0)
     attention = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
-    batch = masking.mask_word_ids(ids, word_ids, attention, rng=np.random.default_rng(0), masked_lm_prob=0.15,
+    seeds = np.random.default_rng(0).integers(0, 2**63, size=len(ids), dtype=np.uint64)
+    batch = masking.mask_word_ids(ids, word_ids, attention, seeds=seeds, masked_lm_prob=0.15,
                                   max_predictions=20, mask_id=SPECIAL.mask, vocab_size=SPECIAL.vocab_size,
                                   ngram_weights=MACBERT)
     predicted = batch["labels"] != -100

@@ -21,7 +21,7 @@ import wwm_torch
 from tests.test_pipeline import LOCAL
 from tests.test_recipes import real_corpus, whole_word_uniformity  # noqa: F401 (a fixture)
 from wwm_cli.data import run
-from wwm_core import dynamic_masking
+from wwm_core import masking
 from wwm_core.errors import UsageError
 from wwm_torch.data import batches_taken
 
@@ -315,6 +315,16 @@ def test_settings_come_from_the_manifest_and_can_be_overridden(sample_runs, tmp_
     assert 0.25 < share <= 0.3
     with pytest.raises(UsageError, match="sentence_task nsp, not sop"):
         wwm_torch.WholeWordMaskCollator.from_manifest(manifest, sentence_task="sop")
+    # The run's masking rule (word-level, Google's replacement); N-gram spans and another [MASK] id on demand.
+    assert (collator.ngram_weights, collator.replacement, collator.similar) == ((1.0,), "bert", None)
+    spans = wwm_torch.WholeWordMaskCollator.from_manifest(manifest, ngram_weights=(0.4, 0.3, 0.2, 0.1), mask_id=7)
+    assert spans.ngram_weights == (0.4, 0.3, 0.2, 0.1) and spans.mask_id == 7
+    batch = spans(rows)
+    assert (batch["input_ids"][batch["labels"] != NOT_PREDICTED] == 7).float().mean() > 0.7
+    with pytest.raises(UsageError, match="without similar words"):
+        wwm_torch.WholeWordMaskCollator.from_manifest(manifest, replacement="macbert")
+    with pytest.raises(UsageError, match=r"masked_lm_prob 0.4 at length 64 needs max_predictions_per_seq >= 26"):
+        wwm_torch.WholeWordMaskCollator.from_manifest(manifest, masked_lm_prob=0.4)
     # Rows the Hugging Face Trainer stripped of the columns its model does not take.
     stripped = [{k: v for k, v in row.items() if k not in ("word_ids", "instance_id")} for row in rows[:2]]
     with pytest.raises(UsageError, match="remove_unused_columns=False"):
@@ -404,8 +414,8 @@ def test_the_same_statistics_as_the_trainers_tf_data_masking(ud_runs, cache):
     rows = [dataset[i] for i in range(len(dataset) - len(dataset) % 16)]
     word_ids = np.array([row["word_ids"] for row in rows])
     num_tokens = np.array([row["attention_mask"].sum() for row in rows])
-    budget = lambda tokens: dynamic_masking.masking_budget(  # noqa: E731
-        tokens, masked_lm_prob=collator.masked_lm_prob, max_predictions_per_seq=collator.max_predictions_per_seq)
+    budget = lambda tokens: int(masking.budgets(  # noqa: E731
+        [tokens], masked_lm_prob=collator.masked_lm_prob, max_predictions=collator.max_predictions_per_seq)[0])
     ours, theirs = collections.Counter(), collections.Counter()
     sizes = {"ours": collections.Counter(), "tf": collections.Counter()}
     for epoch in range(4):
@@ -446,6 +456,198 @@ def test_the_same_statistics_as_the_trainers_tf_data_masking(ud_runs, cache):
     for size in range(1, 7):
         a, b = sizes["ours"][size] / words["ours"], sizes["tf"][size] / words["tf"]
         assert abs(a - b) < 4.5 * np.sqrt(max(b * (1 - b), 1e-4) * 2 / words["tf"]) + 1e-3, (size, a, b)
+
+
+@pytest.fixture(scope="module")
+def macbert_run(real_corpus, tmp_path_factory):  # noqa: F811
+    """docs/pytorch.md's macbert-base command on UD text (held out), at length 128 with TFRecords
+    beside the Parquet: jieba stands in for LTP/legacy, and the similar words are a table of
+    jieba's two-character words, each with its neighbours in sorted order."""
+    import shlex
+
+    import jieba
+
+    corpus, documents = real_corpus
+    root = tmp_path_factory.mktemp("torch_macbert")
+    words = sorted({w for document in documents for s in document for w in jieba.lcut(s) if len(w) == 2})
+    table = root / "similar.tsv"
+    table.write_text("".join(f"{w}\t{' '.join(words[max(0, i - 2):i] + words[i + 1:i + 3])}\n"
+                             for i, w in enumerate(words)), encoding="utf-8")
+    (command,) = [block for block in doc_blocks("") if "--recipe macbert-base" in block]
+    argv = shlex.split(command.replace("\\\n", " "))[1:]
+    argv = [{"domain/*.txt": str(corpus), "macbert-data/": str(root / "macbert"), "similar.txt": str(table)}.get(a, a)
+            for a in argv]
+    assert argv[0] == "run" and str(table) in argv and "--masking" in argv
+    run(argv[1:] + ["--segmenter=jieba", "--max_seq_length=128", "--num_shards=2", "--output_format=both",
+                    "--progress=off", *LOCAL])
+    return root / "macbert"
+
+
+def macbert_tally(fed: np.ndarray, masked: np.ndarray, originals: np.ndarray, word_ids: np.ndarray, *, similar,
+                  mask_id: int, counts: dict) -> None:
+    """Adds what a reader of masked rows sees: spans (runs of adjacent masked words, in words),
+    each masked word's fate (kept, a similar word of the table, random tokens), [MASK]s fed."""
+    from tests.test_trainer_masking import spans_in
+
+    for row in range(len(fed)):
+        counts["spans"].update(spans_in(masked[row], word_ids[row]))
+        words = word_ids[row]
+        for word in np.unique(words[masked[row] & (words > 0)]):
+            at = words == word
+            tokens, given = tuple(originals[row, at].tolist()), tuple(fed[row, at].tolist())
+            candidates = similar.candidates_of(tokens)
+            counts["words"]["kept" if given == tokens else "similar" if given in candidates else "random"] += 1
+            counts["with_candidates"] += bool(candidates)
+    counts["masked"] += int(masked.sum())
+    counts["mask_fed"] += int((fed == mask_id).sum())
+
+
+def test_ngram_spans_and_macbert_words_as_the_trainers_tf_data_masking(macbert_run, cache):
+    """macbert-base's masking on held-out text, two implementations of one rule on the same rows:
+    the collator (4 epochs) and the TF trainer's tf.data masking (4 seeds) give the same shares of
+    span lengths and of similar / random / kept words, and neither feeds [MASK]; jieba's words of
+    the decoded text are masked whole, at the rate."""
+    pytest.importorskip("tensorflow")
+    from wwm_trainer.data import make_eval_dataset, read_phase
+
+    phase = read_phase(str(macbert_run))
+    dataset = wwm_torch.load_instances(str(macbert_run))
+    collator = wwm_torch.WholeWordMaskCollator.from_manifest(str(macbert_run), seed=0)
+    assert (collator.ngram_weights, collator.replacement, collator.sentence_task) == ((0.4, 0.3, 0.2, 0.1),
+                                                                                     "macbert", "sop")
+    assert len(collator.similar) > 1000
+    rows = [dataset[i] for i in range(len(dataset) - len(dataset) % 16)]
+    originals = np.array([row["input_ids"] for row in rows])
+    word_ids = np.array([row["word_ids"] for row in rows])
+    real = int(sum(row["attention_mask"].sum() for row in rows))
+    new_counts = lambda: {"spans": collections.Counter(), "words": collections.Counter(),  # noqa: E731
+                          "with_candidates": 0, "masked": 0, "mask_fed": 0}
+    ours, theirs, records = new_counts(), new_counts(), []
+    for epoch in range(4):
+        collator.set_epoch(epoch)
+        batches = [collator(rows[i:i + 16]) for i in range(0, len(rows), 16)]
+        records += [record for batch in batches for record in as_records(batch)]
+        fed = np.concatenate([batch["input_ids"].numpy() for batch in batches])
+        labels = np.concatenate([batch["labels"].numpy() for batch in batches])
+        masked = labels != NOT_PREDICTED
+        assert np.array_equal(labels[masked], originals[masked])
+        macbert_tally(fed, masked, originals, word_ids, similar=collator.similar, mask_id=collator.mask_id,
+                      counts=ours)
+
+        fed, masked = np.zeros_like(originals), np.zeros(originals.shape, bool)
+        original = np.zeros_like(originals)
+        for b, batch in enumerate(make_eval_dataset(phase, batch_size=16, seed=epoch).take(len(rows) // 16)):
+            batch = {name: value.numpy() for name, value in batch.items()}
+            fed[b * 16:b * 16 + 16] = original[b * 16:b * 16 + 16] = batch["input_ids"]
+            for r in range(16):
+                stored = batch["masked_lm_weights"][r] > 0
+                positions = batch["masked_lm_positions"][r][stored]
+                masked[b * 16 + r, positions] = True
+                original[b * 16 + r, positions] = batch["masked_lm_ids"][r][stored]
+        assert np.array_equal(original, originals), "tf.data reads the same rows in the same order"
+        macbert_tally(fed, masked, originals, word_ids, similar=collator.similar, mask_id=collator.mask_id,
+                      counts=theirs)
+    uniformity, words = whole_word_uniformity(records, vocabulary(macbert_run))
+    summary = {name: {k: (dict(sorted(v.items())) if isinstance(v, collections.Counter) else v)
+                      for k, v in counts.items()} for name, counts in (("wwm_torch", ours), ("tf.data", theirs))}
+    print(f"\nmacbert-base masking of UD text, {len(rows)} rows x 4: {summary}; masked share "
+          f"{ours['masked'] / (4 * real):.4f} vs {theirs['masked'] / (4 * real):.4f}; jieba's inner words whole "
+          f"{uniformity:.4f} of {words}")
+    assert ours["mask_fed"] == theirs["mask_fed"] == 0, "MacBERT feeds no [MASK]"
+    assert uniformity >= 0.995 and words > 1000
+    assert abs(ours["masked"] / (4 * real) - 0.15) <= 0.01
+    assert abs(ours["masked"] - theirs["masked"]) / theirs["masked"] < 0.01
+
+    def same_shares(a: collections.Counter, b: collections.Counter, keys) -> None:
+        total_a, total_b = sum(a.values()), sum(b.values())
+        for key in keys:
+            p, q = a[key] / total_a, b[key] / total_b
+            assert abs(p - q) < 4.5 * np.sqrt(max(q * (1 - q), 1e-4) * (1 / total_a + 1 / total_b)) + 1e-3, (key, p, q)
+
+    same_shares(ours["spans"], theirs["spans"], range(1, 7))
+    same_shares(ours["words"], theirs["words"], ("similar", "random", "kept"))
+    spans = ours["spans"]
+    assert sum(k * n for k, n in spans.items()) / sum(spans.values()) > 1.4, "multi-word spans, as the weights say"
+    fates = ours["words"]
+    assert abs(fates["kept"] / sum(fates.values()) - 0.1) < 0.01
+    assert abs(fates["similar"] / ours["with_candidates"] - 0.8) < 0.02, "80% of the words that have a similar word"
+
+    (example,) = [block for block in doc_blocks("python") if "macbert-data/manifest.json" in block]
+    namespace = {}
+    exec(replaced(example, {"macbert-data/manifest.json": str(macbert_run / "manifest.json")}), namespace)
+    assert namespace["batch"]["next_sentence_label"].shape == (64,)
+    assert not (namespace["batch"]["input_ids"] == namespace["collator"].mask_id).any()
+
+
+@pytest.fixture(scope="module")
+def bpe_run(tmp_path_factory):
+    """`wwm tokenizer train` (byte-level BPE, 3,000 tokens) on the prepared UD sentences, then `wwm
+    run --tokenizer` with dynamic masks at 30% (chinese-modernbert's first phase), no sentence task."""
+    from tests.conftest import ud_corpus_file
+    from wwm_cli import main
+    from wwm_cli.data import prepare
+
+    root = tmp_path_factory.mktemp("torch_bpe")
+    corpus, _ = ud_corpus_file(root / "ud.txt", per_document=8)
+    prepare([f"--source=name=ud,format=text,input={corpus}", f"--output={root / 'prepared'}", "--progress=off", *LOCAL])
+    assert main(["tokenizer", "train", f"--input={root / 'prepared'}", f"--output={root / 'bpe'}",
+                 "--vocab_size=3000"]) == 0
+    run([f"--input={root / 'prepared' / 'documents' / '*.parquet'}", "--input_format=parquet",
+         f"--output={root / 'run'}", f"--tokenizer={root / 'bpe'}", "--segmenter=jieba", "--sentence_task=none",
+         "--masking=dynamic", "--masked_lm_prob=0.3", "--max_seq_length=128", "--dupe_factor=1",
+         "--output_format=parquet", "--progress=off", *LOCAL])
+    return root / "run"
+
+
+def test_a_bpe_tokenizers_data_collates_with_its_own_special_ids_at_each_phases_rate(bpe_run, cache):
+    from tokenizers import Tokenizer
+
+    manifest = json.loads((bpe_run / "manifest.json").read_text())
+    library = Tokenizer.from_file(str(bpe_run / "tokenizer.json"))
+    collator = wwm_torch.WholeWordMaskCollator.from_manifest(str(bpe_run), seed=0)
+    assert collator.mask_id == manifest["special_tokens"]["mask"]["id"] == library.token_to_id("<mask>") != 103
+    assert collator.vocab_size == manifest["vocab_size"] == library.get_vocab_size() == 3000
+    dataset = wwm_torch.load_instances(str(bpe_run))
+    rows = [dataset[i] for i in range(len(dataset))]
+    assert "next_sentence_label" not in collator(rows[:2])
+    # A masking-rate schedule: the data's 30% for the first phase, 15% for the next.
+    second = wwm_torch.WholeWordMaskCollator.from_manifest(str(bpe_run), masked_lm_prob=0.15)
+    for rate, phase_collator in ((0.3, collator), (0.15, second)):
+        batch = phase_collator(rows)
+        fed, labels = batch["input_ids"].numpy(), batch["labels"].numpy()
+        predicted = labels != NOT_PREDICTED
+        originals = np.array([row["input_ids"] for row in rows])
+        assert np.array_equal(labels[predicted], originals[predicted])
+        assert np.array_equal(fed[~predicted], originals[~predicted])
+        assert (fed[:, 0] == manifest["special_tokens"]["cls"]["id"]).all()
+        for row, words in enumerate(np.array([row["word_ids"] for row in rows])):
+            for word in np.unique(words[words > 0]):
+                assert predicted[row, words == word].all() or not predicted[row, words == word].any()
+        share = predicted.sum() / batch["attention_mask"].numpy().sum()
+        mask_share = (fed[predicted] == collator.mask_id).mean()
+        print(f"\nBPE data at {rate}: masked share {share:.4f}, <mask> fed {mask_share:.3f}")
+        assert abs(share - rate) <= 0.01 and abs(mask_share - 0.8) < 0.03
+        assert fed.max() < 3000
+    with pytest.raises(UsageError, match="max_predictions_per_seq >= 58"):
+        wwm_torch.WholeWordMaskCollator.from_manifest(str(bpe_run), masked_lm_prob=0.45)
+
+
+def test_a_vocabulary_above_65535_ids(tmp_path, cache):
+    from tests.test_any_tokenizer import SENTENCES, high_id_tokenizer, save
+    from tests.test_pipeline import run_wwm
+
+    path = save(high_id_tokenizer(SENTENCES), tmp_path / "tokenizer.json")
+    run_wwm(tmp_path, f"--tokenizer={path}", "--masking=dynamic", "--output_format=parquet", "--sentence_task=none",
+            "--dupe_factor=20")
+    collator = wwm_torch.WholeWordMaskCollator.from_manifest(str(tmp_path / "out"), seed=0)
+    assert collator.mask_id == 70_004 and collator.vocab_size > 70_000
+    dataset = wwm_torch.load_instances(str(tmp_path / "out"))
+    batch = collator([dataset[i] for i in range(len(dataset))])
+    fed, labels = batch["input_ids"].numpy(), batch["labels"].numpy()
+    predicted = labels != NOT_PREDICTED
+    real = batch["attention_mask"].numpy() > 0
+    assert labels[predicted].min() >= 70_000 and fed[real & ~predicted].min() >= 70_000
+    assert (fed[predicted] == 70_004).mean() > 0.6 and fed.max() < collator.vocab_size
 
 
 # ---------------------------------------------------------------- training

@@ -107,7 +107,8 @@ def test_ngram_spans_and_macbert_words_in_tf_data(dynamic_data):
     word_matrix = np.stack([records[tuple(o.tolist())] for o, _, _ in rows])
     originals = np.stack([o for o, _, _ in rows])
     attention = (originals > 0).astype(np.int64)
-    reference = masking.mask_word_ids(originals, word_matrix, attention, rng=np.random.default_rng(1),
+    seeds = np.random.default_rng(1).integers(0, 2**63, size=len(originals), dtype=np.uint64)
+    reference = masking.mask_word_ids(originals, word_matrix, attention, seeds=seeds,
                                       masked_lm_prob=0.15, max_predictions=phase.max_predictions_per_seq,
                                       mask_id=mask_id, vocab_size=phase.vocab_size, ngram_weights=MACBERT)
     theirs = collections.Counter()

@@ -14,11 +14,15 @@ follow the same rules) and collators that mask Parquet rows by their ``word_ids`
    random tokens; no [MASK] at all, random tokens included).
 
 Randomness comes only from each row's 64-bit seed (a SplitMix64 stream drawn by column), so a
-row's masks never depend on its batch; ``mask_word_ids`` draws the seeds from a numpy Generator.
+row's masks never depend on its batch. At training time (``wwm_torch``'s collator) a row's seed
+is ``instance_seeds`` of (seed, epoch, its instance id): the same in every worker and rank, new
+in every epoch.
 """
 import dataclasses
 
 import numpy as np
+
+from wwm_core.hashing import stable_hash
 
 REPLACEMENTS = ("bert", "macbert")
 WORD_LEVEL = (1.0,)  # ngram_weights of plain whole-word masking
@@ -189,17 +193,27 @@ def groups_of_word_ids(word_ids, lengths=None):
     return group_start, maskable
 
 
-def mask_word_ids(input_ids, word_ids, attention_mask, *, rng: np.random.Generator, masked_lm_prob: float,
-                  max_predictions: int = None, mask_id: int, vocab_size: int, ngram_weights=WORD_LEVEL,
-                  replacement: str = "bert", similar: SimilarWords = None) -> dict:
-    """Rows of wwm output (``input_ids``, ``word_ids``, ``attention_mask``: (n, width) arrays) ->
-    {"input_ids": masked, "labels": original ids at the predicted tokens and -100 elsewhere (the
-    Hugging Face convention), "macbert": counts}: both steps with the row seeds drawn from ``rng``."""
+def instance_seeds(instance_ids, *, seed: int, epoch: int) -> np.ndarray:
+    """One 64-bit row seed per instance id: a stable hash of (seed, epoch, the id), so an
+    instance's masks depend on nothing else (not its batch, DataLoader worker, rank or the order
+    rows arrive in) and are new in every epoch."""
+    ids = [int(i) for i in np.asarray(instance_ids).reshape(-1)]
+    if min([seed, epoch] + ids) < 0:
+        raise ValueError(f"seed, epoch and instance ids must be non-negative: {seed}, {epoch}, {min(ids)}")
+    return np.fromiter((stable_hash(seed, epoch, i) for i in ids), np.uint64, len(ids))
+
+
+def mask_word_ids(input_ids, word_ids, attention_mask, *, seeds, masked_lm_prob: float, max_predictions: int = None,
+                  mask_id: int, vocab_size: int, ngram_weights=WORD_LEVEL, replacement: str = "bert",
+                  similar: SimilarWords = None) -> dict:
+    """Rows of wwm output (``input_ids``, ``word_ids``, ``attention_mask``: (n, width) arrays) and
+    one uint64 seed per row -> {"input_ids": masked, "labels": original ids at the predicted
+    tokens and -100 elsewhere (the Hugging Face convention), "macbert": counts}: both steps, as
+    the static path runs them on rows with those seeds."""
     input_ids = np.asarray(input_ids)
     lengths = np.asarray(attention_mask).sum(axis=1)
     width = input_ids.shape[1]
     max_predictions = max_predictions or width
-    seeds = rng.integers(0, 2**63, size=len(input_ids), dtype=np.uint64)
     group_start, maskable = groups_of_word_ids(word_ids, lengths)
     spans = choose_spans(group_start, maskable, lengths, seeds, ngram_weights=ngram_weights,
                          budgets=budgets(lengths, masked_lm_prob=masked_lm_prob, max_predictions=max_predictions))
@@ -207,3 +221,15 @@ def mask_word_ids(input_ids, word_ids, attention_mask, *, rng: np.random.Generat
                              mask_id=mask_id, vocab_size=vocab_size, max_predictions=max_predictions, similar=similar)
     labels = np.where(spans.chosen, input_ids, -100)
     return {"input_ids": replaced.input_ids, "labels": labels, "macbert": replaced.macbert}
+
+
+def labels_of_static_masks(masked_lm_positions, masked_lm_ids, masked_lm_weights, *, width: int,
+                           ignored: int) -> np.ndarray:
+    """Rows of stored masks (Google's ``masked_lm_*`` features, weight 0 on padding) -> (rows,
+    width) labels: the original id at each masked position, ``ignored`` everywhere else."""
+    positions = np.asarray(masked_lm_positions, dtype=np.int64)
+    weights = np.asarray(masked_lm_weights)
+    labels = np.full((len(positions), width), ignored, dtype=np.int64)
+    rows, slots = np.nonzero(weights > 0)
+    labels[rows, positions[rows, slots]] = np.asarray(masked_lm_ids, dtype=np.int64)[rows, slots]
+    return labels

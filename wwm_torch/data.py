@@ -29,6 +29,7 @@ import torch
 from wwm_core.balance import balanced_pieces
 from wwm_core.errors import UsageError
 from wwm_core.manifest import MANIFEST, parse_manifest
+from wwm_core.masking import WORD_LEVEL, SimilarWords
 from wwm_core.vocab import Vocab
 
 CACHE_ENV = "WWM_CACHE"  # where the map-style dataset's Arrow files go (default ~/.cache/wwm-data)
@@ -103,6 +104,11 @@ class Phase:
     masked_lm_prob: float
     vocab_path: str
     vocab_sha256: str
+    special_tokens: dict = None  # {role: token} the run recorded (a tokenizer's, or --special_tokens)
+    ngram_weights: tuple = WORD_LEVEL  # the run's --ngram_weights
+    replacement: str = "bert"  # the run's --replacement
+    similar_words_path: str = None  # MacBERT: the run's similar_words.npz
+    similar_words_sha256: str = None
 
     @property
     def records(self) -> list:
@@ -110,15 +116,36 @@ class Phase:
         return [info.records if info is not None else None for info in self.file_info]
 
     def vocab(self, path: str = None) -> Vocab:
-        """The run's vocabulary (checked against the manifest's sha256), or the one at ``path``."""
+        """The run's vocabulary (checked against the manifest's sha256) with the special tokens it
+        recorded, or the one at ``path`` (a vocab.txt, or a tokenizer.json with its own)."""
         try:
-            vocab = Vocab.from_bytes(read_bytes(path or self.vocab_path))
+            if path is None:
+                vocab = Vocab.from_file_bytes(self.vocab_path, read_bytes(self.vocab_path), special=self.special_tokens)
+            else:
+                vocab = Vocab.from_file_bytes(path, read_bytes(path))
         except (FileNotFoundError, ValueError) as error:
             raise UsageError(f"cannot read the vocabulary {path or self.vocab_path}: {error}") from error
         if path is None and vocab.sha256 != self.vocab_sha256:
             raise UsageError(f"{self.vocab_path} is not the vocabulary the run used (sha256 {vocab.sha256[:12]}..., "
                              f"the manifest says {self.vocab_sha256[:12]}...)")
         return vocab
+
+    def similar_words(self, path: str = None) -> SimilarWords:
+        """The run's similar words (MacBERT; checked against the manifest's sha256), or those at
+        ``path`` (a similar_words.npz)."""
+        if path is None and self.similar_words_path is None:
+            raise UsageError(f"{self.manifest_path} was made without similar words (--replacement "
+                             f"{self.replacement}): give similar_words=PATH of a similar_words.npz for MacBERT's "
+                             "replacement")
+        try:
+            data = read_bytes(path or self.similar_words_path)
+            similar = SimilarWords.from_npz_bytes(data)
+        except (FileNotFoundError, ValueError, KeyError, OSError) as error:
+            raise UsageError(f"cannot read the similar words {path or self.similar_words_path}: {error}") from error
+        if path is None and hashlib.sha256(data).hexdigest() != self.similar_words_sha256:
+            raise UsageError(f"{self.similar_words_path} is not the similar words file the run wrote (its sha256 "
+                             "differs from the manifest's): make the data again or restore the file")
+        return similar
 
 
 def read_phase(path: str) -> Phase:
@@ -136,6 +163,8 @@ def read_phase(path: str) -> Phase:
                          "wwm run --output_format parquet (or both)")
     folder = path.rpartition("/")[0] if _is_gcs(path) else (os.path.dirname(path) or ".")
     config = manifest.run_config()
+    instances = config.instances if config else None
+    similar = manifest.similar_words or {}
     return Phase(
         manifest_path=path,
         files=tuple(_join(folder, name) for name in manifest.parquet_files),
@@ -145,9 +174,14 @@ def read_phase(path: str) -> Phase:
         sentence_task=manifest.sentence_task,
         max_seq_length=int(manifest.max_seq_length),
         max_predictions_per_seq=int(manifest.max_predictions_per_seq),
-        masked_lm_prob=config.instances.masked_lm_prob if config and config.instances else None,
+        masked_lm_prob=instances.masked_lm_prob if instances else None,
         vocab_path=_join(folder, manifest.vocab_file),
         vocab_sha256=manifest.vocab_sha256,
+        special_tokens={role: info["token"] for role, info in (manifest.special_tokens or {}).items()} or None,
+        ngram_weights=tuple(instances.ngram_weights) if instances else WORD_LEVEL,
+        replacement=instances.replacement if instances else "bert",
+        similar_words_path=_join(folder, similar["file"]) if similar else None,
+        similar_words_sha256=similar.get("sha256"),
     )
 
 
