@@ -58,14 +58,16 @@ FAKE_NUMPY = "0.0.1"
 # ---------------------------------------------------------------- workers refuse other versions
 
 def _stage_dofns() -> dict:
-    """{name: class} of every DoFn in pipelines/ that has a setup(): the ones that load what
-    decides the bytes (converters, segmenters, vocabularies) on a worker."""
+    """{name: class} of every DoFn in pipelines/ (the stage protocol's bases aside): the ones that
+    load what decides the bytes (converters, segmenters, vocabularies) on a worker."""
+    from pipelines.common import AccountedDoFn, CheckedDoFn
+
     found = {}
     for module in pkgutil.iter_modules(pipelines.__path__):
         loaded = importlib.import_module(f"pipelines.{module.name}")
         for name, value in vars(loaded).items():
             if (inspect.isclass(value) and issubclass(value, beam.DoFn) and value.__module__ == loaded.__name__
-                    and "setup" in vars(value)):
+                    and value not in (CheckedDoFn, AccountedDoFn)):
                 found[name] = value
     return found
 
@@ -74,14 +76,17 @@ STAGE_DOFNS = _stage_dofns()
 
 
 def test_every_stage_dofn_takes_the_launchers_versions_and_checks_them_first():
-    assert len(STAGE_DOFNS) >= 3, STAGE_DOFNS
+    from pipelines.common import CheckedDoFn
+
+    assert len(STAGE_DOFNS) >= 5, STAGE_DOFNS
     for name, cls in STAGE_DOFNS.items():
+        assert issubclass(cls, CheckedDoFn) and "setup" not in vars(cls), f"{name}: loads in start(), after the check"
         assert "expected_versions" in inspect.signature(cls.__init__).parameters, name
-        init, setup = (ast.parse(textwrap.dedent(inspect.getsource(getattr(cls, m)))).body[0]
-                       for m in ("__init__", "setup"))
-        assigned = [ast.unparse(node) for node in ast.walk(init) if isinstance(node, ast.Assign)]
-        assert "self._expected_versions = launcher_versions(expected_versions)" in assigned, name
-        assert ast.unparse(setup.body[0]) == "check_worker_versions(self._expected_versions)", name
+    init, setup = (ast.parse(textwrap.dedent(inspect.getsource(getattr(CheckedDoFn, m)))).body[0]
+                   for m in ("__init__", "setup"))
+    assigned = [ast.unparse(node) for node in ast.walk(init) if isinstance(node, ast.Assign)]
+    assert "self._expected_versions = launcher_versions(expected_versions)" in assigned
+    assert ast.unparse(setup.body[0]) == "check_worker_versions(self._expected_versions)"
 
 
 @pytest.mark.parametrize("name", sorted(STAGE_DOFNS))
@@ -411,7 +416,7 @@ def test_dataflow_commands_and_jobs(gcs, capsys):
         assert output.encode() in stage_job["pickles"], stage
         removal = stage_job["last_steps"]
         if stage != "segment":  # the stages whose work folder is removed by the job, as its last step
-            assert removal == ["RemoveWorkFolder"], removal
+            assert removal == ["Finish/RemoveWorkFolder"], removal
         _assert_no_local_path(stage_job)
 
 
@@ -495,8 +500,9 @@ def _staged_job(bucket, name: str) -> dict:
     pipeline = beam_runner_api_pb2.Pipeline.FromString(pipeline_bytes)
     transforms = pipeline.components.transforms
     consumed = {pc for t in transforms.values() for pc in t.inputs.values()}
+    # The leaves (no subtransforms) whose outputs nothing reads.
     last_steps = sorted(t.unique_name for t in transforms.values()
-                        if "/" not in t.unique_name and t.outputs and not set(t.outputs.values()) & consumed)
+                        if not t.subtransforms and t.outputs and not set(t.outputs.values()) & consumed)
     staged = {package["name"]: blob_bytes(package["location"]) for package in environment["workerPools"][0]["packages"]}
     return {"description": description, "pipeline_bytes": pipeline_bytes, "last_steps": last_steps,
             "steps": {transform.unique_name for transform in transforms.values()},
