@@ -99,7 +99,7 @@ class Manifest:
     vocab_file: str = None
     vocab_size: int = None
     vocab_sha256: str = None
-    statistics: dict = dataclasses.field(default_factory=dict)  # masked and padding shares, ... (see README)
+    statistics: dict = dataclasses.field(default_factory=dict)  # masked and padding shares, ... (see docs/output.md)
     word_cache_folders: tuple = None
     # kind "phases": [{"max_seq_length", "manifest"}] in training order
     phases: tuple = None
