@@ -21,7 +21,7 @@ from tests.test_pipeline import LOCAL, write_text_corpus
 from wwm_cli import main
 
 WWM = pathlib.Path(sys.executable).parent / "wwm"  # the console script pip installed
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+COUNTERS_DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "output.md"  # its Counters table
 SUBCOMMANDS = ("run", "prepare", "segment", "segmenter", "plan", "submit", "recipe", "inspect", "report", "train",
                "sample-path")
 HELP_OF = (["run"], ["prepare"], ["segment"], ["segmenter"], ["segmenter", "train"], ["segmenter", "eval"],
@@ -442,7 +442,7 @@ def test_manifests_record_the_command_inputs_and_the_prepared_link(outputs, tmp_
 
 
 def counter_pattern(name: str) -> str:
-    """A counter's name as the README's table writes it: its variable parts as <...>."""
+    """A counter's name as the docs' table writes it: its variable parts as <...>."""
     for prefix, pattern in (("unknown_token_text.", "unknown_token_text.<text>"),):
         if name.startswith(prefix):
             return pattern
@@ -453,9 +453,9 @@ def counter_pattern(name: str) -> str:
     return re.sub(r"^(hist\.[a-z_]+)\.\d+$", r"\1.<edge>", name)
 
 
-def test_every_counter_has_a_row_in_the_readme(outputs, tmp_path):
-    """Counters of runs over every input kind and several settings, each named in README's table."""
-    documented = set(re.findall(r"^\| `([^`]+)` \|", README.read_text(encoding="utf-8"), re.M))
+def test_every_counter_has_a_row_in_the_docs(outputs, tmp_path):
+    """Counters of runs over every input kind and several settings, each named in docs/output.md's table."""
+    documented = set(re.findall(r"^\| `([^`]+)` \|", COUNTERS_DOC.read_text(encoding="utf-8"), re.M))
     news = shared_file("ext_corpora/nlp_chinese_corpus_readme_examples.jsonl")
     pages = shared_file("zhwiki_xml/zhwiki-test-pages.xml")
     broken = shared_file("zhwiki_xml/zhwiki-broken-4.xml")
@@ -473,4 +473,4 @@ def test_every_counter_has_a_row_in_the_readme(outputs, tmp_path):
     for path in list(outputs.rglob("manifest.json")) + list(outputs.rglob("segmentation.json")):
         seen |= set(json.loads(path.read_text())["counters"])
     undocumented = sorted({counter_pattern(name) for name in seen} - documented)
-    assert not undocumented, f"counters missing from README's table: {undocumented}"
+    assert not undocumented, f"counters missing from docs/output.md's table: {undocumented}"
