@@ -49,10 +49,12 @@ NOT_RUN = {
 @dataclasses.dataclass(frozen=True)
 class Check:
     """What a command promises: files it leaves (relative to the folder it ran in), a line of its
-    standard output (a regular expression), and anything else (a function of the folder)."""
+    standard output (a regular expression), anything else (a function of the folder), and whether
+    it prints the lines of the ``text`` block the README shows after it (each up to its "...")."""
     files: tuple = ()
     stdout: Optional[str] = None
     more: Optional[Callable[[pathlib.Path], None]] = None
+    prints_what_the_readme_shows: bool = False
 
 
 def _manifest(folder: pathlib.Path, path: str) -> dict:
@@ -98,7 +100,7 @@ CHECKS = {
     "wwm report out/run": Check(files=("out/run/report/report.html",), stdout=r"^wrote out/run/report/report\.html$"),
     "wwm plan --source name=zhwiki,format=wiki,input='dumps/zhwiki-*-pages-articles-multistream.xml.bz2' "
     "--source name=news,format=jsonl,preset=news2016zh,input='news2016zh/*.json'": Check(
-        stdout=r"^input +2 files, 13\.00 GB .*\n(.*\n)*instances +[\d,]+ at 128, [\d,]+ at 512$"),
+        stdout=r"^input +2 files, 13\.00 GB ", prints_what_the_readme_shows=True),
     "wwm train --manifest out/run/seq128/manifest.json --model_dir models/tiny --model_config tiny "
     "--train_batch_size 16 --num_train_steps 20": Check(
         files=("models/tiny/export/bert_config.json", "models/tiny/export_hf/model.safetensors",
@@ -162,6 +164,16 @@ def readme_steps() -> list:
     return steps
 
 
+def shown_output(key: str) -> list:
+    """The lines of the ``text`` block right after the sh block whose last command is ``key``,
+    each cut at its "..." (what the README says the command prints)."""
+    blocks = fenced_blocks(README.read_text(encoding="utf-8"))
+    for (language, body), (next_language, shown) in zip(blocks, blocks[1:]):
+        if language == "sh" and shell_commands(body)[-1:] == [key] and next_language == "text":
+            return [line.split("...")[0].rstrip(" ;") for line in shown.splitlines() if line.strip()]
+    return []
+
+
 STEPS = readme_steps()
 RUN_HERE = [step for step in STEPS if step[0] not in NOT_RUN]
 
@@ -206,6 +218,11 @@ def _assert_kept(check: Check, done: subprocess.CompletedProcess, folder: pathli
         assert re.search(check.stdout, done.stdout, re.M), f"{what}: no line matching {check.stdout!r} in\n{done.stdout[-4000:]}"
     if check.more:
         check.more(folder)
+    if check.prints_what_the_readme_shows:
+        shown = shown_output(what)
+        assert shown, f"{what}: the README shows no output after it"
+        for line in shown:
+            assert line in done.stdout, f"{what}: the README shows {line!r}, the command printed\n{done.stdout}"
 
 
 @pytest.mark.parametrize("key", [key for key, _, _ in RUN_HERE], ids=lambda key: key[:60])
