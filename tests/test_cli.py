@@ -21,9 +21,9 @@ from tests.test_pipeline import LOCAL, write_text_corpus
 from wwm_cli import main
 
 WWM = pathlib.Path(sys.executable).parent / "wwm"  # the console script pip installed
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-SUBCOMMANDS = ("run", "prepare", "segment", "segmenter", "plan", "submit", "tokenizer", "recipe", "inspect", "report",
-               "train", "sample-path")
+COUNTERS_DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "output.md"  # its Counters table
+SUBCOMMANDS = ("run", "prepare", "rerun", "segment", "segmenter", "plan", "submit", "tokenizer", "recipe", "inspect",
+               "report", "train", "sample-path")
 HELP_OF = (["run"], ["prepare"], ["segment"], ["segmenter"], ["segmenter", "train"], ["segmenter", "eval"],
            ["plan"], ["submit"], ["tokenizer"], ["tokenizer", "train"], ["recipe"], ["recipe", "list"], ["recipe", "show"], ["inspect"], ["report"], ["train"],
            ["sample-path"])
@@ -443,20 +443,15 @@ def test_manifests_record_the_command_inputs_and_the_prepared_link(outputs, tmp_
 
 
 def counter_pattern(name: str) -> str:
-    """A counter's name as the README's table writes it: its variable parts as <...>."""
-    for prefix, pattern in (("unknown_token_text.", "unknown_token_text.<text>"),):
-        if name.startswith(prefix):
-            return pattern
+    """A counter's (or histogram's) name as the docs' tables write it: its variable parts as <...>."""
     # A several-phase run's top manifest holds each phase's counters as phase.<length>.<name>.
     name = re.sub(r"^phase\.\d+\.", "", name)
-    name = re.sub(r"^hist\.phase\.\d+\.", "hist.", name)
-    name = re.sub(r"^source\..+\.(documents|characters|instances)$", r"source.<name>.\1", name)
-    return re.sub(r"^(hist\.[a-z_]+)\.\d+$", r"\1.<edge>", name)
+    return re.sub(r"^source\..+\.(documents|characters|instances)$", r"source.<name>.\1", name)
 
 
-def test_every_counter_has_a_row_in_the_readme(outputs, tmp_path):
-    """Counters of runs over every input kind and several settings, each named in README's table."""
-    documented = set(re.findall(r"^\| `([^`]+)` \|", README.read_text(encoding="utf-8"), re.M))
+def test_every_counter_has_a_row_in_the_docs(outputs, tmp_path):
+    """Counters of runs over every input kind and several settings, each named in docs/output.md's table."""
+    documented = set(re.findall(r"^\| `([^`]+)` \|", COUNTERS_DOC.read_text(encoding="utf-8"), re.M))
     news = shared_file("ext_corpora/nlp_chinese_corpus_readme_examples.jsonl")
     pages = shared_file("zhwiki_xml/zhwiki-test-pages.xml")
     broken = shared_file("zhwiki_xml/zhwiki-broken-4.xml")
@@ -471,7 +466,13 @@ def test_every_counter_has_a_row_in_the_readme(outputs, tmp_path):
         output = tmp_path / f"run{number}"
         seen |= set(main_json(["run", *extra, f"--output={output}", "--segmenter=jieba", "--max_seq_length=128",
                                "--progress=off", "--min_document_chars=20", *LOCAL], output)["counters"])
-    for path in list(outputs.rglob("manifest.json")) + list(outputs.rglob("segmentation.json")):
-        seen |= set(json.loads(path.read_text())["counters"])
-    undocumented = sorted({counter_pattern(name) for name in seen} - documented)
-    assert not undocumented, f"counters missing from README's table: {undocumented}"
+    histograms = set()
+    for path in list(outputs.rglob("manifest.json")) + list(outputs.rglob("segmentation.json")) + \
+            list(tmp_path.rglob("manifest.json")):
+        manifest = json.loads(path.read_text())
+        seen |= set(manifest["counters"])
+        histograms |= set(manifest.get("histograms") or {})
+    undocumented = sorted({counter_pattern(name) for name in seen | histograms} - documented)
+    assert not undocumented, f"counters or histograms missing from docs/output.md's tables: {undocumented}"
+    assert histograms and not any(name.startswith(("hist.", "unknown_token_text.")) for name in seen), \
+        "histograms and texts are typed, not counters"

@@ -159,7 +159,13 @@ def iter_documents(prepared: str):
 
 def _parquet_rows(path: str) -> list:
     """A Parquet file's rows, the file closed again before any is used: a reader that stops early
-    leaves no file half-read (pyarrow aborts the interpreter at exit over one)."""
+    leaves no file half-read (pyarrow aborts the interpreter at exit over one).
+
+    A local file is given to pyarrow by its path: read through a Python file object, even whole,
+    the process still aborted at exit now and then (apache/arrow#34314; how often:
+    docs/reliability.md, "Known problems upstream")."""
+    if "://" not in path:
+        return pq.read_table(path, pre_buffer=False, use_threads=False).to_pylist()
     with FileSystems.open(path) as handle:
         # Through a Python handle, pyarrow's pre-buffering and its thread pool can still be at work
         # on the handle after the read returns and abort the interpreter at exit ("terminate

@@ -16,6 +16,7 @@ from wwm_cli import flags
 from wwm_core.errors import UsageError
 
 # ------------------------------------------------------------------ measured figures, one table
+# Each figure's measurement, its date and how to reproduce it: docs/performance.md, "wwm plan's rates".
 RATES_MEASURED = ("2026-11-26 on the development machine (x86_64, 2 cores, Python 3.11.7) by "
                   "benchmarks/plan_benchmark.py: `wwm prepare`, `wwm segment`, `wwm run` in child processes, CPU "
                   "time from the kernel, marginal rates (the slope between a 2 MB and an 8 MB corpus, leaving out "
@@ -36,17 +37,15 @@ RATES = {
     "bytes_per_char": 2.79,
     # `wwm prepare`'s Parquet (zstd) per byte of clean text: the zhwiki excerpt
     "parquet_bytes_per_text_byte": 0.57,
-    # `wwm segment`, characters per CPU-second: the README's Segmentation throughput (2026-11-26,
-    # marginal, one worker; a UD-trained LTP perceptron: LTP/legacy itself cannot be downloaded
-    # here). plan_benchmark.py measured 1.00 M for LTP on its corpus; the lower figure is kept
+    # `wwm segment`, characters per CPU-second: segment_benchmark.py's marginal rate, one worker, of
+    # a UD-trained LTP perceptron (LTP/legacy itself cannot be downloaded here); plan_benchmark.py's
+    # own LTP figure is higher, and the lower one is kept (docs/performance.md, "Segmentation
+    # throughput")
     "segment_chars_per_cpu_s": {"ltp": 768_635, "jieba": 292_648, "char": None},
     # `wwm run` on Parquet with cached word boundaries: CPU-seconds per character (reading,
     # tokenizing, grouping, and the per-token part of masking and encoding) plus per instance of
-    # each length; solved from the marginal CPU of 128 alone, 512 alone and both in one run
-    # (re-measured after the start-up, exit and tokenization changes: now the per-token work is
-    # compiled, a 512 instance costs about what a 128 one does beyond its characters). The
-    # cleaning rates above were not updated: the same run's two-point marginals for cleaning
-    # moved by up to 2.5x from the earlier run's (text 13.3, jsonl 11.6, wiki 1.90 MB/CPU-s)
+    # each length; solved from the marginal CPU of 128 alone, 512 alone and both in one run. These
+    # were measured later than the cleaning rates above, which were kept (why: docs/performance.md)
     "run_cpu_s_per_char": 0.52e-6,
     "run_cpu_s_per_instance": {128: 5.5e-6, 512: 5.7e-6},
     # instances per dupe = characters / chars_per_instance + documents x per_document, solved from
@@ -55,14 +54,12 @@ RATES = {
     "chars_per_instance": {128: 109.3, 512: 354.7},
     "instances_per_document": {128: 0.600, 512: 0.913},
     # near dedup (--near_duplicate_threshold): MB of clean text per CPU-second for the MinHash
-    # signatures and band groups, charged to cleaning; the marginal between 11 and 110 MB of UD text
-    # (`wwm run`, one process, with and without the flag: +2.1 and +25.9 CPU-s; 1.84 before the
-    # shingle hashes were compiled)
+    # signatures and band groups, charged to cleaning: the marginal CPU of `wwm run` with and without
+    # the flag, between two corpus sizes
     "near_dedup_mb_per_cpu_s": 4.16,
     # a dedup group's memory beyond a worker's fixed part, in bytes per document of the corpus: an
     # id group (1/16 of the ids; the largest of exact dedup) and, with near dedup, a band group (1/32
-    # of the 8 band keys per document); peak RSS on synthetic indexes of 0.86 and 1.73 M documents,
-    # linear (27 and 54 MB, 36 and 69 MB)
+    # of the 8 band keys per document): the slope of peak RSS between two synthetic indexes (linear)
     "dedup_group_bytes_per_document": {"ids": 31.5, "bands": 40.0},
     # memory per worker process: wwm_core.sizing.worker_memory_mb, which `wwm run` checks too
 }

@@ -1,6 +1,6 @@
 """``python -m wwm_core.compile_kernels``: compiles every kernel of ``wwm_core.kernels`` into
 numba's on-disk cache, as the set-up script and the deploy image do, so that no run pays the
-compile (about 15 CPU-seconds; loading the cache costs a process about half a second)."""
+compile (measured: docs/performance.md, "Compiled row loops")."""
 import numpy as np
 
 from wwm_core.config import Phase

@@ -672,7 +672,8 @@ def gather_rows(fields, pool_ids, pool_group_start, doc_offsets, cls: int, sep: 
 
 # ------------------------------------------------------------ SHA-1 of many short byte strings
 # Near dedup's shingle hash is datasketch's sha1_hash32 (the first 4 bytes of SHA-1, read
-# little-endian); hashlib called once per shingle was 60% of near dedup's CPU. FIPS 180-4, 6.1.
+# little-endian); hashlib called once per shingle was most of near dedup's CPU (measured:
+# docs/performance.md, Memory). FIPS 180-4, 6.1.
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 

@@ -103,7 +103,7 @@ class Manifest:
     vocab_file: str = None
     vocab_size: int = None
     vocab_sha256: str = None
-    statistics: dict = dataclasses.field(default_factory=dict)  # masked and padding shares, ... (see README)
+    statistics: dict = dataclasses.field(default_factory=dict)  # masked and padding shares, ... (see docs/output.md)
     word_cache_folders: tuple = None
     tokenizer: dict = None  # --tokenizer: {"file", "sha256", "path" or "hub_id", "revision", "commit"}
     special_tokens: dict = None  # --tokenizer: {role: {"token", "id"}} for cls, sep, mask, pad (unk)

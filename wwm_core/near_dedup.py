@@ -33,7 +33,7 @@ def shingle_hashes(sentences, *, size: int = SHINGLE_CHARS) -> np.ndarray:
 def signatures(sentence_lists) -> list:
     """MinHash signatures (uint64 arrays of NUM_PERM values) of many documents at once:
     datasketch's MinHash of the shingles' hashes (``hashfunc=int``: they are hashed already)."""
-    from datasketch import MinHash  # imported here: it pulls in scipy (~1 s), needed only with near-dedup
+    from datasketch import MinHash  # imported here: it pulls in scipy (slow to import), needed only with near-dedup
 
     minhashes = MinHash.bulk([np.unique(shingle_hashes(s)).tolist() for s in sentence_lists], num_perm=NUM_PERM,
                              seed=SEED, hashfunc=int)

@@ -22,8 +22,9 @@ _FULL_WIDTH = re.compile("[" + "".join(map(chr, _HALF_WIDTH)) + "]")
 
 # Characters Google's bert-base-chinese vocabulary (every HFL model's) lacks, mapped to equivalents
 # it has; opt-in (--vocab_equivalents), since HFL trained on the text as written, where these are
-# [UNK]. Typographic quotes and dashes are the common ones in Chinese text (“”‘’ alone are ~0.4% of
-# news tokens); … becomes ⋯ (one token, as Chinese typesetting draws it) rather than NFKC's "...".
+# [UNK]. Typographic quotes and dashes are the common ones in Chinese text (their share of tokens:
+# docs/cleaning.md, "Vocabulary equivalents"); … becomes ⋯ (one token, as Chinese typesetting draws
+# it) rather than NFKC's "...".
 _MANUAL_EQUIVALENTS = {
     "“": '"', "”": '"', "‟": '"', "‘": "'", "’": "'", "‛": "'", "‚": "'", "`": "'", "´": "'",
     "—": "-", "–": "-", "―": "-", "‐": "-", "‑": "-", "‒": "-", "…": "⋯", "¯": "-", "ˉ": "-", "¦": "|",

@@ -3,7 +3,7 @@ manifests' counters, as sections of tables and plots, rendered to one self-conta
 
 Pure: the caller reads the manifests (``parse_manifest``), the run's token counts and vocabulary
 and a few dead letters, and writes the page and the PNGs this returns. Every number shown comes
-from a counter (README, "Counters") or from the manifest's statistics.
+from a counter (docs/output.md, "Counters") or from the manifest's statistics.
 """
 import base64
 import dataclasses
@@ -241,7 +241,7 @@ def sources_and_records(inputs: ReportInputs, counters: dict, plots) -> Section:
 def cleaning(counters: dict, config: dict) -> Section:
     changes = sorted((key[len("changes."):], value) for key, value in counters.items() if key.startswith("changes."))
     items = [Table("what cleaning changed", ("change", "count"), tuple((name, number(value)) for name, value in changes),
-                   note="characters, lines, sections or fields, as each name says (README, Counters)")]
+                   note="characters, lines, sections or fields, as each name says (docs/output.md, Counters)")]
     documents = counters.get("documents_converted_by_opencc", 0)
     characters = counters.get("characters_converted_by_opencc", 0)
     configs = sorted({source.get("opencc_config", "?") for source in config.get("sources", [])})

@@ -295,15 +295,14 @@ def _prune(code) -> None:
 # The parse budget of one page. mwparserfromhell's tokenizer tries each construct it meets
 # ("{{", "[[", "<ref>", "'''", ...) and, when the construct never closes, scans on until it fails and
 # backtracks: about one scan of the rest of the page per unclosed construct, so a page of
-# thousands of them takes minutes (64 KB of "{{a|" did not finish in 300 s). Its C tokenizer
-# cannot be interrupted from the worker thread it runs in (signals reach only the main thread),
-# and a wall-clock limit would make the output depend on the machine's load, so the budget is a
-# deterministic estimate of that work, computed in linear time before parsing: the characters
-# after each construct that is never closed, summed. Measured on this machine class, the slowest
-# construct ("{{{a|") costs about 1 s per 8 M of it, most others a quarter of that; the 33 pages of
-# a real zhwiki excerpt cost at most 0.1 M each.
-MAX_WIKITEXT_CHARS = 4_000_000  # about 5 s of parsing for text without unclosed constructs
-MAX_PARSE_COST = 50_000_000  # characters scanned by failing constructs: at most ~6 s, usually ~2
+# thousands of them takes minutes. Its C tokenizer cannot be interrupted from the worker thread it
+# runs in (signals reach only the main thread), and a wall-clock limit would make the output
+# depend on the machine's load, so the budget is a deterministic estimate of that work, computed
+# in linear time before parsing: the characters after each construct that is never closed, summed.
+# The limits are a few seconds of parsing, far above real pages (measured: docs/reliability.md,
+# "The wikitext parse budget is deterministic").
+MAX_WIKITEXT_CHARS = 4_000_000  # text without unclosed constructs
+MAX_PARSE_COST = 50_000_000  # characters scanned by failing constructs
 _PAIRS = {"{{": "}}", "[[": "]]", "{|": "|}", "<!--": "-->", "[": "]"}  # not "-{": the parser has no such construct
 _CLOSERS = {closer: opener for opener, closer in _PAIRS.items()}
 _VOID_TAGS = {"br", "hr", "wbr", "img", "meta", "link"}  # never closed, and the parser knows it

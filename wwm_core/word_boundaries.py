@@ -12,8 +12,8 @@ from wwm_core.text import BadRecord
 # The most characters one segmenter call is given: a longer run of text (a "sentence" with no
 # sentence end in it) is segmented in windows of at most this many characters, each cut after the
 # window's last punctuation or space where its second half has one, so that a segmenter call takes
-# bounded time (jieba's grows with the square of the run: 20,000 characters take 3.9 s, 40,000
-# 15.5 s). Real sentences are far shorter (the longest of the zhwiki excerpt: 264 characters).
+# bounded time (jieba's grows with the square of the run). Real sentences are far shorter
+# (measured: docs/reliability.md, "Long runs without punctuation").
 MAX_SEGMENT_CHARS = 1024
 
 

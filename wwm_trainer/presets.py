@@ -13,7 +13,7 @@ Learning-rate defaults, when no recipe gives one (sources in ``LEARNING_RATE_SOU
   paper scales the learning rate with the square root of the batch. Default:
   6e-3 * sqrt(batch / 65536), e.g. 3.75e-4 at batch 256, 1.2e-3 at HFL's 2,560.
 - LAMB on the ``tiny`` test size (hidden < 256), which no publication trains: 1e-2, measured
-  here (README, "What was tested here"), not taken from a paper. (AdamW's 1e-4 trains it.)
+  here (docs/training.md, the learning-rate sweep), not taken from a paper. (AdamW's 1e-4 trains it.)
 """
 import dataclasses
 import math
@@ -35,7 +35,7 @@ NVIDIA_LAMB = ("NVIDIA DeepLearningExamples BERT run_pretraining.sh: LAMB 6e-3 a
                "scaled by sqrt(batch / 65536), the LAMB paper's square-root rule (You et al., arXiv 1904.00962)")
 TINY_MEASURED = ("measured on this project's tiny test size, which no publication trains: with it the MLM loss "
                  "falls below 0.85x its first value within 120 steps at batch 16 (tests/test_trainer.py)")
-TINY_LAMB_RATE = 1e-2  # see TINY_MEASURED and the README's figures
+TINY_LAMB_RATE = 1e-2  # see TINY_MEASURED and docs/training.md's figures
 LAMB_ANCHOR_RATE, LAMB_ANCHOR_BATCH = 6e-3, 65_536
 GOOGLE_WARMUP = "Google's run_pretraining.py default 10,000 steps, at most a tenth of the phase (HFL: 'warm-up ratio 10%')"
 GOOGLE_STEPS = "google-research/bert run_pretraining.py default"
