@@ -84,6 +84,12 @@ def _cached_words_reused(folder):
     assert counters.get("sentences.segmentation_cache_miss", 0) == 0, counters
 
 
+def _the_same_bytes_again(folder):
+    written = {p.relative_to(folder / "out/run"): p.read_bytes() for p in (folder / "out/run").rglob("part-*")}
+    again = {p.relative_to(folder / "out/again"): p.read_bytes() for p in (folder / "out/again").rglob("part-*")}
+    assert written and again == written, sorted(written)
+
+
 CHECKS = {
     "wwm --help": Check(stdout=r"^  run +corpus -> whole-word-masked instances"),
     'wwm run --input "$(wwm sample-path)" --output out/run --segmenter jieba --output_format both': Check(
@@ -97,6 +103,7 @@ CHECKS = {
         Check(files=("out/prepared/seq128/manifest.json",), more=_cached_words_reused),
     "wwm inspect out/run --phase 128 --limit 2": Check(
         stdout=r"^# 1  part-00000-of-00001\.parquet  next_sentence_label=[01]  masked=\d+  words=\d+$"),
+    "wwm rerun out/run --output out/again": Check(more=_the_same_bytes_again),
     "wwm report out/run": Check(files=("out/run/report/report.html",), stdout=r"^wrote out/run/report/report\.html$"),
     "wwm plan --source name=zhwiki,format=wiki,input='dumps/zhwiki-*-pages-articles-multistream.xml.bz2' "
     "--source name=news,format=jsonl,preset=news2016zh,input='news2016zh/*.json'": Check(
