@@ -419,7 +419,7 @@ def test_manifests_record_the_command_inputs_and_the_prepared_link(outputs, tmp_
         assert manifest["command"][0] == "wwm" and manifest["tool_version"] and manifest["libraries"]["apache-beam"]
         assert manifest["started_at"] <= manifest["finished_at"]
     top = manifests[outputs / "both" / "manifest.json"]
-    assert top["inputs"] == [{"path": str(corpus), "bytes": corpus.stat().st_size,
+    assert top["inputs"] == [{"path": str(corpus), "bytes": corpus.stat().st_size, "source": "text",
                               "crc32c": crc32c(corpus.read_bytes())}]
     prepared = manifests[outputs / "prepared" / "manifest.json"]
     assert set(prepared["config"]) == {"sources", "cleaning", "output"}, "only what prepare used"
