@@ -37,7 +37,7 @@ setuptools.setup(
         "ltp-neural": ["ltp>=4.2"],
         # `wwm report` and `wwm run --report`: the plots.
         "report": ["matplotlib>=3.8"],
-        "test": ["pytest>=8", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "safetensors>=0.4",
+        "test": ["pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6", "gcp-storage-emulator>=2024.8", "tensorflow-cpu>=2.16", "safetensors>=0.4",
                  "datasets>=3", "scipy>=1.10", "seqeval>=1.2.2", "matplotlib>=3.8", "pillow>=10", "dockerfile>=3.4",
                  # wwm_torch's tests (requirements.lock pins the CPU build of torch)
                  "torch>=2.6", "transformers>=4.46", "accelerate>=1.1"],
