@@ -1,3 +1,4 @@
+import base64
 import importlib
 import pathlib
 import sys
@@ -108,3 +109,19 @@ def offline_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     return cache
+
+
+def crc32c_bitwise(data: bytes) -> int:
+    """CRC-32C (Castagnoli: reflected polynomial 0x82F63B78, initial and final XOR 0xFFFFFFFF), one
+    bit at a time, as RFC 3720 (iSCSI) defines it: a reference independent of google_crc32c."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def crc32c_as_gcs_reports_it(data: bytes) -> str:
+    """GCS's (and the manifest's) encoding of a CRC-32C: base64 of the big-endian value."""
+    return base64.b64encode(crc32c_bitwise(data).to_bytes(4, "big")).decode()

@@ -1,6 +1,5 @@
 """The `wwm` command as a user meets it: help, missing optional dependencies, the sample corpus,
 --source parsing, progress, inspect on every output kind, and what the manifests record."""
-import base64
 import fcntl
 import json
 import os
@@ -16,7 +15,7 @@ import termios
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import shared_file
+from tests.conftest import crc32c_as_gcs_reports_it, shared_file
 from tests.test_pipeline import LOCAL, write_text_corpus
 from wwm_cli import main
 
@@ -388,16 +387,6 @@ def test_inspect_refuses_what_is_not_an_output(tmp_path):
 
 # ---------------------------------------------------------------- manifests
 
-def crc32c(data: bytes) -> str:
-    """CRC-32C (Castagnoli), bit by bit, as GCS reports it: an independent reference."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return base64.b64encode((crc ^ 0xFFFFFFFF).to_bytes(4, "big")).decode()
-
-
 def all_keys(value):
     if isinstance(value, dict):
         for key, item in value.items():
@@ -420,7 +409,7 @@ def test_manifests_record_the_command_inputs_and_the_prepared_link(outputs, tmp_
         assert manifest["started_at"] <= manifest["finished_at"]
     top = manifests[outputs / "both" / "manifest.json"]
     assert top["inputs"] == [{"path": str(corpus), "bytes": corpus.stat().st_size, "source": "text",
-                              "crc32c": crc32c(corpus.read_bytes())}]
+                              "crc32c": crc32c_as_gcs_reports_it(corpus.read_bytes())}]
     prepared = manifests[outputs / "prepared" / "manifest.json"]
     assert set(prepared["config"]) == {"sources", "cleaning", "output"}, "only what prepare used"
     run = main_json(["run", f"--input={outputs / 'prepared' / 'documents' / '*.parquet'}", "--input_format=parquet",
@@ -438,7 +427,7 @@ def test_manifests_record_the_command_inputs_and_the_prepared_link(outputs, tmp_
     assert set(segmentation["file_info"]) == set(segmentation["files"])
     for name, info in segmentation["file_info"].items():
         data = (segmentation_path.parent / name).read_bytes()
-        assert (info["bytes"], info["crc32c"]) == (len(data), crc32c(data))
+        assert (info["bytes"], info["crc32c"]) == (len(data), crc32c_as_gcs_reports_it(data))
         assert info["records"] == pq.read_metadata(segmentation_path.parent / name).num_rows
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from wwm_cli import main as wwm
 from wwm_cli.data import run
+from tests.conftest import crc32c_bitwise
 from tests.test_gcs import gcs_bucket  # noqa: F401 (a fixture: a bucket on a GCS emulator)
 from tests.test_pipeline import LOCAL
 
@@ -177,17 +178,6 @@ def test_incomplete_manifest_is_refused(data, tmp_path, damage, message):
 
 
 # ---- shard integrity ----
-
-def crc32c_bitwise(data: bytes) -> int:
-    """CRC-32C (Castagnoli: reflected polynomial 0x82F63B78, initial and final XOR 0xFFFFFFFF), one
-    bit at a time, as RFC 3720 (iSCSI) defines it: a reference independent of google_crc32c."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
-
 
 def test_manifest_records_each_shards_size_and_crc32c_as_gcs_reports_it(data):
     """What the trainer verifies against: the manifest's file_info of every shard, checked here
