@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.common import DEAD_LETTER, STATS, AccountedDoFn
+from pipelines.common import DEAD_LETTER, STATS, AccountedDoFn, count
 from pipelines.inputs import InputFile, check_unchanged
 from pipelines.io_utils import join, read_bytes
 from pipelines.output import WORK_FOLDER, write_atomically  # noqa: F401 - WORK_FOLDER: the run's work files
@@ -453,6 +453,13 @@ def _launch_stats(bad_records):
     return [stats] if stats else []
 
 
+def _counted(stats):
+    """``stats``, added to Beam's metrics as well (a stage's DoFn counts its own as it works; the
+    launch's are counted here, so a runner's console shows them too)."""
+    count(stats)
+    return stats
+
+
 class MakeBuckets(beam.PTransform):
     """The input files (pipelines.inputs.match_sources at launch: InputFiles, and the BadRecords of
     paths that cannot be read) -> (order, {"bucket": [AssignedBucket], "drop": [Drops]}) per bucket,
@@ -507,7 +514,9 @@ class MakeBuckets(beam.PTransform):
                    | "JoinDrops" >> beam.CoGroupByKey()
                    | "SpreadBuckets" >> beam.Reshuffle())
         launch_dead = pipeline | "UnreadableInputs" >> beam.Create(self._bad_records)
-        launch_stats = pipeline | "UnreadableInputStats" >> beam.Create(_launch_stats(self._bad_records))
+        launch_stats = (pipeline
+                        | "UnreadableInputStats" >> beam.Create(_launch_stats(self._bad_records))
+                        | "CountUnreadableInputs" >> beam.Map(_counted))
         return {"buckets": grouped,
                 DEAD_LETTER: (launch_dead, read[DEAD_LETTER]) | "ReadDeadLetters" >> beam.Flatten(),
                 STATS: (launch_stats, read[STATS]) | "ReadStats" >> beam.Flatten()}

@@ -2,13 +2,12 @@
 TestPipeline and assert_that on small inputs written here. What only a whole run shows (the
 same bytes across runners and workers, the command line, a real run's manifest) stays in the
 end-to-end tests (test_pipeline.py, test_buckets.py, test_balance.py, test_prepare.py)."""
-import base64
+import collections
 import hashlib
 import json
 import os
 
 import apache_beam as beam
-import google_crc32c
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,7 +30,7 @@ from pipelines.prepare_pipeline import WriteDocuments, prepare_manifest
 from pipelines.reading import plan_group
 from pipelines.segment_pipeline import SegmentFile
 from pipelines.segmenters import SegmenterChoice
-from tests.conftest import google_run_pretraining_features
+from tests.conftest import crc32c_as_gcs_reports_it, google_run_pretraining_features
 from tests.test_buckets import band_buckets
 from tests.test_pipeline import LOCAL, write_text_corpus
 from wwm_core.config import (CleaningConfig, OutputConfig, RunConfig, SegmentationConfig, SourceSpec,
@@ -61,11 +60,6 @@ def parquet_documents(path, documents) -> str:
         documents_file.add(document)
     documents_file.finish()
     return str(path)
-
-
-def crc32c_of(path) -> str:
-    """A file's crc32c as GCS (and FileInfo) write it: base64 of the big-endian CRC32C."""
-    return base64.b64encode(google_crc32c.Checksum(path.read_bytes()).digest()).decode()
 
 
 # ---------------------------------------------------------------- buckets.py: MakeBuckets
@@ -128,22 +122,31 @@ def test_make_buckets_dead_letters_an_unreadable_path_and_a_bad_document_and_cou
     files, bad = match_sources([spec])
     assert [file.relative for file in files] == ["mixed.txt"] and len(bad) == 1
 
-    with local_pipeline() as pipeline:
-        made = pipeline | MakeBuckets((spec,), files=files, bad_records=bad, cleaning=CleaningConfig(),
-                                      work_folder=str(tmp_path / "work"), bucket_bytes=1 << 20)
-        # The link's dead letter (made at launch) and the document with an undecodable line (made
-        # while reading): each with its reason, the input it stands for, and the full path.
-        assert_that(made[DEAD_LETTER] | beam.Map(lambda r: (r.id, r.reason, r.raw, str(corpus) in r.detail)),
-                    equal_to([("text:gone.txt", "broken_symbolic_link", str(corpus / "gone.txt"), True),
-                              ("text:mixed.txt@26", "invalid_utf8", "\\xff\\xfe not utf-8", True)]),
-                    label="DeadLetters")
-        # Four records: the link and three documents; two of them dead-lettered; one file read.
-        assert_that(sum_counters((made[STATS],)) | beam.Map(scalars),
-                    equal_to([{"records_in": 4, "files_read": 1, "dead_lettered.broken_symbolic_link": 1,
-                               "dead_lettered.invalid_utf8": 1}]), label="Stats")
-        # The two good documents are in the one bucket.
-        assert_that(made["buckets"] | beam.Map(_bucket_summary), equal_to([
-            (0, 1, (0, "mixed.txt", 0, 0), ("text:mixed.txt@0", "text:mixed.txt@56"), ())]), label="Buckets")
+    pipeline = local_pipeline()
+    made = pipeline | MakeBuckets((spec,), files=files, bad_records=bad, cleaning=CleaningConfig(),
+                                  work_folder=str(tmp_path / "work"), bucket_bytes=1 << 20)
+    # The link's dead letter (made at launch) and the document with an undecodable line (made
+    # while reading): each with its reason, the input it stands for, and the full path.
+    assert_that(made[DEAD_LETTER] | beam.Map(lambda r: (r.id, r.reason, r.raw, str(corpus) in r.detail)),
+                equal_to([("text:gone.txt", "broken_symbolic_link", str(corpus / "gone.txt"), True),
+                          ("text:mixed.txt@26", "invalid_utf8", "\\xff\\xfe not utf-8", True)]),
+                label="DeadLetters")
+    # Four records: the link and three documents; two of them dead-lettered; one file read.
+    assert_that(sum_counters((made[STATS],)) | beam.Map(scalars),
+                equal_to([{"records_in": 4, "files_read": 1, "dead_lettered.broken_symbolic_link": 1,
+                           "dead_lettered.invalid_utf8": 1}]), label="Stats")
+    # The two good documents are in the one bucket.
+    assert_that(made["buckets"] | beam.Map(_bucket_summary), equal_to([
+        (0, 1, (0, "mixed.txt", 0, 0), ("text:mixed.txt@0", "text:mixed.txt@56"), ())]), label="Buckets")
+    result = pipeline.run()
+    result.wait_until_finish()
+    # The launch's dead letter is in Beam's metrics too, as the reader's are (a console shows them).
+    counters = result.metrics().query(MetricsFilter().with_namespace("wwm"))["counters"]
+    metrics = collections.Counter()
+    for counter in counters:  # one per step that counted it
+        metrics[counter.key.metric.name] += counter.committed
+    assert +metrics == {"records_in": 4, "files_read": 1, "dead_lettered.broken_symbolic_link": 1,
+                       "dead_lettered.invalid_utf8": 1}
 
 
 # ---------------------------------------------------------------- buckets.py: ReadAndClean
@@ -423,7 +426,7 @@ def test_balance_shards_cuts_the_shards_into_files_of_equal_counts_in_order(tmp_
     def matches_its_file(descriptions):
         for description in descriptions:
             path = (short if description["phase"] == 32 else long) / description["file"]
-            assert description["info"].bytes == path.stat().st_size and description["info"].crc32c == crc32c_of(path)
+            assert description["info"].bytes == path.stat().st_size and description["info"].crc32c == crc32c_as_gcs_reports_it(path.read_bytes())
 
     with local_pipeline() as pipeline:
         balanced = (pipeline
