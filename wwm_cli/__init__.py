@@ -3,6 +3,7 @@
 This module only dispatches; each subcommand's module is imported when it runs, so ``wwm
 recipe`` never loads Beam and ``wwm train`` never loads the pipelines.
 """
+import gc
 import importlib
 import logging
 import sys
@@ -72,4 +73,9 @@ def main(argv=None) -> int:
 
 def program() -> None:
     """``wwm`` as a program (the console script and ``python -m wwm_cli``)."""
-    sys.exit(main())
+    status = main()
+    # The command is done and nothing it made is used again: freezing what the collector tracks
+    # spares the interpreter's exit a collection over every object of the ~2,600 modules a run
+    # imports. Files are closed and streams flushed as usual (docs/performance.md).
+    gc.freeze()
+    sys.exit(status)
