@@ -75,7 +75,7 @@ def program() -> None:
     """``wwm`` as a program (the console script and ``python -m wwm_cli``)."""
     status = main()
     # The command is done and nothing it made is used again: freezing what the collector tracks
-    # spares the interpreter's exit a collection over every object of the ~2,600 modules a run
-    # imports. Files are closed and streams flushed as usual (docs/performance.md).
+    # spares the interpreter's exit a collection over every object of the modules a run imports.
+    # Files are closed and streams flushed as usual (docs/performance.md).
     gc.freeze()
     sys.exit(status)
