@@ -53,6 +53,17 @@ def scalars(stats) -> dict:
     return dict(+stats)
 
 
+def wwm_metrics(pipeline) -> dict:
+    """Runs ``pipeline``; its counters in the "wwm" namespace, each summed over the steps that
+    counted it, without zeros."""
+    result = pipeline.run()
+    result.wait_until_finish()
+    metrics = collections.Counter()
+    for counter in result.metrics().query(MetricsFilter().with_namespace("wwm"))["counters"]:
+        metrics[counter.key.metric.name] += counter.committed
+    return dict(+metrics)
+
+
 def parquet_documents(path, documents) -> str:
     """``documents`` written as a documents Parquet file (what `wwm prepare` writes); its path."""
     documents_file = DocumentsFile(str(path))
@@ -138,14 +149,8 @@ def test_make_buckets_dead_letters_an_unreadable_path_and_a_bad_document_and_cou
     # The two good documents are in the one bucket.
     assert_that(made["buckets"] | beam.Map(_bucket_summary), equal_to([
         (0, 1, (0, "mixed.txt", 0, 0), ("text:mixed.txt@0", "text:mixed.txt@56"), ())]), label="Buckets")
-    result = pipeline.run()
-    result.wait_until_finish()
     # The launch's dead letter is in Beam's metrics too, as the reader's are (a console shows them).
-    counters = result.metrics().query(MetricsFilter().with_namespace("wwm"))["counters"]
-    metrics = collections.Counter()
-    for counter in counters:  # one per step that counted it
-        metrics[counter.key.metric.name] += counter.committed
-    assert +metrics == {"records_in": 4, "files_read": 1, "dead_lettered.broken_symbolic_link": 1,
+    assert wwm_metrics(pipeline) == {"records_in": 4, "files_read": 1, "dead_lettered.broken_symbolic_link": 1,
                        "dead_lettered.invalid_utf8": 1}
 
 
@@ -324,11 +329,8 @@ def test_accounted_dofn_routes_outputs_dead_letters_and_stats_and_reports_the_co
         (("documents_out", 1), ("records_in", 1)),
         (("dead_lettered.not_a_number", 1), ("records_in", 1)),
         (("documents_out", 1), ("records_in", 1))]), label="Stats")
-    result = pipeline.run()
-    result.wait_until_finish()
     # The same counters, summed, are Beam metrics in the "wwm" namespace (what a console shows).
-    counters = result.metrics().query(MetricsFilter().with_namespace("wwm"))["counters"]
-    assert {counter.key.metric.name: counter.committed for counter in counters} == {
+    assert wwm_metrics(pipeline) == {
         "records_in": 3, "documents_out": 2, "dead_lettered.not_a_number": 1}
 
 
